@@ -1,0 +1,174 @@
+// The metric catalog: the one truth for instrument names, units, buckets and attributes.
+// The OpenTelemetry instruments, the prom-client metrics, the Grafana dashboards and the alert
+// rules are all generated from or checked against this list.
+
+export type InstrumentKind = 'counter' | 'histogram' | 'gauge';
+
+/** Bounded metric attributes: the only label names a catalog metric may carry. */
+export const BOUNDED_ATTRIBUTES = ['pipeline', 'step', 'node', 'outcome', 'backend', 'signal'] as const;
+export type BoundedAttribute = (typeof BOUNDED_ATTRIBUTES)[number];
+
+/** The step dimensions every metric carries. */
+export const STEP_METRIC_ATTRIBUTES = ['pipeline', 'step', 'node'] as const;
+
+export interface CatalogEntry {
+  /** OpenTelemetry instrument name. */
+  readonly name: string;
+  readonly kind: InstrumentKind;
+  /** UCUM unit as OpenTelemetry writes it (`s`, `1`, `{item}`). */
+  readonly unit: string;
+  readonly description: string;
+  /** Attributes beyond the step dimensions. */
+  readonly attributes: readonly BoundedAttribute[];
+  /** Allowed values of `outcome`, where the entry has it. */
+  readonly outcomes?: readonly string[];
+  /** Explicit histogram bucket boundaries (seconds). */
+  readonly buckets?: readonly number[];
+}
+
+export const MINIBATCH_DURATION_BUCKETS = [
+  0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600,
+] as const;
+
+export const CATALOG = {
+  minibatchDuration: {
+    name: 'step.minibatch.duration',
+    kind: 'histogram',
+    unit: 's',
+    description: 'Duration of one mini-batch attempt, from dispatch to result.',
+    attributes: ['outcome'],
+    outcomes: ['success', 'error', 'timeout', 'crash'],
+    buckets: MINIBATCH_DURATION_BUCKETS,
+  },
+  minibatches: {
+    name: 'step.minibatches',
+    kind: 'counter',
+    unit: '{minibatch}',
+    description: 'Mini-batches finished, by final outcome.',
+    attributes: ['outcome'],
+    outcomes: ['success', 'failure'],
+  },
+  items: {
+    name: 'step.items',
+    kind: 'counter',
+    unit: '{item}',
+    description: 'Input items processed, by outcome.',
+    attributes: ['outcome'],
+    outcomes: ['success', 'failure'],
+  },
+  itemsExpected: {
+    name: 'step.items.expected',
+    kind: 'gauge',
+    unit: '{item}',
+    description: 'Input items this step (node) has to process.',
+    attributes: [],
+  },
+  retries: {
+    name: 'step.minibatch.retries',
+    kind: 'counter',
+    unit: '{retry}',
+    description: 'Mini-batch attempts beyond the first.',
+    attributes: [],
+  },
+  timeouts: {
+    name: 'step.minibatch.timeouts',
+    kind: 'counter',
+    unit: '{timeout}',
+    description: 'Mini-batch attempts killed at run_invocation_timeout.',
+    attributes: [],
+  },
+  workerRestarts: {
+    name: 'step.worker.restarts',
+    kind: 'counter',
+    unit: '{restart}',
+    description: 'Worker processes replaced after a crash or a timeout.',
+    attributes: [],
+  },
+  errorBudgetUsed: {
+    name: 'step.error_budget.used',
+    kind: 'gauge',
+    unit: '1',
+    description: 'Failed items as a fraction of error_threshold (1 means the threshold is reached).',
+    attributes: [],
+  },
+  progressTimestamp: {
+    name: 'step.progress.timestamp',
+    kind: 'gauge',
+    unit: 's',
+    description: 'Unix time at which the last mini-batch finished.',
+    attributes: [],
+  },
+  running: {
+    name: 'step.running',
+    kind: 'gauge',
+    unit: '{step}',
+    description: '1 while the step runs, 0 once it has ended.',
+    attributes: [],
+  },
+  exportFailures: {
+    name: 'step.export.failures',
+    kind: 'counter',
+    unit: '{batch}',
+    description: 'Export batches a backend did not accept.',
+    attributes: ['backend', 'signal'],
+  },
+} as const satisfies Record<string, CatalogEntry>;
+
+export type CatalogKey = keyof typeof CATALOG;
+
+const UNIT_WORDS: Record<string, string> = {
+  s: 'seconds',
+  ms: 'milliseconds',
+  us: 'microseconds',
+  ns: 'nanoseconds',
+  min: 'minutes',
+  h: 'hours',
+  d: 'days',
+  By: 'bytes',
+  KiBy: 'kibibytes',
+  MiBy: 'mebibytes',
+  GiBy: 'gibibytes',
+  KBy: 'kilobytes',
+  MBy: 'megabytes',
+  GBy: 'gigabytes',
+  '%': 'percent',
+};
+
+/** A name or label with every character Prometheus does not allow replaced, as the collector does. */
+export function sanitizePrometheusName(name: string): string {
+  let out = name.replace(/[^a-zA-Z0-9_:]/g, '_').replace(/_+/g, '_');
+  if (/^[0-9]/.test(out)) out = `_${out}`;
+  return out;
+}
+
+/**
+ * The Prometheus name that the OpenTelemetry Collector's OTLP-to-Prometheus translation gives an
+ * instrument (with metric suffixes on): unit words appended, `{annotations}` dropped, `_ratio`
+ * for gauges of unit `1`, `_total` for counters. prom-client registers exactly this name.
+ */
+export function prometheusName(entry: Pick<CatalogEntry, 'name' | 'kind' | 'unit'>): string {
+  let name = sanitizePrometheusName(entry.name);
+  const unit = entry.unit.replace(/\{[^}]*\}/g, '').trim();
+  let suffix = '';
+  if (unit === '1') {
+    if (entry.kind === 'gauge') suffix = 'ratio';
+  } else if (unit.includes('/')) {
+    const [num, den] = unit.split('/', 2);
+    const a = UNIT_WORDS[num] ?? num;
+    const b = UNIT_WORDS[den] ?? den;
+    suffix = [a, b && `per_${b === 'seconds' ? 'second' : b}`].filter(Boolean).join('_');
+  } else if (unit) {
+    suffix = UNIT_WORDS[unit] ?? unit;
+  }
+  if (suffix) {
+    const clean = sanitizePrometheusName(suffix);
+    if (!name.endsWith(`_${clean}`)) name = `${name}_${clean}`;
+  }
+  if (entry.kind === 'counter' && !name.endsWith('_total')) name = `${name}_total`;
+  return name.replace(/_+/g, '_');
+}
+
+/** Label names a catalog metric carries in Prometheus: the step dimensions, then its own. */
+export function prometheusLabels(entry: CatalogEntry): string[] {
+  return [...STEP_METRIC_ATTRIBUTES, ...entry.attributes];
+}

@@ -1,0 +1,43 @@
+#!/usr/bin/env node
+// The step-telemetry command. Each subcommand is loaded only when called, so the library's import
+// path never pays for the CLI.
+import { readFileSync } from 'node:fs';
+
+const USAGE = `Usage: step-telemetry <command> [options]
+
+Commands:
+  version            print the version
+  help               this text
+`;
+
+async function main(argv: string[]): Promise<number> {
+  const [command] = argv;
+  switch (command) {
+    case 'version':
+    case '--version':
+    case '-v': {
+      const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+      process.stdout.write(`${pkg.version}\n`);
+      return 0;
+    }
+    case undefined:
+    case 'help':
+    case '--help':
+    case '-h':
+      process.stdout.write(USAGE);
+      return command === undefined ? 2 : 0;
+    default:
+      process.stderr.write(`step-telemetry: unknown command "${command}"\n\n${USAGE}`);
+      return 2;
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (error: unknown) => {
+    process.stderr.write(`step-telemetry: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+    process.exitCode = 1;
+  },
+);

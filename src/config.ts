@@ -1,0 +1,245 @@
+// Configuration: options > environment > defaults, field by field. Problems are collected as
+// ConfigIssues that name the variable and what was expected; the step reports them once at start
+// (or throws them in strict mode) and goes on with the default for that field.
+import path from 'node:path';
+import type { LogLevel, StepOptions } from './types.js';
+
+export type Env = Readonly<Record<string, string | undefined>>;
+
+export interface ConfigIssue {
+  readonly variable: string;
+  readonly expected: string;
+}
+
+export class ConfigError extends Error {
+  constructor(readonly issues: readonly ConfigIssue[]) {
+    super(`step-telemetry configuration: ${issues.map(formatIssue).join('; ')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+export function formatIssue(issue: ConfigIssue): string {
+  return `${issue.variable}: expected ${issue.expected}`;
+}
+
+export type OtlpProtocol = 'http/protobuf' | 'http/json';
+export type Signal = 'traces' | 'metrics' | 'logs';
+export const SIGNALS: readonly Signal[] = ['traces', 'metrics', 'logs'];
+
+export interface OtlpSignalConfig {
+  readonly url: string;
+  readonly protocol: OtlpProtocol;
+  /** Export timeout: the OTEL_EXPORTER_OTLP_*TIMEOUT, capped by the flush bound. */
+  readonly timeoutMs: number;
+}
+
+export interface AzureConfig {
+  readonly connectionString: string;
+  /** Ingestion endpoint, for messages; never the key. */
+  readonly endpoint: string;
+}
+
+export interface ResolvedConfig {
+  readonly disabled: boolean;
+  readonly sdkDisabled: boolean;
+  readonly dir: string;
+  readonly local: boolean;
+  readonly console: boolean;
+  readonly logLevel: LogLevel;
+  readonly flushTimeoutMs: number;
+  readonly strict: boolean;
+  readonly handleProcessEvents: boolean;
+  readonly metricExportIntervalMs: number;
+  readonly otlp: Partial<Record<Signal, OtlpSignalConfig>>;
+  readonly azure?: AzureConfig;
+  readonly issues: readonly ConfigIssue[];
+}
+
+const LOG_LEVELS: readonly LogLevel[] = ['error', 'warn', 'info', 'http', 'verbose', 'debug', 'silly'];
+
+/** Typed readers over one environment; an empty value counts as unset, an invalid one as an issue. */
+export class EnvReader {
+  readonly issues: ConfigIssue[] = [];
+  constructor(private readonly env: Env) {}
+
+  string(name: string): string | undefined {
+    const v = this.env[name];
+    if (v === undefined) return undefined;
+    const t = v.trim();
+    return t === '' ? undefined : t;
+  }
+
+  /** First variable of the list that is set. */
+  first(names: readonly string[]): string | undefined {
+    for (const n of names) {
+      const v = this.string(n);
+      if (v !== undefined) return v;
+    }
+    return undefined;
+  }
+
+  bool(name: string): boolean | undefined {
+    const v = this.string(name);
+    if (v === undefined) return undefined;
+    const l = v.toLowerCase();
+    if (['true', '1', 'yes', 'on'].includes(l)) return true;
+    if (['false', '0', 'no', 'off'].includes(l)) return false;
+    this.issue(name, 'true or false');
+    return undefined;
+  }
+
+  int(name: string, min: number, max = Number.MAX_SAFE_INTEGER): number | undefined {
+    const v = this.string(name);
+    if (v === undefined) return undefined;
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < min || n > max) {
+      this.issue(name, `a whole number from ${min}${max === Number.MAX_SAFE_INTEGER ? ' up' : ` to ${max}`}`);
+      return undefined;
+    }
+    return n;
+  }
+
+  /** First of several integer variables that is set and valid. */
+  firstInt(names: readonly string[], min: number, max?: number): number | undefined {
+    for (const n of names) {
+      const v = this.int(n, min, max);
+      if (v !== undefined) return v;
+    }
+    return undefined;
+  }
+
+  oneOf<T extends string>(name: string, allowed: readonly T[]): T | undefined {
+    const v = this.string(name);
+    if (v === undefined) return undefined;
+    if ((allowed as readonly string[]).includes(v)) return v as T;
+    this.issue(name, `one of ${allowed.join(', ')}`);
+    return undefined;
+  }
+
+  issue(variable: string, expected: string): void {
+    this.issues.push({ variable, expected });
+  }
+}
+
+/** Check an option value against the same rule as its variable; report under the option's name. */
+function optionInt(reader: EnvReader, name: string, value: number | undefined, min: number, max?: number): number | undefined {
+  if (value === undefined) return undefined;
+  if (!Number.isInteger(value) || value < min || (max !== undefined && value > max)) {
+    reader.issue(`options.${name}`, `a whole number from ${min}${max === undefined ? ' up' : ` to ${max}`}`);
+    return undefined;
+  }
+  return value;
+}
+
+export function resolveConfig(options: StepOptions, env: Env): ResolvedConfig {
+  const r = new EnvReader(env);
+  const disabled = r.bool('STEP_TELEMETRY_DISABLED') ?? false;
+  const sdkDisabled = r.bool('OTEL_SDK_DISABLED') ?? false;
+  const dir = path.resolve(options.dir ?? r.string('STEP_TELEMETRY_DIR') ?? 'telemetry');
+  let logLevel = options.logLevel;
+  if (logLevel !== undefined && !LOG_LEVELS.includes(logLevel)) {
+    r.issue('options.logLevel', `one of ${LOG_LEVELS.join(', ')}`);
+    logLevel = undefined;
+  }
+  const flushTimeoutMs =
+    optionInt(r, 'flushTimeoutMs', options.flushTimeoutMs, 0, 600_000) ??
+    r.int('STEP_TELEMETRY_FLUSH_TIMEOUT_MS', 0, 600_000) ??
+    5000;
+  const otlp = sdkDisabled ? {} : resolveOtlp(r, flushTimeoutMs);
+  const azureString = options.applicationInsightsConnectionString ?? r.string('APPLICATIONINSIGHTS_CONNECTION_STRING');
+  const azure = sdkDisabled || azureString === undefined ? undefined : parseConnectionString(azureString, r);
+  return {
+    disabled,
+    sdkDisabled,
+    dir,
+    local: options.local ?? r.bool('STEP_TELEMETRY_LOCAL') ?? true,
+    console: options.console ?? r.bool('STEP_TELEMETRY_CONSOLE') ?? true,
+    logLevel: logLevel ?? r.oneOf('STEP_TELEMETRY_LOG_LEVEL', LOG_LEVELS) ?? 'info',
+    flushTimeoutMs,
+    strict: options.strict ?? r.bool('STEP_TELEMETRY_STRICT') ?? false,
+    handleProcessEvents: options.handleProcessEvents ?? r.bool('STEP_TELEMETRY_HANDLE_PROCESS_EVENTS') ?? true,
+    metricExportIntervalMs: r.int('OTEL_METRIC_EXPORT_INTERVAL', 100) ?? 60_000,
+    otlp,
+    azure,
+    issues: r.issues,
+  };
+}
+
+function validUrl(value: string): URL | undefined {
+  try {
+    const u = new URL(value);
+    return u.protocol === 'http:' || u.protocol === 'https:' ? u : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function resolveOtlp(r: EnvReader, flushTimeoutMs: number): Partial<Record<Signal, OtlpSignalConfig>> {
+  const out: Partial<Record<Signal, OtlpSignalConfig>> = {};
+  const base = r.string('OTEL_EXPORTER_OTLP_ENDPOINT');
+  const baseOk = base !== undefined && validUrl(base) !== undefined;
+  if (base !== undefined && !baseOk) r.issue('OTEL_EXPORTER_OTLP_ENDPOINT', 'an http:// or https:// URL such as http://localhost:4318');
+  const baseProtocol = readProtocol(r, 'OTEL_EXPORTER_OTLP_PROTOCOL');
+  const baseTimeout = r.int('OTEL_EXPORTER_OTLP_TIMEOUT', 1);
+  for (const signal of SIGNALS) {
+    const upper = signal.toUpperCase();
+    const exporters = r.string(`OTEL_${upper}_EXPORTER`);
+    if (exporters !== undefined && exporters.split(',').map((s) => s.trim()).includes('none')) continue;
+    const own = r.string(`OTEL_EXPORTER_OTLP_${upper}_ENDPOINT`);
+    let url: string | undefined;
+    if (own !== undefined) {
+      if (validUrl(own)) url = own;
+      else r.issue(`OTEL_EXPORTER_OTLP_${upper}_ENDPOINT`, 'an http:// or https:// URL such as http://localhost:4318/v1/' + signal);
+    } else if (base !== undefined && baseOk) {
+      url = `${base.replace(/\/+$/, '')}/v1/${signal}`;
+    }
+    if (url === undefined) continue;
+    const protocol = readProtocol(r, `OTEL_EXPORTER_OTLP_${upper}_PROTOCOL`) ?? baseProtocol ?? 'http/protobuf';
+    const timeout = r.int(`OTEL_EXPORTER_OTLP_${upper}_TIMEOUT`, 1) ?? baseTimeout ?? 10_000;
+    // An export never outlives the flush bound: its retries stop by the end of the step's flush.
+    out[signal] = { url, protocol, timeoutMs: Math.max(1, Math.min(timeout, flushTimeoutMs)) };
+  }
+  return out;
+}
+
+function readProtocol(r: EnvReader, name: string): OtlpProtocol | undefined {
+  const v = r.string(name);
+  if (v === undefined) return undefined;
+  if (v === 'http/protobuf' || v === 'http/json') return v;
+  r.issue(name, `http/protobuf or http/json (got ${v === 'grpc' ? 'grpc, which step-telemetry does not send' : 'another value'}); using http/protobuf`);
+  return undefined;
+}
+
+const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** Parse and check an Application Insights connection string; the value itself is never echoed. */
+export function parseConnectionString(value: string, r: EnvReader, variable = 'APPLICATIONINSIGHTS_CONNECTION_STRING'): AzureConfig | undefined {
+  const fields = new Map<string, string>();
+  for (const part of value.split(';')) {
+    const eq = part.indexOf('=');
+    if (eq <= 0) continue;
+    fields.set(part.slice(0, eq).trim().toLowerCase(), part.slice(eq + 1).trim());
+  }
+  const key = fields.get('instrumentationkey');
+  if (key === undefined || !GUID.test(key)) {
+    r.issue(variable, 'InstrumentationKey=<a GUID>;IngestionEndpoint=https://<region>.in.applicationinsights.azure.com/ (the InstrumentationKey is missing or not a GUID)');
+    return undefined;
+  }
+  const ingestion = fields.get('ingestionendpoint') ?? 'https://dc.services.visualstudio.com';
+  const url = validUrl(ingestion);
+  if (!url) {
+    r.issue(variable, 'an IngestionEndpoint that is an https:// URL');
+    return undefined;
+  }
+  return { connectionString: value, endpoint: url.origin };
+}
+
+/** A URL fit to print: no user info, no query string (either may carry a token). */
+export function redactUrl(value: string): string {
+  try {
+    const u = new URL(value);
+    return `${u.protocol}//${u.host}${u.pathname}`;
+  } catch {
+    return '[invalid URL]';
+  }
+}

@@ -1,0 +1,234 @@
+// Logs: one winston logger per process. A format puts the step dimensions, the active trace/span
+// ids and the mini-batch id on every record (so transports a user adds see them too); one
+// transport fans each record out to the console, the driver log, logs.jsonl and OpenTelemetry.
+// Before a step starts, records wait in a small buffer; after it ends, they go to the console.
+import { context, createContextKey, trace, type Attributes, type Context, type Span } from '@opentelemetry/api';
+import { SeverityNumber, type Logger as OtelLogger } from '@opentelemetry/api-logs';
+import winston from 'winston';
+import TransportStream from 'winston-transport';
+import type { LocalRunFolder } from '../sinks/local.js';
+import { errorToJson, safeStringify } from '../util/safe-json.js';
+import type { Diagnostics } from '../diagnostics.js';
+import type { LogLevel } from '../types.js';
+
+export const MINI_BATCH_KEY = createContextKey('step-telemetry.mini_batch_id');
+
+const LEVEL = Symbol.for('level');
+const PRE_START_BUFFER = 1000;
+
+const SEVERITY: Record<string, SeverityNumber> = {
+  error: SeverityNumber.ERROR,
+  warn: SeverityNumber.WARN,
+  info: SeverityNumber.INFO,
+  http: SeverityNumber.INFO2,
+  verbose: SeverityNumber.DEBUG2,
+  debug: SeverityNumber.DEBUG,
+  silly: SeverityNumber.TRACE,
+};
+
+/** Keys the pipeline writes itself; everything else on a record is the caller's meta. */
+const OWN_KEYS = new Set([
+  'level', 'message', 'timestamp', 'stack', 'trace_id', 'span_id', 'mini_batch_id',
+  'step_id', 'step_name', 'run_id', 'pipeline_run_id', 'pipeline_name', 'node_rank', 'node_count', 'process_index', 'host', 'pid',
+]);
+
+type Info = winston.Logform.TransformableInfo & Record<string, unknown>;
+
+/** What the process logger is bound to while a step runs. */
+export interface LogBinding {
+  readonly dims: Readonly<Record<string, string | number>>;
+  readonly stepSpan: Span;
+  readonly pipeline: LogPipeline;
+}
+
+/** Adds time, step dimensions, trace context and mini-batch id. Reads the binding at call time. */
+function stepContextFormat(state: LoggerState): winston.Logform.Format {
+  return winston.format((info) => {
+    info.timestamp = new Date().toISOString();
+    const binding = state.binding;
+    if (binding === undefined) return info;
+    Object.assign(info, binding.dims);
+    const active = context.active();
+    const span = trace.getSpan(active) ?? binding.stepSpan;
+    const sc = span.spanContext();
+    info.trace_id = sc.traceId;
+    info.span_id = sc.spanId;
+    const miniBatch = active.getValue(MINI_BATCH_KEY);
+    if (miniBatch !== undefined) info.mini_batch_id = miniBatch;
+    return info;
+  })();
+}
+
+/** Writes one record to every output of the step. */
+export class LogPipeline {
+  constructor(
+    private readonly local: LocalRunFolder | undefined,
+    private readonly consoleOn: boolean,
+    private readonly otelLogger: OtelLogger | undefined,
+    private readonly otelDims: Attributes,
+  ) {}
+
+  write(info: Info): void {
+    let meta: Record<string, unknown> | undefined;
+    let error: Record<string, unknown> | undefined;
+    for (const key in info) {
+      if (OWN_KEYS.has(key)) continue;
+      let value = info[key];
+      if (value instanceof Error) {
+        value = errorToJson(value);
+        info[key] = value;
+        error ??= value as Record<string, unknown>;
+      }
+      (meta ??= {})[key] = value;
+    }
+    if (error === undefined && typeof info.stack === 'string') {
+      error = { name: errorName(info.stack), message: String(info.message), stack: info.stack };
+    }
+    let json: string;
+    try {
+      json = JSON.stringify(info);
+    } catch {
+      json = safeStringify(info);
+    }
+    if (this.local) this.local.logs.append(`${json}\n`);
+    if (this.consoleOn || this.local) {
+      const line = humanLine(info, meta);
+      if (this.local) this.local.driver.append(line);
+      if (this.consoleOn) writeConsole(info.level, line);
+    }
+    if (this.otelLogger) this.emitOtel(info, meta, error);
+  }
+
+  private emitOtel(info: Info, meta: Record<string, unknown> | undefined, error: Record<string, unknown> | undefined): void {
+    const attributes: Attributes = { ...this.otelDims };
+    if (info.mini_batch_id !== undefined) attributes.mini_batch_id = String(info.mini_batch_id);
+    if (meta) {
+      for (const key in meta) {
+        const v = meta[key];
+        if (v === null || v === undefined) continue;
+        attributes[key] = typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean' ? v : safeStringify(v);
+      }
+    }
+    if (error) {
+      attributes['exception.type'] = String(error.name ?? 'Error');
+      attributes['exception.message'] = String(error.message ?? info.message);
+      if (error.stack !== undefined) attributes['exception.stacktrace'] = String(error.stack);
+    }
+    try {
+      this.otelLogger!.emit({
+        severityNumber: SEVERITY[info.level] ?? SeverityNumber.INFO,
+        severityText: info.level.toUpperCase(),
+        body: typeof info.message === 'string' ? info.message : safeStringify(info.message),
+        attributes,
+        context: context.active(),
+      });
+    } catch {
+      // the SDK does not throw here; if it ever does, the local files still have the record
+    }
+  }
+}
+
+function errorName(stack: string): string {
+  const m = /^([A-Za-z_$][\w$]*(?:Error|Exception)?):/.exec(stack);
+  return m ? m[1] : 'Error';
+}
+
+function humanLine(info: Info, meta: Record<string, unknown> | undefined): string {
+  const mb = info.mini_batch_id !== undefined ? ` [${String(info.mini_batch_id)}]` : '';
+  const step = info.step_name !== undefined ? ` ${String(info.step_name)}` : '';
+  const message = typeof info.message === 'string' ? info.message : safeStringify(info.message);
+  let line = `${String(info.timestamp)} ${info.level.toUpperCase().padEnd(5)}${step}${mb} ${message}`;
+  if (meta) line += ` ${safeStringify(meta)}`;
+  if (typeof info.stack === 'string' && !(meta && 'stack' in meta)) line += `\n${info.stack}`;
+  return `${line}\n`;
+}
+
+function writeConsole(level: string, line: string): void {
+  try {
+    (level === 'error' ? process.stderr : process.stdout).write(line);
+  } catch {
+    // a closed console must not break the step
+  }
+}
+
+/** The single transport of the process logger; follows the binding, buffers before the start. */
+class StepTransport extends TransportStream {
+  constructor(private readonly state: LoggerState) {
+    super();
+  }
+
+  override log(info: Info, next: () => void): void {
+    next();
+    const binding = this.state.binding;
+    if (binding) {
+      binding.pipeline.write(info);
+      return;
+    }
+    if (this.state.ended) {
+      this.state.afterEnd?.(info);
+      return;
+    }
+    if (this.state.buffer.length < PRE_START_BUFFER) this.state.buffer.push(info);
+    else this.state.overflow++;
+  }
+}
+
+export interface LoggerState {
+  binding: LogBinding | undefined;
+  ended: boolean;
+  buffer: Info[];
+  overflow: number;
+  afterEnd?: (info: Info) => void;
+  logger?: winston.Logger;
+}
+
+/** The process logger, created on first use (at import time of a user module, perhaps). */
+export function processLogger(state: LoggerState): winston.Logger {
+  if (state.logger) return state.logger;
+  state.logger = winston.createLogger({
+    level: 'info',
+    levels: winston.config.npm.levels,
+    format: winston.format.combine(winston.format.errors({ stack: true }), stepContextFormat(state)),
+    transports: [new StepTransport(state)],
+    exitOnError: false,
+  });
+  return state.logger;
+}
+
+/** Bind the process logger to a step; replays what was logged before the start. */
+export function bindLogger(state: LoggerState, binding: LogBinding, level: LogLevel, diagnostics: Diagnostics): winston.Logger {
+  const logger = processLogger(state);
+  logger.level = level;
+  state.binding = binding;
+  state.ended = false;
+  const buffered = state.buffer;
+  state.buffer = [];
+  for (const info of buffered) {
+    Object.assign(info, binding.dims);
+    if (info.trace_id === undefined) {
+      const sc = binding.stepSpan.spanContext();
+      info.trace_id = sc.traceId;
+      info.span_id = sc.spanId;
+    }
+    binding.pipeline.write(info);
+  }
+  if (state.overflow > 0) {
+    diagnostics.warn('logs.pre-start-overflow', `${state.overflow} log records written before startStep() were dropped (the buffer holds ${PRE_START_BUFFER})`);
+    state.overflow = 0;
+  }
+  return logger;
+}
+
+/** After the step ends, records go to the console only, with one diagnostic. */
+export function unbindLogger(state: LoggerState, diagnostics: Diagnostics): void {
+  state.binding = undefined;
+  state.ended = true;
+  state.afterEnd = (info) => {
+    diagnostics.warn('logs.after-end', 'a log record was written after the step ended: it goes to the console only');
+    writeConsole(info.level, humanLine(info, undefined));
+  };
+}
+
+export function withMiniBatch<T>(miniBatchId: string, fn: () => T, parent: Context = context.active()): T {
+  return context.with(parent.setValue(MINI_BATCH_KEY, miniBatchId), fn);
+}

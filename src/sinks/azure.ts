@@ -1,0 +1,56 @@
+// Azure Application Insights, for all three signals, when a connection string is set.
+// Offline storage is off: the exporter would only resend from disk on a 60 s timer after a later
+// success, which a short step never sees, and it would leave caches in a temp folder. A step's
+// durable copy is its run folder; for buffering across outages, use the collector sidecar.
+import {
+  AzureMonitorLogExporter,
+  AzureMonitorMetricExporter,
+  AzureMonitorTraceExporter,
+  type AzureMonitorExporterOptions,
+} from '@azure/monitor-opentelemetry-exporter';
+import type { PipelinePolicy } from '@azure/core-rest-pipeline';
+import type { AzureConfig, Signal } from '../config.js';
+import { ExportHealth, type ExporterAgents } from './export-health.js';
+import type { BackendExporters } from './backend.js';
+
+const CREDENTIAL_VARIABLE = 'APPLICATIONINSIGHTS_CONNECTION_STRING';
+
+/** Sees every response: routes the request through the step's agents and notes non-2xx answers. */
+function wirePolicy(health: ExportHealth, agents: ExporterAgents, timeoutMs: number): PipelinePolicy {
+  return {
+    name: 'stepTelemetryWire',
+    async sendRequest(request, next) {
+      request.agent = agents.https;
+      request.timeout = timeoutMs;
+      const response = await next(request);
+      if (response.status >= 300) {
+        const body = response.bodyAsText ?? '';
+        health.sawStatus(response.status, /InvalidOrExpiredToken/i.test(body) ? 'InvalidOrExpiredToken' : undefined);
+      }
+      return response;
+    },
+  };
+}
+
+/** `timeoutMs` bounds each request: no answer by then counts as a failed export. */
+export function createAzureExporters(config: AzureConfig, agents: ExporterAgents, timeoutMs: number): BackendExporters {
+  const out: BackendExporters = { name: 'Application Insights', healths: [] };
+  const make = (signal: Signal): { options: AzureMonitorExporterOptions; health: ExportHealth } => {
+    const health = new ExportHealth('Application Insights', signal, config.endpoint, CREDENTIAL_VARIABLE);
+    out.healths.push(health);
+    const options: AzureMonitorExporterOptions = {
+      connectionString: config.connectionString,
+      disableOfflineStorage: true,
+      retryOptions: { maxRetries: 0 },
+      additionalPolicies: [{ policy: wirePolicy(health, agents, timeoutMs), position: 'perCall' }],
+    } as AzureMonitorExporterOptions;
+    return { options, health };
+  };
+  const t = make('traces');
+  out.traces = { exporter: new AzureMonitorTraceExporter(t.options), health: t.health };
+  const m = make('metrics');
+  out.metrics = { exporter: new AzureMonitorMetricExporter(m.options), health: m.health };
+  const l = make('logs');
+  out.logs = { exporter: new AzureMonitorLogExporter(l.options), health: l.health };
+  return out;
+}

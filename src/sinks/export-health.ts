@@ -1,0 +1,140 @@
+// What each backend did: every exporter is wrapped so that a failure is counted (never thrown,
+// never logged per batch) and summarised once at the end, with a hint for bad credentials.
+// Exporters run with tracing suppressed, and over agents whose sockets the step can cut at the
+// end of its flush bound, so a hung backend cannot hold the process open.
+import http from 'node:http';
+import https from 'node:https';
+import { context } from '@opentelemetry/api';
+import { ExportResultCode, suppressTracing, type ExportResult } from '@opentelemetry/core';
+import type { ExportSummary } from '../types.js';
+
+export class ExportHealth {
+  batches = 0;
+  failedBatches = 0;
+  offeredItems = 0;
+  deliveredItems = 0;
+  /** Exports started and not yet answered. */
+  inFlight = 0;
+  lastError: string | undefined;
+  private lastStatus: number | undefined;
+
+  constructor(
+    readonly backend: string,
+    readonly signal: string,
+    readonly target: string,
+    /** The variable that holds this backend's credential, for the 401/403 hint. */
+    private readonly credentialVariable: string,
+  ) {}
+
+  succeeded(items: number): void {
+    this.batches++;
+    this.deliveredItems += items;
+  }
+
+  failed(error: unknown): void {
+    this.batches++;
+    this.failedBatches++;
+    const described = describeError(error);
+    if (described.status !== undefined) this.lastStatus = described.status;
+    this.lastError = described.text;
+  }
+
+  /** An HTTP answer seen on the wire (Application Insights reports status codes this way). */
+  sawStatus(status: number, detail?: string): void {
+    if (status >= 200 && status < 300) return;
+    this.lastStatus = status;
+    this.lastError = `HTTP ${status}${detail ? ` ${detail}` : ''}`;
+  }
+
+  get hint(): string | undefined {
+    if (this.lastStatus === 401 || this.lastStatus === 403) {
+      return `the backend refused the credential (HTTP ${this.lastStatus}${/InvalidOrExpiredToken/i.test(this.lastError ?? '') ? ' InvalidOrExpiredToken' : ''}): check that ${this.credentialVariable} holds a valid, unexpired key or token`;
+    }
+    if (/ECONNREFUSED/.test(this.lastError ?? '')) return 'nothing listens at that address: is the collector or backend running?';
+    if (/timed out|timeout|ETIMEDOUT|socket hang up|ECONNRESET/i.test(this.lastError ?? '')) return 'the backend did not answer in time';
+    return undefined;
+  }
+
+  summary(): ExportSummary {
+    return {
+      backend: this.backend,
+      signal: this.signal,
+      target: this.target,
+      batches: this.batches,
+      failedBatches: this.failedBatches,
+      droppedItems: Math.max(0, this.offeredItems - this.deliveredItems),
+      lastError: this.lastError,
+      hint: this.hint,
+    };
+  }
+
+  /** True when something did not arrive. */
+  get troubled(): boolean {
+    return this.failedBatches > 0 || (this.offeredItems > this.deliveredItems && this.signal !== 'metrics') || this.lastStatus !== undefined;
+  }
+}
+
+function describeError(error: unknown): { text: string; status?: number } {
+  if (error === undefined || error === null) return { text: 'export failed' };
+  const e = error as { code?: unknown; message?: unknown; data?: unknown; statusCode?: unknown; name?: unknown };
+  const status = typeof e.code === 'number' ? e.code : typeof e.statusCode === 'number' ? e.statusCode : undefined;
+  let text = typeof e.message === 'string' && e.message ? e.message : String(error);
+  if (typeof e.code === 'string' && !text.includes(e.code)) text = `${e.code} ${text}`;
+  if (status !== undefined && !text.includes(String(status))) text = `HTTP ${status} ${text}`;
+  if (typeof e.data === 'string' && /InvalidOrExpiredToken/i.test(e.data)) text += ' InvalidOrExpiredToken';
+  // Messages of HTTP clients may quote a URL: keep only scheme, host and path.
+  text = text.replace(/\bhttps?:\/\/[^\s'"]+/g, (u) => {
+    try {
+      const url = new URL(u);
+      return `${url.protocol}//${url.host}${url.pathname}`;
+    } catch {
+      return '[url]';
+    }
+  });
+  return { text: text.length > 300 ? `${text.slice(0, 300)}…` : text, status };
+}
+
+interface AnyExporter<T> {
+  export(items: T, resultCallback: (result: ExportResult) => void): void;
+  shutdown(): Promise<void>;
+  forceFlush?(): Promise<void>;
+}
+
+/** Wrap an exporter: count its results, never let it throw, run it with tracing suppressed. */
+export function guardExporter<T, E extends AnyExporter<T>>(inner: E, health: ExportHealth, count: (items: T) => number): E {
+  const guarded = Object.create(inner) as E;
+  guarded.export = (items: T, done: (result: ExportResult) => void): void => {
+    const n = count(items);
+    let called = false;
+    health.inFlight++;
+    const finish = (result: ExportResult): void => {
+      if (called) return;
+      called = true;
+      health.inFlight--;
+      if (result.code === ExportResultCode.SUCCESS) health.succeeded(n);
+      else health.failed(result.error);
+      done(result);
+    };
+    try {
+      context.with(suppressTracing(context.active()), () => inner.export(items, finish));
+    } catch (error) {
+      finish({ code: ExportResultCode.FAILED, error: error as Error });
+    }
+  };
+  guarded.shutdown = () => inner.shutdown().catch(() => undefined);
+  if (inner.forceFlush) guarded.forceFlush = () => inner.forceFlush!().catch(() => undefined);
+  return guarded;
+}
+
+/** HTTP agents for exporters; `destroy()` cuts every socket, in use or idle. */
+export class ExporterAgents {
+  readonly http = new http.Agent({ keepAlive: true, maxSockets: 4 });
+  readonly https = new https.Agent({ keepAlive: true, maxSockets: 4 });
+
+  forProtocol = (protocol: string): http.Agent => (protocol === 'https:' ? this.https : this.http);
+
+  destroy(): void {
+    this.http.destroy();
+    this.https.destroy();
+  }
+}

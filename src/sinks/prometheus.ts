@@ -1,0 +1,87 @@
+// The prom-client registry of a step: catalog metrics under the names the collector's OTLP
+// translation gives their OpenTelemetry twins, and one gauge per run.log scalar. prom-client throws
+// on bad labels and names; every call here is wrapped, so a typo never ends a ten-hour job.
+import client from 'prom-client';
+import { CATALOG, prometheusLabels, prometheusName, sanitizePrometheusName, type CatalogKey } from '../catalog.js';
+import type { Diagnostics } from '../diagnostics.js';
+
+type PromMetric = client.Counter<string> | client.Histogram<string> | client.Gauge<string>;
+
+const CATALOG_NAMES = new Set(Object.values(CATALOG).map((e) => prometheusName(e)));
+
+export class PrometheusSink {
+  readonly registry = new client.Registry();
+  private readonly catalogMetrics = new Map<CatalogKey, PromMetric>();
+  private readonly userNames = new Map<string, string>();
+
+  constructor(
+    private readonly labels: Readonly<Record<string, string>>,
+    private readonly diagnostics: Diagnostics,
+  ) {}
+
+  /** The prom-client metric of a catalog entry, created on first use. */
+  catalog(key: CatalogKey): PromMetric {
+    let metric = this.catalogMetrics.get(key);
+    if (metric) return metric;
+    const entry = CATALOG[key];
+    const config = {
+      name: prometheusName(entry),
+      help: entry.description,
+      labelNames: prometheusLabels(entry),
+      registers: [this.registry],
+    };
+    if (entry.kind === 'counter') metric = new client.Counter(config);
+    else if (entry.kind === 'histogram') metric = new client.Histogram({ ...config, buckets: [...(entry as { buckets: readonly number[] }).buckets] });
+    else metric = new client.Gauge(config);
+    this.catalogMetrics.set(key, metric);
+    return metric;
+  }
+
+  update(key: CatalogKey, labels: Record<string, string>, value: number): void {
+    try {
+      const metric = this.catalog(key);
+      if (metric instanceof client.Counter) metric.inc(labels, value);
+      else if (metric instanceof client.Histogram) metric.observe(labels, value);
+      else metric.set(labels, value);
+    } catch (error) {
+      this.diagnostics.warn(`prometheus.${key}`, `prometheus metric ${CATALOG[key].name} not updated: ${(error as Error).message}`);
+    }
+  }
+
+  /**
+   * A gauge for a run.log scalar; its value is read from `read` at scrape or push time, so logging
+   * costs nothing here. Returns false (with one diagnostic) when the name cannot be used.
+   */
+  userGauge(name: string, read: () => number | undefined): boolean {
+    const promName = sanitizePrometheusName(name);
+    const owner = this.userNames.get(promName);
+    if (owner !== undefined) {
+      if (owner !== name) this.diagnostics.warn(`prometheus.collision:${promName}`, `metric "${name}" maps to the Prometheus name ${promName}, already used by "${owner}"; it is kept in the local files and OpenTelemetry only`);
+      return owner === name;
+    }
+    if (CATALOG_NAMES.has(promName) || CATALOG_NAMES.has(`${promName}_total`)) {
+      this.diagnostics.warn(`prometheus.reserved:${promName}`, `metric "${name}" would shadow the catalog metric ${promName}; it is kept in the local files and OpenTelemetry only`);
+      this.userNames.set(promName, '');
+      return false;
+    }
+    const labels = this.labels;
+    try {
+      new client.Gauge({
+        name: promName,
+        help: `run.log metric ${name}`,
+        labelNames: Object.keys(labels),
+        registers: [this.registry],
+        collect() {
+          const v = read();
+          if (v !== undefined) this.set(labels, v);
+        },
+      });
+      this.userNames.set(promName, name);
+      return true;
+    } catch (error) {
+      this.diagnostics.warn(`prometheus.user:${promName}`, `metric "${name}" not exposed to Prometheus: ${(error as Error).message}`);
+      this.userNames.set(promName, '');
+      return false;
+    }
+  }
+}

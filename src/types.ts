@@ -1,0 +1,108 @@
+// Public option and result types. Everything a user can pass or get back is declared here.
+import type { Attributes, Span, SpanKind } from '@opentelemetry/api';
+
+/** Options of `startStep()`. Each field falls back to its environment variable, then to a default. */
+export interface StepOptions {
+  /** Step name, e.g. `score`. Env `STEP_TELEMETRY_STEP_NAME`; default: the main script's file name. */
+  name?: string;
+  /** Stable id of the step within its pipeline. Env `STEP_TELEMETRY_STEP_ID`; default: the step name. */
+  stepId?: string;
+  /** This execution of the step. Env `STEP_TELEMETRY_RUN_ID`, then `AZUREML_RUN_ID`; default: a new id. */
+  runId?: string;
+  /** The pipeline run all steps share. Env `STEP_TELEMETRY_PIPELINE_RUN_ID`, then `AZUREML_ROOT_RUN_ID`; default: the run id. */
+  pipelineRunId?: string;
+  /** Env `STEP_TELEMETRY_PIPELINE_NAME`, then `service.namespace` in `OTEL_RESOURCE_ATTRIBUTES`; default `pipeline`. */
+  pipelineName?: string;
+  /** This node's rank. Env `STEP_TELEMETRY_NODE_RANK`, `JOB_COMPLETION_INDEX`, `AZ_BATCHAI_TASK_INDEX`, `NODE_RANK`; default 0. */
+  nodeRank?: number;
+  /** Env `STEP_TELEMETRY_NODE_COUNT`, `AZ_BATCHAI_NODE_COUNT` ... ; default 1. */
+  nodeCount?: number;
+  /** Index of this process on its node. Env `STEP_TELEMETRY_PROCESS_INDEX`; default 0. */
+  processIndex?: number;
+  /** Root of the local run folders. Env `STEP_TELEMETRY_DIR`; default `./telemetry`. */
+  dir?: string;
+  /** Write the local run folder. Env `STEP_TELEMETRY_LOCAL`; default true. */
+  local?: boolean;
+  /** Print log lines on the console. Env `STEP_TELEMETRY_CONSOLE`; default true. */
+  console?: boolean;
+  /** Lowest level logged. Env `STEP_TELEMETRY_LOG_LEVEL`; default `info`. */
+  logLevel?: LogLevel;
+  /** Upper bound for the flush at the end, in ms. Env `STEP_TELEMETRY_FLUSH_TIMEOUT_MS`; default 5000. */
+  flushTimeoutMs?: number;
+  /** Throw at start on configuration errors instead of reporting them and going on. Env `STEP_TELEMETRY_STRICT`. */
+  strict?: boolean;
+  /** Flush and exit on SIGTERM/SIGINT/uncaught exceptions. Env `STEP_TELEMETRY_HANDLE_PROCESS_EVENTS`; default true. */
+  handleProcessEvents?: boolean;
+  /** Application Insights connection string. Env `APPLICATIONINSIGHTS_CONNECTION_STRING`. */
+  applicationInsightsConnectionString?: string;
+  /** Extra resource attributes (merged over `OTEL_RESOURCE_ATTRIBUTES`). */
+  resourceAttributes?: Attributes;
+}
+
+export type LogLevel = 'error' | 'warn' | 'info' | 'http' | 'verbose' | 'debug' | 'silly';
+
+/** The resolved identity of a step: the OpenTelemetry resource and the dimensions of every record. */
+export interface StepIdentity {
+  readonly stepId: string;
+  readonly stepName: string;
+  readonly runId: string;
+  readonly pipelineRunId: string;
+  readonly pipelineName: string;
+  readonly nodeRank: number;
+  readonly nodeCount: number;
+  readonly processIndex: number;
+  readonly host: string;
+  readonly pid: number;
+}
+
+/** Options of the `Run.log` family. */
+export interface LogMetricOptions {
+  /** Step index (epoch, iteration), as MLflow's `log_metric(key, value, step)`: a whole number >= 0. */
+  step?: number;
+  /** A description, kept in the local history. */
+  description?: string;
+}
+
+export type Cell = number | string | boolean | null;
+
+export interface SpanOptions {
+  attributes?: Attributes;
+  kind?: SpanKind;
+}
+
+/** What a backend did during the step, as summarised at the end. */
+export interface ExportSummary {
+  readonly backend: string;
+  readonly signal: string;
+  readonly target: string;
+  readonly batches: number;
+  readonly failedBatches: number;
+  readonly droppedItems: number;
+  readonly lastError?: string;
+  readonly hint?: string;
+}
+
+export type StepOutcome = 'success' | 'failure' | 'terminated' | 'crashed';
+
+export interface EndOptions {
+  /** Defaults to `failure` when `error` is given, else `success`. */
+  outcome?: StepOutcome;
+  error?: unknown;
+}
+
+export interface EndResult {
+  readonly outcome: StepOutcome;
+  readonly durationMs: number;
+  /** True when every sink flushed within the bound. */
+  readonly flushed: boolean;
+  readonly exports: readonly ExportSummary[];
+  readonly runFolder?: string;
+}
+
+/** A metric handle that a module can take at import time; it records into whichever step is active. */
+export interface MetricHandle {
+  readonly name: string;
+  log(value: number, options?: LogMetricOptions): void;
+}
+
+export type { Span };
