@@ -105,8 +105,9 @@ export class Step implements ActiveStep {
     });
     const otelLogger = loggerProvider?.getLogger('step-telemetry');
     const otelDims: Attributes = { ...dims };
-    const pipeline = new LogPipeline(local, config.console, otelLogger, otelDims);
-    this.logger = bindLogger(processState().logs, { dims, stepSpan: this.rootSpan, pipeline }, config.logLevel, diagnostics);
+    const dimsJson = JSON.stringify(dims).slice(1, -1);
+    const pipeline = new LogPipeline(local, config.console, otelLogger, otelDims, identity.stepName, dimsJson);
+    this.logger = bindLogger(processState().logs, { dims, dimsJson, stepSpan: this.rootSpan, pipeline }, config.logLevel, diagnostics);
     this.instruments.record('running', 1);
     this.uninstall = config.handleProcessEvents ? installProcessHandlers(this) : () => undefined;
   }
@@ -213,7 +214,7 @@ export class Step implements ActiveStep {
   flushLocalSync(outcome: StepOutcome, reason?: string): void {
     if (this.endedFlag) return;
     try {
-      this.local?.flush();
+      this.local?.flushSync();
       this.local?.writeStepJson(this.stepJson(outcome, { reason, flushed: false }));
     } catch {
       // nothing more can be done on this path

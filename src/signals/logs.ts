@@ -8,6 +8,7 @@ import winston from 'winston';
 import TransportStream from 'winston-transport';
 import type { LocalRunFolder } from '../sinks/local.js';
 import { errorToJson, safeStringify } from '../util/safe-json.js';
+import { isoFromMillis } from '../util/iso-time.js';
 import type { Diagnostics } from '../diagnostics.js';
 import type { LogLevel } from '../types.js';
 
@@ -37,17 +38,23 @@ type Info = winston.Logform.TransformableInfo & Record<string, unknown>;
 /** What the process logger is bound to while a step runs. */
 export interface LogBinding {
   readonly dims: Readonly<Record<string, string | number>>;
+  /** `dims` as JSON members (no braces), spliced into each logs.jsonl line. */
+  readonly dimsJson: string;
   readonly stepSpan: Span;
   readonly pipeline: LogPipeline;
 }
 
-/** Adds time, step dimensions, trace context and mini-batch id. Reads the binding at call time. */
+/**
+ * Adds time, trace context and mini-batch id; reads the binding at call time. The step dimensions
+ * are spliced into the JSON line by the pipeline; they are copied onto the record itself only when
+ * the program has added transports of its own, which then see them as fields.
+ */
 function stepContextFormat(state: LoggerState): winston.Logform.Format {
   return winston.format((info) => {
-    info.timestamp = new Date().toISOString();
+    info.timestamp = isoFromMillis(Date.now());
     const binding = state.binding;
     if (binding === undefined) return info;
-    Object.assign(info, binding.dims);
+    if (state.logger !== undefined && state.logger.transports.length > 1) Object.assign(info, binding.dims);
     const active = context.active();
     const span = trace.getSpan(active) ?? binding.stepSpan;
     const sc = span.spanContext();
@@ -61,12 +68,18 @@ function stepContextFormat(state: LoggerState): winston.Logform.Format {
 
 /** Writes one record to every output of the step. */
 export class LogPipeline {
+  private readonly dimsTail: string;
+
   constructor(
     private readonly local: LocalRunFolder | undefined,
     private readonly consoleOn: boolean,
     private readonly otelLogger: OtelLogger | undefined,
     private readonly otelDims: Attributes,
-  ) {}
+    private readonly stepName: string,
+    dimsJson: string,
+  ) {
+    this.dimsTail = dimsJson ? `,${dimsJson}}` : '}';
+  }
 
   write(info: Info): void {
     let meta: Record<string, unknown> | undefined;
@@ -84,15 +97,19 @@ export class LogPipeline {
     if (error === undefined && typeof info.stack === 'string') {
       error = { name: errorName(info.stack), message: String(info.message), stack: info.stack };
     }
-    let json: string;
-    try {
-      json = JSON.stringify(info);
-    } catch {
-      json = safeStringify(info);
+    if (this.local) {
+      let json: string;
+      try {
+        json = JSON.stringify(info);
+      } catch {
+        json = safeStringify(info);
+      }
+      // the dimensions, unless the record already carries them (then they are in `json`)
+      json = info.step_id === undefined ? `${json.slice(0, -1)}${this.dimsTail}` : json;
+      this.local.logs.append(`${json}\n`);
     }
-    if (this.local) this.local.logs.append(`${json}\n`);
     if (this.consoleOn || this.local) {
-      const line = humanLine(info, meta);
+      const line = humanLine(info, meta, this.stepName);
       if (this.local) this.local.driver.append(line);
       if (this.consoleOn) writeConsole(info.level, line);
     }
@@ -133,12 +150,22 @@ function errorName(stack: string): string {
   return m ? m[1] : 'Error';
 }
 
-function humanLine(info: Info, meta: Record<string, unknown> | undefined): string {
+const LEVEL_LABELS: Record<string, string> = { error: 'ERROR', warn: 'WARN ', info: 'INFO ', http: 'HTTP ', verbose: 'VERB ', debug: 'DEBUG', silly: 'SILLY' };
+
+function fastStringify(value: unknown): string {
+  try {
+    return JSON.stringify(value);
+  } catch {
+    return safeStringify(value);
+  }
+}
+
+function humanLine(info: Info, meta: Record<string, unknown> | undefined, stepName?: string): string {
   const mb = info.mini_batch_id !== undefined ? ` [${String(info.mini_batch_id)}]` : '';
-  const step = info.step_name !== undefined ? ` ${String(info.step_name)}` : '';
+  const step = stepName !== undefined ? ` ${stepName}` : '';
   const message = typeof info.message === 'string' ? info.message : safeStringify(info.message);
-  let line = `${String(info.timestamp)} ${info.level.toUpperCase().padEnd(5)}${step}${mb} ${message}`;
-  if (meta) line += ` ${safeStringify(meta)}`;
+  let line = `${String(info.timestamp)} ${LEVEL_LABELS[info.level] ?? info.level.toUpperCase().padEnd(5)}${step}${mb} ${message}`;
+  if (meta) line += ` ${fastStringify(meta)}`;
   if (typeof info.stack === 'string' && !(meta && 'stack' in meta)) line += `\n${info.stack}`;
   return `${line}\n`;
 }
@@ -204,7 +231,6 @@ export function bindLogger(state: LoggerState, binding: LogBinding, level: LogLe
   const buffered = state.buffer;
   state.buffer = [];
   for (const info of buffered) {
-    Object.assign(info, binding.dims);
     if (info.trace_id === undefined) {
       const sc = binding.stepSpan.spanContext();
       info.trace_id = sc.traceId;

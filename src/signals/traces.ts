@@ -1,14 +1,14 @@
 // Traces: one tracer provider per step. Every finished span goes to spans.jsonl; each backend gets
 // a batch processor over its guarded exporter. Root spans take the pipeline run's trace id, so all
 // steps of one pipeline run land in one trace even when no TRACEPARENT is passed.
+import { randomBytes } from 'node:crypto';
 import { SpanKind, SpanStatusCode, type Attributes, type Context } from '@opentelemetry/api';
-import { hrTimeToMilliseconds, hrTimeToTimeStamp } from '@opentelemetry/core';
+import { hrTimeToMilliseconds } from '@opentelemetry/core';
 import type { Resource } from '@opentelemetry/resources';
 import {
   AlwaysOnSampler,
   BasicTracerProvider,
   BatchSpanProcessor,
-  RandomIdGenerator,
   type IdGenerator,
   type ReadableSpan,
   type Span,
@@ -17,37 +17,58 @@ import {
 import type { BackendExporters } from '../sinks/backend.js';
 import { guardExporter, type ExportHealth } from '../sinks/export-health.js';
 import type { LocalRunFolder } from '../sinks/local.js';
+import { isoFromHrTime } from '../util/iso-time.js';
 
-/** Root spans get the pipeline run's trace id; span ids stay random. */
+const ID_POOL_BYTES = 8192;
+
+/**
+ * Root spans get the pipeline run's trace id. Span ids are random, hex-encoded from a pool that
+ * is refilled 1,024 ids at a time (one crypto call instead of one per span).
+ */
 class PipelineTraceIdGenerator implements IdGenerator {
-  private readonly random = new RandomIdGenerator();
+  private pool = Buffer.alloc(0);
+  private offset = ID_POOL_BYTES;
   constructor(private readonly traceId: string) {}
   generateTraceId = (): string => this.traceId;
-  generateSpanId = (): string => this.random.generateSpanId();
+  generateSpanId = (): string => {
+    for (;;) {
+      if (this.offset + 8 > this.pool.length) {
+        this.pool = randomBytes(ID_POOL_BYTES);
+        this.offset = 0;
+      }
+      const id = this.pool.toString('hex', this.offset, this.offset + 8);
+      this.offset += 8;
+      if (id !== '0000000000000000') return id;
+    }
+  };
 }
 
 const KIND_NAMES = ['INTERNAL', 'SERVER', 'CLIENT', 'PRODUCER', 'CONSUMER'];
 const STATUS_NAMES = ['UNSET', 'OK', 'ERROR'];
 
-/** One spans.jsonl line. Identity dimensions are left out: they are in step.json once. */
+/** One spans.jsonl line, built by hand: this runs once per span. Identity dimensions are left out (they are in step.json). */
 export function spanLine(span: ReadableSpan, omit: ReadonlySet<string>): string {
-  const attributes: Attributes = {};
-  for (const key in span.attributes) if (!omit.has(key)) attributes[key] = span.attributes[key];
-  const line: Record<string, unknown> = {
-    trace_id: span.spanContext().traceId,
-    span_id: span.spanContext().spanId,
-    parent_span_id: span.parentSpanContext?.spanId,
-    name: span.name,
-    kind: KIND_NAMES[span.kind] ?? String(span.kind),
-    start: hrTimeToTimeStamp(span.startTime),
-    duration_ms: Math.round(hrTimeToMilliseconds(span.duration) * 1000) / 1000,
-    status: span.status.message ? { code: STATUS_NAMES[span.status.code], message: span.status.message } : { code: STATUS_NAMES[span.status.code] },
-    attributes,
-  };
-  if (span.events.length > 0) {
-    line.events = span.events.map((e) => ({ name: e.name, time: hrTimeToTimeStamp(e.time), attributes: e.attributes }));
+  const sc = span.spanContext();
+  let attributes: Attributes = span.attributes;
+  for (const key in attributes) {
+    if (omit.has(key)) {
+      attributes = {};
+      for (const k in span.attributes) if (!omit.has(k)) attributes[k] = span.attributes[k];
+      break;
+    }
   }
-  return `${JSON.stringify(line)}\n`;
+  const parent = span.parentSpanContext?.spanId;
+  const status = span.status;
+  let line = `{"trace_id":"${sc.traceId}","span_id":"${sc.spanId}"`;
+  if (parent) line += `,"parent_span_id":"${parent}"`;
+  line += `,"name":${JSON.stringify(span.name)},"kind":"${KIND_NAMES[span.kind] ?? span.kind}","start":"${isoFromHrTime(span.startTime)}"`;
+  line += `,"duration_ms":${Math.round(hrTimeToMilliseconds(span.duration) * 1000) / 1000}`;
+  line += `,"status":{"code":"${STATUS_NAMES[status.code]}"${status.message ? `,"message":${JSON.stringify(status.message)}` : ''}}`;
+  line += `,"attributes":${JSON.stringify(attributes)}`;
+  if (span.events.length > 0) {
+    line += `,"events":${JSON.stringify(span.events.map((e) => ({ name: e.name, time: isoFromHrTime(e.time), attributes: e.attributes })))}`;
+  }
+  return `${line}}\n`;
 }
 
 class LocalSpanProcessor implements SpanProcessor {
@@ -57,8 +78,8 @@ class LocalSpanProcessor implements SpanProcessor {
   ) {}
   onStart(): void {}
   onEnd(span: ReadableSpan): void {
-    // serialised when the batch is written, not on the caller's path
-    this.local.spans.append(() => spanLine(span, this.omit));
+    // serialised now: a span retained until the batch is written costs more in GC than the JSON
+    this.local.spans.append(spanLine(span, this.omit));
   }
   forceFlush(): Promise<void> {
     this.local.spans.flush();

@@ -39,11 +39,25 @@ export class ExportHealth {
     this.lastError = described.text;
   }
 
-  /** An HTTP answer seen on the wire (Application Insights reports status codes this way). */
+  /**
+   * An HTTP answer seen on the wire. The Application Insights exporter reports a 401/403/5xx as
+   * success when offline storage is off, so the answer itself decides: the export in progress
+   * counts as failed.
+   */
   sawStatus(status: number, detail?: string): void {
     if (status >= 200 && status < 300) return;
     this.lastStatus = status;
     this.lastError = `HTTP ${status}${detail ? ` ${detail}` : ''}`;
+    this.wireFailure = true;
+  }
+
+  private wireFailure = false;
+
+  /** True (once) when the wire showed a failure during the export that just finished. */
+  takeWireFailure(): boolean {
+    const f = this.wireFailure;
+    this.wireFailure = false;
+    return f;
   }
 
   get hint(): string | undefined {
@@ -111,7 +125,10 @@ export function guardExporter<T, E extends AnyExporter<T>>(inner: E, health: Exp
       if (called) return;
       called = true;
       health.inFlight--;
-      if (result.code === ExportResultCode.SUCCESS) health.succeeded(n);
+      if (health.takeWireFailure()) {
+        health.batches++;
+        health.failedBatches++;
+      } else if (result.code === ExportResultCode.SUCCESS) health.succeeded(n);
       else health.failed(result.error);
       done(result);
     };

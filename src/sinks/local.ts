@@ -15,10 +15,22 @@ import type { Diagnostics } from '../diagnostics.js';
 const FLUSH_INTERVAL_MS = 200;
 const MAX_PENDING_ITEMS = 4096;
 
-/** An append-only file whose items are serialised lazily, when the batch is written. */
+const MAX_QUEUED_BYTES = 8 * 1024 * 1024;
+
+/**
+ * An append-only file. Items are serialised when their batch is written; batches are written with
+ * positional writes off the main thread, one at a time. `flushSync()` (exit paths) rewrites the
+ * batch in flight at its own offset, which is idempotent, and then writes the rest: so whatever
+ * was appended is on disk when it returns, whether or not the async write got there first.
+ */
 export class BatchedFile<T> {
   private fd: number | undefined;
   private pending: T[] = [];
+  private queued: Buffer[] = [];
+  private queuedBytes = 0;
+  private inflight: { buf: Buffer; pos: number } | undefined;
+  private position = 0;
+  private closeWhenIdle = false;
   private failed = false;
 
   constructor(
@@ -27,7 +39,9 @@ export class BatchedFile<T> {
     private readonly onError: (error: unknown, file: string) => void,
   ) {
     try {
-      this.fd = fs.openSync(filePath, 'a');
+      // no O_APPEND: positional writes need their offsets honoured
+      this.fd = fs.openSync(filePath, fs.constants.O_WRONLY | fs.constants.O_CREAT, 0o644);
+      this.position = fs.fstatSync(this.fd).size;
     } catch (error) {
       this.fail(error);
     }
@@ -39,9 +53,46 @@ export class BatchedFile<T> {
     if (this.pending.length >= MAX_PENDING_ITEMS) this.flush();
   }
 
-  /** Write everything pending, in one write. Safe to call from exit handlers. */
+  /** Hand everything pending to the writer (asynchronous). */
   flush(): void {
-    if (this.fd === undefined || this.pending.length === 0) return;
+    const buf = this.take();
+    if (buf === undefined) return;
+    if (this.inflight === undefined) this.write(buf);
+    else {
+      this.queued.push(buf);
+      this.queuedBytes += buf.length;
+      // the disk is slower than the step: apply back-pressure rather than grow without bound
+      if (this.queuedBytes > MAX_QUEUED_BYTES) this.flushSync();
+    }
+  }
+
+  /** Write everything appended so far before returning. Safe from exit handlers. */
+  flushSync(): void {
+    if (this.fd === undefined) return;
+    const rest = this.take();
+    const bufs = this.queued;
+    if (rest) bufs.push(rest);
+    this.queued = [];
+    this.queuedBytes = 0;
+    try {
+      if (this.inflight) fs.writeSync(this.fd, this.inflight.buf, 0, this.inflight.buf.length, this.inflight.pos);
+      for (const buf of bufs) {
+        fs.writeSync(this.fd, buf, 0, buf.length, this.position);
+        this.position += buf.length;
+      }
+    } catch (error) {
+      this.fail(error);
+    }
+  }
+
+  close(): void {
+    this.flushSync();
+    if (this.inflight) this.closeWhenIdle = true; // the fd must outlive the write that uses it
+    else this.closeFd();
+  }
+
+  private take(): Buffer | undefined {
+    if (this.fd === undefined || this.pending.length === 0) return undefined;
     const items = this.pending;
     this.pending = [];
     let text = '';
@@ -52,37 +103,51 @@ export class BatchedFile<T> {
         // a serialiser bug must not lose the rest of the batch
       }
     }
-    try {
-      fs.writeSync(this.fd, text);
-    } catch (error) {
-      this.fail(error);
-    }
+    return Buffer.from(text);
   }
 
-  close(): void {
-    this.flush();
-    if (this.fd !== undefined) {
-      try {
-        fs.closeSync(this.fd);
-      } catch {
-        // ignore
+  private write(buf: Buffer): void {
+    const fd = this.fd;
+    if (fd === undefined) return;
+    const job = { buf, pos: this.position };
+    this.position += buf.length;
+    this.inflight = job;
+    fs.write(fd, buf, 0, buf.length, job.pos, (error) => {
+      if (this.inflight === job) this.inflight = undefined;
+      if (error) {
+        this.fail(error);
+        return;
       }
-      this.fd = undefined;
+      if (this.closeWhenIdle) {
+        this.closeFd();
+        return;
+      }
+      if (this.inflight === undefined && this.queued.length > 0) {
+        const next = this.queued.length === 1 ? this.queued[0] : Buffer.concat(this.queued);
+        this.queued = [];
+        this.queuedBytes = 0;
+        this.write(next);
+      }
+    });
+  }
+
+  private closeFd(): void {
+    if (this.fd === undefined) return;
+    try {
+      fs.closeSync(this.fd);
+    } catch {
+      // ignore
     }
+    this.fd = undefined;
   }
 
   private fail(error: unknown): void {
     if (!this.failed) this.onError(error, this.filePath);
     this.failed = true;
-    if (this.fd !== undefined) {
-      try {
-        fs.closeSync(this.fd);
-      } catch {
-        // ignore
-      }
-    }
-    this.fd = undefined;
     this.pending = [];
+    this.queued = [];
+    if (this.inflight === undefined) this.closeFd();
+    else this.closeWhenIdle = true;
   }
 }
 
@@ -111,6 +176,33 @@ export interface MetricLine {
   readonly description?: string;
 }
 
+/**
+ * Serialiser of metrics.jsonl lines. Lines are written in bursts, so the ISO time of the last
+ * millisecond and the JSON of recent names are reused; a finite number needs no JSON.stringify.
+ */
+function metricLineSerializer(dimsJson: string): (m: MetricLine) => string {
+  const dimsTail = dimsJson.length > 2 ? `,${dimsJson.slice(1, -1)}` : '';
+  let lastTime = -1;
+  let lastIso = '';
+  const names = new Map<string, string>();
+  return (m) => {
+    if (m.time !== lastTime) {
+      lastTime = m.time;
+      lastIso = new Date(m.time).toISOString();
+    }
+    let name = names.get(m.name);
+    if (name === undefined) {
+      name = JSON.stringify(m.name);
+      if (names.size < 1000) names.set(m.name, name);
+    }
+    const value = typeof m.value === 'number' ? String(m.value) : JSON.stringify(m.value);
+    let line = `{"time":"${lastIso}","kind":"${m.kind}","name":${name},"value":${value}`;
+    if (m.step !== undefined) line += `,"step":${m.step}`;
+    if (m.description !== undefined) line += `,"description":${JSON.stringify(m.description)}`;
+    return `${line}${dimsTail}}\n`;
+  };
+}
+
 export class LocalRunFolder {
   readonly logs: BatchedFile<string>;
   readonly driver: BatchedFile<string>;
@@ -130,18 +222,7 @@ export class LocalRunFolder {
     const p = id.processIndex;
     this.logs = new BatchedFile(path.join(folder, fileName('logs', '.jsonl', p)), (line: string) => line, onError);
     this.driver = new BatchedFile(path.join(folder, fileName('driver', '.log', p)), (line: string) => line, onError);
-    const dimsTail = dimsJson.length > 2 ? `,${dimsJson.slice(1, -1)}` : '';
-    this.metrics = new BatchedFile(
-      path.join(folder, fileName('metrics', '.jsonl', p)),
-      (m: MetricLine) => {
-        let line = `{"time":"${new Date(m.time).toISOString()}","kind":"${m.kind}","name":${JSON.stringify(m.name)}`;
-        line += `,"value":${JSON.stringify(m.value)}`;
-        if (m.step !== undefined) line += `,"step":${m.step}`;
-        if (m.description !== undefined) line += `,"description":${JSON.stringify(m.description)}`;
-        return `${line}${dimsTail}}\n`;
-      },
-      onError,
-    );
+    this.metrics = new BatchedFile(path.join(folder, fileName('metrics', '.jsonl', p)), metricLineSerializer(dimsJson), onError);
     this.spans = new BatchedFile(
       path.join(folder, fileName('spans', '.jsonl', p)),
       (s: string | (() => string)) => (typeof s === 'string' ? s : s()),
@@ -183,6 +264,14 @@ export class LocalRunFolder {
     this.logs.flush();
     this.metrics.flush();
     this.spans.flush();
+  }
+
+  /** Everything appended so far is on disk when this returns. */
+  flushSync(): void {
+    this.driver.flushSync();
+    this.logs.flushSync();
+    this.metrics.flushSync();
+    this.spans.flushSync();
   }
 
   close(): void {
