@@ -191,7 +191,7 @@ function resolveOtlp(r: EnvReader, flushTimeoutMs: number): Partial<Record<Signa
       if (validUrl(own)) url = own;
       else r.issue(`OTEL_EXPORTER_OTLP_${upper}_ENDPOINT`, 'an http:// or https:// URL such as http://localhost:4318/v1/' + signal);
     } else if (base !== undefined && baseOk) {
-      url = `${base.replace(/\/+$/, '')}/v1/${signal}`;
+      url = signalUrl(base, signal);
     }
     if (url === undefined) continue;
     const protocol = readProtocol(r, `OTEL_EXPORTER_OTLP_${upper}_PROTOCOL`) ?? baseProtocol ?? 'http/protobuf';
@@ -200,6 +200,13 @@ function resolveOtlp(r: EnvReader, flushTimeoutMs: number): Partial<Record<Signa
     out[signal] = { url, protocol, timeoutMs: Math.max(1, Math.min(timeout, flushTimeoutMs)) };
   }
   return out;
+}
+
+/** The base endpoint with `v1/<signal>` appended to its path (its query string, if any, kept). */
+function signalUrl(base: string, signal: Signal): string {
+  const u = new URL(base);
+  u.pathname = `${u.pathname.replace(/\/+$/, '')}/v1/${signal}`;
+  return u.toString();
 }
 
 function readProtocol(r: EnvReader, name: string): OtlpProtocol | undefined {
