@@ -106,7 +106,7 @@ export class Step implements ActiveStep {
     const otelLogger = loggerProvider?.getLogger('step-telemetry');
     const otelDims: Attributes = { ...dims };
     const dimsJson = JSON.stringify(dims).slice(1, -1);
-    const pipeline = new LogPipeline(local, config.console, otelLogger, otelDims, identity.stepName, dimsJson);
+    const pipeline = new LogPipeline(local, config.console, otelLogger, otelDims, identity.stepName, dimsJson, this.rootSpan);
     this.logger = bindLogger(processState().logs, { dims, dimsJson, stepSpan: this.rootSpan, pipeline }, config.logLevel, diagnostics);
     this.instruments.record('running', 1);
     this.uninstall = config.handleProcessEvents ? installProcessHandlers(this) : () => undefined;

@@ -77,6 +77,7 @@ export class LogPipeline {
     private readonly otelDims: Attributes,
     private readonly stepName: string,
     dimsJson: string,
+    private readonly stepSpan: Span,
   ) {
     this.dimsTail = dimsJson ? `,${dimsJson}}` : '}';
   }
@@ -137,7 +138,8 @@ export class LogPipeline {
         severityText: info.level.toUpperCase(),
         body: typeof info.message === 'string' ? info.message : safeStringify(info.message),
         attributes,
-        context: context.active(),
+        // the active span's context, else the step span's: every record correlates with a trace
+        context: trace.getSpan(context.active()) ? context.active() : trace.setSpan(context.active(), this.stepSpan),
       });
     } catch {
       // the SDK does not throw here; if it ever does, the local files still have the record

@@ -65,6 +65,7 @@ export class ExportHealth {
       return `the backend refused the credential (HTTP ${this.lastStatus}${/InvalidOrExpiredToken/i.test(this.lastError ?? '') ? ' InvalidOrExpiredToken' : ''}): check that ${this.credentialVariable} holds a valid, unexpired key or token`;
     }
     if (/ECONNREFUSED/.test(this.lastError ?? '')) return 'nothing listens at that address: is the collector or backend running?';
+    if (/retryable status/.test(this.lastError ?? '')) return 'the backend kept answering 429, 502, 503 or 504 until the export timeout: overloaded or unavailable';
     if (/timed out|timeout|ETIMEDOUT|socket hang up|ECONNRESET/i.test(this.lastError ?? '')) return 'the backend did not answer in time';
     return undefined;
   }

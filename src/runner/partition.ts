@@ -1,0 +1,200 @@
+// Partitioning: list the input, cut it into mini-batches, and take this node's share.
+// Every node computes the same global list (sorted paths, the same sizes), so mini-batch ids are
+// global and node r takes the mini-batches whose index i has i % node_count === r: several nodes
+// cover one input exactly once, and their run folders merge without id clashes.
+import fs from 'node:fs';
+import path from 'node:path';
+import { globToRegExp, RunnerConfigError, type ResolvedRunConfig } from './config.js';
+import { headerNames, parseDelimited, scanRecords, tabularFormat, TABULAR_EXTENSIONS, type TabularFormat } from './tabular.js';
+
+interface MiniBatchBase {
+  /** Global index over all nodes. */
+  readonly index: number;
+  /** `mb-00042`. */
+  readonly id: string;
+  /** Input items in the mini-batch. */
+  readonly items: number;
+}
+
+export interface FilesMiniBatch extends MiniBatchBase {
+  readonly kind: 'files';
+  readonly files: readonly string[];
+}
+
+export interface TabularMiniBatch extends MiniBatchBase {
+  readonly kind: 'tabular';
+  readonly file: string;
+  readonly format: TabularFormat;
+  readonly start: number;
+  readonly end: number;
+  /** 0-based index of the first row in the file (header excluded). */
+  readonly firstRow: number;
+  /** 1-based line of the first row. */
+  readonly firstLine: number;
+  readonly header?: readonly string[];
+}
+
+/** An input that could not be read while partitioning: one failed item, never sent to a worker. */
+export interface UnreadableMiniBatch extends MiniBatchBase {
+  readonly kind: 'unreadable';
+  readonly file: string;
+  readonly reason: string;
+}
+
+export type MiniBatch = FilesMiniBatch | TabularMiniBatch | UnreadableMiniBatch;
+
+export interface Partition {
+  /** This node's mini-batches, in order. */
+  readonly miniBatches: readonly MiniBatch[];
+  /** Mini-batches over all nodes. */
+  readonly totalMiniBatches: number;
+  /** Input files over all nodes. */
+  readonly totalFiles: number;
+  /** Items in this node's share. */
+  readonly items: number;
+}
+
+export function miniBatchId(index: number): string {
+  return `mb-${String(index).padStart(5, '0')}`;
+}
+
+/** The input files in a stable order: each input as given, folders walked recursively, sorted by name. */
+export function listInputFiles(inputs: readonly string[], pattern: string | undefined): string[] {
+  const re = pattern === undefined ? undefined : globToRegExp(pattern);
+  const matchBase = pattern !== undefined && !pattern.includes('/');
+  const seen = new Set<string>();
+  const out: string[] = [];
+  const add = (file: string): void => {
+    if (seen.has(file)) return;
+    seen.add(file);
+    out.push(file);
+  };
+  for (const input of inputs) {
+    let stat: fs.Stats | undefined;
+    try {
+      stat = fs.statSync(input);
+    } catch {
+      stat = undefined; // a dangling link: an item that will fail with its reason
+    }
+    if (!stat?.isDirectory()) {
+      add(input);
+      continue;
+    }
+    const walk = (dir: string, rel: string): void => {
+      const entries = fs.readdirSync(dir, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+      for (const entry of entries) {
+        const abs = path.join(dir, entry.name);
+        const relPath = rel ? `${rel}/${entry.name}` : entry.name;
+        if (entry.isDirectory()) {
+          walk(abs, relPath);
+          continue;
+        }
+        if (re && !re.test(matchBase ? entry.name : relPath)) continue;
+        add(abs);
+      }
+    };
+    walk(input, '');
+  }
+  return out;
+}
+
+/** Cut the input into mini-batches and keep this node's share. Throws RunnerConfigError for a tabular input of unknown type. */
+export function partition(config: ResolvedRunConfig): Partition {
+  const files = listInputFiles(config.inputs, config.inputPattern);
+  const all: Omit<MiniBatch, 'index' | 'id'>[] = [];
+  let items = 0;
+  const mine: MiniBatch[] = [];
+  let index = 0;
+  const push = (mb: Omit<FilesMiniBatch, 'index' | 'id'> | Omit<TabularMiniBatch, 'index' | 'id'> | Omit<UnreadableMiniBatch, 'index' | 'id'>): void => {
+    const i = index++;
+    if (i % config.nodeCount !== config.nodeRank) return;
+    mine.push({ ...mb, index: i, id: miniBatchId(i) } as MiniBatch);
+    items += mb.items;
+  };
+
+  if (config.inputType === 'files') {
+    for (let i = 0; i < files.length; i += config.miniBatchSize) {
+      const chunk = files.slice(i, i + config.miniBatchSize);
+      push({ kind: 'files', files: chunk, items: chunk.length });
+    }
+  } else {
+    const unknown = files.filter((f) => tabularFormat(f) === undefined);
+    if (unknown.length > 0) {
+      throw new RunnerConfigError([
+        {
+          field: 'input',
+          source: 'input',
+          expected: `tabular files (${Object.keys(TABULAR_EXTENSIONS).join(', ')}) for input_type tabular; use input_pattern to pick them`,
+          got: `${unknown.length} other file(s), e.g. ${unknown.slice(0, 3).join(', ')}`,
+        },
+      ]);
+    }
+    for (const file of files) {
+      try {
+        for (const mb of cutTabularFile(file, tabularFormat(file)!, config.miniBatchSize)) push(mb);
+      } catch (error) {
+        push({ kind: 'unreadable', file, reason: readReason(error), items: 1 });
+      }
+    }
+  }
+  void all;
+  return { miniBatches: mine, totalMiniBatches: index, totalFiles: files.length, items };
+}
+
+function readReason(error: unknown): string {
+  const e = error as NodeJS.ErrnoException;
+  return e?.code ? `${e.code}: ${e.message}` : String((e as Error)?.message ?? e);
+}
+
+/** Mini-batches of at most `size` bytes (at least one record each) within one file. */
+export function cutTabularFile(file: string, format: TabularFormat, size: number): Omit<TabularMiniBatch, 'index' | 'id'>[] {
+  const out: Omit<TabularMiniBatch, 'index' | 'id'>[] = [];
+  let header: string[] | undefined;
+  let start = -1;
+  let end = 0;
+  let rows = 0;
+  let firstRow = 0;
+  let firstLine = 1;
+  let row = 0;
+  const close = (): void => {
+    if (rows > 0) out.push({ kind: 'tabular', file, format, start, end, firstRow, firstLine, items: rows, header });
+    rows = 0;
+    start = -1;
+  };
+  let headerRange: [number, number] | undefined;
+  scanRecords(
+    file,
+    format,
+    (s, e, line) => {
+      if (rows > 0 && e - start > size) close();
+      if (rows === 0) {
+        start = s;
+        firstRow = row;
+        firstLine = line;
+      }
+      end = e;
+      rows++;
+      row++;
+    },
+    (s, e) => {
+      headerRange = [s, e];
+    },
+  );
+  if (format !== 'jsonl') {
+    if (headerRange) {
+      const fd = fs.openSync(file, 'r');
+      try {
+        const buf = Buffer.alloc(headerRange[1] - headerRange[0]);
+        fs.readSync(fd, buf, 0, buf.length, headerRange[0]);
+        const rec = parseDelimited(buf.toString('utf8'), format === 'tsv' ? '\t' : ',')[0];
+        header = headerNames(rec?.fields ?? []);
+      } finally {
+        fs.closeSync(fd);
+      }
+    }
+    for (const mb of out) (mb as { header?: readonly string[] }).header = header;
+  }
+  close();
+  if (format !== 'jsonl') for (const mb of out) (mb as { header?: readonly string[] }).header = header;
+  return out;
+}
