@@ -1,0 +1,104 @@
+// In-process checks of the public API: names, the metric catalog, and regressions.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { CATALOG, metric, prometheusName, startStep, type Step } from '../src/index.js';
+
+let step: Step | undefined;
+let dir: string | undefined;
+afterEach(async () => {
+  await step?.end();
+  step = undefined;
+  if (dir) fs.rmSync(dir, { recursive: true, force: true });
+});
+
+async function start(name = 'api'): Promise<Step> {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'st-api-'));
+  step = await startStep({ name, dir, console: false, handleProcessEvents: false });
+  return step;
+}
+
+describe('the metric catalog', () => {
+  it('maps every OpenTelemetry instrument to the Prometheus name the collector gives it', () => {
+    const names = Object.fromEntries(Object.values(CATALOG).map((e) => [e.name, prometheusName(e)]));
+    expect(names).toEqual({
+      'step.minibatch.duration': 'step_minibatch_duration_seconds',
+      'step.minibatches': 'step_minibatches_total',
+      'step.items': 'step_items_total',
+      'step.items.expected': 'step_items_expected',
+      'step.minibatch.retries': 'step_minibatch_retries_total',
+      'step.minibatch.timeouts': 'step_minibatch_timeouts_total',
+      'step.worker.restarts': 'step_worker_restarts_total',
+      'step.error_budget.used': 'step_error_budget_used_ratio',
+      'step.progress.timestamp': 'step_progress_timestamp_seconds',
+      'step.running': 'step_running',
+      'step.export.failures': 'step_export_failures_total',
+    });
+    expect(prometheusName({ name: 'http.server.request.duration', kind: 'histogram', unit: 'ms' })).toBe('http_server_request_duration_milliseconds');
+    expect(prometheusName({ name: 'queue.size', kind: 'gauge', unit: 'By' })).toBe('queue_size_bytes');
+  });
+
+  it('exposes catalog metrics and run.log gauges in the prom-client registry with bounded labels', async () => {
+    const s = await start('score');
+    s.log('accuracy', 0.95);
+    s.log('train.loss', 0.5, { step: 1 });
+    s.instruments.record('minibatchDuration', 0.2, { outcome: 'success' });
+    s.instruments.record('items', 10, { outcome: 'failure' });
+    const text = await s.prometheus.registry.metrics();
+    expect(text).toContain('accuracy{pipeline="pipeline",step="score",node="0"} 0.95');
+    expect(text).toContain('train_loss{pipeline="pipeline",step="score",node="0"} 0.5');
+    expect(text).toContain('step_minibatch_duration_seconds_bucket{le="0.25",pipeline="pipeline",step="score",node="0",outcome="success"} 1');
+    expect(text).toContain('step_items_total{pipeline="pipeline",step="score",node="0",outcome="failure"} 10');
+    expect(text).not.toMatch(/run_id|mini_batch/);
+  });
+
+  it('regression: a NaN recorded into a histogram is dropped, not counted (OpenTelemetry keeps the same test)', async () => {
+    const s = await start();
+    s.instruments.record('minibatchDuration', Number.NaN, { outcome: 'success' });
+    s.instruments.record('minibatchDuration', 0.1, { outcome: 'success' });
+    const text = await s.prometheus.registry.metrics();
+    expect(text).toContain('step_minibatch_duration_seconds_count{pipeline="pipeline",step="api",node="0",outcome="success"} 1');
+    expect(text).toContain('step_minibatch_duration_seconds_sum{pipeline="pipeline",step="api",node="0",outcome="success"} 0.1');
+  });
+
+  it('keeps a prom-client label error from reaching the caller', async () => {
+    const s = await start();
+    expect(() => s.instruments.record('items', -1, { outcome: 'success' })).not.toThrow();
+  });
+});
+
+describe('startStep', () => {
+  it('answers a second call with the same step, and a call naming another step with a clear error', async () => {
+    const s = await start('one');
+    await expect(startStep({ name: 'one' })).resolves.toBe(s);
+    await expect(startStep()).resolves.toBe(s);
+    await expect(startStep({ name: 'two' })).rejects.toThrow('step "one" is already running in this process; end it before starting "two"');
+  });
+
+  it('a metric handle taken before the start records into the step once it has started', async () => {
+    const handle = metric('early');
+    handle.log(1, { step: 0 });
+    const s = await start();
+    handle.log(2, { step: 1 });
+    await s.end();
+    const lines = fs
+      .readFileSync(path.join(s.runFolder!, 'metrics.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    expect(lines.filter((l) => l.name === 'early').map((l) => [l.value, l.step])).toEqual([
+      [1, 0],
+      [2, 1],
+    ]);
+  });
+
+  it('a new step can start after the previous one ended', async () => {
+    const first = await start('first');
+    await first.end();
+    const second = await startStep({ name: 'second', dir, console: false, handleProcessEvents: false });
+    step = second;
+    expect(second).not.toBe(first);
+    expect(second.identity.stepName).toBe('second');
+  });
+});
