@@ -93,6 +93,9 @@ describe('Application Insights', () => {
 
     const request = ai.requests().find((e) => e.data.baseData.name === 'score');
     expect(request?.tags['ai.operation.id']).toBe(ids.traceId);
+    expect(request?.tags['ai.cloud.role']).toBe('mnist.score');
+    // run.log lists, rows and tables travel as events of the step span
+    expect(ai.traces().find((e) => e.data.baseData.message === 'metric.table')?.tags['ai.operation.parentId']).toBe(ids.stepSpanId);
     expect(request?.data.baseData).toMatchObject({ success: true, properties: expect.objectContaining({ step_id: 'score', run_id: 'score-run-3', pipeline_run_id: 'pr-backends' }) });
     const dependency = ai.dependencies().find((e) => e.data.baseData.name === 'load-model');
     expect(dependency?.tags['ai.operation.parentId']).toBe(ids.stepSpanId);
