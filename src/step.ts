@@ -255,12 +255,7 @@ export class Step implements ActiveStep {
     this.unregisterGlobals();
     const exports = this.healths.map((h) => h.summary());
     for (const h of this.healths) {
-      if (!h.troubled) continue;
-      const s = h.summary();
-      const lost = s.droppedItems > 0 ? `; ${s.droppedItems} ${s.signal === 'logs' ? 'log records' : s.signal === 'traces' ? 'spans' : 'points'} not delivered` : '';
-      this.diagnostics.notice(
-        `${s.backend} ${s.signal} export to ${s.target}: ${s.failedBatches} of ${s.batches} batches failed${lost}; last error: ${s.lastError ?? 'unknown'}${s.hint ? ` (${s.hint})` : ''}.${this.local ? ` Everything is in ${this.local.folder}` : ''}`,
-      );
+      if (h.troubled) this.diagnostics.notice(`${h.describe()}${this.local ? ` Everything is in ${this.local.folder}` : ''}`);
     }
     this.endedFlag = true;
     const state = processState();

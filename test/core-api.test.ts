@@ -68,6 +68,36 @@ describe('the metric catalog', () => {
   });
 });
 
+describe('the step logger', () => {
+  it('is a real winston logger: a transport the program adds sees every record with the step dimensions', async () => {
+    const { default: Transport } = await import('winston-transport');
+    const seen: Array<Record<string, unknown>> = [];
+    class Collect extends Transport {
+      override log(info: Record<string, unknown>, next: () => void): void {
+        seen.push(info);
+        next();
+      }
+    }
+    const s = await start('logs');
+    s.logger.info('before add', { a: 1 });
+    const collect = new Collect();
+    s.logger.add(collect);
+    s.logger.info('after add', { a: 2 });
+    s.logger.debug('below the level');
+    await s.span('inner', async () => s.logger.warn('in span'));
+    s.logger.remove(collect);
+    s.logger.info('after remove');
+    expect(seen.map((r) => r.message)).toEqual(['after add', 'in span']);
+    expect(seen[0]).toMatchObject({ level: 'info', a: 2, step_name: 'logs', run_id: s.identity.runId, trace_id: s.rootSpan.spanContext().traceId });
+    await s.end();
+    const lines = fs.readFileSync(path.join(s.runFolder!, 'logs.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const own = lines.filter((l) => /add|span|remove/.test(l.message));
+    // the same fields whichever path a record took (fast path before/after, winston's streams in between)
+    expect(own.map((l) => l.message)).toEqual(['before add', 'after add', 'in span', 'after remove']);
+    for (const l of own) expect(Object.keys(l).filter((k) => !['a'].includes(k)).sort()).toEqual(Object.keys(own[3]).sort());
+  });
+});
+
 describe('startStep', () => {
   it('answers a second call with the same step, and a call naming another step with a clear error', async () => {
     const s = await start('one');

@@ -101,7 +101,6 @@ export function listInputFiles(inputs: readonly string[], pattern: string | unde
 /** Cut the input into mini-batches and keep this node's share. Throws RunnerConfigError for a tabular input of unknown type. */
 export function partition(config: ResolvedRunConfig): Partition {
   const files = listInputFiles(config.inputs, config.inputPattern);
-  const all: Omit<MiniBatch, 'index' | 'id'>[] = [];
   let items = 0;
   const mine: MiniBatch[] = [];
   let index = 0;
@@ -137,7 +136,6 @@ export function partition(config: ResolvedRunConfig): Partition {
       }
     }
   }
-  void all;
   return { miniBatches: mine, totalMiniBatches: index, totalFiles: files.length, items };
 }
 
@@ -180,21 +178,17 @@ export function cutTabularFile(file: string, format: TabularFormat, size: number
       headerRange = [s, e];
     },
   );
-  if (format !== 'jsonl') {
-    if (headerRange) {
-      const fd = fs.openSync(file, 'r');
-      try {
-        const buf = Buffer.alloc(headerRange[1] - headerRange[0]);
-        fs.readSync(fd, buf, 0, buf.length, headerRange[0]);
-        const rec = parseDelimited(buf.toString('utf8'), format === 'tsv' ? '\t' : ',')[0];
-        header = headerNames(rec?.fields ?? []);
-      } finally {
-        fs.closeSync(fd);
-      }
-    }
-    for (const mb of out) (mb as { header?: readonly string[] }).header = header;
-  }
   close();
-  if (format !== 'jsonl') for (const mb of out) (mb as { header?: readonly string[] }).header = header;
+  if (format !== 'jsonl' && headerRange) {
+    const fd = fs.openSync(file, 'r');
+    try {
+      const buf = Buffer.alloc(headerRange[1] - headerRange[0]);
+      fs.readSync(fd, buf, 0, buf.length, headerRange[0]);
+      header = headerNames(parseDelimited(buf.toString('utf8'), format === 'tsv' ? '\t' : ',')[0]?.fields ?? []);
+    } finally {
+      fs.closeSync(fd);
+    }
+    return out.map((mb) => ({ ...mb, header }));
+  }
   return out;
 }

@@ -211,17 +211,71 @@ export interface LoggerState {
   logger?: winston.Logger;
 }
 
+const SPLAT = Symbol.for('splat');
+const FORMAT_TOKEN = /%[scdjifoO%]/;
+const noop = (): void => undefined;
+
 /** The process logger, created on first use (at import time of a user module, perhaps). */
 export function processLogger(state: LoggerState): winston.Logger {
   if (state.logger) return state.logger;
-  state.logger = winston.createLogger({
+  const format = winston.format.combine(winston.format.errors({ stack: true }), stepContextFormat(state));
+  const transport = new StepTransport(state);
+  const logger = winston.createLogger({
     level: 'info',
     levels: winston.config.npm.levels,
-    format: winston.format.combine(winston.format.errors({ stack: true }), stepContextFormat(state)),
-    transports: [new StepTransport(state)],
+    format,
+    transports: [transport],
     exitOnError: false,
   });
-  return state.logger;
+  installFastPath(logger, format, transport);
+  state.logger = logger;
+  return logger;
+}
+
+/**
+ * The common call, `logger.info('message', { fields })`, skips winston's stream plumbing while
+ * the logger is as we built it (our format, our single transport): the record is built exactly
+ * as winston's `log()` builds it, formatted by the same format, and handed to the same transport.
+ * Anything else (other arguments, added transports, a new format, `silent`) takes winston's path.
+ */
+function installFastPath(logger: winston.Logger, format: winston.Logform.Format, transport: StepTransport): void {
+  const levels = logger.levels;
+  for (const level of Object.keys(levels)) {
+    const slow = (logger as unknown as Record<string, (...args: unknown[]) => winston.Logger>)[level];
+    const severity = levels[level];
+    const fast = function (this: unknown, ...args: unknown[]): winston.Logger {
+      const [message, meta] = args;
+      if (
+        args.length > 2 ||
+        typeof message !== 'string' ||
+        logger.transports.length !== 1 ||
+        logger.transports[0] !== transport ||
+        logger.format !== format ||
+        logger.silent ||
+        (meta !== undefined && (typeof meta !== 'object' || meta === null || meta instanceof Error || Array.isArray(meta))) ||
+        FORMAT_TOKEN.test(message)
+      ) {
+        return slow.apply(this ?? logger, args);
+      }
+      if (levels[logger.level] < severity) return logger;
+      let info: Info;
+      if (meta === undefined) {
+        info = { ...logger.defaultMeta, level, message } as Info;
+      } else {
+        const m = meta as Record<string, unknown>;
+        info = Object.assign({}, logger.defaultMeta, m, { level, message }) as Info;
+        (info as Record<symbol, unknown>)[SPLAT] = [m];
+        if (m.message) info.message = `${message} ${String(m.message)}`;
+        if (m.stack) info.stack = m.stack;
+        if (m.cause) info.cause = m.cause;
+      }
+      (info as Record<symbol, unknown>)[LEVEL] = level;
+      const out = format.transform(info, format.options) as Info | false;
+      if (out) transport.log(out, noop);
+      return logger;
+    };
+    (logger as unknown as Record<string, unknown>)[level] = fast;
+  }
 }
 
 /** Bind the process logger to a step; replays what was logged before the start. */

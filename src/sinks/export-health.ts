@@ -83,6 +83,18 @@ export class ExportHealth {
     };
   }
 
+  /** One line for the end-of-step summary. */
+  describe(): string {
+    const s = this.summary();
+    const noun = s.signal === 'logs' ? 'log records' : s.signal === 'traces' ? 'spans' : 'points';
+    const lost = s.droppedItems > 0 ? `; ${s.droppedItems} ${noun} not delivered` : '';
+    const cause =
+      s.failedBatches === 0 && s.lastError === undefined
+        ? 'the export queue overflowed: recording outpaced the backend'
+        : `last error: ${s.lastError ?? 'unknown'}${s.hint ? ` (${s.hint})` : ''}`;
+    return `${s.backend} ${s.signal} export to ${s.target}: ${s.failedBatches} of ${s.batches} batches failed${lost}; ${cause}.`;
+  }
+
   /** True when something did not arrive. */
   get troubled(): boolean {
     return this.failedBatches > 0 || (this.offeredItems > this.deliveredItems && this.signal !== 'metrics') || this.lastStatus !== undefined;

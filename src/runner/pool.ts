@@ -1,0 +1,227 @@
+// Worker processes: fork, IPC, captured stdout/stderr, and stopping within a bound. A worker is
+// never reused after a timeout or a crash: the runner replaces it with a fresh process.
+import { fork, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { ParentMessage, StartMessage, WorkerMessage } from './protocol.js';
+
+const STDERR_TAIL_LINES = 40;
+const TS_EXTENSIONS = new Set(['.ts', '.mts', '.cts', '.tsx']);
+
+export type WorkerState = 'starting' | 'idle' | 'busy' | 'stopping' | 'exited';
+
+/** Why a worker process ended, for the worker summary. */
+export type WorkerEndReason = 'stopped' | 'crashed' | 'killed-timeout' | 'init-failed' | 'aborted' | 'terminated';
+
+export interface WorkerHandlers {
+  onMessage(worker: WorkerProcess, message: WorkerMessage): void;
+  onExit(worker: WorkerProcess, code: number | null, signal: NodeJS.Signals | null): void;
+  onStderrLine(worker: WorkerProcess, line: string): void;
+}
+
+export interface WorkerSpawnOptions {
+  readonly slot: number;
+  readonly processIndex: number;
+  readonly start: StartMessage;
+  readonly env: NodeJS.ProcessEnv;
+  /** Where the worker's raw stdout/stderr go (created on the first byte); undefined: nowhere. */
+  readonly consoleFile: string | undefined;
+  readonly handlers: WorkerHandlers;
+}
+
+/** The worker module next to this file (worker.js in dist, worker.ts when run from source). */
+function workerModule(): { file: string; fromSource: boolean } {
+  const here = fileURLToPath(import.meta.url);
+  const fromSource = here.endsWith('.ts');
+  return { file: path.join(path.dirname(here), fromSource ? 'worker.ts' : 'worker.js'), fromSource };
+}
+
+let tsxLoader: string | undefined;
+/** `--import <tsx>` so that TypeScript entry scripts run without a build step. */
+function tsxImport(): string[] {
+  tsxLoader ??= import.meta.resolve('tsx');
+  return ['--import', tsxLoader];
+}
+
+export function needsTypeScript(entryScript: string): boolean {
+  return TS_EXTENSIONS.has(path.extname(entryScript).toLowerCase());
+}
+
+export class WorkerProcess {
+  readonly slot: number;
+  readonly name: string;
+  readonly processIndex: number;
+  readonly child: ChildProcess;
+  readonly pid: number | undefined;
+  readonly startedAt = Date.now();
+  state: WorkerState = 'starting';
+  readyAt: number | undefined;
+  initMs: number | undefined;
+  exitedAt: number | undefined;
+  exitCode: number | null = null;
+  exitSignal: NodeJS.Signals | null = null;
+  endReason: WorkerEndReason | undefined;
+  /** Set when the runner ends this worker on purpose: its exit is not a crash. */
+  expectingExit = false;
+  readonly stderrTail: string[] = [];
+  // statistics for the worker summary
+  miniBatches = 0;
+  failedAttempts = 0;
+  itemsSucceeded = 0;
+  itemsFailed = 0;
+  busyMs = 0;
+  private consoleFd: number | undefined;
+  private readonly exited: Promise<void>;
+  private readonly timers: NodeJS.Timeout[] = [];
+
+  constructor(private readonly options: WorkerSpawnOptions) {
+    this.slot = options.slot;
+    this.name = `worker-${options.slot}`;
+    this.processIndex = options.processIndex;
+    const { file, fromSource } = workerModule();
+    const execArgv = process.execArgv.filter((a) => !a.startsWith('--inspect'));
+    const hasTsx = execArgv.some((a) => /(^|[/\\@])tsx([/\\]|$)/.test(a) || a === 'tsx');
+    if ((fromSource || needsTypeScript(options.start.entryScript)) && !hasTsx) execArgv.push(...tsxImport());
+    this.child = fork(file, [...options.start.args], {
+      env: options.env,
+      execArgv,
+      stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+      serialization: 'json',
+    });
+    this.pid = this.child.pid;
+    this.exited = new Promise<void>((resolve) => {
+      let done = false;
+      const finish = (code: number | null, signal: NodeJS.Signals | null): void => {
+        if (done) return;
+        done = true;
+        for (const t of this.timers) clearTimeout(t);
+        this.state = 'exited';
+        this.exitedAt = Date.now();
+        this.exitCode = code;
+        this.exitSignal = signal;
+        this.closeConsole();
+        options.handlers.onExit(this, code, signal);
+        resolve();
+      };
+      // 'close' comes after the stdio pipes are drained, so the stderr tail is complete; a
+      // grandchild holding the pipes open must not delay the news, hence the bound.
+      this.child.once('exit', (code, signal) => {
+        const timer = setTimeout(() => finish(code, signal), 500);
+        this.child.once('close', () => {
+          clearTimeout(timer);
+          finish(code, signal);
+        });
+      });
+      this.child.once('error', (error) => {
+        this.pushStderr(`failed to start the worker process: ${error.message}`);
+        // 'exit' may or may not follow a spawn error
+        setImmediate(() => finish(this.child.exitCode ?? 1, this.child.signalCode));
+      });
+    });
+    this.child.on('message', (message: WorkerMessage) => options.handlers.onMessage(this, message));
+    this.capture(this.child.stdout, 'stdout');
+    this.capture(this.child.stderr, 'stderr');
+    this.send(options.start);
+  }
+
+  send(message: ParentMessage): boolean {
+    if (!this.child.connected) return false;
+    try {
+      return this.child.send(message);
+    } catch {
+      return false;
+    }
+  }
+
+  /** Resolves when the process has exited. */
+  whenExited(): Promise<void> {
+    return this.exited;
+  }
+
+  get alive(): boolean {
+    return this.state !== 'exited';
+  }
+
+  /** Ask the worker to end its step and exit; SIGTERM after `graceMs`, SIGKILL after twice that. */
+  stop(graceMs: number, reason: WorkerEndReason = 'stopped'): Promise<void> {
+    if (!this.alive) return this.exited;
+    this.expectingExit = true;
+    this.endReason ??= reason;
+    this.state = 'stopping';
+    if (!this.send({ type: 'stop' })) this.signal('SIGTERM');
+    this.timers.push(setTimeout(() => this.signal('SIGTERM'), graceMs));
+    this.timers.push(setTimeout(() => this.signal('SIGKILL'), 2 * graceMs));
+    return this.exited;
+  }
+
+  /** SIGTERM now (the worker's step flushes and exits 143), SIGKILL after `graceMs`. */
+  terminate(graceMs: number, reason: WorkerEndReason): Promise<void> {
+    if (!this.alive) return this.exited;
+    this.expectingExit = true;
+    this.endReason ??= reason;
+    this.state = 'stopping';
+    this.signal('SIGTERM');
+    this.timers.push(setTimeout(() => this.signal('SIGKILL'), graceMs));
+    return this.exited;
+  }
+
+  kill(): void {
+    this.expectingExit = true;
+    this.signal('SIGKILL');
+  }
+
+  private signal(sig: NodeJS.Signals): void {
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
+    try {
+      this.child.kill(sig);
+    } catch {
+      // already gone
+    }
+  }
+
+  private capture(stream: NodeJS.ReadableStream | null, name: 'stdout' | 'stderr'): void {
+    if (!stream) return;
+    let partial = '';
+    stream.setEncoding('utf8');
+    stream.on('data', (chunk: string) => {
+      this.writeConsole(name === 'stderr' ? chunk.replace(/^(?=.)/gm, '[stderr] ') : chunk);
+      if (name !== 'stderr') return;
+      const text = partial + chunk;
+      const lines = text.split('\n');
+      partial = lines.pop() ?? '';
+      for (const line of lines) this.pushStderr(line);
+    });
+    stream.on('end', () => {
+      if (partial) this.pushStderr(partial);
+      partial = '';
+    });
+  }
+
+  private pushStderr(line: string): void {
+    this.stderrTail.push(line);
+    if (this.stderrTail.length > STDERR_TAIL_LINES) this.stderrTail.shift();
+    this.options.handlers.onStderrLine(this, line);
+  }
+
+  private writeConsole(text: string): void {
+    const file = this.options.consoleFile;
+    if (!file) return;
+    try {
+      this.consoleFd ??= fs.openSync(file, 'a');
+      fs.writeSync(this.consoleFd, text);
+    } catch {
+      // the console copy is a convenience; the tail is kept in memory
+    }
+  }
+
+  private closeConsole(): void {
+    if (this.consoleFd === undefined) return;
+    try {
+      fs.closeSync(this.consoleFd);
+    } catch {
+      // ignore
+    }
+    this.consoleFd = undefined;
+  }
+}

@@ -1,0 +1,123 @@
+// Progress: a live bar on a terminal (items/s, done/total, failures, ETA), plain periodic lines
+// otherwise, and the human messages of the runner, printed so that they never tear the bar.
+
+export interface ProgressSnapshot {
+  readonly elapsedMs: number;
+  readonly itemsTotal: number;
+  readonly itemsSucceeded: number;
+  readonly itemsFailed: number;
+  readonly miniBatchesTotal: number;
+  readonly miniBatchesDone: number;
+  readonly miniBatchesFailed: number;
+  readonly running: number;
+  readonly retries: number;
+  readonly timeouts: number;
+  readonly workerRestarts: number;
+}
+
+export type ProgressMode = 'tty' | 'plain' | 'silent';
+
+const BAR_WIDTH = 24;
+
+export function formatDuration(seconds: number): string {
+  if (!Number.isFinite(seconds) || seconds < 0) return '?';
+  const s = Math.round(seconds);
+  const h = Math.floor(s / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  const sec = s % 60;
+  return h > 0 ? `${h}:${String(m).padStart(2, '0')}:${String(sec).padStart(2, '0')}` : `${m}:${String(sec).padStart(2, '0')}`;
+}
+
+/** Rate (items/s) and ETA (s) from a snapshot; rate over the whole run so far. */
+export function rateAndEta(p: ProgressSnapshot): { rate: number; eta: number } {
+  const done = p.itemsSucceeded + p.itemsFailed;
+  const rate = p.elapsedMs > 0 ? (done * 1000) / p.elapsedMs : 0;
+  const left = Math.max(0, p.itemsTotal - done);
+  return { rate, eta: rate > 0 ? left / rate : left === 0 ? 0 : Number.NaN };
+}
+
+export function progressLine(p: ProgressSnapshot): string {
+  const done = p.itemsSucceeded + p.itemsFailed;
+  const { rate, eta } = rateAndEta(p);
+  const pct = p.itemsTotal > 0 ? Math.floor((100 * done) / p.itemsTotal) : 100;
+  return (
+    `${pct}% ${done}/${p.itemsTotal} items (${p.itemsFailed} failed), ` +
+    `${p.miniBatchesDone}/${p.miniBatchesTotal} mini-batches (${p.miniBatchesFailed} failed, ${p.running} running), ` +
+    `${rate.toFixed(1)} items/s, ETA ${formatDuration(eta)}` +
+    (p.retries + p.timeouts + p.workerRestarts > 0 ? `, ${p.retries} retries, ${p.timeouts} timeouts, ${p.workerRestarts} worker restarts` : '')
+  );
+}
+
+function bar(p: ProgressSnapshot, label: string, columns: number): string {
+  const done = p.itemsSucceeded + p.itemsFailed;
+  const frac = p.itemsTotal > 0 ? Math.min(1, done / p.itemsTotal) : 1;
+  const filled = Math.round(frac * BAR_WIDTH);
+  const { rate, eta } = rateAndEta(p);
+  const text =
+    `${label} [${'█'.repeat(filled)}${'░'.repeat(BAR_WIDTH - filled)}] ${Math.floor(frac * 100)}% ` +
+    `${done}/${p.itemsTotal} items · ${p.itemsFailed} failed · ${rate.toFixed(1)} items/s · ETA ${formatDuration(eta)}`;
+  return text.length > columns - 1 ? text.slice(0, Math.max(10, columns - 2)) + '…' : text;
+}
+
+export class ProgressPrinter {
+  private timer: NodeJS.Timeout | undefined;
+  private barShown = false;
+  private lastPlain = 0;
+
+  constructor(
+    readonly mode: ProgressMode,
+    private readonly label: string,
+    private readonly intervalMs: number,
+    private readonly snapshot: () => ProgressSnapshot,
+  ) {}
+
+  start(): void {
+    if (this.mode === 'silent') return;
+    const every = this.mode === 'tty' ? 120 : this.intervalMs;
+    this.lastPlain = Date.now();
+    this.timer = setInterval(() => this.tick(), every);
+    this.timer.unref();
+  }
+
+  /** A message for the user; `err` goes to stderr. */
+  print(text: string, stream: 'out' | 'err' = 'out'): void {
+    if (this.mode === 'silent') return;
+    this.clearBar();
+    write(stream === 'err' ? process.stderr : process.stdout, `${text}\n`);
+    if (this.mode === 'tty' && this.timer) this.drawBar();
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+    this.clearBar();
+  }
+
+  private tick(): void {
+    if (this.mode === 'tty') this.drawBar();
+    else {
+      this.lastPlain = Date.now();
+      write(process.stdout, `[${this.label}] progress: ${progressLine(this.snapshot())}\n`);
+    }
+  }
+
+  private drawBar(): void {
+    const columns = process.stderr.columns || 100;
+    write(process.stderr, `\r\x1b[K${bar(this.snapshot(), this.label, columns)}`);
+    this.barShown = true;
+  }
+
+  private clearBar(): void {
+    if (!this.barShown) return;
+    write(process.stderr, '\r\x1b[K');
+    this.barShown = false;
+  }
+}
+
+function write(stream: NodeJS.WriteStream, text: string): void {
+  try {
+    stream.write(text);
+  } catch {
+    // a closed console must not stop the run
+  }
+}

@@ -1,0 +1,113 @@
+// Messages between the runner (parent) and its worker processes. Kept small: a task names files or
+// a byte range, never file contents; a result carries a count, the output lines (append_row only)
+// and item-level reasons.
+import type { InputType, OutputAction } from './types.js';
+import type { TabularFormat } from './tabular.js';
+
+export interface SerializedError {
+  readonly type: string;
+  readonly message: string;
+  readonly stack?: string;
+}
+
+/** Parent → worker, once, right after the fork. */
+export interface StartMessage {
+  readonly type: 'start';
+  readonly entryScript: string;
+  readonly args: readonly string[];
+  readonly worker: string;
+  readonly processIndex: number;
+  readonly inputType: InputType;
+  readonly outputAction: OutputAction;
+}
+
+export interface FilesTask {
+  readonly kind: 'files';
+  readonly files: readonly string[];
+}
+
+export interface TabularTask {
+  readonly kind: 'tabular';
+  readonly file: string;
+  readonly format: TabularFormat;
+  readonly start: number;
+  readonly end: number;
+  readonly firstRow: number;
+  readonly firstLine: number;
+  readonly header?: readonly string[];
+}
+
+/** Parent → worker: run one mini-batch attempt. */
+export interface RunMessage {
+  readonly type: 'run';
+  readonly id: string;
+  readonly attempt: number;
+  /** W3C traceparent of the attempt span: the worker's `run` span is its child. */
+  readonly traceparent: string;
+  readonly items: number;
+  readonly task: FilesTask | TabularTask;
+}
+
+/** Parent → worker: end the step and exit. */
+export interface StopMessage {
+  readonly type: 'stop';
+}
+
+export type ParentMessage = StartMessage | RunMessage | StopMessage;
+
+/** An item that failed inside a mini-batch, with the reason. */
+export interface ItemFailure {
+  /** A path, or `file:line` for a row. */
+  readonly item: string;
+  readonly reason: string;
+  readonly input?: boolean;
+}
+
+/** Worker → parent: init() finished (or there is none). */
+export interface ReadyMessage {
+  readonly type: 'ready';
+  readonly pid: number;
+  readonly initMs: number;
+}
+
+/** Worker → parent: loading the entry script or init() failed; the job aborts. */
+export interface InitErrorMessage {
+  readonly type: 'init-error';
+  readonly phase: 'load' | 'init';
+  readonly error: SerializedError;
+}
+
+/** Worker → parent: one attempt finished. */
+export interface ResultMessage {
+  readonly type: 'result';
+  readonly id: string;
+  readonly attempt: number;
+  readonly ok: boolean;
+  /** Items of the mini-batch that succeeded (returned elements, at most the items given to run()). */
+  readonly succeeded: number;
+  /** Elements run() returned. */
+  readonly returned: number;
+  /** run() was called (false when no item of the mini-batch could be read). */
+  readonly ran: boolean;
+  /** Output lines, `\n`-terminated (append_row only). */
+  readonly lines?: string;
+  readonly failures?: readonly ItemFailure[];
+  /** Time inside run(), ms. */
+  readonly runMs: number;
+  readonly error?: SerializedError;
+}
+
+export type WorkerMessage = ReadyMessage | InitErrorMessage | ResultMessage;
+
+export function serializeError(error: unknown): SerializedError {
+  if (error instanceof Error) {
+    return { type: error.name || 'Error', message: error.message, stack: error.stack };
+  }
+  let message: string;
+  try {
+    message = typeof error === 'string' ? error : JSON.stringify(error) ?? String(error);
+  } catch {
+    message = String(error);
+  }
+  return { type: 'NonErrorThrown', message: `a non-Error value was thrown: ${message}` };
+}

@@ -1,0 +1,313 @@
+// The runner's files in the run folder, in the spirit of ParallelRunStep's logs:
+//   processed-mini-batches.csv  one line per finished mini-batch (times picked, worker, items, status, error)
+//   worker-summary.csv          one line per worker process
+//   mini-batches.jsonl          which inputs each mini-batch holds (to map output rows back)
+//   progress-overview.txt       rewritten while the job runs
+//   result.json                 the outcome, counts and thresholds (what runParallel() returns)
+//   error-summary.txt           the cause first, then errors by category and the failed items
+// Every file is written atomically (rename) or appended line by line, so a stopped run leaves
+// consistent files.
+import fs from 'node:fs';
+import path from 'node:path';
+import type { MiniBatch } from './partition.js';
+import type { WorkerProcess } from './pool.js';
+import type { ErrorCategory, ErrorInfo, ParallelRunResult } from './types.js';
+
+export const FILES = {
+  processed: 'processed-mini-batches.csv',
+  workers: 'worker-summary.csv',
+  manifest: 'mini-batches.jsonl',
+  overview: 'progress-overview.txt',
+  result: 'result.json',
+  errors: 'error-summary.txt',
+} as const;
+
+/** Final status of a mini-batch in the processed report. */
+export type MiniBatchStatus = 'RUN_DONE' | 'RUN_EXCEPTION' | 'RUN_TIMEOUT' | 'PROCESS_CRASH' | 'INPUT_ERROR' | 'ABORTED';
+
+export const PROCESSED_COLUMNS = [
+  'mini_batch_id',
+  'times_picked',
+  'worker',
+  'pid',
+  'start_time',
+  'end_time',
+  'total_items',
+  'succeeded_items',
+  'failed_items',
+  'elapsed_seconds',
+  'run_method_seconds',
+  'status',
+  'error_category',
+  'error_message',
+] as const;
+
+export interface ProcessedRow {
+  readonly mini_batch_id: string;
+  readonly times_picked: number;
+  readonly worker: string;
+  readonly pid: number | string;
+  readonly start_time: string;
+  readonly end_time: string;
+  readonly total_items: number;
+  readonly succeeded_items: number;
+  readonly failed_items: number;
+  readonly elapsed_seconds: number;
+  readonly run_method_seconds: number;
+  readonly status: MiniBatchStatus;
+  readonly error_category: string;
+  readonly error_message: string;
+}
+
+export function csvCell(value: unknown): string {
+  const s = value === undefined || value === null ? '' : String(value);
+  return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+}
+
+export function round3(x: number): number {
+  return Math.round(x * 1000) / 1000;
+}
+
+/** Write a file whole: to a temporary name, then rename. Never throws; returns the error text. */
+export function writeAtomic(file: string, text: string): string | undefined {
+  const tmp = `${file}.tmp`;
+  try {
+    fs.writeFileSync(tmp, text);
+    fs.renameSync(tmp, file);
+    return undefined;
+  } catch (error) {
+    return (error as Error).message;
+  }
+}
+
+/** Lines appended in batches (a timer and the end), each batch with one write. */
+export class LineFile {
+  private fd: number | undefined;
+  private pending: string[] = [];
+
+  constructor(readonly file: string, header?: string) {
+    try {
+      this.fd = fs.openSync(file, 'w');
+      if (header !== undefined) fs.writeSync(this.fd, `${header}\n`);
+    } catch {
+      this.fd = undefined;
+    }
+  }
+
+  append(line: string): void {
+    if (this.fd === undefined) return;
+    this.pending.push(line);
+    if (this.pending.length >= 1024) this.flush();
+  }
+
+  flush(): void {
+    if (this.fd === undefined || this.pending.length === 0) return;
+    const text = `${this.pending.join('\n')}\n`;
+    this.pending = [];
+    try {
+      fs.writeSync(this.fd, text);
+    } catch {
+      // a full disk: the result file says so through the output error, the rest goes on
+    }
+  }
+
+  close(): void {
+    this.flush();
+    if (this.fd !== undefined) {
+      try {
+        fs.closeSync(this.fd);
+      } catch {
+        // ignore
+      }
+    }
+    this.fd = undefined;
+  }
+}
+
+export class ProcessedReport {
+  private readonly out: LineFile;
+  constructor(folder: string) {
+    this.out = new LineFile(path.join(folder, FILES.processed), PROCESSED_COLUMNS.join(','));
+  }
+
+  add(row: ProcessedRow): void {
+    let line = '';
+    for (let i = 0; i < PROCESSED_COLUMNS.length; i++) {
+      if (i > 0) line += ',';
+      line += csvCell(row[PROCESSED_COLUMNS[i]!]);
+    }
+    this.out.append(line);
+  }
+
+  flush(): void {
+    this.out.flush();
+  }
+
+  close(): void {
+    this.out.close();
+  }
+}
+
+/** mini-batches.jsonl: the inputs of every mini-batch of this node. */
+export function writeManifest(folder: string, miniBatches: readonly MiniBatch[]): void {
+  const out = new LineFile(path.join(folder, FILES.manifest));
+  for (const mb of miniBatches) {
+    let line: Record<string, unknown>;
+    if (mb.kind === 'files') line = { mini_batch_id: mb.id, items: mb.items, files: mb.files };
+    else if (mb.kind === 'tabular') line = { mini_batch_id: mb.id, items: mb.items, file: mb.file, format: mb.format, first_row: mb.firstRow, first_line: mb.firstLine, bytes: [mb.start, mb.end] };
+    else line = { mini_batch_id: mb.id, items: mb.items, file: mb.file, unreadable: mb.reason };
+    out.append(JSON.stringify(line));
+  }
+  out.close();
+}
+
+export const WORKER_COLUMNS = [
+  'worker',
+  'process_index',
+  'pid',
+  'started',
+  'ended',
+  'end_reason',
+  'exit',
+  'init_seconds',
+  'mini_batches',
+  'failed_attempts',
+  'items_succeeded',
+  'items_failed',
+  'busy_seconds',
+  'utilization',
+] as const;
+
+export function writeWorkerSummary(folder: string, workers: readonly WorkerProcess[], now: number): string | undefined {
+  const lines = [WORKER_COLUMNS.join(',')];
+  for (const w of workers) {
+    const end = w.exitedAt ?? now;
+    const life = Math.max(1, end - w.startedAt);
+    const exit = w.exitedAt === undefined ? 'running' : w.exitSignal ? w.exitSignal : String(w.exitCode);
+    lines.push(
+      [
+        w.name,
+        w.processIndex,
+        w.pid ?? '',
+        new Date(w.startedAt).toISOString(),
+        w.exitedAt === undefined ? '' : new Date(w.exitedAt).toISOString(),
+        w.endReason ?? (w.exitedAt === undefined ? '' : 'exited'),
+        exit,
+        w.initMs === undefined ? '' : round3(w.initMs / 1000),
+        w.miniBatches,
+        w.failedAttempts,
+        w.itemsSucceeded,
+        w.itemsFailed,
+        round3(w.busyMs / 1000),
+        round3(w.busyMs / life),
+      ]
+        .map(csvCell)
+        .join(','),
+    );
+  }
+  return writeAtomic(path.join(folder, FILES.workers), `${lines.join('\n')}\n`);
+}
+
+/** Errors seen during the run, by category, with the first example of each. */
+export class ErrorLedger {
+  readonly categories = new Map<ErrorCategory, { attempts: number; items: number; first: ErrorInfo }>();
+  readonly failedItems: { item: string; mini_batch_id: string; category: ErrorCategory; reason: string }[] = [];
+  failedItemsDropped = 0;
+  static readonly ITEM_LIMIT = 1000;
+
+  /** A failed attempt (or an input problem) of a category. */
+  attempt(info: ErrorInfo): void {
+    const entry = this.categories.get(info.category);
+    if (entry) entry.attempts++;
+    else this.categories.set(info.category, { attempts: 1, items: 0, first: info });
+  }
+
+  item(item: string, miniBatchId: string, category: ErrorCategory, reason: string): void {
+    let entry = this.categories.get(category);
+    if (!entry) {
+      entry = { attempts: 0, items: 0, first: { category, message: reason, mini_batch_id: miniBatchId } };
+      this.categories.set(category, entry);
+    }
+    entry.items++;
+    if (this.failedItems.length < ErrorLedger.ITEM_LIMIT) this.failedItems.push({ item, mini_batch_id: miniBatchId, category, reason });
+    else this.failedItemsDropped++;
+  }
+
+  /** `InputError × 6 (first: ...)`, most frequent first. */
+  digest(limit = 3): string {
+    const rows = [...this.categories.entries()].sort((a, b) => b[1].items + b[1].attempts - (a[1].items + a[1].attempts));
+    return rows
+      .slice(0, limit)
+      .map(([cat, e]) => `${cat} × ${e.items > 0 ? `${e.items} item${e.items === 1 ? '' : 's'}` : `${e.attempts} attempt${e.attempts === 1 ? '' : 's'}`} (first: ${oneLine(e.first.message, 160)})`)
+      .join('; ');
+  }
+}
+
+export function oneLine(text: string, max = 300): string {
+  const s = text.replace(/\s*\n\s*/g, ' | ');
+  return s.length > max ? `${s.slice(0, max - 1)}…` : s;
+}
+
+export function errorSummaryText(result: ParallelRunResult, ledger: ErrorLedger, header: string): string {
+  const out: string[] = [];
+  out.push(`${header}`);
+  out.push('');
+  out.push(`Result: ${result.status} (exit code ${result.exit_code})`);
+  out.push(`Reason: ${result.reason}`);
+  if (result.cause) {
+    out.push('');
+    out.push(`Cause: ${result.cause.category}${result.cause.worker ? ` on ${result.cause.worker}` : ''}${result.cause.mini_batch_id ? ` (${result.cause.mini_batch_id})` : ''}`);
+    out.push(indent(`${result.cause.type ? `${result.cause.type}: ` : ''}${result.cause.message}`));
+    const f = frames(result.cause.stack);
+    if (f) out.push(indent(f, 6));
+  }
+  out.push('');
+  out.push(`Mini-batches: ${result.mini_batches.succeeded} succeeded, ${result.mini_batches.failed} failed, ${result.mini_batches.not_processed} not processed, of ${result.mini_batches.total}`);
+  out.push(`Items: ${result.items.succeeded} succeeded, ${result.items.failed} failed, ${result.items.not_processed} not processed, of ${result.items.total}`);
+  out.push(`Retries: ${result.retries}, timeouts: ${result.timeouts}, worker restarts: ${result.worker_restarts}`);
+  const t = result.thresholds;
+  out.push(
+    `Thresholds: error_threshold ${t.error_threshold}${t.error_threshold >= 0 ? ` (${result.items.failed} failed items)` : ' (ignored)'}, allowed_failed_count ${t.allowed_failed_count}${t.allowed_failed_count >= 0 ? ` (${result.mini_batches.failed} failed mini-batches)` : ' (ignored)'}, allowed_failed_percent ${t.allowed_failed_percent}`,
+  );
+  out.push('');
+  if (ledger.categories.size === 0) {
+    out.push('No errors.');
+  } else {
+    out.push('Errors by category:');
+    for (const [cat, e] of ledger.categories) {
+      const counts = [e.attempts > 0 ? `${e.attempts} failed attempt${e.attempts === 1 ? '' : 's'}` : '', e.items > 0 ? `${e.items} failed item${e.items === 1 ? '' : 's'}` : ''].filter(Boolean).join(', ');
+      out.push(`  ${cat}: ${counts}`);
+      const where = [e.first.mini_batch_id, e.first.worker].filter(Boolean).join(' on ');
+      out.push(`    first${where ? ` (${where})` : ''}: ${e.first.type ? `${e.first.type}: ` : ''}${e.first.message}`);
+      const f = frames(e.first.stack);
+      if (f) out.push(indent(f, 6));
+    }
+  }
+  if (ledger.failedItems.length > 0) {
+    out.push('');
+    out.push(`Failed items${ledger.failedItemsDropped > 0 ? ` (first ${ledger.failedItems.length}; ${ledger.failedItemsDropped} more not listed)` : ''}:`);
+    for (const f of ledger.failedItems) out.push(`  ${f.item}\t${f.mini_batch_id}\t${f.category}\t${oneLine(f.reason)}`);
+  }
+  out.push('');
+  out.push(`Per mini-batch detail: ${FILES.processed}; per worker: ${FILES.workers}; worker logs: logs.process-<n>.jsonl, driver.process-<n>.log, console.process-<n>.log`);
+  return `${out.join('\n')}\n`;
+}
+
+/** The `at ...` lines of a stack (the message is printed on its own). */
+function frames(stack: string | undefined): string {
+  if (!stack) return '';
+  return stack
+    .split('\n')
+    .filter((l) => /^\s+at /.test(l))
+    .slice(0, 12)
+    .join('\n');
+}
+
+function indent(text: string, n = 4): string {
+  const pad = ' '.repeat(n);
+  return text
+    .split('\n')
+    .filter((l) => l.trim() !== '')
+    .map((l) => pad + l.trimStart())
+    .join('\n');
+}
