@@ -124,3 +124,31 @@ describe('Application Insights', () => {
     expect(marker(r.stdout, 'RESULT').exports).toHaveLength(6);
   });
 });
+
+describe('switches', () => {
+  it('OTEL_SDK_DISABLED stops every export while the local files go on; OTEL_TRACES_EXPORTER=none stops one signal', async () => {
+    const receiver = await otlp();
+    const dir = await useTempDir();
+    const off = await runStepScript({ script: FULL, env: { ...IDENTITY, STEP_TELEMETRY_DIR: `${dir}/a`, OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url, OTEL_SDK_DISABLED: 'true' } });
+    expect(off.code).toBe(0);
+    expect(receiver.rawRequests()).toHaveLength(0);
+    expect(readRunFolder(marker(off.stdout, 'IDS').runFolder).spans.length).toBeGreaterThan(0);
+
+    const noTraces = await runStepScript({ script: FULL, env: { ...IDENTITY, STEP_TELEMETRY_DIR: `${dir}/b`, OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url, OTEL_TRACES_EXPORTER: 'none' } });
+    expect(noTraces.code).toBe(0);
+    expect(new Set(receiver.rawRequests().map((q) => q.signal))).toEqual(new Set(['logs', 'metrics']));
+  });
+
+  it('STEP_TELEMETRY_DISABLED writes nothing and sends nothing; the logger still prints', async () => {
+    const receiver = await otlp();
+    const dir = await useTempDir();
+    const r = await runStepScript({
+      script: FULL,
+      env: { STEP_TELEMETRY_DIR: `${dir}/off`, OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url, STEP_TELEMETRY_DISABLED: 'true' },
+    });
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('model loaded');
+    expect(receiver.rawRequests()).toHaveLength(0);
+    expect((await import('node:fs')).existsSync(`${dir}/off`)).toBe(false);
+  });
+});
