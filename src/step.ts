@@ -337,8 +337,6 @@ export async function startStep(options: StepOptions = {}): Promise<Step> {
   try {
     const step = await starting;
     state.active = step;
-    for (const m of state.pendingMetrics) step.log(m.name, m.value, m.options);
-    state.pendingMetrics = [];
     return step;
   } finally {
     state.starting = undefined;
@@ -444,6 +442,14 @@ function createStep(options: StepOptions): Step {
   const step = new Step(config, identity, diagnostics, local, tracerProvider, meterProvider, loggerProvider, healths, agents, registeredGlobals, staticInfo);
   staticInfo.trace_id = step.rootSpan.spanContext().traceId;
   step.writeInitialStepJson();
+  // values logged through import-time handles before the start
+  const state = processState();
+  for (const m of state.pendingMetrics) step.log(m.name, m.value, m.options);
+  state.pendingMetrics = [];
+  if (state.pendingOverflow > 0) {
+    diagnostics.warn('metrics.pre-start-overflow', `${state.pendingOverflow} metric values logged before startStep() were dropped (the buffer holds ${PENDING_METRICS_LIMIT})`);
+    state.pendingOverflow = 0;
+  }
   step.logger.info(`step ${identity.stepName} started`, {
     backends: ['local', ...backends.map((b) => b.name)].filter((n) => n !== 'local' || local).join(', ') || 'none',
   });

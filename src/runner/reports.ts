@@ -222,13 +222,14 @@ export class ErrorLedger {
     else this.categories.set(info.category, { attempts: 1, items: 0, first: info });
   }
 
-  item(item: string, miniBatchId: string, category: ErrorCategory, reason: string): void {
+  /** `count` failed items (one line in the list: a path, a row, or a description of several). */
+  item(item: string, miniBatchId: string, category: ErrorCategory, reason: string, count = 1): void {
     let entry = this.categories.get(category);
     if (!entry) {
-      entry = { attempts: 0, items: 0, first: { category, message: reason, mini_batch_id: miniBatchId } };
+      entry = { attempts: 0, items: 0, first: { category, message: `${item}: ${reason}`, mini_batch_id: miniBatchId } };
       this.categories.set(category, entry);
     }
-    entry.items++;
+    entry.items += count;
     if (this.failedItems.length < ErrorLedger.ITEM_LIMIT) this.failedItems.push({ item, mini_batch_id: miniBatchId, category, reason });
     else this.failedItemsDropped++;
   }

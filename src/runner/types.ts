@@ -80,6 +80,7 @@ export type ErrorCategory =
   | 'RunTimeout'
   | 'WorkerCrash'
   | 'MissingResults'
+  | 'ItemError'
   | 'InputError'
   | 'InitFailure'
   | 'ProgressTimeout'

@@ -1,0 +1,912 @@
+// The runner: one parent process owns the step, the partition, the queue, retries, timeouts,
+// thresholds, the per-attempt spans and metrics, and the reports; worker processes run the entry
+// script. Everything the parent does per mini-batch is a handful of map writes, one span, one
+// histogram sample and one IPC round trip.
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { SpanKind, SpanStatusCode, type Span } from '@opentelemetry/api';
+import { startStep, type Step } from '../step.js';
+import { RunnerConfigError, resolveRunConfig, type ResolvedRunConfig } from './config.js';
+import { AppendRowOutput } from './output.js';
+import { partition as cutInput, type MiniBatch, type Partition } from './partition.js';
+import { WorkerProcess, type WorkerHandlers } from './pool.js';
+import { ProgressPrinter, formatDuration, progressLine, rateAndEta, type ProgressMode, type ProgressSnapshot } from './progress.js';
+import type { ItemFailure, ResultMessage, RunMessage, WorkerMessage } from './protocol.js';
+import {
+  ErrorLedger,
+  FILES,
+  ProcessedReport,
+  errorSummaryText,
+  oneLine,
+  round3,
+  writeAtomic,
+  writeManifest,
+  writeWorkerSummary,
+  type MiniBatchStatus,
+} from './reports.js';
+import type { ErrorCategory, ErrorInfo, ParallelRunConfig, ParallelRunResult, ParallelRunStatus, RunParallelOptions } from './types.js';
+
+/** A timed-out worker gets this long to die on SIGTERM before SIGKILL. */
+const TIMEOUT_KILL_GRACE_MS = 1000;
+/** Failure lines printed on the console before the rest only go to the files. */
+const PRINTED_FAILURES = 20;
+const OVERVIEW_INTERVAL_MS = 1000;
+
+interface MiniBatchState {
+  readonly mb: Exclude<MiniBatch, { kind: 'unreadable' }>;
+  attempts: number;
+  firstStart: number;
+  lastWorker: WorkerProcess | undefined;
+  lastError: ErrorInfo | undefined;
+  lastRunMs: number;
+  done: boolean;
+}
+
+interface Attempt {
+  readonly st: MiniBatchState;
+  readonly no: number;
+  readonly worker: WorkerProcess;
+  readonly t0: number;
+  readonly span: Span;
+  readonly timer: NodeJS.Timeout;
+}
+
+interface Outcome {
+  readonly status: ParallelRunStatus;
+  readonly exitCode: number;
+  readonly cause?: ErrorInfo;
+}
+
+function flushTimeoutMs(env: NodeJS.ProcessEnv): number {
+  const n = Number(env.STEP_TELEMETRY_FLUSH_TIMEOUT_MS);
+  return Number.isInteger(n) && n >= 0 ? n : 5000;
+}
+
+/** The run folder's root (`STEP_TELEMETRY_DIR`), from the run folder and the identity. */
+function telemetryDir(runFolder: string, nodeCount: number): string {
+  let dir = path.dirname(path.dirname(runFolder));
+  if (nodeCount > 1) dir = path.dirname(dir);
+  return dir;
+}
+
+class Job {
+  private readonly states: MiniBatchState[] = [];
+  private next = 0;
+  private readonly retryQueue: MiniBatchState[] = [];
+  private readonly slots: (WorkerProcess | undefined)[];
+  private readonly slotUsed: boolean[];
+  private readonly current = new Map<WorkerProcess, Attempt>();
+  readonly workers: WorkerProcess[] = [];
+  private nextProcessIndex = 1;
+  readonly ledger = new ErrorLedger();
+  private readonly started = Date.now();
+  private readonly t0 = performance.now();
+  private lastProgress = performance.now();
+  private printedFailures = 0;
+  private outcome: Outcome | undefined;
+  private settle!: () => void;
+  private readonly settled = new Promise<void>((resolve) => {
+    this.settle = resolve;
+  });
+  private readonly timers: NodeJS.Timeout[] = [];
+  private readonly debug: boolean;
+  private readonly workerEnv: NodeJS.ProcessEnv;
+  private readonly graceMs: number;
+
+  // counters
+  private mbDone = 0;
+  private mbSucceeded = 0;
+  private mbFailed = 0;
+  private itemsSucceeded = 0;
+  private itemsFailed = 0;
+  private retries = 0;
+  private timeouts = 0;
+  private restarts = 0;
+
+  constructor(
+    private readonly config: ResolvedRunConfig,
+    private readonly step: Step,
+    private readonly part: Partition,
+    private readonly printer: ProgressPrinter,
+    private readonly output: AppendRowOutput | undefined,
+    private readonly processed: ProcessedReport | undefined,
+    private readonly runFolder: string | undefined,
+  ) {
+    this.slots = new Array<WorkerProcess | undefined>(config.processCountPerNode).fill(undefined);
+    this.slotUsed = new Array<boolean>(config.processCountPerNode).fill(false);
+    this.debug = step.logger.isDebugEnabled();
+    const id = step.identity;
+    this.graceMs = flushTimeoutMs(process.env) + 1000;
+    this.workerEnv = {
+      ...process.env,
+      ...config.environmentVariables,
+      STEP_TELEMETRY_STEP_NAME: id.stepName,
+      STEP_TELEMETRY_STEP_ID: id.stepId,
+      STEP_TELEMETRY_RUN_ID: id.runId,
+      STEP_TELEMETRY_PIPELINE_RUN_ID: id.pipelineRunId,
+      STEP_TELEMETRY_PIPELINE_NAME: id.pipelineName,
+      STEP_TELEMETRY_NODE_RANK: String(config.nodeRank),
+      STEP_TELEMETRY_NODE_COUNT: String(config.nodeCount),
+      STEP_TELEMETRY_LOG_LEVEL: config.loggingLevel,
+      STEP_TELEMETRY_CONSOLE: 'false',
+      STEP_TELEMETRY_HANDLE_PROCESS_EVENTS: 'true',
+      TRACEPARENT: step.traceparent(),
+    };
+    if (runFolder) this.workerEnv.STEP_TELEMETRY_DIR = telemetryDir(runFolder, id.nodeCount);
+    else this.workerEnv.STEP_TELEMETRY_LOCAL = 'false';
+    delete this.workerEnv.STEP_TELEMETRY_PROCESS_INDEX;
+  }
+
+  get terminating(): boolean {
+    return this.outcome !== undefined;
+  }
+
+  snapshot = (): ProgressSnapshot => ({
+    elapsedMs: performance.now() - this.t0,
+    itemsTotal: this.part.items,
+    itemsSucceeded: this.itemsSucceeded,
+    itemsFailed: this.itemsFailed,
+    miniBatchesTotal: this.part.miniBatches.length,
+    miniBatchesDone: this.mbDone,
+    miniBatchesFailed: this.mbFailed,
+    running: this.current.size,
+    retries: this.retries,
+    timeouts: this.timeouts,
+    workerRestarts: this.restarts,
+  });
+
+  async run(): Promise<Outcome> {
+    const ins = this.step.instruments;
+    ins.record('itemsExpected', this.part.items);
+    ins.record('errorBudgetUsed', 0);
+    for (const mb of this.part.miniBatches) {
+      if (mb.kind === 'unreadable') continue;
+      this.states.push({ mb, attempts: 0, firstStart: 0, lastWorker: undefined, lastError: undefined, lastRunMs: 0, done: false });
+    }
+    // inputs that could not be read while partitioning fail right away, without a worker
+    for (const mb of this.part.miniBatches) {
+      if (mb.kind !== 'unreadable' || this.outcome) continue;
+      const now = Date.now();
+      const error: ErrorInfo = { category: 'InputError', message: `${mb.file}: ${mb.reason}`, mini_batch_id: mb.id };
+      this.ledger.attempt(error);
+      this.finishMiniBatch(mb, 'INPUT_ERROR', 0, [{ item: mb.file, reason: mb.reason, input: true }], error, { attempts: 0, start: now, worker: undefined, runMs: 0 });
+    }
+    const watchdogEvery = Math.max(50, Math.min(1000, (this.config.progressUpdateTimeout * 1000) / 4));
+    this.timers.push(setInterval(() => this.watchdog(), watchdogEvery));
+    if (this.runFolder) this.timers.push(setInterval(() => this.writeOverview('running'), OVERVIEW_INTERVAL_MS));
+    for (const t of this.timers) t.unref();
+    if (!this.outcome) {
+      if (this.mbDone === this.part.miniBatches.length) this.finish();
+      else this.ensureWorkers();
+    }
+    await this.settled;
+    for (const t of this.timers) clearInterval(t);
+    // the end: stop the workers that are still there, within the bound
+    await Promise.all(this.workers.filter((w) => w.alive).map((w) => (this.outcome ? w.terminate(this.graceMs, 'aborted') : w.stop(this.graceMs, 'stopped'))));
+    return this.outcome ?? { status: 'succeeded', exitCode: 0 };
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // workers
+
+  private remainingWork(): number {
+    return this.retryQueue.length + (this.states.length - this.next) + this.current.size;
+  }
+
+  private ensureWorkers(): void {
+    if (this.outcome) return;
+    const wanted = Math.min(this.config.processCountPerNode, this.remainingWork());
+    let live = this.slots.filter((w) => w !== undefined && w.alive && !w.expectingExit).length;
+    for (let slot = 0; slot < this.slots.length && live < wanted; slot++) {
+      const w = this.slots[slot];
+      if (w !== undefined && w.alive && !w.expectingExit) continue;
+      this.spawn(slot);
+      live++;
+    }
+  }
+
+  private spawn(slot: number): void {
+    const restart = this.slotUsed[slot]!;
+    this.slotUsed[slot] = true;
+    if (restart) {
+      this.restarts++;
+      this.step.instruments.record('workerRestarts', 1);
+    }
+    const processIndex = this.nextProcessIndex++;
+    const handlers: WorkerHandlers = {
+      onMessage: (w, m) => this.onMessage(w, m),
+      onExit: (w, code, signal) => this.onExit(w, code, signal),
+      onStderrLine: (w, line) => {
+        if (line.trim() !== '') this.printer.print(`[${w.name}] ${line}`, 'err');
+      },
+    };
+    const w = new WorkerProcess({
+      slot,
+      processIndex,
+      env: { ...this.workerEnv, STEP_TELEMETRY_PROCESS_INDEX: String(processIndex) },
+      consoleFile: this.runFolder ? path.join(this.runFolder, `console.process-${processIndex}.log`) : undefined,
+      handlers,
+      start: {
+        type: 'start',
+        entryScript: this.config.entryScript,
+        args: this.config.arguments,
+        worker: `worker-${slot}`,
+        processIndex,
+        inputType: this.config.inputType,
+        outputAction: this.config.outputAction,
+      },
+    });
+    this.slots[slot] = w;
+    this.workers.push(w);
+    this.step.logger.info(`${restart ? 'restarted' : 'started'} ${w.name}`, { worker: w.name, pid: w.pid, process_index: processIndex });
+  }
+
+  private onMessage(w: WorkerProcess, m: WorkerMessage): void {
+    switch (m.type) {
+      case 'ready':
+        w.readyAt = Date.now();
+        w.initMs = m.initMs;
+        if (w.state === 'starting') w.state = 'idle';
+        this.step.logger.info(`${w.name} ready`, { worker: w.name, pid: w.pid, init_seconds: round3(m.initMs / 1000) });
+        this.lastProgress = performance.now();
+        this.dispatch(w);
+        break;
+      case 'init-error': {
+        w.endReason = 'init-failed';
+        const what = m.phase === 'load' ? 'loading the entry script' : 'init()';
+        this.abort({
+          category: 'InitFailure',
+          type: m.error.type,
+          message: `${what} failed in ${w.name} (pid ${w.pid}): ${m.error.message}`,
+          stack: m.error.stack,
+          worker: w.name,
+        });
+        break;
+      }
+      case 'result':
+        this.onResult(w, m);
+        break;
+    }
+  }
+
+  private dispatch(w: WorkerProcess): void {
+    if (this.outcome || !w.alive || w.expectingExit || this.current.has(w)) return;
+    const st = this.retryQueue.shift() ?? (this.next < this.states.length ? this.states[this.next++] : undefined);
+    if (st === undefined) {
+      w.state = 'idle';
+      return;
+    }
+    st.attempts++;
+    if (st.attempts === 1) st.firstStart = Date.now();
+    else {
+      this.retries++;
+      this.step.instruments.record('retries', 1);
+    }
+    st.lastWorker = w;
+    w.state = 'busy';
+    const mb = st.mb;
+    const span = this.step.startSpan('mini-batch', {
+      kind: SpanKind.CONSUMER,
+      attributes: {
+        'mini_batch.id': mb.id,
+        'mini_batch.items': mb.items,
+        'mini_batch.attempt': st.attempts,
+        'worker.id': w.name,
+        'worker.pid': w.pid ?? -1,
+      },
+    });
+    const sc = span.spanContext();
+    const timer = setTimeout(() => this.onTimeout(w), this.config.runInvocationTimeout * 1000);
+    const attempt: Attempt = { st, no: st.attempts, worker: w, t0: performance.now(), span, timer };
+    this.current.set(w, attempt);
+    const message: RunMessage = {
+      type: 'run',
+      id: mb.id,
+      attempt: st.attempts,
+      traceparent: `00-${sc.traceId}-${sc.spanId}-0${sc.traceFlags & 1}`,
+      items: mb.items,
+      task:
+        mb.kind === 'files'
+          ? { kind: 'files', files: mb.files }
+          : { kind: 'tabular', file: mb.file, format: mb.format, start: mb.start, end: mb.end, firstRow: mb.firstRow, firstLine: mb.firstLine, header: mb.header },
+    };
+    if (!w.send(message)) {
+      // the channel closed under us: the exit handler treats it as a crash of this attempt
+      w.kill();
+    }
+  }
+
+  /** Detach the attempt running on `w`; undefined when there is none. */
+  private takeAttempt(w: WorkerProcess): Attempt | undefined {
+    const a = this.current.get(w);
+    if (!a) return undefined;
+    clearTimeout(a.timer);
+    this.current.delete(w);
+    w.busyMs += performance.now() - a.t0;
+    return a;
+  }
+
+  private onResult(w: WorkerProcess, m: ResultMessage): void {
+    const a = this.current.get(w);
+    if (!a || a.st.mb.id !== m.id || a.no !== m.attempt) return; // a late answer of an attempt already given up
+    this.takeAttempt(w);
+    if (w.state === 'busy') w.state = 'idle';
+    this.lastProgress = performance.now();
+    const seconds = (performance.now() - a.t0) / 1000;
+    const st = a.st;
+    st.lastRunMs = m.runMs;
+    w.miniBatches++;
+    if (m.ok) {
+      if (m.lines !== undefined && this.output && !this.output.write(m.lines, m.returned)) {
+        a.span.end();
+        this.abort({ category: 'InternalError', message: this.output.error ?? 'cannot write the output file', mini_batch_id: st.mb.id });
+        return;
+      }
+      const failed = st.mb.items - m.succeeded;
+      a.span.setAttributes({ 'mini_batch.outcome': 'success', 'mini_batch.items_succeeded': m.succeeded, 'mini_batch.items_failed': failed, 'mini_batch.returned': m.returned });
+      a.span.setStatus({ code: SpanStatusCode.OK });
+      a.span.end();
+      this.step.instruments.record('minibatchDuration', seconds, { outcome: 'success' });
+      w.itemsSucceeded += m.succeeded;
+      w.itemsFailed += failed;
+      this.finishMiniBatch(st.mb, m.ran ? 'RUN_DONE' : 'INPUT_ERROR', m.succeeded, m.failures ?? [], st.lastError, {
+        attempts: st.attempts,
+        start: st.firstStart,
+        worker: w,
+        runMs: m.runMs,
+        returned: m.returned,
+      });
+      st.done = true;
+    } else {
+      const e = m.error!;
+      this.step.instruments.record('minibatchDuration', seconds, { outcome: 'error' });
+      a.span.setAttributes({ 'mini_batch.outcome': 'error', 'error.type': e.type });
+      a.span.recordException({ name: e.type, message: e.message, stack: e.stack });
+      a.span.setStatus({ code: SpanStatusCode.ERROR, message: `${e.type}: ${e.message}` });
+      a.span.end();
+      w.failedAttempts++;
+      this.attemptFailed(a, { category: 'RunException', type: e.type, message: e.message, stack: e.stack, worker: w.name, mini_batch_id: st.mb.id }, 'RUN_EXCEPTION', m.failures ?? []);
+    }
+    this.dispatch(w);
+  }
+
+  private onTimeout(w: WorkerProcess): void {
+    const a = this.takeAttempt(w);
+    if (!a) return;
+    this.lastProgress = performance.now();
+    this.timeouts++;
+    this.step.instruments.record('timeouts', 1);
+    this.step.instruments.record('minibatchDuration', (performance.now() - a.t0) / 1000, { outcome: 'timeout' });
+    const t = this.config.runInvocationTimeout;
+    const message = `run() did not return within ${t} s (run_invocation_timeout) on ${w.name} (pid ${w.pid}); the worker was killed and will be replaced`;
+    a.span.setAttributes({ 'mini_batch.outcome': 'timeout', 'error.type': 'RunTimeout' });
+    a.span.setStatus({ code: SpanStatusCode.ERROR, message });
+    a.span.end();
+    w.failedAttempts++;
+    w.miniBatches++;
+    void w.terminate(TIMEOUT_KILL_GRACE_MS, 'killed-timeout');
+    if (this.slots[w.slot] === w) this.slots[w.slot] = undefined;
+    this.attemptFailed(a, { category: 'RunTimeout', type: 'RunTimeout', message, worker: w.name, mini_batch_id: a.st.mb.id }, 'RUN_TIMEOUT', []);
+    this.ensureWorkers();
+  }
+
+  private onExit(w: WorkerProcess, code: number | null, signal: NodeJS.Signals | null): void {
+    if (this.slots[w.slot] === w) this.slots[w.slot] = undefined;
+    const a = this.takeAttempt(w);
+    if (w.expectingExit) {
+      if (a) this.abandon(a);
+      return;
+    }
+    w.endReason ??= 'crashed';
+    const how = signal ? `was killed by ${signal}` : `exited with code ${code}`;
+    const tail = w.stderrTail.filter((l) => l.trim() !== '').slice(-15).join('\n');
+    const stderr = tail ? `\nlast stderr lines of ${w.name}:\n${tail}` : '';
+    if (w.readyAt === undefined && !this.outcome) {
+      this.abort({ category: 'InitFailure', message: `${w.name} (pid ${w.pid}) ${how} before init() finished${stderr}`, worker: w.name });
+      return;
+    }
+    this.step.logger.warn(`${w.name} (pid ${w.pid}) ${how}`, { worker: w.name, pid: w.pid, exit_code: code, signal });
+    if (a) {
+      this.lastProgress = performance.now();
+      this.step.instruments.record('minibatchDuration', (performance.now() - a.t0) / 1000, { outcome: 'crash' });
+      const message = `${w.name} (pid ${w.pid}) ${how} while running ${a.st.mb.id} (attempt ${a.no})${stderr}`;
+      a.span.setAttributes({ 'mini_batch.outcome': 'crash', 'error.type': 'WorkerCrash' });
+      a.span.setStatus({ code: SpanStatusCode.ERROR, message: oneLine(message, 500) });
+      a.span.end();
+      w.failedAttempts++;
+      w.miniBatches++;
+      this.attemptFailed(a, { category: 'WorkerCrash', type: 'WorkerCrash', message, worker: w.name, mini_batch_id: a.st.mb.id }, 'PROCESS_CRASH', []);
+    }
+    this.ensureWorkers();
+  }
+
+  /** An attempt cut short by the end of the job (abort, SIGTERM): neither success nor failure. */
+  private abandon(a: Attempt): void {
+    a.span.setAttributes({ 'mini_batch.outcome': 'aborted' });
+    a.span.setStatus({ code: SpanStatusCode.ERROR, message: 'aborted: the job stopped' });
+    a.span.end();
+    this.processed?.add({
+      mini_batch_id: a.st.mb.id,
+      times_picked: a.st.attempts,
+      worker: a.worker.name,
+      pid: a.worker.pid ?? '',
+      start_time: new Date(a.st.firstStart).toISOString(),
+      end_time: new Date().toISOString(),
+      total_items: a.st.mb.items,
+      succeeded_items: 0,
+      failed_items: 0,
+      elapsed_seconds: round3((Date.now() - a.st.firstStart) / 1000),
+      run_method_seconds: 0,
+      status: 'ABORTED',
+      error_category: this.outcome?.cause?.category ?? '',
+      error_message: 'not finished: the job stopped',
+    });
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // outcomes of attempts and mini-batches
+
+  private attemptFailed(a: Attempt, error: ErrorInfo, status: MiniBatchStatus, failures: readonly ItemFailure[]): void {
+    const st = a.st;
+    st.lastError = error;
+    this.ledger.attempt(error);
+    const last = st.attempts >= this.config.runMaxTry || this.outcome !== undefined;
+    const what = `${st.mb.id} attempt ${a.no}/${this.config.runMaxTry} failed on ${a.worker.name}: ${error.category}: ${error.type && error.category === 'RunException' ? `${error.type}: ` : ''}${error.message}`;
+    this.step.withMiniBatch(st.mb.id, () =>
+      this.step.logger.warn(last ? `${what}; no tries left` : `${what}; retrying`, {
+        attempt: a.no,
+        worker: a.worker.name,
+        error_category: error.category,
+        ...(error.stack ? { stack: error.stack } : {}),
+      }),
+    );
+    if (this.printedFailures < PRINTED_FAILURES) {
+      this.printedFailures++;
+      this.printer.print(`[${this.step.identity.stepName}] ${oneLine(what, 400)}${last ? '; no tries left' : '; retrying'}`, 'err');
+    }
+    if (!last) {
+      this.retryQueue.push(st);
+      this.ensureWorkers();
+      for (const w of this.slots) if (w && w.state === 'idle') this.dispatch(w);
+      return;
+    }
+    st.done = true;
+    this.finishMiniBatch(st.mb, status, 0, failures, error, { attempts: st.attempts, start: st.firstStart, worker: a.worker, runMs: st.lastRunMs });
+  }
+
+  private finishMiniBatch(
+    mb: MiniBatch,
+    status: MiniBatchStatus,
+    succeeded: number,
+    failures: readonly ItemFailure[],
+    error: ErrorInfo | undefined,
+    info: { attempts: number; start: number; worker: WorkerProcess | undefined; runMs: number; returned?: number },
+  ): void {
+    const ins = this.step.instruments;
+    const { id, items } = mb;
+    const failed = items - succeeded;
+    const ok = status === 'RUN_DONE';
+    this.mbDone++;
+    if (ok) this.mbSucceeded++;
+    else this.mbFailed++;
+    this.itemsSucceeded += succeeded;
+    this.itemsFailed += failed;
+    ins.record('minibatches', 1, { outcome: ok ? 'success' : 'failure' });
+    if (succeeded > 0) ins.record('items', succeeded, { outcome: 'success' });
+    if (failed > 0) ins.record('items', failed, { outcome: 'failure' });
+    ins.record('progressTimestamp', Date.now() / 1000);
+
+    // which items failed, and why
+    let categoryOfRest: ErrorCategory = 'MissingResults';
+    let reasonOfRest = '';
+    let explained = 0;
+    if (failed > 0) {
+      for (const f of failures) {
+        if (explained >= failed && !f.input) break;
+        const category: ErrorCategory = f.input ? 'InputError' : ok ? 'ItemError' : (error?.category ?? 'RunException');
+        this.ledger.item(f.item, id, category, f.reason);
+        explained++;
+      }
+      if (!ok) {
+        categoryOfRest = error?.category ?? 'RunException';
+        reasonOfRest = error ? `${error.type && error.category === 'RunException' ? `${error.type}: ` : ''}${oneLine(error.message, 300)}` : status;
+      } else {
+        const passed = items - failures.filter((f) => f.input).length;
+        reasonOfRest = `run() returned ${info.returned ?? 0} element(s) for ${passed} item(s)`;
+      }
+      const rest = failed - explained;
+      if (rest > 0) {
+        const listed = new Set(failures.map((f) => f.item));
+        const names = mb.kind === 'files' ? mb.files.filter((f) => !listed.has(f)) : [];
+        if (names.length === rest) for (const n of names) this.ledger.item(n, id, categoryOfRest, reasonOfRest);
+        else if (mb.kind === 'tabular') this.ledger.item(`${mb.file} (${rest} of rows ${mb.firstRow}..${mb.firstRow + mb.items - 1})`, id, categoryOfRest, reasonOfRest, rest);
+        else this.ledger.item(`${rest} item(s)`, id, categoryOfRest, reasonOfRest, rest);
+      }
+    }
+    const firstFailure = failures[0];
+    const errorCategory = !ok ? (error?.category ?? '') : failed > 0 ? (firstFailure ? (firstFailure.input ? 'InputError' : 'ItemError') : 'MissingResults') : '';
+    const errorMessage = !ok
+      ? oneLine(error ? `${error.type && error.category === 'RunException' ? `${error.type}: ` : ''}${error.message}` : '', 500)
+      : failed > 0
+        ? oneLine(firstFailure ? `${failed} item(s) failed; first: ${firstFailure.item}: ${firstFailure.reason}` : `${failed} item(s) without a result: ${reasonOfRest}`, 500)
+        : info.attempts > 1 && error
+          ? oneLine(`succeeded after: ${error.category}: ${error.message}`, 500)
+          : '';
+    const end = Date.now();
+    this.processed?.add({
+      mini_batch_id: id,
+      times_picked: info.attempts,
+      worker: info.worker?.name ?? '',
+      pid: info.worker?.pid ?? '',
+      start_time: new Date(info.start).toISOString(),
+      end_time: new Date(end).toISOString(),
+      total_items: items,
+      succeeded_items: succeeded,
+      failed_items: failed,
+      elapsed_seconds: round3((end - info.start) / 1000),
+      run_method_seconds: round3(info.runMs / 1000),
+      status,
+      error_category: errorCategory,
+      error_message: errorMessage,
+    });
+    if (failed > 0) {
+      this.step.withMiniBatch(id, () =>
+        this.step.logger.warn(`${id}: ${failed} of ${items} items failed (${status}${errorCategory ? `, ${errorCategory}` : ''})`, {
+          status,
+          items,
+          items_failed: failed,
+          error_category: errorCategory,
+          error_message: errorMessage,
+        }),
+      );
+      if (ok && this.printedFailures < PRINTED_FAILURES) {
+        this.printedFailures++;
+        this.printer.print(`[${this.step.identity.stepName}] ${id}: ${oneLine(errorMessage, 300)}`, 'err');
+      }
+    } else if (this.debug) {
+      this.step.withMiniBatch(id, () => this.step.logger.debug(`${id} done`, { status, items, attempts: info.attempts }));
+    }
+    this.checkThresholds();
+    if (!this.outcome && this.mbDone === this.part.miniBatches.length) this.finish();
+  }
+
+  private checkThresholds(): void {
+    const c = this.config;
+    if (c.errorThreshold >= 0) this.step.instruments.record('errorBudgetUsed', this.itemsFailed / Math.max(1, c.errorThreshold));
+    if (this.outcome) return;
+    let message: string | undefined;
+    if (c.errorThreshold >= 0 && this.itemsFailed > c.errorThreshold) {
+      message = `error_threshold exceeded: ${this.itemsFailed} failed items > error_threshold ${c.errorThreshold}`;
+    } else if (c.allowedFailedCount >= 0 && this.mbFailed > c.allowedFailedCount) {
+      message = `allowed_failed_count exceeded: ${this.mbFailed} failed mini-batches > allowed_failed_count ${c.allowedFailedCount}`;
+    } else if (c.allowedFailedPercent < 100 && (this.mbFailed * 100) / this.part.miniBatches.length > c.allowedFailedPercent) {
+      const pct = (this.mbFailed * 100) / this.part.miniBatches.length;
+      message = `allowed_failed_percent exceeded: ${this.mbFailed} of ${this.part.miniBatches.length} mini-batches failed (${pct.toFixed(1)}%) > allowed_failed_percent ${c.allowedFailedPercent}`;
+    }
+    if (message) this.abort({ category: 'ThresholdExceeded', message: `${message}. Causes: ${this.ledger.digest()}` });
+  }
+
+  private watchdog(): void {
+    if (this.outcome) return;
+    const idle = (performance.now() - this.lastProgress) / 1000;
+    if (idle <= this.config.progressUpdateTimeout) return;
+    const running = [...this.current.values()].map((a) => `${a.st.mb.id} on ${a.worker.name} for ${((performance.now() - a.t0) / 1000).toFixed(0)} s`);
+    const starting = this.workers.filter((w) => w.alive && w.readyAt === undefined).map((w) => `${w.name} (pid ${w.pid}) still in init() after ${((Date.now() - w.startedAt) / 1000).toFixed(0)} s`);
+    this.abort({
+      category: 'ProgressTimeout',
+      message:
+        `no mini-batch attempt finished in the last ${this.config.progressUpdateTimeout} s (progress_update_timeout)` +
+        `${running.length ? `; running: ${running.join(', ')}` : ''}${starting.length ? `; ${starting.join(', ')}` : ''}` +
+        '. Raise progress_update_timeout if init() or run() legitimately take this long.',
+    });
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // the end
+
+  /** Stop the job with a cause: the attempts in flight are abandoned, the workers end. */
+  abort(cause: ErrorInfo, outcome: Omit<Outcome, 'cause'> = { status: 'failed', exitCode: 1 }): void {
+    if (this.outcome) return;
+    this.outcome = { ...outcome, cause };
+    this.step.logger.error(`parallel run ${outcome.status === 'terminated' ? 'terminated' : 'aborted'}: ${cause.category}: ${cause.message}`, {
+      error_category: cause.category,
+      ...(cause.stack ? { stack: cause.stack } : {}),
+    });
+    for (const w of [...this.current.keys()]) {
+      const a = this.takeAttempt(w);
+      if (a) this.abandon(a);
+    }
+    for (const w of this.workers) if (w.alive) void w.terminate(this.graceMs, outcome.status === 'terminated' ? 'terminated' : 'aborted');
+    this.finish();
+  }
+
+  terminate(signal: string): void {
+    const code = signal === 'SIGINT' ? 130 : 143;
+    this.abort({ category: 'Terminated', message: `received ${signal}; stopped the workers and wrote the reports` }, { status: 'terminated', exitCode: code });
+  }
+
+  /** Last resort on a second signal: kill everything now. */
+  killAll(): void {
+    for (const w of this.workers) if (w.alive) w.kill();
+    this.processed?.flush();
+  }
+
+  private finish(): void {
+    this.settle();
+  }
+
+  writeOverview(status: string): void {
+    if (!this.runFolder) return;
+    this.processed?.flush();
+    const p = this.snapshot();
+    const { rate, eta } = rateAndEta(p);
+    const c = this.config;
+    const workers = this.slots
+      .map((w, slot) => {
+        if (!w) return `worker-${slot}: none`;
+        const a = this.current.get(w);
+        return `${w.name} (pid ${w.pid}): ${a ? `busy with ${a.st.mb.id} attempt ${a.no} for ${((performance.now() - a.t0) / 1000).toFixed(1)} s` : w.readyAt === undefined ? 'starting (init)' : w.state}`;
+      })
+      .join('\n  ');
+    const text = [
+      `step: ${this.step.identity.stepName} (node ${c.nodeRank} of ${c.nodeCount})`,
+      `status: ${status}`,
+      `updated: ${new Date().toISOString()}`,
+      `started: ${new Date(this.started).toISOString()}`,
+      `elapsed: ${formatDuration(p.elapsedMs / 1000)}`,
+      `mini-batches: ${p.miniBatchesDone} of ${p.miniBatchesTotal} done (${this.mbSucceeded} succeeded, ${p.miniBatchesFailed} failed), ${p.running} running, ${this.retryQueue.length} waiting for a retry, ${this.states.length - this.next} not started`,
+      `items: ${p.itemsSucceeded + p.itemsFailed} of ${p.itemsTotal} done (${p.itemsSucceeded} succeeded, ${p.itemsFailed} failed)`,
+      `rate: ${rate.toFixed(2)} items/s, ETA ${formatDuration(eta)}`,
+      `retries: ${p.retries}, timeouts: ${p.timeouts}, worker restarts: ${p.workerRestarts}`,
+      `error budget: ${c.errorThreshold >= 0 ? `${p.itemsFailed} of error_threshold ${c.errorThreshold} failed items` : 'error_threshold -1 (failures ignored)'}` +
+        `${c.allowedFailedCount >= 0 ? `; ${p.miniBatchesFailed} of allowed_failed_count ${c.allowedFailedCount} failed mini-batches` : ''}`,
+      `workers:\n  ${workers}`,
+      `progress: ${progressLine(p)}`,
+      '',
+    ].join('\n');
+    writeAtomic(path.join(this.runFolder, FILES.overview), text);
+  }
+
+  counts(): Pick<ParallelRunResult, 'mini_batches' | 'items' | 'retries' | 'timeouts' | 'worker_restarts'> {
+    const total = this.part.miniBatches.length;
+    return {
+      mini_batches: { total, succeeded: this.mbSucceeded, failed: this.mbFailed, not_processed: total - this.mbDone },
+      items: { total: this.part.items, succeeded: this.itemsSucceeded, failed: this.itemsFailed, not_processed: this.part.items - this.itemsSucceeded - this.itemsFailed },
+      retries: this.retries,
+      timeouts: this.timeouts,
+      worker_restarts: this.restarts,
+    };
+  }
+
+  get startedAt(): number {
+    return this.started;
+  }
+}
+
+function progressMode(requested: RunParallelOptions['progress']): ProgressMode {
+  if (requested === 'silent') return 'silent';
+  if (requested === 'plain') return 'plain';
+  return process.stderr.isTTY && process.env.CI === undefined ? 'tty' : 'plain';
+}
+
+/**
+ * Run the entry script over the input in mini-batches, with ParallelRunStep semantics. Resolves
+ * with the result (also written to result.json in the run folder); rejects only with a
+ * RunnerConfigError, before any work, when the configuration cannot run.
+ */
+export async function runParallel(config: ParallelRunConfig, options: RunParallelOptions = {}): Promise<ParallelRunResult> {
+  return runWith(config, {}, options);
+}
+
+/** runParallel() with CLI flag values on top (see cli.ts). */
+export async function runWith(api: ParallelRunConfig, flags: Readonly<Record<string, unknown>>, options: RunParallelOptions): Promise<ParallelRunResult> {
+  const config = resolveRunConfig(api, flags);
+  const partStarted = Date.now();
+  let part: Partition;
+  try {
+    part = cutInput(config);
+  } catch (error) {
+    if (error instanceof RunnerConfigError) throw error;
+    throw new RunnerConfigError([{ field: 'input', source: 'input', expected: 'readable input files and folders', got: (error as Error).message }]);
+  }
+  const partEnded = Date.now();
+
+  const owned = options.step === undefined;
+  const step =
+    options.step ??
+    (await startStep({
+      name: config.stepName,
+      nodeRank: config.nodeRank,
+      nodeCount: config.nodeCount,
+      logLevel: config.loggingLevel,
+      console: process.env.STEP_TELEMETRY_CONSOLE?.trim() ? undefined : false,
+      handleProcessEvents: false,
+    }));
+  const runFolder = step.runFolder;
+  const label = step.identity.stepName;
+  const mode = progressMode(options.progress);
+
+  step.startSpan('partition', { startTime: partStarted, attributes: { 'input.files': part.totalFiles, 'mini_batches.total': part.totalMiniBatches, 'mini_batches.node': part.miniBatches.length, 'items.node': part.items } }).end(partEnded);
+  step.rootSpan.setAttributes({
+    'parallel_run.entry_script': config.entryScript,
+    'parallel_run.input_type': config.inputType,
+    'parallel_run.mini_batch_size': config.miniBatchSize,
+    'parallel_run.process_count_per_node': config.processCountPerNode,
+    'parallel_run.node_count': config.nodeCount,
+    'parallel_run.node_rank': config.nodeRank,
+    'parallel_run.error_threshold': config.errorThreshold,
+    'parallel_run.mini_batches': part.miniBatches.length,
+    'parallel_run.items': part.items,
+  });
+
+  let output: AppendRowOutput | undefined;
+  let setupError: ErrorInfo | undefined;
+  const outputFolder = config.output ?? (runFolder ? path.join(runFolder, 'output') : path.resolve('parallel-run-output'));
+  if (config.outputAction === 'append_row') {
+    try {
+      output = new AppendRowOutput(outputFolder, config.appendRowFileName);
+    } catch (error) {
+      setupError = { category: 'InternalError', message: `cannot create the output file in ${outputFolder}: ${(error as Error).message}` };
+    }
+  }
+  const processed = runFolder ? new ProcessedReport(runFolder) : undefined;
+  if (runFolder) writeManifest(runFolder, part.miniBatches);
+
+  let job: Job | undefined;
+  const printer = new ProgressPrinter(mode, label, config.progressInterval * 1000, () =>
+    job ? job.snapshot() : { elapsedMs: 0, itemsTotal: part.items, itemsSucceeded: 0, itemsFailed: 0, miniBatchesTotal: part.miniBatches.length, miniBatchesDone: 0, miniBatchesFailed: 0, running: 0, retries: 0, timeouts: 0, workerRestarts: 0 },
+  );
+  job = new Job(config, step, part, printer, output, processed, runFolder);
+  const j = job;
+
+  step.logger.info(`parallel run: ${part.items} items in ${part.miniBatches.length} mini-batches on node ${config.nodeRank} of ${config.nodeCount}, ${config.processCountPerNode} worker process(es)`, {
+    entry_script: config.entryScript,
+    input_type: config.inputType,
+    mini_batch_size: config.miniBatchSize,
+    items: part.items,
+    mini_batches: part.miniBatches.length,
+    mini_batches_all_nodes: part.totalMiniBatches,
+    output: output?.file,
+  });
+  printer.print(
+    `[${label}] ${part.items} items in ${part.miniBatches.length} mini-batches` +
+      `${config.nodeCount > 1 ? ` (node ${config.nodeRank} of ${config.nodeCount}; ${part.totalMiniBatches} mini-batches on all nodes)` : ''}` +
+      `, ${config.processCountPerNode} worker process(es)${runFolder ? `; run folder ${runFolder}` : ''}`,
+  );
+
+  // signals: stop the workers first, then write the reports and end the step
+  const handleSignals = options.handleSignals ?? owned;
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (j.terminating) {
+      // a second signal: no more waiting
+      j.killAll();
+      if (owned) step.flushLocalSync('terminated', `second ${signal}`);
+      process.exit(signal === 'SIGINT' ? 130 : 143);
+    }
+    j.terminate(signal);
+  };
+  const onUncaught = (error: unknown): void => {
+    const e = error instanceof Error ? error : new Error(String(error));
+    process.stderr.write(`${e.stack ?? e.message}\n`);
+    if (j.terminating) {
+      j.killAll();
+      if (owned) step.flushLocalSync('crashed', e.message);
+      process.exit(1);
+    }
+    j.abort({ category: 'InternalError', type: e.name, message: e.message, stack: e.stack });
+  };
+  const onAbort = (): void => j.terminate('abort');
+  if (handleSignals) {
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
+    process.on('uncaughtException', onUncaught);
+  }
+  options.signal?.addEventListener('abort', onAbort);
+
+  printer.start();
+  let outcome: Outcome;
+  if (setupError) {
+    j.abort(setupError);
+    outcome = await j.run();
+  } else if (options.signal?.aborted) {
+    j.terminate('abort');
+    outcome = await j.run();
+  } else {
+    outcome = await j.run();
+  }
+  printer.stop();
+  options.signal?.removeEventListener('abort', onAbort);
+
+  // ---- the result, the files, the step
+  const counts = j.counts();
+  const ended = Date.now();
+  const failedItems = counts.items.failed;
+  let reason: string;
+  if (outcome.status === 'succeeded') {
+    reason =
+      counts.items.failed === 0
+        ? `all ${counts.items.succeeded} items succeeded`
+        : `${counts.items.succeeded} of ${counts.items.total} items succeeded, ${counts.items.failed} failed within the thresholds (error_threshold ${config.errorThreshold})`;
+  } else {
+    reason = oneLine(outcome.cause?.message ?? outcome.status, 600);
+  }
+  const files: Record<string, string> = {};
+  if (runFolder) for (const [k, f] of Object.entries(FILES)) files[k] = path.join(runFolder, f);
+  const result: ParallelRunResult = {
+    status: outcome.status,
+    exit_code: outcome.exitCode,
+    reason,
+    cause: outcome.cause,
+    node_rank: config.nodeRank,
+    node_count: config.nodeCount,
+    started: new Date(j.startedAt).toISOString(),
+    ended: new Date(ended).toISOString(),
+    duration_seconds: round3((ended - j.startedAt) / 1000),
+    ...counts,
+    thresholds: {
+      error_threshold: config.errorThreshold,
+      allowed_failed_count: config.allowedFailedCount,
+      allowed_failed_percent: config.allowedFailedPercent,
+      error_budget_used: config.errorThreshold >= 0 ? round3(failedItems / Math.max(1, config.errorThreshold)) : 0,
+    },
+    run_folder: runFolder,
+    output_file: output?.file,
+    files,
+  };
+  output?.close();
+  processed?.close();
+  if (runFolder) {
+    j.writeOverview(outcome.status);
+    writeWorkerSummary(runFolder, j.workers, ended);
+    writeAtomic(files.result!, `${JSON.stringify(result, null, 2)}\n`);
+    const header = `parallel-run error summary: step ${step.identity.stepName}, pipeline run ${step.identity.pipelineRunId}, node ${config.nodeRank} of ${config.nodeCount}`;
+    writeAtomic(files.errors!, errorSummaryText(result, j.ledger, header));
+  }
+  step.rootSpan.setAttributes({
+    'parallel_run.status': result.status,
+    'parallel_run.items_succeeded': counts.items.succeeded,
+    'parallel_run.items_failed': counts.items.failed,
+    'parallel_run.mini_batches_failed': counts.mini_batches.failed,
+  });
+
+  // ---- tell the user
+  const summary =
+    `[${label}] ${result.status}: ${counts.items.succeeded} of ${counts.items.total} items succeeded, ${counts.items.failed} failed` +
+    `${counts.items.not_processed > 0 ? `, ${counts.items.not_processed} not processed` : ''}; ` +
+    `${counts.mini_batches.total} mini-batches (${counts.mini_batches.failed} failed), ${counts.retries} retries, ${counts.timeouts} timeouts, ${counts.worker_restarts} worker restarts, ${formatDuration(result.duration_seconds)}`;
+  printer.print(summary);
+  if (output) printer.print(`[${label}] output: ${output.file} (${output.rows} rows)`);
+  if (runFolder) printer.print(`[${label}] reports: ${runFolder} (${FILES.result}, ${FILES.errors}, ${FILES.processed})`);
+  if (outcome.status !== 'succeeded' && outcome.cause) {
+    const c = outcome.cause;
+    const frames = c.stack ? `\n${c.stack.split('\n').filter((l) => /^\s+at /.test(l)).slice(0, 8).join('\n')}` : '';
+    printer.print(`[${label}] ${result.status === 'terminated' ? 'TERMINATED' : 'FAILED'}: ${c.category}: ${c.type && !c.message.startsWith(c.type) && c.category !== 'ThresholdExceeded' ? `${c.type}: ` : ''}${c.message}${frames}`, 'err');
+    if (runFolder) printer.print(`[${label}] details: ${files.errors}`, 'err');
+  } else if (counts.items.failed > 0 && runFolder) {
+    printer.print(`[${label}] failed items and their reasons: ${files.errors}`);
+  }
+
+  if (handleSignals) {
+    process.off('SIGTERM', onSignal);
+    process.off('SIGINT', onSignal);
+    process.off('uncaughtException', onUncaught);
+    // a signal during the final flush still ends the process with the right code
+    if (outcome.status === 'terminated') {
+      const again = (): void => process.exit(outcome.exitCode);
+      process.once('SIGTERM', again);
+      process.once('SIGINT', again);
+    }
+  }
+  if (owned) {
+    if (outcome.status === 'succeeded') {
+      step.logger.info(`parallel run succeeded: ${reason}`);
+      await step.end({ outcome: 'success' });
+    } else {
+      const error = new Error(reason);
+      error.name = outcome.cause?.category ?? 'ParallelRunError';
+      if (outcome.cause?.stack) error.stack = `${error.name}: ${reason}\n${outcome.cause.stack.split('\n').filter((l) => /^\s+at /.test(l)).join('\n')}`;
+      await step.end({ outcome: outcome.status === 'terminated' ? 'terminated' : 'failure', error });
+    }
+  }
+  return result;
+}
