@@ -19,6 +19,7 @@ function runNode(script: string, args: string[], env: Record<string, string>): P
 }
 const lastJson = (out: string) => JSON.parse(out.trim().split('\n').pop()!);
 
+const N = Number(process.env.BENCH_MINIBATCHES ?? 100_000);
 console.log(`step-telemetry benchmarks (node ${process.version}; ${N} mini-batches in the loop figures)\n`);
 
 // 1. hot path, in one process
@@ -26,7 +27,6 @@ const hot = lastJson(execFileSync(process.execPath, ['--expose-gc', here('./hot-
 console.table(hot);
 
 // 2. 100,000 mini-batches with the OTLP and Application Insights endpoints up, then hung
-const N = Number(process.env.BENCH_MINIBATCHES ?? 100_000);
 async function loop(mode: 'up' | 'hung') {
   const otlp = await startOtlpReceiver({ mode: mode === 'up' ? 'ok' : 'hang' });
   const ai = await startAppInsightsReceiver({ mode: mode === 'up' ? 'ok' : 'hang' });

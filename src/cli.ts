@@ -26,6 +26,10 @@ async function main(argv: string[]): Promise<number> {
     case '-h':
       process.stdout.write(USAGE);
       return command === undefined ? 2 : 0;
+    case 'parallel-run': {
+      const { main: parallelRun } = await import('./runner/cli.js');
+      return parallelRun(argv.slice(1));
+    }
     default:
       process.stderr.write(`step-telemetry: unknown command "${command}"\n\n${USAGE}`);
       return 2;

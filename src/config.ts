@@ -39,6 +39,20 @@ export interface AzureConfig {
   readonly endpoint: string;
 }
 
+/** The Prometheus scrape endpoint and Pushgateway (src/sinks/prometheus-export.ts). */
+export interface PrometheusExportConfig {
+  /** Port of the `/metrics` endpoint (0: any free port); undefined: no endpoint. */
+  readonly port?: number;
+  readonly host: string;
+  /** Pushgateway base URL; undefined: no push. */
+  readonly pushgatewayUrl?: string;
+  /** ms between pushes; 0: push only at the end. */
+  readonly pushIntervalMs: number;
+  readonly deleteOnEnd: boolean;
+  /** The `job` of the grouping key. */
+  readonly pushJob: string;
+}
+
 export interface ResolvedConfig {
   readonly disabled: boolean;
   readonly sdkDisabled: boolean;
@@ -52,6 +66,7 @@ export interface ResolvedConfig {
   readonly metricExportIntervalMs: number;
   readonly otlp: Partial<Record<Signal, OtlpSignalConfig>>;
   readonly azure?: AzureConfig;
+  readonly prometheus: PrometheusExportConfig;
   readonly issues: readonly ConfigIssue[];
 }
 
@@ -161,7 +176,41 @@ export function resolveConfig(options: StepOptions, env: Env): ResolvedConfig {
     metricExportIntervalMs: r.int('OTEL_METRIC_EXPORT_INTERVAL', 100) ?? 60_000,
     otlp,
     azure,
+    prometheus: resolvePrometheusExport(options, r),
     issues: r.issues,
+  };
+}
+
+const PROMETHEUS_NAME_VALUE = /^[^/]+$/;
+
+function resolvePrometheusExport(options: StepOptions, r: EnvReader): PrometheusExportConfig {
+  const port = optionInt(r, 'prometheusPort', options.prometheusPort, 0, 65_535) ?? r.int('STEP_TELEMETRY_PROMETHEUS_PORT', 0, 65_535);
+  let host = options.prometheusHost ?? r.string('STEP_TELEMETRY_PROMETHEUS_HOST') ?? '127.0.0.1';
+  if (typeof host !== 'string' || host.trim() === '' || /[\s/]/.test(host)) {
+    r.issue(options.prometheusHost !== undefined ? 'options.prometheusHost' : 'STEP_TELEMETRY_PROMETHEUS_HOST', 'a host name or IP address to bind, such as 127.0.0.1 or 0.0.0.0');
+    host = '127.0.0.1';
+  }
+  let pushgatewayUrl = options.pushgatewayUrl ?? r.string('STEP_TELEMETRY_PUSHGATEWAY_URL');
+  if (pushgatewayUrl !== undefined && !validUrl(pushgatewayUrl)) {
+    r.issue(options.pushgatewayUrl !== undefined ? 'options.pushgatewayUrl' : 'STEP_TELEMETRY_PUSHGATEWAY_URL', 'an http:// or https:// URL such as http://pushgateway:9091');
+    pushgatewayUrl = undefined;
+  }
+  const pushIntervalMs =
+    optionInt(r, 'pushgatewayIntervalMs', options.pushgatewayIntervalMs, 0, 86_400_000) ??
+    r.int('STEP_TELEMETRY_PUSHGATEWAY_INTERVAL_MS', 0, 86_400_000) ??
+    15_000;
+  let pushJob = options.pushgatewayJob ?? r.string('STEP_TELEMETRY_PUSHGATEWAY_JOB') ?? 'step-telemetry';
+  if (typeof pushJob !== 'string' || !PROMETHEUS_NAME_VALUE.test(pushJob)) {
+    r.issue(options.pushgatewayJob !== undefined ? 'options.pushgatewayJob' : 'STEP_TELEMETRY_PUSHGATEWAY_JOB', 'a non-empty job name without "/"');
+    pushJob = 'step-telemetry';
+  }
+  return {
+    port,
+    host: host.trim(),
+    pushgatewayUrl,
+    pushIntervalMs,
+    deleteOnEnd: options.pushgatewayDeleteOnEnd ?? r.bool('STEP_TELEMETRY_PUSHGATEWAY_DELETE_ON_END') ?? false,
+    pushJob,
   };
 }
 

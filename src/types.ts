@@ -37,6 +37,24 @@ export interface StepOptions {
   applicationInsightsConnectionString?: string;
   /** Extra resource attributes (merged over `OTEL_RESOURCE_ATTRIBUTES`). */
   resourceAttributes?: Attributes;
+  /** Serve the Prometheus registry at `/metrics` on this port (0: any free port). Env `STEP_TELEMETRY_PROMETHEUS_PORT`; default: no endpoint. */
+  prometheusPort?: number;
+  /** Address the `/metrics` endpoint binds. Env `STEP_TELEMETRY_PROMETHEUS_HOST`; default `127.0.0.1` (loopback). */
+  prometheusHost?: string;
+  /** Push the registry to this Pushgateway. Env `STEP_TELEMETRY_PUSHGATEWAY_URL`; default: no push. */
+  pushgatewayUrl?: string;
+  /** ms between pushes (0: only at the end). Env `STEP_TELEMETRY_PUSHGATEWAY_INTERVAL_MS`; default 15000. */
+  pushgatewayIntervalMs?: number;
+  /** Delete the step's group from the Pushgateway at the end instead of a last push. Env `STEP_TELEMETRY_PUSHGATEWAY_DELETE_ON_END`; default false. */
+  pushgatewayDeleteOnEnd?: boolean;
+  /** The `job` label of the Pushgateway grouping key. Env `STEP_TELEMETRY_PUSHGATEWAY_JOB`; default `step-telemetry`. */
+  pushgatewayJob?: string;
+}
+
+/** Trace context of a sample, attached to a histogram observation as an OpenMetrics exemplar (e.g. `span.spanContext()`). */
+export interface ExemplarContext {
+  readonly traceId: string;
+  readonly spanId?: string;
 }
 
 export type LogLevel = 'error' | 'warn' | 'info' | 'http' | 'verbose' | 'debug' | 'silly';

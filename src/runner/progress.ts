@@ -62,7 +62,6 @@ function bar(p: ProgressSnapshot, label: string, columns: number): string {
 export class ProgressPrinter {
   private timer: NodeJS.Timeout | undefined;
   private barShown = false;
-  private lastPlain = 0;
 
   constructor(
     readonly mode: ProgressMode,
@@ -74,7 +73,6 @@ export class ProgressPrinter {
   start(): void {
     if (this.mode === 'silent') return;
     const every = this.mode === 'tty' ? 120 : this.intervalMs;
-    this.lastPlain = Date.now();
     this.timer = setInterval(() => this.tick(), every);
     this.timer.unref();
   }
@@ -96,8 +94,7 @@ export class ProgressPrinter {
   private tick(): void {
     if (this.mode === 'tty') this.drawBar();
     else {
-      this.lastPlain = Date.now();
-      write(process.stdout, `[${this.label}] progress: ${progressLine(this.snapshot())}\n`);
+        write(process.stdout, `[${this.label}] progress: ${progressLine(this.snapshot())}\n`);
     }
   }
 

@@ -257,7 +257,7 @@ class Job {
         this.abort({
           category: 'InitFailure',
           type: m.error.type,
-          message: `${what} failed in ${w.name} (pid ${w.pid}): ${m.error.message}`,
+          message: `${what} failed in ${w.name} (pid ${w.pid}): ${m.error.type}: ${m.error.message}`,
           stack: m.error.stack,
           worker: w.name,
         });
@@ -519,8 +519,8 @@ class Job {
         const listed = new Set(failures.map((f) => f.item));
         const names = mb.kind === 'files' ? mb.files.filter((f) => !listed.has(f)) : [];
         if (names.length === rest) for (const n of names) this.ledger.item(n, id, categoryOfRest, reasonOfRest);
-        else if (mb.kind === 'tabular') this.ledger.item(`${mb.file} (${rest} of rows ${mb.firstRow}..${mb.firstRow + mb.items - 1})`, id, categoryOfRest, reasonOfRest, rest);
-        else this.ledger.item(`${rest} item(s)`, id, categoryOfRest, reasonOfRest, rest);
+        else if (mb.kind === 'tabular') this.ledger.item(`${rest} of rows ${mb.firstRow}..${mb.firstRow + mb.items - 1} of ${mb.file}`, id, categoryOfRest, reasonOfRest, rest);
+        else this.ledger.item(`${rest} of the ${mb.items} items of ${id} (see ${FILES.manifest})`, id, categoryOfRest, reasonOfRest, rest);
       }
     }
     const firstFailure = failures[0];
@@ -641,9 +641,11 @@ class Job {
     const p = this.snapshot();
     const { rate, eta } = rateAndEta(p);
     const c = this.config;
-    const workers = this.slots
-      .map((w, slot) => {
-        if (!w) return `worker-${slot}: none`;
+    const latest = new Map<number, WorkerProcess>();
+    for (const w of this.workers) latest.set(w.slot, w);
+    const workers = [...latest.values()]
+      .map((w) => {
+        if (!w.alive) return `${w.name} (pid ${w.pid}): ${w.endReason ?? 'exited'}`;
         const a = this.current.get(w);
         return `${w.name} (pid ${w.pid}): ${a ? `busy with ${a.st.mb.id} attempt ${a.no} for ${((performance.now() - a.t0) / 1000).toFixed(1)} s` : w.readyAt === undefined ? 'starting (init)' : w.state}`;
       })
@@ -880,7 +882,7 @@ export async function runWith(api: ParallelRunConfig, flags: Readonly<Record<str
   if (outcome.status !== 'succeeded' && outcome.cause) {
     const c = outcome.cause;
     const frames = c.stack ? `\n${c.stack.split('\n').filter((l) => /^\s+at /.test(l)).slice(0, 8).join('\n')}` : '';
-    printer.print(`[${label}] ${result.status === 'terminated' ? 'TERMINATED' : 'FAILED'}: ${c.category}: ${c.type && !c.message.startsWith(c.type) && c.category !== 'ThresholdExceeded' ? `${c.type}: ` : ''}${c.message}${frames}`, 'err');
+    printer.print(`[${label}] ${result.status === 'terminated' ? 'TERMINATED' : 'FAILED'}: ${c.category}: ${c.message}${frames}`, 'err');
     if (runFolder) printer.print(`[${label}] details: ${files.errors}`, 'err');
   } else if (counts.items.failed > 0 && runFolder) {
     printer.print(`[${label}] failed items and their reasons: ${files.errors}`);

@@ -7,16 +7,28 @@
 // exception is printed and exits 1 (the parent sees the crash and the stderr), process.exit()
 // flushes the local files.
 import fs from 'node:fs';
-import { pathToFileURL } from 'node:url';
+import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { performance } from 'node:perf_hooks';
 import { ROOT_CONTEXT, SpanKind, context, trace } from '@opentelemetry/api';
 import { parseTraceparent } from '../identity.js';
 import { startStep, type Step } from '../step.js';
-import { serializeError, type ItemFailure, type ParentMessage, type ResultMessage, type RunMessage, type StartMessage, type WorkerMessage } from './protocol.js';
+import { serializeError, type ItemFailure, type SerializedError, type ParentMessage, type ResultMessage, type RunMessage, type StartMessage, type WorkerMessage } from './protocol.js';
 import { readTabularRange } from './tabular.js';
 import type { EntryScript, InitContext, RunContext, TabularSource } from './types.js';
 
 const MAX_FAILURES_PER_RESULT = 1000;
+/** This package's compiled (or source) folder: stack frames from here on are the runner's, not the user's. */
+const OWN_DIR = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
+
+/** The error with its stack cut where the runner's own frames begin. */
+function userError(error: unknown): SerializedError {
+  const e = serializeError(error);
+  if (!e.stack) return e;
+  const lines = e.stack.split('\n');
+  const cut = lines.findIndex((l, i) => i > 0 && /^\s+at /.test(l) && (l.includes(OWN_DIR) || l.includes('node:async_hooks') || l.includes('@opentelemetry')));
+  return cut > 0 ? { ...e, stack: lines.slice(0, cut).join('\n') } : e;
+}
 
 let step: Step | undefined;
 let entry: EntryScript | undefined;
@@ -82,7 +94,7 @@ async function onStart(message: StartMessage): Promise<void> {
     mod = (await import(pathToFileURL(message.entryScript).href)) as Record<string, unknown>;
   } catch (error) {
     s.logger.error(`cannot load the entry script ${message.entryScript}`, { error: error instanceof Error ? error : String(error) });
-    send({ type: 'init-error', phase: 'load', error: serializeError(error) });
+    send({ type: 'init-error', phase: 'load', error: userError(error) });
     return;
   }
   const { init, run } = pickFunctions(mod);
@@ -99,7 +111,7 @@ async function onStart(message: StartMessage): Promise<void> {
       await s.span('init', () => init(baseContext!), { attributes: { 'worker.id': message.worker } });
     } catch (error) {
       s.logger.error('init() failed', { error: error instanceof Error ? error : String(error) });
-      send({ type: 'init-error', phase: 'init', error: serializeError(error) });
+      send({ type: 'init-error', phase: 'init', error: userError(error) });
       return;
     }
   }
@@ -222,7 +234,7 @@ async function onRun(message: RunMessage): Promise<void> {
     const all = failures.concat(userFailures);
     result = { type: 'result', id: message.id, attempt: message.attempt, ok: true, ran: true, succeeded, returned: rows.length, lines, failures: all.length > 0 ? all.slice(0, MAX_FAILURES_PER_RESULT) : undefined, runMs };
   } catch (error) {
-    result = { type: 'result', id: message.id, attempt: message.attempt, ok: false, ran: true, succeeded: 0, returned: 0, runMs: performance.now() - t0, error: serializeError(error), failures: failures.length > 0 ? failures : undefined };
+    result = { type: 'result', id: message.id, attempt: message.attempt, ok: false, ran: true, succeeded: 0, returned: 0, runMs: performance.now() - t0, error: userError(error), failures: failures.length > 0 ? failures : undefined };
   }
   send(result);
 }

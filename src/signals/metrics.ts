@@ -7,7 +7,7 @@ import { CATALOG, type CatalogKey } from '../catalog.js';
 import type { Diagnostics } from '../diagnostics.js';
 import type { LocalRunFolder, MetricLine } from '../sinks/local.js';
 import type { PrometheusSink } from '../sinks/prometheus.js';
-import type { Cell, LogMetricOptions } from '../types.js';
+import type { Cell, ExemplarContext, LogMetricOptions } from '../types.js';
 
 const MAX_NAME_LENGTH = 255;
 const MAX_LIST_LENGTH = 100_000;
@@ -192,14 +192,17 @@ export class CatalogInstruments {
     private readonly diagnostics: Diagnostics,
   ) {}
 
-  /** Add to a counter, record into a histogram or set a gauge, by the entry's kind. */
-  record(key: CatalogKey, value: number, attributes?: CatalogAttributes): void {
+  /**
+   * Add to a counter, record into a histogram or set a gauge, by the entry's kind. `exemplar`
+   * (e.g. a mini-batch span's `spanContext()`) tags a histogram sample with its trace id.
+   */
+  record(key: CatalogKey, value: number, attributes?: CatalogAttributes, exemplar?: ExemplarContext): void {
     if (typeof value !== 'number' || !Number.isFinite(value)) {
       this.diagnostics.warn(`catalog.value:${key}`, `${CATALOG[key].name}: dropped a non-finite value`);
       return;
     }
     const attrs = this.merged(key, attributes);
-    this.prometheus.update(key, attrs, value);
+    this.prometheus.update(key, attrs, value, exemplar);
     if (this.meter === undefined) return;
     try {
       const instrument = this.instrument(key);

@@ -13,7 +13,7 @@ import type { StepIdentity } from '../types.js';
 import type { Diagnostics } from '../diagnostics.js';
 
 const FLUSH_INTERVAL_MS = 200;
-const MAX_PENDING_ITEMS = 4096;
+const MAX_PENDING_ITEMS = 1024;
 
 const MAX_QUEUED_BYTES = 8 * 1024 * 1024;
 

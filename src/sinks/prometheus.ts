@@ -1,13 +1,29 @@
 // The prom-client registry of a step: catalog metrics under the names the collector's OTLP
 // translation gives their OpenTelemetry twins, and one gauge per run.log scalar. prom-client throws
 // on bad labels and names; every call here is wrapped, so a typo never ends a ten-hour job.
+import { context, isSpanContextValid, trace } from '@opentelemetry/api';
 import client from 'prom-client';
 import { CATALOG, prometheusLabels, prometheusName, sanitizePrometheusName, type CatalogKey } from '../catalog.js';
 import type { Diagnostics } from '../diagnostics.js';
+import type { ExemplarContext } from '../types.js';
 
 type PromMetric = client.Counter<string> | client.Histogram<string> | client.Gauge<string>;
 
 const CATALOG_NAMES = new Set(Object.values(CATALOG).map((e) => prometheusName(e)));
+const NO_EXEMPLAR: Record<string, string> = Object.freeze({}) as Record<string, string>;
+const TRACE_ID = /^[0-9a-f]{32}$/;
+const SPAN_ID = /^[0-9a-f]{16}$/;
+
+/**
+ * OpenMetrics exemplar labels for a histogram sample: the given trace context, else the active
+ * span's (one AsyncLocalStorage read), else none. Ids that are not W3C hex are ignored.
+ */
+function exemplarLabels(exemplar: ExemplarContext | undefined): Record<string, string> {
+  const sc = exemplar ?? trace.getSpanContext(context.active());
+  if (sc === undefined || typeof sc.traceId !== 'string' || !TRACE_ID.test(sc.traceId)) return NO_EXEMPLAR;
+  if (exemplar === undefined && !isSpanContextValid(sc as Parameters<typeof isSpanContextValid>[0])) return NO_EXEMPLAR;
+  return typeof sc.spanId === 'string' && SPAN_ID.test(sc.spanId) ? { trace_id: sc.traceId, span_id: sc.spanId } : { trace_id: sc.traceId };
+}
 
 export class PrometheusSink {
   readonly registry = new client.Registry();
@@ -31,17 +47,18 @@ export class PrometheusSink {
       registers: [this.registry],
     };
     if (entry.kind === 'counter') metric = new client.Counter(config);
-    else if (entry.kind === 'histogram') metric = new client.Histogram({ ...config, buckets: [...(entry as { buckets: readonly number[] }).buckets] });
+    // Histograms keep the last exemplar per bucket (a sample mini-batch's trace id), served in OpenMetrics only.
+    else if (entry.kind === 'histogram') metric = new client.Histogram({ ...config, buckets: [...(entry as { buckets: readonly number[] }).buckets], enableExemplars: true });
     else metric = new client.Gauge(config);
     this.catalogMetrics.set(key, metric);
     return metric;
   }
 
-  update(key: CatalogKey, labels: Record<string, string>, value: number): void {
+  update(key: CatalogKey, labels: Record<string, string>, value: number, exemplar?: ExemplarContext): void {
     try {
       const metric = this.catalog(key);
       if (metric instanceof client.Counter) metric.inc(labels, value);
-      else if (metric instanceof client.Histogram) metric.observe(labels, value);
+      else if (metric instanceof client.Histogram) metric.observe({ labels, value, exemplarLabels: exemplarLabels(exemplar) });
       else metric.set(labels, value);
     } catch (error) {
       this.diagnostics.warn(`prometheus.${key}`, `prometheus metric ${CATALOG[key].name} not updated: ${(error as Error).message}`);

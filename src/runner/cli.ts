@@ -1,0 +1,115 @@
+// `step-telemetry parallel-run`: the configuration names as kebab-case flags, then `--` and the
+// entry script's own arguments. Exit codes: 0 the thresholds held, 1 the job failed (cause printed
+// and in result.json / error-summary.txt), 2 a usage or configuration error, 130/143 a signal.
+import { CONFIG_FIELDS, RunnerConfigError, flagName } from './config.js';
+import { runWith } from './run.js';
+
+export const PARALLEL_RUN_USAGE = `Usage: step-telemetry parallel-run --entry-script FILE --input PATH [--input PATH ...] [options] [-- ARGS...]
+
+Runs FILE's run(miniBatch, context) over the input in mini-batches in worker processes, with Azure ML
+ParallelRunStep semantics (init() once per worker, retries, timeouts, error thresholds, append_row).
+Flags are ParallelRunConfig's names in kebab-case; a YAML/JSON --config file may hold the same names
+in snake_case (flags win). Everything after -- reaches the entry script (context.args, process.argv).
+
+  --entry-script FILE             JS or TS module exporting run() and optionally init() (TS needs no build)
+  --input PATH                    input file or folder (repeatable; folders are walked recursively)
+  --output DIR                    output folder, created (default: output/ in the run folder)
+  --config FILE                   YAML or JSON file with any of these settings
+  --input-type files|tabular      files (default): a mini-batch is a list of paths;
+                                  tabular: rows of .csv/.tsv/.jsonl/.ndjson files as objects
+  --input-pattern GLOB            only files matching GLOB, e.g. '*.pgm' or '**/*.jsonl'
+  --mini-batch-size N|SIZE        files per mini-batch (default 10) or a size for tabular (default 1MB)
+  --error-threshold N             failed items tolerated; -1 (default) ignores failures
+  --allowed-failed-count N        failed mini-batches tolerated; -1 (default) ignores them
+  --allowed-failed-percent P      percent of mini-batches that may fail (default 100)
+  --progress-update-timeout S     abort when no attempt finishes for S seconds (default 3 x timeout x tries)
+  --output-action ACTION          append_row (default) or summary_only
+  --append-row-file-name NAME     default parallel_run_step.txt
+  --process-count-per-node N      worker processes (default 1)
+  --node-count N                  nodes sharing the input (default from the environment, else 1)
+  --node-rank R                   this node (default STEP_TELEMETRY_NODE_RANK, JOB_COMPLETION_INDEX,
+                                  AZ_BATCHAI_TASK_INDEX or NODE_RANK, else 0)
+  --run-invocation-timeout S      seconds per run() call before its worker is killed (default 60)
+  --run-max-try N                 tries per mini-batch (default 3)
+  --logging-level LEVEL           DEBUG, INFO (default), WARNING, ERROR, CRITICAL
+  --environment-variables K=V     extra environment for the workers (repeatable)
+  --step-name NAME                default STEP_TELEMETRY_STEP_NAME, else parallel-run
+  --progress-interval S           seconds between progress lines when not on a terminal (default 10)
+  --arguments ARG                 an argument for the entry script (repeatable; same as after --)
+
+Exit code: 0 when the thresholds held, 1 when the job failed (the cause is printed and written to
+result.json and error-summary.txt in the run folder), 2 for a usage or configuration error,
+143/130 when stopped by SIGTERM/SIGINT.
+`;
+
+const REPEATABLE = new Set(['input', 'environment_variables', 'arguments']);
+
+export class UsageError extends Error {
+  override readonly name = 'UsageError';
+}
+
+/** Parse `--flag value`, `--flag=value`, repeatable flags and `--`; unknown flags are errors. */
+export function parseParallelRunArgs(argv: readonly string[]): { flags: Record<string, unknown>; help: boolean } {
+  const flags: Record<string, unknown> = {};
+  const known = new Map<string, string>(CONFIG_FIELDS.map((f) => [flagName(f), f]));
+  let help = false;
+  const rest: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === '--') {
+      rest.push(...argv.slice(i + 1));
+      break;
+    }
+    if (arg === '--help' || arg === '-h') {
+      help = true;
+      continue;
+    }
+    if (!arg.startsWith('--')) throw new UsageError(`unexpected argument "${arg}" (entry script arguments go after --)`);
+    const eq = arg.indexOf('=');
+    const name = eq > 0 ? arg.slice(0, eq) : arg;
+    const field = known.get(name) ?? known.get(name.replace(/_/g, '-'));
+    if (field === undefined) {
+      throw new UsageError(`unknown flag ${name}; the flags are ${[...known.keys()].join(', ')}`);
+    }
+    let value: string;
+    if (eq > 0) value = arg.slice(eq + 1);
+    else {
+      const v = argv[i + 1];
+      if (v === undefined || (v.startsWith('--') && v !== '--')) throw new UsageError(`${name} needs a value`);
+      value = v;
+      i++;
+    }
+    if (REPEATABLE.has(field)) ((flags[field] ??= []) as string[]).push(value);
+    else if (flags[field] !== undefined) throw new UsageError(`${name} given twice`);
+    else flags[field] = value;
+  }
+  if (rest.length > 0) flags.arguments = [...((flags.arguments as string[] | undefined) ?? []), ...rest];
+  return { flags, help };
+}
+
+/** The `parallel-run` command; returns the exit code. */
+export async function main(argv: readonly string[]): Promise<number> {
+  let parsed: { flags: Record<string, unknown>; help: boolean };
+  try {
+    parsed = parseParallelRunArgs(argv);
+  } catch (error) {
+    process.stderr.write(`step-telemetry parallel-run: ${(error as Error).message}\n\n${PARALLEL_RUN_USAGE}`);
+    return 2;
+  }
+  if (parsed.help) {
+    process.stdout.write(PARALLEL_RUN_USAGE);
+    return 0;
+  }
+  try {
+    const result = await runWith({}, parsed.flags, {});
+    // nothing should hold the event loop now; if something does, do not hang the pipeline
+    setTimeout(() => process.exit(result.exit_code), 3000).unref();
+    return result.exit_code;
+  } catch (error) {
+    if (error instanceof RunnerConfigError) {
+      process.stderr.write(`step-telemetry parallel-run: ${error.message}\n(see step-telemetry parallel-run --help)\n`);
+      return 2;
+    }
+    throw error;
+  }
+}
