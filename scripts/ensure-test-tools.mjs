@@ -7,6 +7,12 @@ import { execFileSync, spawnSync } from 'node:child_process';
 // command on PATH -> Debian package that provides it
 const TOOLS = [
   { command: 'openssl', pkg: 'openssl', why: 'the local Application Insights endpoint serves HTTPS with a throwaway certificate' },
+  { command: 'chromium', pkg: 'chromium', why: 'the HTML run report is opened in headless Chromium (playwright-core drives /usr/bin/chromium)' },
+  { command: 'prometheus', pkg: 'prometheus', why: 'the ops tests run every dashboard and alert query against a real Prometheus that scrapes real steps' },
+  { command: 'promtool', pkg: 'prometheus', why: 'the ops tests run promtool check rules, test rules, check config and check metrics' },
+  { command: 'prometheus-pushgateway', pkg: 'prometheus-pushgateway', why: 'the ops tests push from real steps to a real Pushgateway' },
+  { command: 'prometheus-alertmanager', pkg: 'prometheus-alertmanager', why: 'the ops tests deliver the error-budget alert through a real Alertmanager' },
+  { command: 'amtool', pkg: 'prometheus-alertmanager', why: 'the ops tests check the compose stack\'s Alertmanager configuration' },
 ];
 
 const has = (command) => spawnSync('sh', ['-c', `command -v ${command}`], { stdio: 'ignore' }).status === 0;

@@ -6,6 +6,8 @@ import { readFileSync } from 'node:fs';
 const USAGE = `Usage: step-telemetry <command> [options]
 
 Commands:
+  report FOLDER      write a self-contained HTML report of a run folder (report --help)
+  doctor FOLDER      check a run folder for common problems, exit 1 on errors (doctor --help)
   version            print the version
   help               this text
 `;
@@ -29,6 +31,14 @@ async function main(argv: string[]): Promise<number> {
     case 'parallel-run': {
       const { main: parallelRun } = await import('./runner/cli.js');
       return parallelRun(argv.slice(1));
+    }
+    case 'report': {
+      const { main: report } = await import('./report/cli.js');
+      return report(argv.slice(1));
+    }
+    case 'doctor': {
+      const { main: doctor } = await import('./doctor/cli.js');
+      return doctor(argv.slice(1));
     }
     default:
       process.stderr.write(`step-telemetry: unknown command "${command}"\n\n${USAGE}`);

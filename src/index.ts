@@ -7,6 +7,7 @@ export type {
   Cell,
   EndOptions,
   EndResult,
+  ExemplarContext,
   ExportSummary,
   LogLevel,
   LogMetricOptions,

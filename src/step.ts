@@ -41,6 +41,7 @@ import { ExporterAgents, guardExporter, type ExportHealth } from './sinks/export
 import { LocalRunFolder } from './sinks/local.js';
 import { createOtlpExporters } from './sinks/otlp.js';
 import { PrometheusSink } from './sinks/prometheus.js';
+import { PrometheusExport } from './sinks/prometheus-export.js';
 import type {
   Cell,
   EndOptions,
@@ -66,6 +67,8 @@ export class Step implements ActiveStep {
   readonly rootSpan: Span;
   /** Prometheus registry holding the catalog metrics and the run.log gauges. */
   readonly prometheus: PrometheusSink;
+  /** @internal the `/metrics` endpoint and Pushgateway pusher, when configured */
+  prometheusExport: PrometheusExport | undefined;
 
   private readonly recorder: MetricRecorder;
   private readonly started = Date.now();
@@ -114,6 +117,11 @@ export class Step implements ActiveStep {
 
   get ended(): boolean {
     return this.endedFlag;
+  }
+
+  /** URL of the Prometheus `/metrics` endpoint while it listens (`STEP_TELEMETRY_PROMETHEUS_PORT`). */
+  get metricsEndpoint(): string | undefined {
+    return this.prometheusExport?.endpoint;
   }
 
   /** The run folder, when local files are on. */
@@ -199,7 +207,7 @@ export class Step implements ActiveStep {
   async flush(): Promise<boolean> {
     this.local?.flush();
     return withinBound(
-      Promise.allSettled([this.tracerProvider.forceFlush(), this.meterProvider?.forceFlush(), this.loggerProvider?.forceFlush()]),
+      Promise.allSettled([this.tracerProvider.forceFlush(), this.meterProvider?.forceFlush(), this.loggerProvider?.forceFlush(), this.prometheusExport?.pushNow()]),
       this.config.flushTimeoutMs,
     );
   }
@@ -242,10 +250,11 @@ export class Step implements ActiveStep {
     this.local?.flush();
 
     const flushed = await withinBound(
-      Promise.allSettled([this.tracerProvider.shutdown(), this.meterProvider?.shutdown(), this.loggerProvider?.shutdown()]),
+      Promise.allSettled([this.tracerProvider.shutdown(), this.meterProvider?.shutdown(), this.loggerProvider?.shutdown(), this.prometheusExport?.shutdown()]),
       this.config.flushTimeoutMs,
     );
     // Cut what is still hanging, so that a dead backend cannot hold the process open.
+    this.prometheusExport?.close();
     this.agents.destroy();
     if (!flushed) {
       for (const h of this.healths) {
@@ -332,7 +341,11 @@ export async function startStep(options: StepOptions = {}): Promise<Step> {
       `startStep(): step "${active.identity.stepName}" is already running in this process; end it before starting "${options.name}"`,
     );
   }
-  const starting = Promise.resolve().then(() => createStep(options));
+  const starting = Promise.resolve().then(async () => {
+    const step = createStep(options);
+    await step.prometheusExport?.start();
+    return step;
+  });
   state.starting = starting;
   try {
     const step = await starting;
@@ -378,6 +391,20 @@ function createStep(options: StepOptions): Step {
     }
   }
   const healths = backends.flatMap((b) => b.healths);
+  // The registry lives in the Step; the exporter reads it at scrape and push time.
+  let created: Step | undefined;
+  const prometheusExport =
+    !disabled && (config.prometheus.port !== undefined || config.prometheus.pushgatewayUrl !== undefined)
+      ? new PrometheusExport({
+          registry: () => created!.prometheus.registry,
+          config: config.prometheus,
+          groupingLabels: { ...metricDimensions(identity), ...(identity.processIndex > 0 ? { process: String(identity.processIndex) } : {}) },
+          diagnostics,
+          agents,
+          requestTimeoutMs: Math.max(1, Math.min(10_000, config.flushTimeoutMs)),
+        })
+      : undefined;
+  if (prometheusExport?.pushHealth) healths.push(prometheusExport.pushHealth);
 
   ensureContextManager();
   const resource = resourceFromAttributes(resourceAttributes(identity, env, options.resourceAttributes));
@@ -440,6 +467,8 @@ function createStep(options: StepOptions): Step {
     local: local ? { folder: local.folder } : undefined,
   };
   const step = new Step(config, identity, diagnostics, local, tracerProvider, meterProvider, loggerProvider, healths, agents, registeredGlobals, staticInfo);
+  created = step;
+  step.prometheusExport = prometheusExport;
   staticInfo.trace_id = step.rootSpan.spanContext().traceId;
   step.writeInitialStepJson();
   // values logged through import-time handles before the start

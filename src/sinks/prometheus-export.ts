@@ -7,6 +7,8 @@
 import http from 'node:http';
 import https from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
+import { context } from '@opentelemetry/api';
+import { suppressTracing } from '@opentelemetry/core';
 import type client from 'prom-client';
 import { redactUrl, type PrometheusExportConfig } from '../config.js';
 import type { Diagnostics } from '../diagnostics.js';
@@ -92,7 +94,8 @@ export function pushgatewayGroupingPath(job: string, labels: Readonly<Record<str
 }
 
 export interface PrometheusExportOptions {
-  readonly registry: client.Registry;
+  /** The step's registry, read at scrape and push time. */
+  readonly registry: () => client.Registry;
   readonly config: PrometheusExportConfig;
   /** The step dimensions (pipeline, step, node), the grouping key after `job`. */
   readonly groupingLabels: Readonly<Record<string, string>>;
@@ -151,6 +154,13 @@ export class PrometheusExport {
       }, config.pushIntervalMs);
       this.timer.unref();
     }
+  }
+
+  /** Push now (step.flush()); waits for a push in flight instead of overlapping it. Never rejects. */
+  async pushNow(): Promise<void> {
+    if (this.pushUrl === undefined || this.ended) return;
+    await this.pushing;
+    await this.push('PUT');
   }
 
   /**
@@ -218,7 +228,8 @@ export class PrometheusExport {
         return;
       }
       const om = wantsOpenMetrics(req.headers.accept);
-      const body = om ? await renderOpenMetrics(this.options.registry) : await this.options.registry.metrics();
+      const registry = this.options.registry();
+      const body = om ? await renderOpenMetrics(registry) : await registry.metrics();
       res.writeHead(200, { 'content-type': om ? OPENMETRICS_CONTENT_TYPE : PROMETHEUS_TEXT_CONTENT_TYPE, 'content-length': Buffer.byteLength(body) });
       res.end(req.method === 'HEAD' ? undefined : body);
     } catch (error) {
@@ -235,8 +246,9 @@ export class PrometheusExport {
     const run = async (): Promise<void> => {
       health.inFlight++;
       try {
-        const body = method === 'PUT' ? await this.options.registry.metrics() : '';
-        await this.request(url, method, body);
+        const body = method === 'PUT' ? await this.options.registry().metrics() : '';
+        // like every exporter: its own HTTP call makes no span, whatever instrumentation is loaded
+        await context.with(suppressTracing(context.active()), () => this.request(url, method, body));
         health.succeeded(0);
       } catch (error) {
         health.failed(error);

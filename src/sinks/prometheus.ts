@@ -47,8 +47,15 @@ export class PrometheusSink {
       registers: [this.registry],
     };
     if (entry.kind === 'counter') metric = new client.Counter(config);
-    // Histograms keep the last exemplar per bucket (a sample mini-batch's trace id), served in OpenMetrics only.
-    else if (entry.kind === 'histogram') metric = new client.Histogram({ ...config, buckets: [...(entry as { buckets: readonly number[] }).buckets], enableExemplars: true });
+    else if (entry.kind === 'histogram') {
+      // Histograms keep the last exemplar per bucket (a sample mini-batch's trace id). prom-client
+      // allows exemplars only on an OpenMetrics registry, whose rendering renames counters in place;
+      // the registry stays in the Prometheus format (pushes, `promtool`) and the /metrics endpoint
+      // renders OpenMetrics itself (prometheus-export.ts), so the histogram is registered by hand.
+      const histogram = new client.Histogram({ ...config, registers: [], buckets: [...(entry as { buckets: readonly number[] }).buckets], enableExemplars: true });
+      this.registry.registerMetric(histogram);
+      metric = histogram;
+    }
     else metric = new client.Gauge(config);
     this.catalogMetrics.set(key, metric);
     return metric;
