@@ -112,6 +112,10 @@ export class Step implements ActiveStep {
     const pipeline = new LogPipeline(local, config.console, otelLogger, otelDims, identity.stepName, dimsJson, this.rootSpan);
     this.logger = bindLogger(processState().logs, { dims, dimsJson, stepSpan: this.rootSpan, pipeline }, config.logLevel, diagnostics);
     this.instruments.record('running', 1);
+    for (const h of healths) {
+      const attributes = { backend: h.backend, signal: h.signal };
+      h.onFailure = () => this.instruments.record('exportFailures', 1, attributes);
+    }
     this.uninstall = config.handleProcessEvents ? installProcessHandlers(this) : () => undefined;
   }
 

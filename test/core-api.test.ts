@@ -68,6 +68,36 @@ describe('the metric catalog', () => {
   });
 });
 
+describe('export failures', () => {
+  it('are counted in step_export_failures_total by backend and signal', async () => {
+    const { closedUrl } = await import('./helpers/otlp-receiver.js');
+    const previous = process.env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT;
+    process.env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT = `${await closedUrl()}/v1/traces`;
+    try {
+      const s = await start('exports');
+      await s.span('one', () => undefined);
+      await s.flush();
+      const text = await s.prometheus.registry.metrics();
+      expect(text).toMatch(/step_export_failures_total\{pipeline="pipeline",step="exports",node="0",backend="OTLP",signal="traces"\} [1-9]/);
+    } finally {
+      if (previous === undefined) delete process.env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT;
+      else process.env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT = previous;
+    }
+  });
+
+  it('regression: a run.log name that is not a valid instrument name gets the same name on the Prometheus and OTLP paths', async () => {
+    const { otelInstrumentName } = await import('../src/signals/metrics.js');
+    expect(otelInstrumentName('loss curve')).toBe('loss_curve');
+    expect(otelInstrumentName('1st-epoch')).toBe('m_1st-epoch');
+    const s = await start();
+    s.log('loss curve', 1);
+    s.log('1st-epoch', 2);
+    const text = await s.prometheus.registry.metrics();
+    expect(text).toContain('loss_curve{');
+    expect(text).toContain('m_1st_epoch{');
+  });
+});
+
 describe('the step logger', () => {
   it('is a real winston logger: a transport the program adds sees every record with the step dimensions', async () => {
     const { default: Transport } = await import('winston-transport');

@@ -106,13 +106,14 @@ export class MetricRecorder {
     const entry: ScalarEntry = { value: 0 };
     this.scalars.set(name, entry);
     const read = (): number => entry.value;
-    this.prometheus.userGauge(name, read);
+    // One name on both paths: the OpenTelemetry instrument name (a valid one), and in Prometheus
+    // the name the collector's translation gives that instrument.
+    const otelName = otelInstrumentName(name);
+    if (otelName !== name) {
+      this.diagnostics.warn(`metric.otel-name:${name}`, `metric "${name}" is exported as "${otelName}" (instrument names allow letters, digits, _ . / - and start with a letter)`);
+    }
+    this.prometheus.userGauge(otelName, read);
     if (this.meter) {
-      let otelName = name;
-      if (!OTEL_NAME.test(name)) {
-        otelName = `m_${name.replace(/[^A-Za-z0-9_./-]/g, '_')}`.slice(0, 255);
-        this.diagnostics.warn(`metric.otel-name:${name}`, `metric "${name}" is sent to OpenTelemetry as "${otelName}" (instrument names allow letters, digits, _ . / -)`);
-      }
       try {
         const gauge: ObservableGauge = this.meter.createObservableGauge(otelName, { description: `run.log metric ${name}` });
         gauge.addCallback((result) => result.observe(read(), this.attributes));
@@ -138,6 +139,13 @@ export class MetricRecorder {
   private drop(kind: string, message: string): void {
     this.diagnostics.warn(`input.${kind}`, message);
   }
+}
+
+/** `name` when it is a valid instrument name, else a valid one made from it. */
+export function otelInstrumentName(name: string): string {
+  if (OTEL_NAME.test(name)) return name;
+  const cleaned = name.replace(/[^A-Za-z0-9_./-]/g, '_');
+  return (/^[A-Za-z]/.test(cleaned) ? cleaned : `m_${cleaned}`).slice(0, 255);
 }
 
 function describe(value: unknown): string {

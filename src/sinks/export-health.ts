@@ -31,9 +31,13 @@ export class ExportHealth {
     this.deliveredItems += items;
   }
 
+  /** Called on every failed batch (the step counts them in `step.export.failures`). */
+  onFailure: (() => void) | undefined;
+
   failed(error: unknown): void {
     this.batches++;
     this.failedBatches++;
+    this.onFailure?.();
     const described = describeError(error);
     if (described.status !== undefined) this.lastStatus = described.status;
     this.lastError = described.text;
@@ -141,6 +145,7 @@ export function guardExporter<T, E extends AnyExporter<T>>(inner: E, health: Exp
       if (health.takeWireFailure()) {
         health.batches++;
         health.failedBatches++;
+        health.onFailure?.();
       } else if (result.code === ExportResultCode.SUCCESS) health.succeeded(n);
       else health.failed(result.error);
       done(result);
