@@ -1,0 +1,98 @@
+// `step-telemetry report <run folder> [-o FILE]`. Exit codes: 0 written, 2 a usage error or a
+// folder that is not a readable run folder (the message names the file and line).
+import { RunFolderError } from '../run-folder/files.js';
+import { writeReport } from './index.js';
+
+export const REPORT_USAGE = `Usage: step-telemetry report <run folder> [-o FILE]
+
+Writes one self-contained HTML file (no network needed to view it) for a pipeline run folder
+(<dir>/<pipeline_run_id>) or a step folder: steps and mini-batches on a timeline, mini-batch latency
+over time and its distribution (p50/p95/p99), failures and retries grouped by cause with stack
+traces, the step.log metrics as charts and tables, the progress overview, the doctor's findings, and
+the log records filterable by level, step, mini-batch and text.
+
+  -o, --output FILE   where to write (default: report.html inside the run folder)
+  --title TEXT        the page title
+  --max-logs N        log records kept in the page (default 5000; errors and warnings first)
+  --quiet             print nothing on success
+
+Exit code: 0 written, 2 a usage error or a folder that is not a readable run folder.
+`;
+
+export async function main(argv: readonly string[]): Promise<number> {
+  let folder: string | undefined;
+  let output: string | undefined;
+  let title: string | undefined;
+  let maxLogs: number | undefined;
+  let quiet = false;
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    const eq = arg.startsWith('--') ? arg.indexOf('=') : -1;
+    const name = eq > 0 ? arg.slice(0, eq) : arg;
+    const value = (): string | undefined => {
+      const v = eq > 0 ? arg.slice(eq + 1) : argv[++i];
+      return v === undefined || v === '' ? undefined : v;
+    };
+    const need = (v: string | undefined): string => {
+      if (v === undefined) throw new UsageError(`${name} needs a value`);
+      return v;
+    };
+    try {
+      switch (name) {
+        case '-h':
+        case '--help':
+          process.stdout.write(REPORT_USAGE);
+          return 0;
+        case '-o':
+        case '--output':
+          output = need(value());
+          break;
+        case '--title':
+          title = need(value());
+          break;
+        case '--max-logs': {
+          const v = need(value());
+          maxLogs = Number(v);
+          if (!Number.isInteger(maxLogs) || maxLogs < 0) throw new UsageError(`--max-logs: expected a whole number >= 0, got "${v}"`);
+          break;
+        }
+        case '--quiet':
+        case '-q':
+          quiet = true;
+          break;
+        default:
+          if (arg.startsWith('-')) throw new UsageError(`unknown option ${arg}`);
+          if (folder !== undefined) throw new UsageError(`one run folder only (got "${folder}" and "${arg}")`);
+          folder = arg;
+      }
+    } catch (error) {
+      if (error instanceof UsageError) {
+        process.stderr.write(`step-telemetry report: ${error.message}\n\n${REPORT_USAGE}`);
+        return 2;
+      }
+      throw error;
+    }
+  }
+  if (folder === undefined) {
+    process.stderr.write(`step-telemetry report: which run folder?\n\n${REPORT_USAGE}`);
+    return 2;
+  }
+  try {
+    const r = writeReport(folder, output, { title, maxLogRecords: maxLogs });
+    for (const note of r.notes) process.stderr.write(`step-telemetry report: note: ${note}\n`);
+    if (!quiet) {
+      process.stdout.write(
+        `report: ${r.file} (${(r.bytes / 1024).toFixed(0)} KiB; ${r.steps} step${r.steps === 1 ? '' : 's'}, ${r.attempts} mini-batch attempts; read ${(r.readMs / 1000).toFixed(2)} s, built ${(r.buildMs / 1000).toFixed(2)} s)\n`,
+      );
+    }
+    return 0;
+  } catch (error) {
+    if (error instanceof RunFolderError) {
+      process.stderr.write(`step-telemetry report: ${error.message}\n`);
+      return 2;
+    }
+    throw error;
+  }
+}
+
+class UsageError extends Error {}

@@ -1,0 +1,225 @@
+// Statistics over a step's mini-batch attempts, shared by the report and the doctor: percentiles,
+// a trend test, failures grouped by cause, and the fate of each mini-batch.
+import type { Attempt, StepRun } from './model.js';
+
+/** Linear-interpolated percentile of sorted values (p in 0..100). */
+export function percentile(sorted: ArrayLike<number>, p: number): number {
+  const n = sorted.length;
+  if (n === 0) return Number.NaN;
+  if (n === 1) return sorted[0]!;
+  const rank = (p / 100) * (n - 1);
+  const lo = Math.floor(rank);
+  const hi = Math.min(n - 1, lo + 1);
+  return sorted[lo]! + (sorted[hi]! - sorted[lo]!) * (rank - lo);
+}
+
+export interface Summary {
+  readonly n: number;
+  readonly min: number;
+  readonly mean: number;
+  readonly p50: number;
+  readonly p95: number;
+  readonly p99: number;
+  readonly max: number;
+}
+
+export function summarize(values: readonly number[]): Summary {
+  const sorted = Float64Array.from(values).sort();
+  let sum = 0;
+  for (const v of sorted) sum += v;
+  const n = sorted.length;
+  return {
+    n,
+    min: n ? sorted[0]! : Number.NaN,
+    mean: n ? sum / n : Number.NaN,
+    p50: percentile(sorted, 50),
+    p95: percentile(sorted, 95),
+    p99: percentile(sorted, 99),
+    max: n ? sorted[n - 1]! : Number.NaN,
+  };
+}
+
+export function median(values: readonly number[]): number {
+  return percentile(Float64Array.from(values).sort(), 50);
+}
+
+/** Standard normal CDF (Abramowitz-Stegun 7.1.26 via erf). */
+function normalCdf(z: number): number {
+  const t = 1 / (1 + 0.3275911 * Math.abs(z) / Math.SQRT2);
+  const y = 1 - ((((1.061405429 * t - 1.453152027) * t + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t * Math.exp(-(z * z) / 2);
+  return z >= 0 ? (1 + y) / 2 : (1 - y) / 2;
+}
+
+/** Mann-Kendall trend test: S, the normal approximation z, and the one-sided p-value for an increase. */
+export function mannKendall(values: readonly number[]): { s: number; z: number; pIncrease: number; tau: number } {
+  const n = values.length;
+  let s = 0;
+  for (let i = 0; i < n - 1; i++) {
+    const vi = values[i]!;
+    for (let j = i + 1; j < n; j++) s += Math.sign(values[j]! - vi);
+  }
+  const variance = (n * (n - 1) * (2 * n + 5)) / 18;
+  const z = variance > 0 ? (s > 0 ? (s - 1) / Math.sqrt(variance) : s < 0 ? (s + 1) / Math.sqrt(variance) : 0) : 0;
+  const pairs = (n * (n - 1)) / 2;
+  return { s, z, pIncrease: 1 - normalCdf(z), tau: pairs > 0 ? s / pairs : 0 };
+}
+
+/** Theil-Sen slope: the median of the pairwise slopes (robust to outliers). */
+export function theilSen(xs: readonly number[], ys: readonly number[]): number {
+  const slopes: number[] = [];
+  for (let i = 0; i < xs.length - 1; i++) {
+    for (let j = i + 1; j < xs.length; j++) {
+      const dx = xs[j]! - xs[i]!;
+      if (dx !== 0) slopes.push((ys[j]! - ys[i]!) / dx);
+    }
+  }
+  return slopes.length ? median(slopes) : 0;
+}
+
+/** Failed attempts: an error, a timeout or a crash (an attempt cut by the end of the job is not one). */
+export function isFailure(a: Attempt): boolean {
+  return a.outcome !== 'success' && a.outcome !== 'aborted';
+}
+
+export function categoryOf(a: Attempt): string {
+  switch (a.outcome) {
+    case 'timeout':
+      return 'RunTimeout';
+    case 'crash':
+      return 'WorkerCrash';
+    case 'error':
+      return a.errorType === 'InputError' ? 'InputError' : 'RunException';
+    default:
+      return a.outcome;
+  }
+}
+
+/**
+ * A message with its variable parts replaced, so that the same failure on different inputs
+ * groups together: ids, numbers, paths, quoted values, hex and uuids.
+ */
+export function messagePattern(message: string): string {
+  let s = message.split('\n')[0]!.trim();
+  s = s
+    .replace(/\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b/gi, '<uuid>')
+    .replace(/(?:[A-Za-z]:)?(?:[\\/][\w.@+~-]+){2,}[\\/]?/g, '<path>')
+    .replace(/\bmb-\d+\b/g, '<mini-batch>')
+    .replace(/\bworker-\d+\b/g, '<worker>')
+    .replace(/\b[0-9a-f]{12,}\b/gi, '<hex>')
+    .replace(/"[^"]{0,200}"|'[^']{0,200}'/g, '<value>')
+    .replace(/-?\b\d+(?:\.\d+)?(?:e[+-]?\d+)?\b/gi, '<n>')
+    .replace(/\s+/g, ' ');
+  return s.length > 200 ? `${s.slice(0, 200)}…` : s;
+}
+
+/** The first stack frame outside node internals and step-telemetry itself: where to look. */
+export function topFrame(stack: string | undefined): string | undefined {
+  if (!stack) return undefined;
+  for (const line of stack.split('\n')) {
+    const m = /^\s+at (.*)$/.exec(line);
+    if (!m) continue;
+    const frame = m[1]!;
+    if (/node:internal|\(node:|^node:|step-telemetry\/dist|[\\/]dist[\\/](?:runner|step|signals)[\\/.]|node_modules[\\/]@opentelemetry/.test(frame)) continue;
+    return frame;
+  }
+  return undefined;
+}
+
+export interface Cause {
+  readonly key: string;
+  readonly category: string;
+  readonly type?: string;
+  readonly pattern: string;
+  readonly example: string;
+  readonly stack?: string;
+  attempts: number;
+  readonly miniBatches: Set<string>;
+  /** Mini-batches whose last attempt failed with this cause (they failed for good). */
+  finalFailures: number;
+  /** Mini-batches that failed with this cause and later succeeded. */
+  recovered: number;
+  readonly workers: Set<string>;
+  first: number;
+  last: number;
+  readonly exampleIds: string[];
+}
+
+/** The fate of every mini-batch that has attempts: its attempts in order and how it ended. */
+export interface MiniBatchFate {
+  readonly id: string;
+  readonly attempts: Attempt[];
+  /** The last attempt's outcome. */
+  final: string;
+}
+
+export function fates(attempts: readonly Attempt[]): Map<string, MiniBatchFate> {
+  const out = new Map<string, MiniBatchFate>();
+  for (const a of attempts) {
+    let f = out.get(a.id);
+    if (!f) {
+      f = { id: a.id, attempts: [], final: a.outcome };
+      out.set(a.id, f);
+    }
+    f.attempts.push(a);
+  }
+  for (const f of out.values()) {
+    f.attempts.sort((a, b) => a.attempt - b.attempt || a.start - b.start);
+    f.final = f.attempts[f.attempts.length - 1]!.outcome;
+  }
+  return out;
+}
+
+/** Failed attempts grouped by cause (category, error type and message pattern), most frequent first. */
+export function groupFailures(step: StepRun, fateMap: Map<string, MiniBatchFate> = fates(step.attempts)): Cause[] {
+  const causes = new Map<string, Cause>();
+  for (const a of step.attempts) {
+    if (!isFailure(a)) continue;
+    const category = categoryOf(a);
+    const message = a.errorMessage ?? a.outcome;
+    const pattern = messagePattern(message);
+    const type = a.errorType && a.errorType !== category ? a.errorType : undefined;
+    const key = `${category}|${type ?? ''}|${pattern}`;
+    let c = causes.get(key);
+    if (!c) {
+      c = {
+        key,
+        category,
+        type,
+        pattern,
+        example: message,
+        stack: a.stack,
+        attempts: 0,
+        miniBatches: new Set(),
+        finalFailures: 0,
+        recovered: 0,
+        workers: new Set(),
+        first: a.start,
+        last: a.start,
+        exampleIds: [],
+      };
+      causes.set(key, c);
+    }
+    c.attempts++;
+    if (!c.miniBatches.has(a.id)) {
+      c.miniBatches.add(a.id);
+      if (c.exampleIds.length < 12) c.exampleIds.push(a.id);
+      const fate = fateMap.get(a.id);
+      if (fate) {
+        const last = fate.attempts[fate.attempts.length - 1]!;
+        if (last.outcome === 'success') c.recovered++;
+        else if (isFailure(last) && `${categoryOf(last)}|${last.errorType && last.errorType !== categoryOf(last) ? last.errorType : ''}|${messagePattern(last.errorMessage ?? last.outcome)}` === key) c.finalFailures++;
+      }
+    }
+    c.workers.add(a.worker);
+    if (a.start < c.first) c.first = a.start;
+    if (a.start > c.last) c.last = a.start;
+  }
+  return [...causes.values()].sort((a, b) => b.attempts - a.attempts || b.miniBatches.size - a.miniBatches.size);
+}
+
+/** Durations (ms) of the attempts that ran to an answer or to the timeout, in start order. */
+export function completedDurations(attempts: readonly Attempt[], outcomes: ReadonlySet<string> = new Set(['success', 'error', 'timeout'])): number[] {
+  const out: number[] = [];
+  for (const a of attempts) if (outcomes.has(a.outcome)) out.push(a.durationMs);
+  return out;
+}

@@ -1,0 +1,150 @@
+// What a run folder holds, as the report and the doctor see it. Times are Unix milliseconds.
+import type { ReadNote } from './files.js';
+
+/** One mini-batch attempt: a CONSUMER span of the runner (or a row of its processed report). */
+export interface Attempt {
+  readonly id: string;
+  readonly attempt: number;
+  readonly items: number;
+  readonly worker: string;
+  readonly start: number;
+  readonly durationMs: number;
+  /** `success`, `error`, `timeout`, `crash`, `aborted` (the runner's `mini_batch.outcome`). */
+  readonly outcome: string;
+  readonly errorType?: string;
+  readonly errorMessage?: string;
+  readonly stack?: string;
+  readonly itemsFailed?: number;
+}
+
+/** One line of processed-mini-batches.csv: the final state of a mini-batch. */
+export interface MiniBatchRow {
+  readonly id: string;
+  readonly timesPicked: number;
+  readonly worker: string;
+  readonly start: number;
+  readonly end: number;
+  readonly totalItems: number;
+  readonly succeededItems: number;
+  readonly failedItems: number;
+  readonly elapsedSeconds: number;
+  readonly runMethodSeconds: number;
+  readonly status: string;
+  readonly errorCategory: string;
+  readonly errorMessage: string;
+  readonly line: number;
+}
+
+export interface LogRecord {
+  readonly time: number;
+  readonly level: string;
+  readonly message: string;
+  readonly process: number;
+  readonly miniBatch?: string;
+  readonly runId?: string;
+  /** `Type: message` of an error carried by the record. */
+  readonly error?: string;
+  readonly stack?: string;
+}
+
+export interface MetricRecord {
+  readonly time: number;
+  readonly kind: string;
+  readonly name: string;
+  readonly value: unknown;
+  readonly step?: number;
+  readonly process: number;
+}
+
+/** A span that ended in error and is not a mini-batch attempt (a `step.span()` block, say). */
+export interface ErrorSpan {
+  readonly name: string;
+  readonly start: number;
+  readonly durationMs: number;
+  readonly message: string;
+  readonly type?: string;
+  readonly stack?: string;
+  readonly process: number;
+}
+
+export interface ExportRecord {
+  readonly backend: string;
+  readonly signal: string;
+  readonly target?: string;
+  readonly batches: number;
+  readonly failedBatches: number;
+  readonly droppedItems: number;
+  readonly lastError?: string;
+  readonly hint?: string;
+  readonly process: number;
+}
+
+export interface Runtime {
+  readonly node?: string;
+  readonly platform?: string;
+  readonly arch?: string;
+  readonly cpus?: number;
+  readonly memoryBytes?: number;
+  readonly packageJson?: string;
+  readonly dependencies: Readonly<Record<string, string | null>>;
+}
+
+export interface StepProcess {
+  readonly index: number;
+  readonly file: string;
+  readonly json: Record<string, unknown>;
+  readonly outcome: string;
+  readonly started?: number;
+  readonly ended?: number;
+}
+
+/** One step (or one node of a multi-node step) of a run. */
+export interface StepRun {
+  readonly folder: string;
+  /** `score`, or `score/node-1`. */
+  readonly label: string;
+  readonly name: string;
+  readonly nodeRank?: number;
+  /** `success`, `failure`, `terminated`, `crashed`, `running` (never ended: killed), `unknown` (no step.json). */
+  readonly outcome: string;
+  readonly started?: number;
+  readonly ended?: number;
+  readonly identity: Record<string, unknown>;
+  readonly runtime?: Runtime;
+  readonly tags: Readonly<Record<string, string>>;
+  readonly processes: readonly StepProcess[];
+  readonly exports: readonly ExportRecord[];
+  readonly diagnostics: readonly { readonly kind?: string; readonly message: string; readonly count?: number }[];
+  /** Attributes of the step's SERVER span (e.g. `parallel_run.*` of the runner). */
+  readonly stepSpanAttributes: Readonly<Record<string, unknown>>;
+  readonly attempts: readonly Attempt[];
+  /** Where the attempts came from. */
+  readonly attemptsSource: 'spans' | 'processed-report' | 'none';
+  readonly miniBatches: readonly MiniBatchRow[];
+  readonly workers: readonly Readonly<Record<string, string>>[];
+  readonly result?: Record<string, unknown>;
+  readonly progressOverview?: string;
+  readonly errorSummary?: string;
+  readonly logs: readonly LogRecord[];
+  readonly logCounts: Readonly<Record<string, number>>;
+  readonly metrics: readonly MetricRecord[];
+  readonly errorSpans: readonly ErrorSpan[];
+  readonly spanCount: number;
+  /** Run ids seen in the logs, with the first time each appears (more than one: the step ran again into this folder). */
+  readonly runIds: readonly { readonly runId: string; readonly first: number; readonly records: number }[];
+  /** Times of the "step <name> started" records of process 0 (more than one: started again into this folder). */
+  readonly starts: readonly number[];
+  /** Tails of the workers' console files (`console.process-N.log`), for crash evidence. */
+  readonly consoleTails: readonly { readonly file: string; readonly tail: string }[];
+  readonly files: readonly { readonly name: string; readonly bytes: number }[];
+}
+
+export interface RunData {
+  /** `step`: a step folder (or a multi-node step); `pipeline`: a pipeline run folder holding step folders. */
+  readonly kind: 'step' | 'pipeline';
+  readonly folder: string;
+  readonly pipelineRunId: string;
+  readonly pipelineName?: string;
+  readonly steps: readonly StepRun[];
+  readonly notes: readonly ReadNote[];
+}
