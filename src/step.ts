@@ -466,7 +466,7 @@ function createStep(options: StepOptions): Step {
     identity,
     resource: resource.attributes,
     trace_id: undefined as string | undefined,
-    runtime: collectRuntimeInfo(),
+    runtime: collectRuntimeInfo(options.mainScript),
     backends: healths.map((h) => ({ backend: h.backend, signal: h.signal, target: h.target })),
     local: local ? { folder: local.folder } : undefined,
   };

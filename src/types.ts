@@ -35,6 +35,11 @@ export interface StepOptions {
   handleProcessEvents?: boolean;
   /** Application Insights connection string. Env `APPLICATIONINSIGHTS_CONNECTION_STRING`. */
   applicationInsightsConnectionString?: string;
+  /**
+   * The script whose nearest package.json lists the step's dependencies, recorded in step.json for
+   * `step-telemetry doctor` (default: the main script; the runner passes the entry script).
+   */
+  mainScript?: string;
   /** Extra resource attributes (merged over `OTEL_RESOURCE_ATTRIBUTES`). */
   resourceAttributes?: Attributes;
   /** Serve the Prometheus registry at `/metrics` on this port (0: any free port). Env `STEP_TELEMETRY_PROMETHEUS_PORT`; default: no endpoint. */
