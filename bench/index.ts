@@ -60,3 +60,7 @@ console.table([
     'peak rss': `${hung.peak} MB`,
   },
 ]);
+
+// 3. the HTML run report of a synthetic 100,000-mini-batch run: generation time and size
+console.log('\nrun report of a synthetic run:');
+execFileSync(process.execPath, ['--import', 'tsx', here('./report.ts')], { stdio: 'inherit', env: baseChildEnv() });
