@@ -64,3 +64,7 @@ console.table([
 // 3. the HTML run report of a synthetic 100,000-mini-batch run: generation time and size
 console.log('\nrun report of a synthetic run:');
 execFileSync(process.execPath, ['--import', 'tsx', here('./report.ts')], { stdio: 'inherit', env: baseChildEnv() });
+
+// 4. the mini-batch runner's own cost against a bare worker pool doing the same no-op tasks
+console.log('\nmini-batch runner overhead:');
+execFileSync(process.execPath, [here('./runner/bench-runner.mjs')], { stdio: 'inherit', env: baseChildEnv() });

@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 const USAGE = `Usage: step-telemetry <command> [options]
 
 Commands:
+  parallel-run       run an entry script over mini-batches of the input (parallel-run --help)
   report FOLDER      write a self-contained HTML report of a run folder (report --help)
   doctor FOLDER      check a run folder for common problems, exit 1 on errors (doctor --help)
   version            print the version

@@ -90,6 +90,7 @@ export class Step implements ActiveStep {
     private readonly agents: ExporterAgents,
     private readonly registeredGlobals: { trace: boolean; metrics: boolean; logs: boolean },
     private readonly staticInfo: Record<string, unknown>,
+    rootSpanKind: StepOptions['rootSpanKind'],
   ) {
     this.identity = identity;
     const dims = identityDimensions(identity);
@@ -97,7 +98,7 @@ export class Step implements ActiveStep {
     this.tracer = tracerProvider.getTracer('step-telemetry');
     const traceparent = parseTraceparent(process.env.TRACEPARENT);
     const parent = traceparent ? trace.setSpanContext(ROOT_CONTEXT, traceparent) : ROOT_CONTEXT;
-    this.rootSpan = this.tracer.startSpan(identity.stepName, { kind: SpanKind.SERVER, attributes: { ...dims, 'step.kind': 'step' } }, parent);
+    this.rootSpan = this.tracer.startSpan(identity.stepName, { kind: rootSpanKind === 'internal' ? SpanKind.INTERNAL : SpanKind.SERVER, attributes: { ...dims, 'step.kind': 'step' } }, parent);
     const meter: Meter | undefined = meterProvider?.getMeter('step-telemetry');
     this.prometheus = new PrometheusSink(mdims, diagnostics);
     this.instruments = new CatalogInstruments(meter, this.prometheus, mdims, diagnostics);
@@ -470,7 +471,7 @@ function createStep(options: StepOptions): Step {
     backends: healths.map((h) => ({ backend: h.backend, signal: h.signal, target: h.target })),
     local: local ? { folder: local.folder } : undefined,
   };
-  const step = new Step(config, identity, diagnostics, local, tracerProvider, meterProvider, loggerProvider, healths, agents, registeredGlobals, staticInfo);
+  const step = new Step(config, identity, diagnostics, local, tracerProvider, meterProvider, loggerProvider, healths, agents, registeredGlobals, staticInfo, options.rootSpanKind);
   created = step;
   step.prometheusExport = prometheusExport;
   staticInfo.trace_id = step.rootSpan.spanContext().traceId;

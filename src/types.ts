@@ -40,6 +40,11 @@ export interface StepOptions {
    * `step-telemetry doctor` (default: the main script; the runner passes the entry script).
    */
   mainScript?: string;
+  /**
+   * Kind of the step span: `server` (default) puts the step in Application Insights' `requests`;
+   * `internal` keeps it out (the runner's worker processes use it).
+   */
+  rootSpanKind?: 'server' | 'internal';
   /** Extra resource attributes (merged over `OTEL_RESOURCE_ATTRIBUTES`). */
   resourceAttributes?: Attributes;
   /** Serve the Prometheus registry at `/metrics` on this port (0: any free port). Env `STEP_TELEMETRY_PROMETHEUS_PORT`; default: no endpoint. */

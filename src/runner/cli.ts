@@ -69,7 +69,7 @@ export function parseParallelRunArgs(argv: readonly string[]): { flags: Record<s
     const name = eq > 0 ? arg.slice(0, eq) : arg;
     const field = known.get(name) ?? known.get(name.replace(/_/g, '-'));
     if (field === undefined) {
-      throw new UsageError(`unknown flag ${name}; the flags are ${[...known.keys()].join(', ')}`);
+      throw new UsageError(`unknown flag ${name}; the flags are ${[...known.keys()].join(' ')}`);
     }
     let value: string;
     if (eq > 0) value = arg.slice(eq + 1);
@@ -80,8 +80,7 @@ export function parseParallelRunArgs(argv: readonly string[]): { flags: Record<s
       i++;
     }
     if (REPEATABLE.has(field)) ((flags[field] ??= []) as string[]).push(value);
-    else if (flags[field] !== undefined) throw new UsageError(`${name} given twice`);
-    else flags[field] = value;
+    else flags[field] = value; // the last one wins, so a wrapper's defaults can be overridden
   }
   if (rest.length > 0) flags.arguments = [...((flags.arguments as string[] | undefined) ?? []), ...rest];
   return { flags, help };
@@ -93,7 +92,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   try {
     parsed = parseParallelRunArgs(argv);
   } catch (error) {
-    process.stderr.write(`step-telemetry parallel-run: ${(error as Error).message}\n\n${PARALLEL_RUN_USAGE}`);
+    process.stderr.write(`step-telemetry parallel-run: ${(error as Error).message}\n(see step-telemetry parallel-run --help)\n`);
     return 2;
   }
   if (parsed.help) {

@@ -3,8 +3,8 @@
 // before any work starts; every problem is reported at once, naming the field, where it came
 // from, and the values it allows.
 import fs from 'node:fs';
+import { createRequire } from 'node:module';
 import path from 'node:path';
-import { parse as parseYaml } from 'yaml';
 import { EnvReader, type Env } from '../config.js';
 import { resolveIdentity } from '../identity.js';
 import type { LogLevel } from '../types.js';
@@ -173,7 +173,9 @@ function readConfigFile(file: string, issues: RunnerConfigIssue[]): Map<string, 
   }
   let doc: unknown;
   try {
-    doc = parseYaml(text);
+    // loaded only when a config file is given: the library's import path stays light
+    const { parse } = createRequire(import.meta.url)('yaml') as typeof import('yaml');
+    doc = parse(text);
   } catch (error) {
     issues.push({ field: 'config', source: label, expected: 'valid YAML or JSON', got: (error as Error).message.split('\n')[0] });
     return out;

@@ -141,7 +141,7 @@ export function partition(config: ResolvedRunConfig): Partition {
 
 function readReason(error: unknown): string {
   const e = error as NodeJS.ErrnoException;
-  return e?.code ? `${e.code}: ${e.message}` : String((e as Error)?.message ?? e);
+  return e?.code && !String(e.message).startsWith(e.code) ? `${e.code}: ${e.message}` : String((e as Error)?.message ?? e);
 }
 
 /** Mini-batches of at most `size` bytes (at least one record each) within one file. */

@@ -9,6 +9,9 @@ import type { ParentMessage, StartMessage, WorkerMessage } from './protocol.js';
 const STDERR_TAIL_LINES = 40;
 const TS_EXTENSIONS = new Set(['.ts', '.mts', '.cts', '.tsx']);
 
+/** With a callback, a failed send does not become an 'error' event; the worker's exit tells the story. */
+function onSendError(): void {}
+
 export type WorkerState = 'starting' | 'idle' | 'busy' | 'stopping' | 'exited';
 
 /** Why a worker process ended, for the worker summary. */
@@ -66,7 +69,7 @@ export class WorkerProcess {
   expectingExit = false;
   readonly stderrTail: string[] = [];
   // statistics for the worker summary
-  miniBatches = 0;
+  attempts = 0;
   failedAttempts = 0;
   itemsSucceeded = 0;
   itemsFailed = 0;
@@ -113,7 +116,8 @@ export class WorkerProcess {
           finish(code, signal);
         });
       });
-      this.child.once('error', (error) => {
+      this.child.on('error', (error) => {
+        if (this.child.pid !== undefined && this.child.exitCode === null && this.child.signalCode === null) return; // e.g. a failed kill(): the process lives on
         this.pushStderr(`failed to start the worker process: ${error.message}`);
         // 'exit' may or may not follow a spawn error
         setImmediate(() => finish(this.child.exitCode ?? 1, this.child.signalCode));
@@ -125,10 +129,12 @@ export class WorkerProcess {
     this.send(options.start);
   }
 
+  /** Send a message; false when the channel is gone (the exit handler then sees the worker end). */
   send(message: ParentMessage): boolean {
     if (!this.child.connected) return false;
     try {
-      return this.child.send(message);
+      this.child.send(message, onSendError);
+      return true;
     } catch {
       return false;
     }

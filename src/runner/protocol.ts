@@ -60,7 +60,10 @@ export interface ItemFailure {
   /** A path, or `file:line` for a row. */
   readonly item: string;
   readonly reason: string;
+  /** An input that could not be read (rather than a failure inside run()). */
   readonly input?: boolean;
+  /** Items this entry stands for (a whole unreadable byte range); default 1. */
+  readonly count?: number;
 }
 
 /** Worker → parent: init() finished (or there is none). */

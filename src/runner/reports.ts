@@ -11,7 +11,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { MiniBatch } from './partition.js';
 import type { WorkerProcess } from './pool.js';
-import type { ErrorCategory, ErrorInfo, ParallelRunResult } from './types.js';
+import type { ParallelRunErrorCategory, ParallelRunErrorInfo, ParallelRunResult } from './types.js';
 
 export const FILES = {
   processed: 'processed-mini-batches.csv',
@@ -47,8 +47,9 @@ export interface ProcessedRow {
   readonly times_picked: number;
   readonly worker: string;
   readonly pid: number | string;
-  readonly start_time: string;
-  readonly end_time: string;
+  /** Epoch ms (written as ISO 8601). */
+  readonly start_time: number;
+  readonly end_time: number;
   readonly total_items: number;
   readonly succeeded_items: number;
   readonly failed_items: number;
@@ -124,26 +125,38 @@ export class LineFile {
   }
 }
 
+/** Rows are kept as objects and turned into CSV lines when written (a timer and the end), off the hot path. */
 export class ProcessedReport {
   private readonly out: LineFile;
+  private rows: ProcessedRow[] = [];
+
   constructor(folder: string) {
     this.out = new LineFile(path.join(folder, FILES.processed), PROCESSED_COLUMNS.join(','));
   }
 
   add(row: ProcessedRow): void {
-    let line = '';
-    for (let i = 0; i < PROCESSED_COLUMNS.length; i++) {
-      if (i > 0) line += ',';
-      line += csvCell(row[PROCESSED_COLUMNS[i]!]);
-    }
-    this.out.append(line);
+    this.rows.push(row);
+    if (this.rows.length >= 4096) this.flush();
   }
 
   flush(): void {
+    const rows = this.rows;
+    if (rows.length === 0) return;
+    this.rows = [];
+    for (const row of rows) {
+      let line = '';
+      for (let i = 0; i < PROCESSED_COLUMNS.length; i++) {
+        const col = PROCESSED_COLUMNS[i]!;
+        if (i > 0) line += ',';
+        line += col === 'start_time' || col === 'end_time' ? new Date(row[col]).toISOString() : csvCell(row[col]);
+      }
+      this.out.append(line);
+    }
     this.out.flush();
   }
 
   close(): void {
+    this.flush();
     this.out.close();
   }
 }
@@ -170,7 +183,7 @@ export const WORKER_COLUMNS = [
   'end_reason',
   'exit',
   'init_seconds',
-  'mini_batches',
+  'attempts',
   'failed_attempts',
   'items_succeeded',
   'items_failed',
@@ -194,7 +207,7 @@ export function writeWorkerSummary(folder: string, workers: readonly WorkerProce
         w.endReason ?? (w.exitedAt === undefined ? '' : 'exited'),
         exit,
         w.initMs === undefined ? '' : round3(w.initMs / 1000),
-        w.miniBatches,
+        w.attempts,
         w.failedAttempts,
         w.itemsSucceeded,
         w.itemsFailed,
@@ -210,20 +223,20 @@ export function writeWorkerSummary(folder: string, workers: readonly WorkerProce
 
 /** Errors seen during the run, by category, with the first example of each. */
 export class ErrorLedger {
-  readonly categories = new Map<ErrorCategory, { attempts: number; items: number; first: ErrorInfo }>();
-  readonly failedItems: { item: string; mini_batch_id: string; category: ErrorCategory; reason: string }[] = [];
+  readonly categories = new Map<ParallelRunErrorCategory, { attempts: number; items: number; first: ParallelRunErrorInfo }>();
+  readonly failedItems: { item: string; mini_batch_id: string; category: ParallelRunErrorCategory; reason: string }[] = [];
   failedItemsDropped = 0;
   static readonly ITEM_LIMIT = 1000;
 
   /** A failed attempt (or an input problem) of a category. */
-  attempt(info: ErrorInfo): void {
+  attempt(info: ParallelRunErrorInfo): void {
     const entry = this.categories.get(info.category);
     if (entry) entry.attempts++;
     else this.categories.set(info.category, { attempts: 1, items: 0, first: info });
   }
 
   /** `count` failed items (one line in the list: a path, a row, or a description of several). */
-  item(item: string, miniBatchId: string, category: ErrorCategory, reason: string, count = 1): void {
+  item(item: string, miniBatchId: string, category: ParallelRunErrorCategory, reason: string, count = 1): void {
     let entry = this.categories.get(category);
     if (!entry) {
       entry = { attempts: 0, items: 0, first: { category, message: `${item}: ${reason}`, mini_batch_id: miniBatchId } };
@@ -258,7 +271,7 @@ export function errorSummaryText(result: ParallelRunResult, ledger: ErrorLedger,
   if (result.cause) {
     out.push('');
     out.push(`Cause: ${result.cause.category}${result.cause.worker ? ` on ${result.cause.worker}` : ''}${result.cause.mini_batch_id ? ` (${result.cause.mini_batch_id})` : ''}`);
-    out.push(indent(`${result.cause.type ? `${result.cause.type}: ` : ''}${result.cause.message}`));
+    out.push(indent(result.cause.message));
     const f = frames(result.cause.stack);
     if (f) out.push(indent(f, 6));
   }

@@ -4,7 +4,7 @@
 // histogram sample and one IPC round trip.
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { SpanKind, SpanStatusCode, type Span } from '@opentelemetry/api';
+import { ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Context, type Span } from '@opentelemetry/api';
 import { startStep, type Step } from '../step.js';
 import { RunnerConfigError, resolveRunConfig, type ResolvedRunConfig } from './config.js';
 import { AppendRowOutput } from './output.js';
@@ -24,8 +24,9 @@ import {
   writeWorkerSummary,
   type MiniBatchStatus,
 } from './reports.js';
-import type { ErrorCategory, ErrorInfo, ParallelRunConfig, ParallelRunResult, ParallelRunStatus, RunParallelOptions } from './types.js';
+import type { ParallelRunErrorCategory, ParallelRunErrorInfo, ParallelRunConfig, ParallelRunResult, ParallelRunStatus, RunParallelOptions } from './types.js';
 
+const CONSUMER = { kind: SpanKind.CONSUMER } as const;
 /** A timed-out worker gets this long to die on SIGTERM before SIGKILL. */
 const TIMEOUT_KILL_GRACE_MS = 1000;
 /** Failure lines printed on the console before the rest only go to the files. */
@@ -37,7 +38,7 @@ interface MiniBatchState {
   attempts: number;
   firstStart: number;
   lastWorker: WorkerProcess | undefined;
-  lastError: ErrorInfo | undefined;
+  lastError: ParallelRunErrorInfo | undefined;
   lastRunMs: number;
   done: boolean;
 }
@@ -46,15 +47,15 @@ interface Attempt {
   readonly st: MiniBatchState;
   readonly no: number;
   readonly worker: WorkerProcess;
+  /** performance.now() at dispatch. */
   readonly t0: number;
   readonly span: Span;
-  readonly timer: NodeJS.Timeout;
 }
 
 interface Outcome {
   readonly status: ParallelRunStatus;
   readonly exitCode: number;
-  readonly cause?: ErrorInfo;
+  readonly cause?: ParallelRunErrorInfo;
 }
 
 function flushTimeoutMs(env: NodeJS.ProcessEnv): number {
@@ -92,6 +93,7 @@ class Job {
   private readonly debug: boolean;
   private readonly workerEnv: NodeJS.ProcessEnv;
   private readonly graceMs: number;
+  private readonly stepContext: Context;
 
   // counters
   private mbDone = 0;
@@ -102,6 +104,9 @@ class Job {
   private retries = 0;
   private timeouts = 0;
   private restarts = 0;
+  private lastFinish = 0;
+  private lastFinishRecorded = 0;
+  private budgetRecorded = 0;
 
   constructor(
     private readonly config: ResolvedRunConfig,
@@ -115,6 +120,7 @@ class Job {
     this.slots = new Array<WorkerProcess | undefined>(config.processCountPerNode).fill(undefined);
     this.slotUsed = new Array<boolean>(config.processCountPerNode).fill(false);
     this.debug = step.logger.isDebugEnabled();
+    this.stepContext = trace.setSpan(ROOT_CONTEXT, step.rootSpan);
     const id = step.identity;
     this.graceMs = flushTimeoutMs(process.env) + 1000;
     this.workerEnv = {
@@ -167,12 +173,14 @@ class Job {
     for (const mb of this.part.miniBatches) {
       if (mb.kind !== 'unreadable' || this.outcome) continue;
       const now = Date.now();
-      const error: ErrorInfo = { category: 'InputError', message: `${mb.file}: ${mb.reason}`, mini_batch_id: mb.id };
+      const error: ParallelRunErrorInfo = { category: 'InputError', message: `${mb.file}: ${mb.reason}`, mini_batch_id: mb.id };
       this.ledger.attempt(error);
       this.finishMiniBatch(mb, 'INPUT_ERROR', 0, [{ item: mb.file, reason: mb.reason, input: true }], error, { attempts: 0, start: now, worker: undefined, runMs: 0 });
     }
-    const watchdogEvery = Math.max(50, Math.min(1000, (this.config.progressUpdateTimeout * 1000) / 4));
-    this.timers.push(setInterval(() => this.watchdog(), watchdogEvery));
+    // one timer for the run_invocation_timeout deadlines and the progress watchdog, instead of a
+    // timer per attempt: a deadline is seen at most a tenth of the timeout (≤ 250 ms) late
+    const tick = Math.max(10, Math.min(250, (this.config.runInvocationTimeout * 1000) / 10, (this.config.progressUpdateTimeout * 1000) / 4));
+    this.timers.push(setInterval(() => this.tick(), tick));
     if (this.runFolder) this.timers.push(setInterval(() => this.writeOverview('running'), OVERVIEW_INTERVAL_MS));
     for (const t of this.timers) t.unref();
     if (!this.outcome) {
@@ -181,6 +189,7 @@ class Job {
     }
     await this.settled;
     for (const t of this.timers) clearInterval(t);
+    if (this.lastFinish > 0) this.step.instruments.record('progressTimestamp', this.lastFinish / 1000);
     // the end: stop the workers that are still there, within the bound
     await Promise.all(this.workers.filter((w) => w.alive).map((w) => (this.outcome ? w.terminate(this.graceMs, 'aborted') : w.stop(this.graceMs, 'stopped'))));
     return this.outcome ?? { status: 'succeeded', exitCode: 0 };
@@ -285,19 +294,11 @@ class Job {
     st.lastWorker = w;
     w.state = 'busy';
     const mb = st.mb;
-    const span = this.step.startSpan('mini-batch', {
-      kind: SpanKind.CONSUMER,
-      attributes: {
-        'mini_batch.id': mb.id,
-        'mini_batch.items': mb.items,
-        'mini_batch.attempt': st.attempts,
-        'worker.id': w.name,
-        'worker.pid': w.pid ?? -1,
-      },
-    });
+    // the step's tracer with a cached parent context: the cheapest span there is, on the path
+    // between a result and the next dispatch
+    const span = this.step.tracer.startSpan('mini-batch', CONSUMER, this.stepContext);
     const sc = span.spanContext();
-    const timer = setTimeout(() => this.onTimeout(w), this.config.runInvocationTimeout * 1000);
-    const attempt: Attempt = { st, no: st.attempts, worker: w, t0: performance.now(), span, timer };
+    const attempt: Attempt = { st, no: st.attempts, worker: w, t0: performance.now(), span };
     this.current.set(w, attempt);
     const message: RunMessage = {
       type: 'run',
@@ -314,39 +315,58 @@ class Job {
       // the channel closed under us: the exit handler treats it as a crash of this attempt
       w.kill();
     }
+    // after the send: the worker starts meanwhile
+    span.setAttributes({ 'mini_batch.id': mb.id, 'mini_batch.items': mb.items, 'mini_batch.attempt': st.attempts, 'worker.id': w.name, 'worker.pid': w.pid ?? -1 });
   }
 
   /** Detach the attempt running on `w`; undefined when there is none. */
-  private takeAttempt(w: WorkerProcess): Attempt | undefined {
+  private takeAttempt(w: WorkerProcess, now = performance.now()): Attempt | undefined {
     const a = this.current.get(w);
     if (!a) return undefined;
-    clearTimeout(a.timer);
     this.current.delete(w);
-    w.busyMs += performance.now() - a.t0;
+    w.busyMs += now - a.t0;
     return a;
+  }
+
+  private tick(): void {
+    // the progress gauge is set here, not per mini-batch: a scrape or an export sees it at most one tick late
+    if (this.lastFinish !== this.lastFinishRecorded) {
+      this.lastFinishRecorded = this.lastFinish;
+      this.step.instruments.record('progressTimestamp', this.lastFinish / 1000);
+    }
+    const now = performance.now();
+    const limit = this.config.runInvocationTimeout * 1000;
+    for (const [w, a] of this.current) if (now - a.t0 >= limit) this.onTimeout(w);
+    this.watchdog();
   }
 
   private onResult(w: WorkerProcess, m: ResultMessage): void {
     const a = this.current.get(w);
     if (!a || a.st.mb.id !== m.id || a.no !== m.attempt) return; // a late answer of an attempt already given up
-    this.takeAttempt(w);
+    const now = performance.now();
+    const endTime = performance.timeOrigin + now;
+    this.takeAttempt(w, now);
     if (w.state === 'busy') w.state = 'idle';
-    this.lastProgress = performance.now();
-    const seconds = (performance.now() - a.t0) / 1000;
+    this.lastProgress = now;
+    const seconds = (now - a.t0) / 1000;
     const st = a.st;
     st.lastRunMs = m.runMs;
-    w.miniBatches++;
+    w.attempts++;
+    // the worker gets its next mini-batch first; the bookkeeping of this one overlaps with it
+    this.dispatch(w);
+    // the rows are on disk before the mini-batch counts as done
+    if (m.ok && m.lines !== undefined && this.output && !this.output.write(m.lines, m.returned)) {
+      a.span.end(endTime);
+      this.abort({ category: 'InternalError', message: this.output.error ?? 'cannot write the output file', mini_batch_id: st.mb.id });
+      return;
+    }
+    a.span.setAttribute('mini_batch.run_ms', Math.round(m.runMs * 1000) / 1000);
     if (m.ok) {
-      if (m.lines !== undefined && this.output && !this.output.write(m.lines, m.returned)) {
-        a.span.end();
-        this.abort({ category: 'InternalError', message: this.output.error ?? 'cannot write the output file', mini_batch_id: st.mb.id });
-        return;
-      }
       const failed = st.mb.items - m.succeeded;
       a.span.setAttributes({ 'mini_batch.outcome': 'success', 'mini_batch.items_succeeded': m.succeeded, 'mini_batch.items_failed': failed, 'mini_batch.returned': m.returned });
       a.span.setStatus({ code: SpanStatusCode.OK });
-      a.span.end();
-      this.step.instruments.record('minibatchDuration', seconds, { outcome: 'success' });
+      a.span.end(endTime);
+      this.step.instruments.record('minibatchDuration', seconds, { outcome: 'success' }, a.span.spanContext());
       w.itemsSucceeded += m.succeeded;
       w.itemsFailed += failed;
       this.finishMiniBatch(st.mb, m.ran ? 'RUN_DONE' : 'INPUT_ERROR', m.succeeded, m.failures ?? [], st.lastError, {
@@ -359,15 +379,14 @@ class Job {
       st.done = true;
     } else {
       const e = m.error!;
-      this.step.instruments.record('minibatchDuration', seconds, { outcome: 'error' });
+      this.step.instruments.record('minibatchDuration', seconds, { outcome: 'error' }, a.span.spanContext());
       a.span.setAttributes({ 'mini_batch.outcome': 'error', 'error.type': e.type });
       a.span.recordException({ name: e.type, message: e.message, stack: e.stack });
       a.span.setStatus({ code: SpanStatusCode.ERROR, message: `${e.type}: ${e.message}` });
-      a.span.end();
+      a.span.end(endTime);
       w.failedAttempts++;
       this.attemptFailed(a, { category: 'RunException', type: e.type, message: e.message, stack: e.stack, worker: w.name, mini_batch_id: st.mb.id }, 'RUN_EXCEPTION', m.failures ?? []);
     }
-    this.dispatch(w);
   }
 
   private onTimeout(w: WorkerProcess): void {
@@ -376,14 +395,14 @@ class Job {
     this.lastProgress = performance.now();
     this.timeouts++;
     this.step.instruments.record('timeouts', 1);
-    this.step.instruments.record('minibatchDuration', (performance.now() - a.t0) / 1000, { outcome: 'timeout' });
+    this.step.instruments.record('minibatchDuration', (performance.now() - a.t0) / 1000, { outcome: 'timeout' }, a.span.spanContext());
     const t = this.config.runInvocationTimeout;
     const message = `run() did not return within ${t} s (run_invocation_timeout) on ${w.name} (pid ${w.pid}); the worker was killed and will be replaced`;
     a.span.setAttributes({ 'mini_batch.outcome': 'timeout', 'error.type': 'RunTimeout' });
     a.span.setStatus({ code: SpanStatusCode.ERROR, message });
     a.span.end();
     w.failedAttempts++;
-    w.miniBatches++;
+    w.attempts++;
     void w.terminate(TIMEOUT_KILL_GRACE_MS, 'killed-timeout');
     if (this.slots[w.slot] === w) this.slots[w.slot] = undefined;
     this.attemptFailed(a, { category: 'RunTimeout', type: 'RunTimeout', message, worker: w.name, mini_batch_id: a.st.mb.id }, 'RUN_TIMEOUT', []);
@@ -408,13 +427,13 @@ class Job {
     this.step.logger.warn(`${w.name} (pid ${w.pid}) ${how}`, { worker: w.name, pid: w.pid, exit_code: code, signal });
     if (a) {
       this.lastProgress = performance.now();
-      this.step.instruments.record('minibatchDuration', (performance.now() - a.t0) / 1000, { outcome: 'crash' });
+      this.step.instruments.record('minibatchDuration', (performance.now() - a.t0) / 1000, { outcome: 'crash' }, a.span.spanContext());
       const message = `${w.name} (pid ${w.pid}) ${how} while running ${a.st.mb.id} (attempt ${a.no})${stderr}`;
       a.span.setAttributes({ 'mini_batch.outcome': 'crash', 'error.type': 'WorkerCrash' });
       a.span.setStatus({ code: SpanStatusCode.ERROR, message: oneLine(message, 500) });
       a.span.end();
       w.failedAttempts++;
-      w.miniBatches++;
+      w.attempts++;
       this.attemptFailed(a, { category: 'WorkerCrash', type: 'WorkerCrash', message, worker: w.name, mini_batch_id: a.st.mb.id }, 'PROCESS_CRASH', []);
     }
     this.ensureWorkers();
@@ -430,8 +449,8 @@ class Job {
       times_picked: a.st.attempts,
       worker: a.worker.name,
       pid: a.worker.pid ?? '',
-      start_time: new Date(a.st.firstStart).toISOString(),
-      end_time: new Date().toISOString(),
+      start_time: a.st.firstStart,
+      end_time: Date.now(),
       total_items: a.st.mb.items,
       succeeded_items: 0,
       failed_items: 0,
@@ -446,7 +465,7 @@ class Job {
   // ---------------------------------------------------------------------------------------------
   // outcomes of attempts and mini-batches
 
-  private attemptFailed(a: Attempt, error: ErrorInfo, status: MiniBatchStatus, failures: readonly ItemFailure[]): void {
+  private attemptFailed(a: Attempt, error: ParallelRunErrorInfo, status: MiniBatchStatus, failures: readonly ItemFailure[]): void {
     const st = a.st;
     st.lastError = error;
     this.ledger.attempt(error);
@@ -479,7 +498,7 @@ class Job {
     status: MiniBatchStatus,
     succeeded: number,
     failures: readonly ItemFailure[],
-    error: ErrorInfo | undefined,
+    error: ParallelRunErrorInfo | undefined,
     info: { attempts: number; start: number; worker: WorkerProcess | undefined; runMs: number; returned?: number },
   ): void {
     const ins = this.step.instruments;
@@ -494,52 +513,65 @@ class Job {
     ins.record('minibatches', 1, { outcome: ok ? 'success' : 'failure' });
     if (succeeded > 0) ins.record('items', succeeded, { outcome: 'success' });
     if (failed > 0) ins.record('items', failed, { outcome: 'failure' });
-    ins.record('progressTimestamp', Date.now() / 1000);
+    this.lastFinish = Date.now();
 
-    // which items failed, and why
-    let categoryOfRest: ErrorCategory = 'MissingResults';
-    let reasonOfRest = '';
-    let explained = 0;
+    // which items failed, and why: those listed one by one, then the rest under one reason
+    const inputError = status === 'INPUT_ERROR';
+    const firstInput = failures.find((f) => f.input);
+    let restCategory: ParallelRunErrorCategory;
+    let restReason: string;
+    if (inputError) {
+      restCategory = 'InputError';
+      restReason = firstInput?.reason ?? 'the input cannot be read';
+    } else if (!ok) {
+      restCategory = error?.category ?? 'RunException';
+      restReason = error ? oneLine(describeError(error), 300) : status;
+    } else {
+      restCategory = 'MissingResults';
+      const passed = items - failures.reduce((n, f) => n + (f.input ? (f.count ?? 1) : 0), 0);
+      restReason = `run() returned ${info.returned ?? 0} element(s) for ${passed} item(s)`;
+    }
     if (failed > 0) {
+      let explained = 0;
       for (const f of failures) {
-        if (explained >= failed && !f.input) break;
-        const category: ErrorCategory = f.input ? 'InputError' : ok ? 'ItemError' : (error?.category ?? 'RunException');
-        this.ledger.item(f.item, id, category, f.reason);
-        explained++;
-      }
-      if (!ok) {
-        categoryOfRest = error?.category ?? 'RunException';
-        reasonOfRest = error ? `${error.type && error.category === 'RunException' ? `${error.type}: ` : ''}${oneLine(error.message, 300)}` : status;
-      } else {
-        const passed = items - failures.filter((f) => f.input).length;
-        reasonOfRest = `run() returned ${info.returned ?? 0} element(s) for ${passed} item(s)`;
+        if (explained >= failed) break;
+        const count = Math.min(f.count ?? 1, failed - explained);
+        this.ledger.item(f.item, id, f.input ? 'InputError' : ok ? 'ItemError' : restCategory, f.reason, count);
+        explained += count;
       }
       const rest = failed - explained;
       if (rest > 0) {
         const listed = new Set(failures.map((f) => f.item));
         const names = mb.kind === 'files' ? mb.files.filter((f) => !listed.has(f)) : [];
-        if (names.length === rest) for (const n of names) this.ledger.item(n, id, categoryOfRest, reasonOfRest);
-        else if (mb.kind === 'tabular') this.ledger.item(`${rest} of rows ${mb.firstRow}..${mb.firstRow + mb.items - 1} of ${mb.file}`, id, categoryOfRest, reasonOfRest, rest);
-        else this.ledger.item(`${rest} of the ${mb.items} items of ${id} (see ${FILES.manifest})`, id, categoryOfRest, reasonOfRest, rest);
+        if (names.length === rest) for (const n of names) this.ledger.item(n, id, restCategory, restReason);
+        else if (mb.kind === 'tabular') this.ledger.item(`${rest} of rows ${mb.firstRow}..${mb.firstRow + mb.items - 1} of ${mb.file}`, id, restCategory, restReason, rest);
+        else this.ledger.item(`${rest} of the ${mb.items} items of ${id} (see ${FILES.manifest})`, id, restCategory, restReason, rest);
       }
     }
-    const firstFailure = failures[0];
-    const errorCategory = !ok ? (error?.category ?? '') : failed > 0 ? (firstFailure ? (firstFailure.input ? 'InputError' : 'ItemError') : 'MissingResults') : '';
-    const errorMessage = !ok
-      ? oneLine(error ? `${error.type && error.category === 'RunException' ? `${error.type}: ` : ''}${error.message}` : '', 500)
-      : failed > 0
-        ? oneLine(firstFailure ? `${failed} item(s) failed; first: ${firstFailure.item}: ${firstFailure.reason}` : `${failed} item(s) without a result: ${reasonOfRest}`, 500)
-        : info.attempts > 1 && error
-          ? oneLine(`succeeded after: ${error.category}: ${error.message}`, 500)
-          : '';
+    const first = failures[0];
+    let errorCategory = '';
+    let errorMessage = '';
+    if (inputError) {
+      errorCategory = 'InputError';
+      errorMessage = first ? `${failed} item(s) cannot be read; first: ${first.item}: ${first.reason}` : restReason;
+    } else if (!ok) {
+      errorCategory = restCategory;
+      errorMessage = restReason;
+    } else if (failed > 0) {
+      errorCategory = first ? (first.input ? 'InputError' : 'ItemError') : 'MissingResults';
+      errorMessage = first ? `${failed} item(s) failed; first: ${first.item}: ${first.reason}` : `${failed} item(s) without a result: ${restReason}`;
+    } else if (info.attempts > 1 && error) {
+      errorMessage = `succeeded after: ${error.category}: ${describeError(error)}`;
+    }
+    errorMessage = oneLine(errorMessage, 500);
     const end = Date.now();
     this.processed?.add({
       mini_batch_id: id,
       times_picked: info.attempts,
       worker: info.worker?.name ?? '',
       pid: info.worker?.pid ?? '',
-      start_time: new Date(info.start).toISOString(),
-      end_time: new Date(end).toISOString(),
+      start_time: info.start,
+      end_time: end,
       total_items: items,
       succeeded_items: succeeded,
       failed_items: failed,
@@ -572,7 +604,10 @@ class Job {
 
   private checkThresholds(): void {
     const c = this.config;
-    if (c.errorThreshold >= 0) this.step.instruments.record('errorBudgetUsed', this.itemsFailed / Math.max(1, c.errorThreshold));
+    if (c.errorThreshold >= 0 && this.itemsFailed !== this.budgetRecorded) {
+      this.budgetRecorded = this.itemsFailed;
+      this.step.instruments.record('errorBudgetUsed', this.itemsFailed / Math.max(1, c.errorThreshold));
+    }
     if (this.outcome) return;
     let message: string | undefined;
     if (c.errorThreshold >= 0 && this.itemsFailed > c.errorThreshold) {
@@ -605,7 +640,7 @@ class Job {
   // the end
 
   /** Stop the job with a cause: the attempts in flight are abandoned, the workers end. */
-  abort(cause: ErrorInfo, outcome: Omit<Outcome, 'cause'> = { status: 'failed', exitCode: 1 }): void {
+  abort(cause: ParallelRunErrorInfo, outcome: Omit<Outcome, 'cause'> = { status: 'failed', exitCode: 1 }): void {
     if (this.outcome) return;
     this.outcome = { ...outcome, cause };
     this.step.logger.error(`parallel run ${outcome.status === 'terminated' ? 'terminated' : 'aborted'}: ${cause.category}: ${cause.message}`, {
@@ -685,6 +720,38 @@ class Job {
   }
 }
 
+/** The resolved configuration under its ParallelRunConfig names (arguments and environment values left out: they may hold secrets). */
+function publicConfig(c: ResolvedRunConfig, output: string | undefined): Readonly<Record<string, unknown>> {
+  return {
+    entry_script: c.entryScript,
+    input: c.inputs,
+    output,
+    input_type: c.inputType,
+    input_pattern: c.inputPattern,
+    mini_batch_size: c.miniBatchSize,
+    error_threshold: c.errorThreshold,
+    allowed_failed_count: c.allowedFailedCount,
+    allowed_failed_percent: c.allowedFailedPercent,
+    progress_update_timeout: c.progressUpdateTimeout,
+    output_action: c.outputAction,
+    append_row_file_name: c.appendRowFileName,
+    process_count_per_node: c.processCountPerNode,
+    node_count: c.nodeCount,
+    node_rank: c.nodeRank,
+    run_invocation_timeout: c.runInvocationTimeout,
+    run_max_try: c.runMaxTry,
+    logging_level: c.loggingLevel,
+    step_name: c.stepName,
+    arguments_count: c.arguments.length,
+    environment_variables: Object.keys(c.environmentVariables),
+  };
+}
+
+/** `Type: message` for a run() exception, the message alone for the runner's own categories. */
+function describeError(error: ParallelRunErrorInfo): string {
+  return error.type && error.category === 'RunException' ? `${error.type}: ${error.message}` : error.message;
+}
+
 function progressMode(requested: RunParallelOptions['progress']): ProgressMode {
   if (requested === 'silent') return 'silent';
   if (requested === 'plain') return 'plain';
@@ -723,6 +790,7 @@ export async function runWith(api: ParallelRunConfig, flags: Readonly<Record<str
       logLevel: config.loggingLevel,
       console: process.env.STEP_TELEMETRY_CONSOLE?.trim() ? undefined : false,
       handleProcessEvents: false,
+      mainScript: config.entryScript,
     }));
   const runFolder = step.runFolder;
   const label = step.identity.stepName;
@@ -737,12 +805,18 @@ export async function runWith(api: ParallelRunConfig, flags: Readonly<Record<str
     'parallel_run.node_count': config.nodeCount,
     'parallel_run.node_rank': config.nodeRank,
     'parallel_run.error_threshold': config.errorThreshold,
+    'parallel_run.allowed_failed_count': config.allowedFailedCount,
+    'parallel_run.allowed_failed_percent': config.allowedFailedPercent,
+    'parallel_run.run_invocation_timeout': config.runInvocationTimeout,
+    'parallel_run.run_max_try': config.runMaxTry,
+    'parallel_run.progress_update_timeout': config.progressUpdateTimeout,
+    'parallel_run.output_action': config.outputAction,
     'parallel_run.mini_batches': part.miniBatches.length,
     'parallel_run.items': part.items,
   });
 
   let output: AppendRowOutput | undefined;
-  let setupError: ErrorInfo | undefined;
+  let setupError: ParallelRunErrorInfo | undefined;
   const outputFolder = config.output ?? (runFolder ? path.join(runFolder, 'output') : path.resolve('parallel-run-output'));
   if (config.outputAction === 'append_row') {
     try {
@@ -773,7 +847,7 @@ export async function runWith(api: ParallelRunConfig, flags: Readonly<Record<str
   printer.print(
     `[${label}] ${part.items} items in ${part.miniBatches.length} mini-batches` +
       `${config.nodeCount > 1 ? ` (node ${config.nodeRank} of ${config.nodeCount}; ${part.totalMiniBatches} mini-batches on all nodes)` : ''}` +
-      `, ${config.processCountPerNode} worker process(es)${runFolder ? `; run folder ${runFolder}` : ''}`,
+      `, up to ${config.processCountPerNode} worker process(es)${runFolder ? `; run folder ${runFolder}` : ''}`,
   );
 
   // signals: stop the workers first, then write the reports and end the step
@@ -795,7 +869,7 @@ export async function runWith(api: ParallelRunConfig, flags: Readonly<Record<str
       if (owned) step.flushLocalSync('crashed', e.message);
       process.exit(1);
     }
-    j.abort({ category: 'InternalError', type: e.name, message: e.message, stack: e.stack });
+    j.abort({ category: 'InternalError', type: e.name, message: `uncaught in the runner: ${e.name}: ${e.message}`, stack: e.stack });
   };
   const onAbort = (): void => j.terminate('abort');
   if (handleSignals) {
@@ -854,6 +928,7 @@ export async function runWith(api: ParallelRunConfig, flags: Readonly<Record<str
     run_folder: runFolder,
     output_file: output?.file,
     files,
+    config: publicConfig(config, output ? path.dirname(output.file) : config.output),
   };
   output?.close();
   processed?.close();

@@ -75,7 +75,7 @@ export interface RunParallelOptions {
 export type ParallelRunStatus = 'succeeded' | 'failed' | 'terminated';
 
 /** Why a mini-batch attempt, an item or the job failed. */
-export type ErrorCategory =
+export type ParallelRunErrorCategory =
   | 'RunException'
   | 'RunTimeout'
   | 'WorkerCrash'
@@ -88,8 +88,8 @@ export type ErrorCategory =
   | 'Terminated'
   | 'InternalError';
 
-export interface ErrorInfo {
-  readonly category: ErrorCategory;
+export interface ParallelRunErrorInfo {
+  readonly category: ParallelRunErrorCategory;
   readonly message: string;
   readonly type?: string;
   readonly stack?: string;
@@ -104,7 +104,7 @@ export interface ParallelRunResult {
   /** One line: what happened and why. */
   readonly reason: string;
   /** The error that decided the outcome, for `failed` and `terminated`. */
-  readonly cause?: ErrorInfo;
+  readonly cause?: ParallelRunErrorInfo;
   readonly node_rank: number;
   readonly node_count: number;
   readonly started: string;
@@ -124,7 +124,10 @@ export interface ParallelRunResult {
   };
   readonly run_folder?: string;
   readonly output_file?: string;
+  /** The runner's files in the run folder, by role (result, errors, processed, workers, manifest, overview). */
   readonly files: Readonly<Record<string, string>>;
+  /** The resolved configuration under ParallelRunConfig's names (mini_batch_size in files or bytes); the values of `arguments` and `environment_variables` are left out. */
+  readonly config: Readonly<Record<string, unknown>>;
 }
 
 /** What a tabular mini-batch came from: rows `first_row`..`first_row + rows - 1` (0-based, header excluded) of `file`. */

@@ -1,6 +1,6 @@
 // A worker process of the runner: loads the entry script, calls init() once, then run() for each
-// mini-batch the parent sends, inside a `run` span that is the child of the parent's attempt span
-// and with the mini-batch id on every log record. Its own step (process index N) writes
+// mini-batch the parent sends, in the context of the parent's attempt span (so log records and user
+// spans belong to it) and with the mini-batch id on every log record. Its own step (process index N) writes
 // logs.process-N.jsonl and friends into the runner's run folder.
 //
 // The step's default process handling stays on: SIGTERM ends the step and exits 143, an uncaught
@@ -10,8 +10,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { performance } from 'node:perf_hooks';
-import { ROOT_CONTEXT, SpanKind, context, trace } from '@opentelemetry/api';
+import { ROOT_CONTEXT, context, trace, type Context } from '@opentelemetry/api';
 import { parseTraceparent } from '../identity.js';
+import { withMiniBatch } from '../signals/logs.js';
 import { startStep, type Step } from '../step.js';
 import { serializeError, type ItemFailure, type SerializedError, type ParentMessage, type ResultMessage, type RunMessage, type StartMessage, type WorkerMessage } from './protocol.js';
 import { readTabularRange } from './tabular.js';
@@ -37,11 +38,14 @@ let baseContext: InitContext | undefined;
 
 function send(message: WorkerMessage): void {
   try {
-    process.send?.(message);
+    process.send?.(message, undefined, undefined, ignoreSendError);
   } catch {
     // the parent is gone; 'disconnect' ends this process
   }
 }
+
+/** A failed send (the parent is gone) is not an error event; 'disconnect' ends this process. */
+function ignoreSendError(): void {}
 
 process.on('message', (message: ParentMessage) => {
   switch (message.type) {
@@ -86,7 +90,7 @@ function pickFunctions(mod: Record<string, unknown>): { init?: EntryScript['init
 
 async function onStart(message: StartMessage): Promise<void> {
   start = message;
-  step = await startStep({ processIndex: message.processIndex });
+  step = await startStep({ processIndex: message.processIndex, mainScript: message.entryScript, rootSpanKind: 'internal' });
   const s = step;
   baseContext = { logger: s.logger, step: s, args: message.args, worker: message.worker, input_type: message.inputType };
   let mod: Record<string, unknown>;
@@ -148,21 +152,17 @@ async function onRun(message: RunMessage): Promise<void> {
   const s = step!;
   const task = message.task;
   const failures: ItemFailure[] = [];
-  let items: unknown[] = [];
+  let items: unknown[];
   /** What each item of `items` is called in the report: a path or `file:line`. */
   let names: string[];
   let source: TabularSource | undefined;
   if (task.kind === 'files') {
-    names = [];
-    for (const file of task.files) {
-      const problem = unreadable(file);
-      if (problem) failures.push({ item: file, reason: problem, input: true });
-      else {
-        items.push(file);
-        names.push(file);
-      }
-    }
+    // Paths go to run() as they are; only when run() throws are they checked (see below), so the
+    // common case costs no system call.
+    items = task.files.slice();
+    names = task.files as string[];
   } else {
+    items = [];
     names = [];
     try {
       for (const r of readTabularRange(task.file, task.format, task.start, task.end, task.firstLine, task.header)) {
@@ -175,68 +175,88 @@ async function onRun(message: RunMessage): Promise<void> {
     } catch (error) {
       items = [];
       const e = error as NodeJS.ErrnoException;
-      failures.push({ item: task.file, reason: `cannot read rows ${task.firstRow}..${task.firstRow + message.items - 1}: ${e.code ? `${e.code}: ` : ''}${e.message}`, input: true });
+      failures.push({ item: `${task.file} rows ${task.firstRow}..${task.firstRow + message.items - 1}`, reason: `cannot read them: ${errnoText(e)}`, input: true, count: message.items });
     }
     source = { file: task.file, format: task.format, first_row: task.firstRow, rows: message.items };
   }
 
-  if (items.length === 0) {
-    // nothing could be read: run() is not called
-    send({ type: 'result', id: message.id, attempt: message.attempt, ok: true, ran: false, succeeded: 0, returned: 0, failures: failures.slice(0, MAX_FAILURES_PER_RESULT), runMs: 0 });
-    return;
-  }
-
   const userFailures: ItemFailure[] = [];
-  const ctx: RunContext = {
-    ...baseContext!,
-    mini_batch_id: message.id,
-    attempt: message.attempt,
-    source,
-    failItem(item: unknown, reason: unknown): void {
-      let name: string;
-      if (typeof item === 'number' && Number.isInteger(item) && item >= 0 && item < names.length) name = names[item]!;
-      else {
-        const i = typeof item === 'object' && item !== null ? items.indexOf(item) : -1;
-        name = i >= 0 ? names[i]! : describeItem(item);
-      }
-      if (userFailures.length < MAX_FAILURES_PER_RESULT) userFailures.push({ item: name, reason: reasonText(reason) });
-    },
+  // the shared fields come from the prototype: no copy per mini-batch
+  const ctx = Object.create(baseContext!) as { -readonly [K in keyof RunContext]: RunContext[K] };
+  ctx.mini_batch_id = message.id;
+  ctx.attempt = message.attempt;
+  ctx.source = source;
+  ctx.failItem = (item: unknown, reason: unknown): void => {
+    let name: string;
+    if (typeof item === 'number' && Number.isInteger(item) && item >= 0 && item < names.length) name = names[item]!;
+    else {
+      const i = typeof item === 'object' && item !== null ? items.indexOf(item) : -1;
+      name = i >= 0 ? names[i]! : describeItem(item);
+    }
+    if (userFailures.length < MAX_FAILURES_PER_RESULT) userFailures.push({ item: name, reason: reasonText(reason) });
   };
-  const parent = parseTraceparent(message.traceparent);
-  const parentContext = parent ? trace.setSpanContext(ROOT_CONTEXT, parent) : context.active();
+  // run() runs in the context of the runner's attempt span (a CONSUMER span in the parent): log
+  // records carry its trace and span id and the mini-batch id, spans the user starts are its children.
+  const parentContext = attemptContext(message.traceparent);
+  const call = (): Promise<unknown> => withMiniBatch(message.id, async () => entry!.run(items, ctx), parentContext);
   const t0 = performance.now();
   let result: ResultMessage;
   try {
-    const returned = await context.with(parentContext, () =>
-      s.withMiniBatch(message.id, () =>
-        s.span(
-          'run',
-          async (span) => {
-            const value = await entry!.run(items, ctx);
-            span.setAttribute('mini_batch.returned', Array.isArray(value) ? value.length : -1);
-            return value;
-          },
-          { kind: SpanKind.INTERNAL, attributes: { 'mini_batch.id': message.id, 'mini_batch.attempt': message.attempt, 'mini_batch.items': items.length, 'worker.id': start!.worker } },
-        ),
-      ),
-    );
+    let returned: unknown;
+    if (items.length === 0) returned = NOT_RUN;
+    else {
+      try {
+        returned = await call();
+      } catch (error) {
+        // Did run() fail on input files that cannot be read? Then those are failed items, and the
+        // mini-batch runs again without them (once, within this attempt).
+        const bad = task.kind === 'files' ? task.files.map((f) => [f, unreadable(f)] as const).filter(([, why]) => why !== undefined) : [];
+        if (bad.length === 0) throw error;
+        const skip = new Set(bad.map(([f]) => f));
+        for (const [f, why] of bad) failures.push({ item: f, reason: why!, input: true });
+        items = items.filter((f) => !skip.has(f as string));
+        names = items as string[];
+        userFailures.length = 0;
+        withMiniBatch(message.id, () => s.logger.warn(`run() failed and ${bad.length} input file(s) cannot be read; running the mini-batch again without them`, { files: [...skip], error: reasonText(error) }), parentContext);
+        returned = items.length > 0 ? await call() : NOT_RUN;
+      }
+    }
     const runMs = performance.now() - t0;
-    const rows = toArray(returned);
-    if (rows === undefined) {
-      throw new TypeError(`run() returned ${returned === null ? 'null' : typeof returned}; expected an array with one element per succeeded item`);
+    if (returned === NOT_RUN) {
+      result = { type: 'result', id: message.id, attempt: message.attempt, ok: true, ran: false, succeeded: 0, returned: 0, failures: failures.slice(0, MAX_FAILURES_PER_RESULT), runMs };
+    } else {
+      const rows = toArray(returned);
+      if (rows === undefined) {
+        throw new TypeError(`run() returned ${returned === null ? 'null' : typeof returned}; expected an array with one element per succeeded item`);
+      }
+      const succeeded = Math.min(rows.length, items.length);
+      let lines: string | undefined;
+      if (start!.outputAction === 'append_row' && rows.length > 0) {
+        lines = '';
+        for (const row of rows) lines += `${toLine(row)}\n`;
+      }
+      const all = userFailures.length > 0 ? failures.concat(userFailures) : failures;
+      result = { type: 'result', id: message.id, attempt: message.attempt, ok: true, ran: true, succeeded, returned: rows.length, lines, failures: all.length > 0 ? all.slice(0, MAX_FAILURES_PER_RESULT) : undefined, runMs };
     }
-    const succeeded = Math.min(rows.length, items.length);
-    let lines: string | undefined;
-    if (start!.outputAction === 'append_row' && rows.length > 0) {
-      lines = '';
-      for (const row of rows) lines += `${toLine(row)}\n`;
-    }
-    const all = failures.concat(userFailures);
-    result = { type: 'result', id: message.id, attempt: message.attempt, ok: true, ran: true, succeeded, returned: rows.length, lines, failures: all.length > 0 ? all.slice(0, MAX_FAILURES_PER_RESULT) : undefined, runMs };
   } catch (error) {
     result = { type: 'result', id: message.id, attempt: message.attempt, ok: false, ran: true, succeeded: 0, returned: 0, runMs: performance.now() - t0, error: userError(error), failures: failures.length > 0 ? failures : undefined };
   }
   send(result);
+}
+
+const NOT_RUN = Symbol('not run');
+
+/** The parent's traceparent (`00-<trace>-<span>-<flags>`, always well-formed) as a context. */
+function attemptContext(traceparent: string): Context {
+  if (traceparent.length === 55) {
+    return trace.setSpanContext(ROOT_CONTEXT, { traceId: traceparent.slice(3, 35), spanId: traceparent.slice(36, 52), traceFlags: traceparent.endsWith('1') ? 1 : 0, isRemote: true });
+  }
+  const sc = parseTraceparent(traceparent);
+  return sc ? trace.setSpanContext(ROOT_CONTEXT, sc) : context.active();
+}
+
+function errnoText(e: NodeJS.ErrnoException): string {
+  return e.code && !String(e.message).startsWith(e.code) ? `${e.code}: ${e.message}` : String(e.message);
 }
 
 function toArray(value: unknown): unknown[] | undefined {
@@ -255,7 +275,6 @@ function unreadable(file: string): string | undefined {
     fs.accessSync(file, fs.constants.R_OK);
     return undefined;
   } catch (error) {
-    const e = error as NodeJS.ErrnoException;
-    return e.code ? `${e.code}: ${e.message}` : String(e.message);
+    return errnoText(error as NodeJS.ErrnoException);
   }
 }

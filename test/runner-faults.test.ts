@@ -1,0 +1,136 @@
+// The runner under trouble: hung and spinning run() calls killed at run_invocation_timeout, workers
+// that exit, init() failures, the progress watchdog, and SIGTERM in the middle of a run. Real
+// processes; the timeouts are short (1 s) so the whole file stays in a few seconds per case.
+import fs from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { useTempDir } from './helpers/run-step.js';
+import { BEHAVE, alive, makeFiles, outputRows, readAllJsonl, readCsv, readJson, runFolder, runRunner } from './fixtures/runner/harness.js';
+
+describe('parallel-run timeouts and crashes', () => {
+  it('kills a hung run() at run_invocation_timeout and retries it on a fresh worker; an event-loop spin too', async () => {
+    const dir = await useTempDir('runner-hang-');
+    makeFiles(path.join(dir, 'in'), 8);
+    const r = await runRunner(
+      ['--entry-script', BEHAVE, '--input', 'in', '--output', 'out', '--mini-batch-size', '2', '--run-invocation-timeout', '1', '--run-max-try', '2', '--process-count-per-node', '2', '--', '--hang', 'f002', '--spin', 'f005'],
+      { cwd: dir },
+    );
+    expect(r.code).toBe(0); // error_threshold -1: failures are counted, not fatal
+    expect(r.stderr).toMatch(/mb-00001 attempt 1\/2 failed on worker-\d: RunTimeout: run\(\) did not return within 1 s \(run_invocation_timeout\)/);
+    const folder = runFolder(path.join(dir, 'telemetry'));
+    const result = readJson(path.join(folder, 'result.json'));
+    expect(result).toMatchObject({ timeouts: 4, retries: 2, mini_batches: { failed: 2, succeeded: 2 }, items: { failed: 4, succeeded: 4 } });
+    expect(result.worker_restarts).toBeGreaterThanOrEqual(2);
+    const processed = readCsv(path.join(folder, 'processed-mini-batches.csv'));
+    const timedOut = processed.filter((p) => p.status === 'RUN_TIMEOUT');
+    expect(timedOut.map((p) => p.mini_batch_id).sort()).toEqual(['mb-00001', 'mb-00002']);
+    expect(timedOut.every((p) => p.times_picked === '2' && p.error_category === 'RunTimeout')).toBe(true);
+    // every attempt ran on its own process: the hung worker never got a second mini-batch
+    const workers = readCsv(path.join(folder, 'worker-summary.csv'));
+    expect(workers.filter((w) => w.end_reason === 'killed-timeout')).toHaveLength(4);
+    for (const w of workers) expect(alive(Number(w.pid))).toBe(false);
+    const spans = readAllJsonl(folder, 'spans').filter((s) => s.name === 'mini-batch' && s.attributes['mini_batch.outcome'] === 'timeout');
+    expect(spans).toHaveLength(4);
+    expect(spans.every((s) => s.status.code === 'ERROR' && s.duration_ms >= 950)).toBe(true);
+    expect(outputRows(path.join(dir, 'out', 'parallel_run_step.txt'))).toHaveLength(4);
+  });
+
+  it('replaces a worker that calls process.exit, retries its mini-batch, and reports the crash with the exit code', async () => {
+    const dir = await useTempDir('runner-exit-');
+    makeFiles(path.join(dir, 'in'), 6);
+    fs.mkdirSync(path.join(dir, 'markers'));
+    const r = await runRunner(['--entry-script', BEHAVE, '--input', 'in', '--output', 'out', '--mini-batch-size', '3', '--error-threshold', '0', '--', '--exit-once', path.join(dir, 'markers')], { cwd: dir });
+    expect(r.code).toBe(0);
+    expect(r.stderr).toMatch(/mb-00000 attempt 1\/3 failed on worker-0: WorkerCrash: worker-0 \(pid \d+\) exited with code 3 while running mb-00000 \(attempt 1\); retrying/);
+    const folder = runFolder(path.join(dir, 'telemetry'));
+    expect(readJson(path.join(folder, 'result.json'))).toMatchObject({ status: 'succeeded', retries: 2, worker_restarts: 2, items: { succeeded: 6, failed: 0 } });
+    const processed = readCsv(path.join(folder, 'processed-mini-batches.csv'));
+    expect(processed.every((p) => p.status === 'RUN_DONE' && p.times_picked === '2')).toBe(true);
+    expect(readCsv(path.join(folder, 'worker-summary.csv')).filter((w) => w.end_reason === 'crashed' && w.exit === '3')).toHaveLength(2);
+    expect(readAllJsonl(folder, 'spans').filter((s) => s.name === 'mini-batch' && s.attributes['mini_batch.outcome'] === 'crash')).toHaveLength(2);
+
+    // a worker that exits every time: the mini-batch fails as PROCESS_CRASH after run_max_try
+    const again = await runRunner(['--entry-script', BEHAVE, '--input', 'in', '--output', 'out2', '--mini-batch-size', '3', '--run-max-try', '2', '--', '--exit', 'f004'], {
+      cwd: dir,
+      env: { STEP_TELEMETRY_DIR: path.join(dir, 't2') },
+    });
+    expect(again.code).toBe(0);
+    const f2 = runFolder(path.join(dir, 't2'));
+    expect(readCsv(path.join(f2, 'processed-mini-batches.csv')).find((p) => p.mini_batch_id === 'mb-00001')).toMatchObject({ status: 'PROCESS_CRASH', failed_items: '3', error_category: 'WorkerCrash' });
+  });
+
+  it('aborts with the error and its stack when init() fails, instead of hanging', async () => {
+    const dir = await useTempDir('runner-init-');
+    makeFiles(path.join(dir, 'in'), 4);
+    const r = await runRunner(['--entry-script', BEHAVE, '--input', 'in', '--process-count-per-node', '2', '--', '--init-throw'], { cwd: dir });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/FAILED: InitFailure: init\(\) failed in worker-\d \(pid \d+\): Error: init failed on purpose: model file missing\n\s+at init \(file:\/\/.*behave\.mjs:\d+:\d+\)/);
+    const folder = runFolder(path.join(dir, 'telemetry'));
+    const result = readJson(path.join(folder, 'result.json'));
+    expect(result).toMatchObject({ status: 'failed', cause: { category: 'InitFailure', type: 'Error' }, items: { not_processed: 4 } });
+    expect(result.cause.stack).toMatch(/behave\.mjs/);
+    expect(fs.readFileSync(path.join(folder, 'error-summary.txt'), 'utf8')).toMatch(/Cause: InitFailure on worker-\d[\s\S]*init failed on purpose[\s\S]*at init \(/);
+
+    // init() that exits the process: the exit code and the stderr tail are the cause
+    const e = await runRunner(['--entry-script', BEHAVE, '--input', 'in', '--', '--init-exit'], { cwd: dir, env: { STEP_TELEMETRY_DIR: path.join(dir, 't2') } });
+    expect(e.code).toBe(1);
+    expect(e.stderr).toMatch(/FAILED: InitFailure: worker-0 \(pid \d+\) exited with code 4 before init\(\) finished/);
+
+    // an entry script without run()
+    fs.writeFileSync(path.join(dir, 'norun.mjs'), 'export function init() {}\nexport const other = 1;\n');
+    const n = await runRunner(['--entry-script', 'norun.mjs', '--input', 'in'], { cwd: dir, env: { STEP_TELEMETRY_DIR: path.join(dir, 't3') } });
+    expect(n.code).toBe(1);
+    expect(n.stderr).toMatch(/does not export a run\(miniBatch, context\) function \(it exports: init, other\)/);
+  });
+
+  it('aborts when no mini-batch finishes within progress_update_timeout, saying what is stuck', async () => {
+    const dir = await useTempDir('runner-watchdog-');
+    makeFiles(path.join(dir, 'in'), 2);
+    const r = await runRunner(['--entry-script', BEHAVE, '--input', 'in', '--progress-update-timeout', '1', '--', '--init-hang'], { cwd: dir });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/FAILED: ProgressTimeout: no mini-batch attempt finished in the last 1 s \(progress_update_timeout\); worker-0 \(pid \d+\) still in init\(\)/);
+    expect(r.durationMs).toBeLessThan(15_000);
+  });
+});
+
+describe('parallel-run under SIGTERM', () => {
+  it('stops the workers, flushes telemetry and leaves the output and the reports consistent', async () => {
+    const dir = await useTempDir('runner-sigterm-');
+    makeFiles(path.join(dir, 'in'), 40);
+    const r = await runRunner(
+      ['--entry-script', BEHAVE, '--input', 'in', '--output', 'out', '--mini-batch-size', '2', '--process-count-per-node', '2', '--', '--sleep', '150', '--stderr-each', '--log'],
+      {
+        cwd: dir,
+        // mid-run: once the third mini-batch has started
+        signalWhen: { signal: 'SIGTERM', when: (_out, err) => (err.match(/running mb-/g) ?? []).length >= 3 },
+      },
+    );
+    expect(r.code).toBe(143);
+    expect(r.stderr).toMatch(/TERMINATED: Terminated: received SIGTERM/);
+    const folder = runFolder(path.join(dir, 'telemetry'));
+    const result = readJson(path.join(folder, 'result.json'));
+    expect(result.status).toBe('terminated');
+    expect(result.exit_code).toBe(143);
+    expect(result.items.not_processed).toBeGreaterThan(0);
+    // the output holds exactly the rows of the mini-batches the report calls done
+    const processed = readCsv(path.join(folder, 'processed-mini-batches.csv'));
+    const done = processed.filter((p) => p.status === 'RUN_DONE');
+    expect(done.length).toBe(result.mini_batches.succeeded);
+    const rows = outputRows(path.join(dir, 'out', 'parallel_run_step.txt'));
+    expect(rows.length).toBe(result.items.succeeded);
+    expect(new Set(rows.map((x) => x.mb))).toEqual(new Set(done.map((p) => p.mini_batch_id)));
+    expect(processed.filter((p) => p.status === 'ABORTED').every((p) => p.error_category === 'Terminated')).toBe(true);
+    // the workers are gone and ended their steps; the runner's step is recorded as terminated
+    const workers = readCsv(path.join(folder, 'worker-summary.csv'));
+    expect(workers.length).toBeGreaterThanOrEqual(1);
+    for (const w of workers) expect(alive(Number(w.pid))).toBe(false);
+    expect(readJson(path.join(folder, 'step.json')).outcome).toBe('terminated');
+    // a worker still loading when the signal came dies before its step exists; every step that started ended as terminated
+    const workerSteps = workers.map((w) => path.join(folder, `step.process-${w.process_index}.json`)).filter((f) => fs.existsSync(f));
+    expect(workerSteps.length).toBeGreaterThanOrEqual(1);
+    for (const f of workerSteps) expect(readJson(f).outcome).toBe('terminated');
+    const attempts = readAllJsonl(folder, 'spans').filter((s) => s.name === 'mini-batch');
+    expect(attempts.length).toBe(processed.length);
+    expect(readAllJsonl(folder, 'logs').some((l) => l.message === 'processing mini-batch' && l.mini_batch_id)).toBe(true);
+  });
+});

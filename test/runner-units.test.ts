@@ -1,0 +1,172 @@
+// The runner's pure parts: configuration (names, defaults, precedence, clear errors), sizes, globs,
+// and the tabular scanner and parser (which must agree on what a record is).
+import fs from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { useTempDir } from './helpers/run-step.js';
+import { BEHAVE } from './fixtures/runner/harness.js';
+import { RunnerConfigError, globToRegExp, parseSize, resolveRunConfig } from '../src/runner/config.js';
+import { parseParallelRunArgs } from '../src/runner/cli.js';
+import { cutTabularFile, listInputFiles } from '../src/runner/partition.js';
+import { parseDelimited, readTabularRange } from '../src/runner/tabular.js';
+
+function issues(fn: () => unknown): string[] {
+  try {
+    fn();
+  } catch (error) {
+    if (error instanceof RunnerConfigError) return error.issues.map((i) => `${i.field}|${i.source}|${i.expected}`);
+    throw error;
+  }
+  return [];
+}
+
+describe('runner configuration', () => {
+  it("has ParallelRunConfig's defaults", async () => {
+    const dir = await useTempDir('runner-cfg-');
+    const c = resolveRunConfig({ entry_script: BEHAVE, input: dir }, {}, {}, dir);
+    expect(c).toMatchObject({
+      inputType: 'files',
+      miniBatchSize: 10,
+      errorThreshold: -1,
+      allowedFailedCount: -1,
+      allowedFailedPercent: 100,
+      outputAction: 'append_row',
+      appendRowFileName: 'parallel_run_step.txt',
+      processCountPerNode: 1,
+      nodeCount: 1,
+      nodeRank: 0,
+      runInvocationTimeout: 60,
+      runMaxTry: 3,
+      progressUpdateTimeout: 540,
+      loggingLevel: 'info',
+      stepName: 'parallel-run',
+    });
+    const t = resolveRunConfig({ entry_script: BEHAVE, input: dir, input_type: 'tabular' }, {}, {}, dir);
+    expect(t.miniBatchSize).toBe(1024 * 1024);
+  });
+
+  it('takes flags over the object over the file, with paths relative to where each came from', async () => {
+    const dir = await useTempDir('runner-cfg-');
+    fs.mkdirSync(path.join(dir, 'conf', 'data'), { recursive: true });
+    fs.writeFileSync(path.join(dir, 'conf', 'job.yml'), 'input: data\nmini_batch_size: 7\nerror_threshold: 5\nrun_max_try: 4\nlogging_level: WARNING\narguments: [--model, m.json]\nenvironment_variables: { A: "1" }\n');
+    const c = resolveRunConfig({ entry_script: BEHAVE, config: 'conf/job.yml', error_threshold: 6 }, { run_max_try: '2', environment_variables: ['B=2'] }, {}, dir);
+    expect(c.inputs).toEqual([path.join(dir, 'conf', 'data')]);
+    expect(c).toMatchObject({ miniBatchSize: 7, errorThreshold: 6, runMaxTry: 2, loggingLevel: 'warn', arguments: ['--model', 'm.json'], environmentVariables: { B: '2' } });
+  });
+
+  it('takes the node rank from JOB_COMPLETION_INDEX or Azure ML, and names the variable when it is out of range', async () => {
+    const dir = await useTempDir('runner-cfg-');
+    expect(resolveRunConfig({ entry_script: BEHAVE, input: dir, node_count: 3 }, {}, { JOB_COMPLETION_INDEX: '2' }, dir).nodeRank).toBe(2);
+    expect(resolveRunConfig({ entry_script: BEHAVE, input: dir }, {}, { AZ_BATCHAI_TASK_INDEX: '1', AZ_BATCHAI_NODE_COUNT: '2' }, dir)).toMatchObject({ nodeRank: 1, nodeCount: 2, appendRowFileName: 'parallel_run_step.node-1.txt' });
+    expect(issues(() => resolveRunConfig({ entry_script: BEHAVE, input: dir, node_count: 2 }, {}, { JOB_COMPLETION_INDEX: '5' }, dir))).toEqual(['node_rank|JOB_COMPLETION_INDEX|a rank from 0 to node_count - 1 = 1']);
+  });
+
+  it('reports every invalid field at once with the allowed values', async () => {
+    const dir = await useTempDir('runner-cfg-');
+    const found = issues(() =>
+      resolveRunConfig(
+        // @ts-expect-error an unknown field
+        { entry_script: BEHAVE, input: dir, output_action: 'append', run_max_try: 0, allowed_failed_percent: 101, logging_level: 'LOUD', input_type: 'tabular', mini_batch_size: '1 parsec', bogus: 1 },
+        {},
+        {},
+        dir,
+      ),
+    );
+    expect(found).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/^bogus\|runParallel\(\)\|one of the configuration names/),
+        'output_action|runParallel(): output_action|one of append_row, summary_only',
+        'run_max_try|runParallel(): run_max_try|a whole number from 1 to 1000',
+        'allowed_failed_percent|runParallel(): allowed_failed_percent|a number from 0 to 100',
+        'logging_level|runParallel(): logging_level|one of DEBUG, INFO, WARNING, ERROR, CRITICAL',
+        'mini_batch_size|runParallel(): mini_batch_size|a size such as 1MB, 256KB, 1GB or a number of bytes (input_type tabular)',
+      ]),
+    );
+    expect(found).toHaveLength(6);
+    expect(issues(() => resolveRunConfig({}, {}, {}, dir))).toEqual([
+      'entry_script|--entry-script|the path of a JS or TS module exporting run() (and optionally init())',
+      'input|--input|at least one input file or folder',
+    ]);
+  });
+
+  it('reads sizes the way Azure ML does (powers of 1024)', () => {
+    expect(parseSize('1MB')).toBe(1048576);
+    expect(parseSize('256 KB')).toBe(262144);
+    expect(parseSize('1.5kb')).toBe(1536);
+    expect(parseSize('1GB')).toBe(1024 ** 3);
+    expect(parseSize('4096')).toBe(4096);
+    expect(parseSize(100)).toBe(100);
+    expect(parseSize('0')).toBeUndefined();
+    expect(parseSize('1 parsec')).toBeUndefined();
+  });
+
+  it('parses flags in kebab-case, repeatable inputs, and everything after -- as entry script arguments', () => {
+    expect(parseParallelRunArgs(['--input', 'a', '--input=b', '--mini-batch-size', '5', '--', '--model', 'x', '--input', 'c']).flags).toEqual({
+      input: ['a', 'b'],
+      mini_batch_size: '5',
+      arguments: ['--model', 'x', '--input', 'c'],
+    });
+    expect(() => parseParallelRunArgs(['--mini-batch', '5'])).toThrow(/unknown flag --mini-batch/);
+    expect(() => parseParallelRunArgs(['--output'])).toThrow(/--output needs a value/);
+  });
+
+  it('matches input patterns against the base name, or the relative path when the pattern has a slash', async () => {
+    expect(globToRegExp('*.{csv,jsonl}').test('a.jsonl')).toBe(true);
+    expect(globToRegExp('*.csv').test('sub/a.csv')).toBe(false);
+    expect(globToRegExp('**/*.csv').test('a.csv')).toBe(true);
+    expect(globToRegExp('**/*.csv').test('x/y/a.csv')).toBe(true);
+    expect(globToRegExp('img-?.pgm').test('img-1.pgm')).toBe(true);
+    const dir = await useTempDir('runner-glob-');
+    for (const f of ['b/2.pgm', 'a/1.pgm', 'a/labels.csv', '0.pgm']) {
+      fs.mkdirSync(path.dirname(path.join(dir, f)), { recursive: true });
+      fs.writeFileSync(path.join(dir, f), '');
+    }
+    expect(listInputFiles([dir], '*.pgm').map((f) => path.relative(dir, f))).toEqual(['0.pgm', 'a/1.pgm', 'b/2.pgm']);
+    expect(listInputFiles([dir], 'a/*').map((f) => path.relative(dir, f))).toEqual(['a/1.pgm', 'a/labels.csv']);
+  });
+});
+
+describe('tabular scanner and parser', () => {
+  it('parses RFC 4180 CSV: quotes, doubled quotes, newlines in fields, CRLF, a BOM, blank lines', () => {
+    const text = '\ufeffa,b\r\n1,"x, ""y"""\r\n\r\n2,"multi\nline"\n3,\n';
+    expect(parseDelimited(text, ',')).toEqual([
+      { fields: ['a', 'b'], line: 1 },
+      { fields: ['1', 'x, "y"'], line: 2 },
+      { fields: ['2', 'multi\nline'], line: 4 },
+      { fields: ['3', ''], line: 6 },
+    ]);
+  });
+
+  it('cuts mini-batches at record boundaries that the worker reads back exactly', async () => {
+    const dir = await useTempDir('runner-scan-');
+    const file = path.join(dir, 't.csv');
+    let csv = 'id,text\n';
+    const expected: { id: string; text: string }[] = [];
+    for (let i = 0; i < 200; i++) {
+      const text = i % 7 === 0 ? `line one\nline "two" ${i}` : i % 5 === 0 ? '' : `plain ${'z'.repeat(i % 13)}`;
+      expected.push({ id: String(i), text });
+      csv += `${i},${text.includes('\n') || text.includes('"') ? `"${text.replace(/"/g, '""')}"` : text}\n`;
+      if (i % 50 === 0) csv += '\n'; // blank lines are not records
+    }
+    fs.writeFileSync(file, csv);
+    for (const size of [1, 64, 333, 10_000]) {
+      const batches = cutTabularFile(file, 'csv', size);
+      const rows = batches.flatMap((b) => {
+        const parsed = readTabularRange(file, 'csv', b.start, b.end, b.firstLine, b.header);
+        expect(parsed).toHaveLength(b.items);
+        return parsed.map((p) => p.row);
+      });
+      expect(rows).toEqual(expected);
+      if (size === 1) expect(batches).toHaveLength(200);
+    }
+    const jl = path.join(dir, 't.jsonl');
+    fs.writeFileSync(jl, '{"a":1}\n  \n{"a":2}\r\n{"a":3}');
+    const jb = cutTabularFile(jl, 'jsonl', 1);
+    expect(jb.map((b) => [b.firstRow, b.firstLine, b.items])).toEqual([
+      [0, 1, 1],
+      [1, 3, 1],
+      [2, 4, 1],
+    ]);
+    expect(jb.flatMap((b) => readTabularRange(jl, 'jsonl', b.start, b.end, b.firstLine, undefined).map((r) => r.row))).toEqual([{ a: 1 }, { a: 2 }, { a: 3 }]);
+  });
+});
