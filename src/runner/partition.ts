@@ -5,6 +5,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { globToRegExp, RunnerConfigError, type ResolvedRunConfig } from './config.js';
+import type { TabularTask } from './protocol.js';
 import { headerNames, parseDelimited, scanRecords, tabularFormat, TABULAR_EXTENSIONS, type TabularFormat } from './tabular.js';
 
 interface MiniBatchBase {
@@ -21,18 +22,8 @@ export interface FilesMiniBatch extends MiniBatchBase {
   readonly files: readonly string[];
 }
 
-export interface TabularMiniBatch extends MiniBatchBase {
-  readonly kind: 'tabular';
-  readonly file: string;
-  readonly format: TabularFormat;
-  readonly start: number;
-  readonly end: number;
-  /** 0-based index of the first row in the file (header excluded). */
-  readonly firstRow: number;
-  /** 1-based line of the first row. */
-  readonly firstLine: number;
-  readonly header?: readonly string[];
-}
+/** A tabular mini-batch is exactly the task a worker gets for it, plus the bookkeeping fields. */
+export interface TabularMiniBatch extends MiniBatchBase, TabularTask {}
 
 /** An input that could not be read while partitioning: one failed item, never sent to a worker. */
 export interface UnreadableMiniBatch extends MiniBatchBase {
