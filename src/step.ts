@@ -8,6 +8,7 @@ import {
   metrics,
   trace,
   type Attributes,
+  type Context,
   type Meter,
   type Span,
   type Tracer,
@@ -34,7 +35,7 @@ import { PENDING_METRICS_LIMIT, processState, type ActiveStep } from './process-
 import { collectRuntimeInfo } from './runtime-info.js';
 import { CatalogInstruments, MetricRecorder } from './signals/metrics.js';
 import { LogPipeline, bindLogger, processLogger, unbindLogger, withMiniBatch } from './signals/logs.js';
-import { createTracerProvider, recordError } from './signals/traces.js';
+import { createTracerProvider, recordError, type PipelineTraceIdGenerator } from './signals/traces.js';
 import { createAzureExporters } from './sinks/azure.js';
 import type { BackendExporters } from './sinks/backend.js';
 import { ExporterAgents, guardExporter, type ExportHealth } from './sinks/export-health.js';
@@ -91,6 +92,7 @@ export class Step implements ActiveStep {
     private readonly registeredGlobals: { trace: boolean; metrics: boolean; logs: boolean },
     private readonly staticInfo: Record<string, unknown>,
     rootSpanKind: StepOptions['rootSpanKind'],
+    private readonly spanIds: PipelineTraceIdGenerator,
   ) {
     this.identity = identity;
     const dims = identityDimensions(identity);
@@ -195,6 +197,20 @@ export class Step implements ActiveStep {
     const active = context.active();
     const parent = trace.getSpan(active) ? active : trace.setSpan(active, this.rootSpan);
     return this.tracer.startSpan(name, { kind: options.kind ?? SpanKind.INTERNAL, attributes: options.attributes, startTime: options.startTime }, parent);
+  }
+
+  /**
+   * A span id for a span started later with `startSpanWithId()`: hand a child process its trace
+   * context first, create the span after.
+   */
+  newSpanId(): string {
+    return this.spanIds.newSpanId();
+  }
+
+  /** Start a span (as `tracer.startSpan`) whose span id was drawn with `newSpanId()`. */
+  startSpanWithId(spanId: string, name: string, options: SpanOptions & { startTime?: number }, parent: Context): Span {
+    this.spanIds.useNext(spanId);
+    return this.tracer.startSpan(name, options, parent);
   }
 
   /** Run `fn` with a mini-batch id in context: every log record inside carries `mini_batch_id`. */
@@ -413,7 +429,7 @@ function createStep(options: StepOptions): Step {
 
   ensureContextManager();
   const resource = resourceFromAttributes(resourceAttributes(identity, env, options.resourceAttributes));
-  const tracerProvider = createTracerProvider({
+  const { provider: tracerProvider, ids: spanIds } = createTracerProvider({
     resource,
     traceId: traceIdForPipelineRun(identity.pipelineRunId),
     local,
@@ -471,7 +487,7 @@ function createStep(options: StepOptions): Step {
     backends: healths.map((h) => ({ backend: h.backend, signal: h.signal, target: h.target })),
     local: local ? { folder: local.folder } : undefined,
   };
-  const step = new Step(config, identity, diagnostics, local, tracerProvider, meterProvider, loggerProvider, healths, agents, registeredGlobals, staticInfo, options.rootSpanKind);
+  const step = new Step(config, identity, diagnostics, local, tracerProvider, meterProvider, loggerProvider, healths, agents, registeredGlobals, staticInfo, options.rootSpanKind, spanIds);
   created = step;
   step.prometheusExport = prometheusExport;
   staticInfo.trace_id = step.rootSpan.spanContext().traceId;

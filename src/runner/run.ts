@@ -94,6 +94,9 @@ class Job {
   private readonly workerEnv: NodeJS.ProcessEnv;
   private readonly graceMs: number;
   private readonly stepContext: Context;
+  /** `00-<trace id>-` and `-<flags>` of the step's trace: a traceparent is these around a span id. */
+  private readonly traceparentPrefix: string;
+  private readonly traceparentFlags: string;
 
   // counters
   private mbDone = 0;
@@ -121,6 +124,9 @@ class Job {
     this.slotUsed = new Array<boolean>(config.processCountPerNode).fill(false);
     this.debug = step.logger.isDebugEnabled();
     this.stepContext = trace.setSpan(ROOT_CONTEXT, step.rootSpan);
+    const sc = step.rootSpan.spanContext();
+    this.traceparentPrefix = `00-${sc.traceId}-`;
+    this.traceparentFlags = `-0${sc.traceFlags & 1}`;
     const id = step.identity;
     this.graceMs = flushTimeoutMs(process.env) + 1000;
     this.workerEnv = {
@@ -294,29 +300,27 @@ class Job {
     st.lastWorker = w;
     w.state = 'busy';
     const mb = st.mb;
-    // the step's tracer with a cached parent context: the cheapest span there is, on the path
-    // between a result and the next dispatch
-    const span = this.step.tracer.startSpan('mini-batch', CONSUMER, this.stepContext);
-    const sc = span.spanContext();
-    const attempt: Attempt = { st, no: st.attempts, worker: w, t0: performance.now(), span };
-    this.current.set(w, attempt);
+    // the attempt span's id is drawn first and sent with the task; the span itself is created
+    // after the send, while the worker already runs
+    const spanId = this.step.newSpanId();
+    const t0 = performance.now();
     const message: RunMessage = {
       type: 'run',
       id: mb.id,
       attempt: st.attempts,
-      traceparent: `00-${sc.traceId}-${sc.spanId}-0${sc.traceFlags & 1}`,
+      traceparent: `${this.traceparentPrefix}${spanId}${this.traceparentFlags}`,
       items: mb.items,
       task:
         mb.kind === 'files'
           ? { kind: 'files', files: mb.files }
           : { kind: 'tabular', file: mb.file, format: mb.format, start: mb.start, end: mb.end, firstRow: mb.firstRow, firstLine: mb.firstLine, header: mb.header },
     };
-    if (!w.send(message)) {
-      // the channel closed under us: the exit handler treats it as a crash of this attempt
-      w.kill();
-    }
-    // after the send: the worker starts meanwhile
+    const sent = w.send(message);
+    const span = this.step.startSpanWithId(spanId, 'mini-batch', { ...CONSUMER, startTime: t0 }, this.stepContext);
     span.setAttributes({ 'mini_batch.id': mb.id, 'mini_batch.items': mb.items, 'mini_batch.attempt': st.attempts, 'worker.id': w.name, 'worker.pid': w.pid ?? -1 });
+    this.current.set(w, { st, no: st.attempts, worker: w, t0, span });
+    // the channel closed under us: the exit handler treats it as a crash of this attempt
+    if (!sent) w.kill();
   }
 
   /** Detach the attempt running on `w`; undefined when there is none. */

@@ -23,14 +23,26 @@ const ID_POOL_BYTES = 8192;
 
 /**
  * Root spans get the pipeline run's trace id. Span ids are random, hex-encoded from a pool that
- * is refilled 1,024 ids at a time (one crypto call instead of one per span).
+ * is refilled 1,024 ids at a time (one crypto call instead of one per span). A caller may draw an
+ * id first (`newSpanId`) and have the next span take it (`useNext`): the runner hands a mini-batch
+ * its trace context before it spends time creating the span.
  */
-class PipelineTraceIdGenerator implements IdGenerator {
+export class PipelineTraceIdGenerator implements IdGenerator {
   private pool = Buffer.alloc(0);
   private offset = ID_POOL_BYTES;
+  private reserved: string | undefined;
   constructor(private readonly traceId: string) {}
   generateTraceId = (): string => this.traceId;
   generateSpanId = (): string => {
+    const id = this.reserved;
+    if (id !== undefined) {
+      this.reserved = undefined;
+      return id;
+    }
+    return this.newSpanId();
+  };
+
+  newSpanId(): string {
     for (;;) {
       if (this.offset + 8 > this.pool.length) {
         this.pool = randomBytes(ID_POOL_BYTES);
@@ -40,7 +52,12 @@ class PipelineTraceIdGenerator implements IdGenerator {
       this.offset += 8;
       if (id !== '0000000000000000') return id;
     }
-  };
+  }
+
+  /** The next span id generated is `id` (once). */
+  useNext(id: string): void {
+    this.reserved = id;
+  }
 }
 
 const KIND_NAMES = ['INTERNAL', 'SERVER', 'CLIENT', 'PRODUCER', 'CONSUMER'];
@@ -138,7 +155,7 @@ export interface TracingOptions {
   readonly localOmit: ReadonlySet<string>;
 }
 
-export function createTracerProvider(options: TracingOptions): BasicTracerProvider {
+export function createTracerProvider(options: TracingOptions): { provider: BasicTracerProvider; ids: PipelineTraceIdGenerator } {
   const processors: SpanProcessor[] = [];
   if (options.spanDimensions) processors.push(new DimensionsProcessor(options.spanDimensions));
   if (options.local) processors.push(new LocalSpanProcessor(options.local, options.localOmit));
@@ -153,12 +170,9 @@ export function createTracerProvider(options: TracingOptions): BasicTracerProvid
     });
     processors.push(new CountingProcessor(batch, health));
   }
-  return new BasicTracerProvider({
-    resource: options.resource,
-    idGenerator: new PipelineTraceIdGenerator(options.traceId),
-    sampler: new AlwaysOnSampler(),
-    spanProcessors: processors,
-  });
+  const ids = new PipelineTraceIdGenerator(options.traceId);
+  const provider = new BasicTracerProvider({ resource: options.resource, idGenerator: ids, sampler: new AlwaysOnSampler(), spanProcessors: processors });
+  return { provider, ids };
 }
 
 /** Record an error on a span: an `exception` event with type, message and stack, and ERROR status. */
