@@ -69,5 +69,9 @@ describe('the demo pipeline', () => {
     expect(workerLogs).toHaveLength(manifest.corrupt.length);
     expect(workerLogs.every((l) => /^mb-\d+$/.test(l.mini_batch_id) && l.step_name === 'score' && l.pipeline_run_id === 'demo-test-run')).toBe(true);
     expect(readAllJsonl(score, 'spans').filter((s) => s.name === 'mini-batch' && s.kind === 'CONSUMER')).toHaveLength(result.mini_batches.total);
+
+    // the report and the doctor read the pipeline run, steps in the order they ran
+    const { readRunFolder } = await import('../src/run-folder/read.js');
+    expect(readRunFolder(run).steps.map((s) => s.name)).toEqual(['prepare', 'train', 'score']);
   });
 });

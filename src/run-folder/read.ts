@@ -106,6 +106,8 @@ export function readRunFolder(target: string, options: ReadOptions = {}): RunDat
   const notes: ReadNote[] = [];
   if (located.note) notes.push({ file: '', line: 0, message: located.note });
   const steps = located.steps.map((s) => readStep(s.folder, s.label, s.nodeRank, notes, options, located.kind === 'pipeline' ? located.folder : path.dirname(located.folder)));
+  // in the order they ran (then by name): prepare, train, score, not alphabetically
+  steps.sort((a, b) => (a.started ?? Infinity) - (b.started ?? Infinity) || a.label.localeCompare(b.label, 'en', { numeric: true }));
   const first = steps.find((s) => typeof s.identity.pipelineRunId === 'string');
   return {
     kind: located.kind,
