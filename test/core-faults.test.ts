@@ -98,6 +98,19 @@ describe('process endings', () => {
     expect(receiver.logs().filter((l) => /^working \d+$/.test(String(l.body)))).toHaveLength(50);
   });
 
+  it('SIGINT mid-step: local files complete, exit code 130', async () => {
+    const dir = await useTempDir();
+    const r = await runStepScript({
+      script: FULL,
+      env: { ...BASE, STEP_TELEMETRY_DIR: dir, FIXTURE_MODE: 'sigterm' },
+      signalAfter: { signal: 'SIGINT', whenStdoutIncludes: 'READY' },
+    });
+    expect(r.code).toBe(130);
+    const run = readRunFolder(marker(r.stdout, 'IDS').runFolder);
+    expectComplete(run, 'terminated');
+    expect(run.logs.filter((l) => /^working \d+$/.test(l.message))).toHaveLength(50);
+  });
+
   it.each([
     ['an uncaught exception', 'uncaught', /Error: unexpected failure in step/],
     ['an unhandled rejection', 'rejection', /Error: unhandled rejection in step/],
