@@ -1,5 +1,6 @@
 // `step-telemetry doctor <run folder>`. Exit codes: 0 no finding at the --fail-on level, 1 there is
 // one, 2 a usage error or a folder that is not a readable run folder.
+import { parseRunFolderArgs, UsageError } from '../run-folder/cli-args.js';
 import { RunFolderError } from '../run-folder/files.js';
 import { formatDoctor, runDoctor, type FailOn } from './index.js';
 
@@ -20,65 +21,39 @@ not a readable run folder (the message names the file and line).
 `;
 
 export async function main(argv: readonly string[]): Promise<number> {
-  let folder: string | undefined;
   let json = false;
   let reference: string | undefined;
   const outputs: string[] = [];
   let timeout: number | undefined;
   let failOn: FailOn = 'error';
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i]!;
-    const eq = arg.startsWith('--') ? arg.indexOf('=') : -1;
-    const name = eq > 0 ? arg.slice(0, eq) : arg;
-    const value = (): string => {
-      const v = eq > 0 ? arg.slice(eq + 1) : argv[++i];
-      if (v === undefined || v === '') throw new UsageError(`${name} needs a value`);
-      return v;
-    };
-    try {
-      switch (name) {
-        case '--help':
-        case '-h':
-          process.stdout.write(DOCTOR_USAGE);
-          return 0;
-        case '--json':
-          json = true;
-          break;
-        case '--reference':
-          reference = value();
-          break;
-        case '--output':
-          outputs.push(value());
-          break;
-        case '--run-invocation-timeout': {
-          const v = value();
-          timeout = Number(v);
-          if (!(Number.isFinite(timeout) && timeout > 0)) throw new UsageError(`--run-invocation-timeout: expected a number of seconds > 0, got "${v}"`);
-          break;
-        }
-        case '--fail-on': {
-          const v = value();
-          if (v !== 'error' && v !== 'warning' && v !== 'never') throw new UsageError(`--fail-on: expected error, warning or never, got "${v}"`);
-          failOn = v;
-          break;
-        }
-        default:
-          if (arg.startsWith('-')) throw new UsageError(`unknown option ${arg}`);
-          if (folder !== undefined) throw new UsageError(`one run folder only (got "${folder}" and "${arg}")`);
-          folder = arg;
+  const folder = parseRunFolderArgs('doctor', DOCTOR_USAGE, argv, (option) => {
+    switch (option.name) {
+      case '--json':
+        json = true;
+        return true;
+      case '--reference':
+        reference = option.value();
+        return true;
+      case '--output':
+        outputs.push(option.value());
+        return true;
+      case '--run-invocation-timeout': {
+        const v = option.value();
+        timeout = Number(v);
+        if (!(Number.isFinite(timeout) && timeout > 0)) throw new UsageError(`--run-invocation-timeout: expected a number of seconds > 0, got "${v}"`);
+        return true;
       }
-    } catch (error) {
-      if (error instanceof UsageError) {
-        process.stderr.write(`step-telemetry doctor: ${error.message}\n\n${DOCTOR_USAGE}`);
-        return 2;
+      case '--fail-on': {
+        const v = option.value();
+        if (v !== 'error' && v !== 'warning' && v !== 'never') throw new UsageError(`--fail-on: expected error, warning or never, got "${v}"`);
+        failOn = v;
+        return true;
       }
-      throw error;
+      default:
+        return false;
     }
-  }
-  if (folder === undefined) {
-    process.stderr.write(`step-telemetry doctor: which run folder?\n\n${DOCTOR_USAGE}`);
-    return 2;
-  }
+  });
+  if (typeof folder === 'number') return folder;
   try {
     const result = runDoctor(folder, { reference, outputs, runInvocationTimeout: timeout, failOn });
     process.stdout.write(json ? `${JSON.stringify(result, null, 2)}\n` : formatDoctor(result));
@@ -93,4 +68,3 @@ export async function main(argv: readonly string[]): Promise<number> {
   }
 }
 
-class UsageError extends Error {}

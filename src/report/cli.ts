@@ -1,5 +1,6 @@
 // `step-telemetry report <run folder> [-o FILE]`. Exit codes: 0 written, 2 a usage error or a
 // folder that is not a readable run folder (the message names the file and line).
+import { parseRunFolderArgs, UsageError } from '../run-folder/cli-args.js';
 import { RunFolderError } from '../run-folder/files.js';
 import { writeReport } from './index.js';
 
@@ -20,63 +21,34 @@ Exit code: 0 written, 2 a usage error or a folder that is not a readable run fol
 `;
 
 export async function main(argv: readonly string[]): Promise<number> {
-  let folder: string | undefined;
   let output: string | undefined;
   let title: string | undefined;
   let maxLogs: number | undefined;
   let quiet = false;
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i]!;
-    const eq = arg.startsWith('--') ? arg.indexOf('=') : -1;
-    const name = eq > 0 ? arg.slice(0, eq) : arg;
-    const value = (): string | undefined => {
-      const v = eq > 0 ? arg.slice(eq + 1) : argv[++i];
-      return v === undefined || v === '' ? undefined : v;
-    };
-    const need = (v: string | undefined): string => {
-      if (v === undefined) throw new UsageError(`${name} needs a value`);
-      return v;
-    };
-    try {
-      switch (name) {
-        case '-h':
-        case '--help':
-          process.stdout.write(REPORT_USAGE);
-          return 0;
-        case '-o':
-        case '--output':
-          output = need(value());
-          break;
-        case '--title':
-          title = need(value());
-          break;
-        case '--max-logs': {
-          const v = need(value());
-          maxLogs = Number(v);
-          if (!Number.isInteger(maxLogs) || maxLogs < 0) throw new UsageError(`--max-logs: expected a whole number >= 0, got "${v}"`);
-          break;
-        }
-        case '--quiet':
-        case '-q':
-          quiet = true;
-          break;
-        default:
-          if (arg.startsWith('-')) throw new UsageError(`unknown option ${arg}`);
-          if (folder !== undefined) throw new UsageError(`one run folder only (got "${folder}" and "${arg}")`);
-          folder = arg;
+  const folder = parseRunFolderArgs('report', REPORT_USAGE, argv, (option) => {
+    switch (option.name) {
+      case '-o':
+      case '--output':
+        output = option.value();
+        return true;
+      case '--title':
+        title = option.value();
+        return true;
+      case '--max-logs': {
+        const v = option.value();
+        maxLogs = Number(v);
+        if (!Number.isInteger(maxLogs) || maxLogs < 0) throw new UsageError(`--max-logs: expected a whole number >= 0, got "${v}"`);
+        return true;
       }
-    } catch (error) {
-      if (error instanceof UsageError) {
-        process.stderr.write(`step-telemetry report: ${error.message}\n\n${REPORT_USAGE}`);
-        return 2;
-      }
-      throw error;
+      case '--quiet':
+      case '-q':
+        quiet = true;
+        return true;
+      default:
+        return false;
     }
-  }
-  if (folder === undefined) {
-    process.stderr.write(`step-telemetry report: which run folder?\n\n${REPORT_USAGE}`);
-    return 2;
-  }
+  });
+  if (typeof folder === 'number') return folder;
   try {
     const r = writeReport(folder, output, { title, maxLogRecords: maxLogs });
     for (const note of r.notes) process.stderr.write(`step-telemetry report: note: ${note}\n`);
@@ -95,4 +67,3 @@ export async function main(argv: readonly string[]): Promise<number> {
   }
 }
 
-class UsageError extends Error {}
