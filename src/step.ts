@@ -278,9 +278,8 @@ export class Step implements ActiveStep {
     this.prometheusExport?.close();
     this.agents.destroy();
     if (!flushed) {
-      for (const h of this.healths) {
-        if (h.inFlight > 0) h.failed(new Error(`no answer within the flush bound (STEP_TELEMETRY_FLUSH_TIMEOUT_MS=${this.config.flushTimeoutMs})`));
-      }
+      const reason = new Error(`no answer within the flush bound (STEP_TELEMETRY_FLUSH_TIMEOUT_MS=${this.config.flushTimeoutMs})`);
+      for (const h of this.healths) h.abandonInFlight(reason);
     }
     this.unregisterGlobals();
     const exports = this.healths.map((h) => h.summary());

@@ -98,6 +98,28 @@ describe('export failures', () => {
   });
 });
 
+describe('export accounting', () => {
+  it('regression: an export abandoned at the flush bound counts as one failure, not again when its answer comes late', async () => {
+    const { ExportHealth, guardExporter } = await import('../src/sinks/export-health.js');
+    const { ExportResultCode } = await import('@opentelemetry/core');
+    const health = new ExportHealth('OTLP', 'traces', 'http://127.0.0.1:1/v1/traces', 'OTEL_EXPORTER_OTLP_HEADERS');
+    let failures = 0;
+    health.onFailure = () => failures++;
+    let answer: ((r: { code: number; error?: Error }) => void) | undefined;
+    const hung = { export: (_items: unknown[], done: (r: { code: number; error?: Error }) => void) => (answer = done), shutdown: async () => undefined };
+    const exporter = guardExporter(hung, health, (items: unknown[]) => items.length);
+    const results: number[] = [];
+    exporter.export([1, 2, 3], (r) => results.push(r.code));
+    expect(health.inFlight).toBe(1);
+    health.abandonInFlight(new Error('no answer within the flush bound'));
+    answer!({ code: ExportResultCode.FAILED, error: new Error('socket hang up') });
+    expect(results).toEqual([ExportResultCode.FAILED]); // the SDK still gets its answer
+    expect(health.summary()).toMatchObject({ batches: 1, failedBatches: 1, lastError: 'no answer within the flush bound' });
+    expect(failures).toBe(1);
+    expect(health.inFlight).toBe(0);
+  });
+});
+
 describe('the step logger', () => {
   it('is a real winston logger: a transport the program adds sees every record with the step dimensions', async () => {
     const { default: Transport } = await import('winston-transport');

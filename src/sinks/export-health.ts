@@ -15,6 +15,8 @@ export class ExportHealth {
   deliveredItems = 0;
   /** Exports started and not yet answered. */
   inFlight = 0;
+  /** Exports counted as failed when the flush bound passed, whose late answers are not counted again. */
+  private abandoned = 0;
   lastError: string | undefined;
   private lastStatus: number | undefined;
 
@@ -29,6 +31,28 @@ export class ExportHealth {
   succeeded(items: number): void {
     this.batches++;
     this.deliveredItems += items;
+  }
+
+  /** An export starts; `settle()` must follow once it has an answer. */
+  begin(): void {
+    this.inFlight++;
+  }
+
+  /** An export has its answer: true when it is still to be counted, false when it was abandoned. */
+  settle(): boolean {
+    if (this.abandoned > 0) {
+      this.abandoned--;
+      return false;
+    }
+    this.inFlight--;
+    return true;
+  }
+
+  /** The flush bound passed: every export still waiting counts as failed, once. */
+  abandonInFlight(reason: Error): void {
+    for (let i = 0; i < this.inFlight; i++) this.failed(reason);
+    this.abandoned += this.inFlight;
+    this.inFlight = 0;
   }
 
   /** Called on every failed batch (the step counts them in `step.export.failures`). */
@@ -137,11 +161,14 @@ export function guardExporter<T, E extends AnyExporter<T>>(inner: E, health: Exp
   guarded.export = (items: T, done: (result: ExportResult) => void): void => {
     const n = count(items);
     let called = false;
-    health.inFlight++;
+    health.begin();
     const finish = (result: ExportResult): void => {
       if (called) return;
       called = true;
-      health.inFlight--;
+      if (!health.settle()) {
+        done(result);
+        return;
+      }
       if (health.takeWireFailure()) {
         health.batches++;
         health.failedBatches++;

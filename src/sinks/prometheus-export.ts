@@ -244,17 +244,20 @@ export class PrometheusExport {
     const url = this.pushUrl!;
     const health = this.pushHealth!;
     const run = async (): Promise<void> => {
-      health.inFlight++;
+      health.begin();
+      let error: unknown;
+      let ok = false;
       try {
         const body = method === 'PUT' ? await this.options.registry().metrics() : '';
         // like every exporter: its own HTTP call makes no span, whatever instrumentation is loaded
         await context.with(suppressTracing(context.active()), () => this.request(url, method, body));
-        health.succeeded(0);
-      } catch (error) {
-        health.failed(error);
-      } finally {
-        health.inFlight--;
+        ok = true;
+      } catch (e) {
+        error = e;
       }
+      if (!health.settle()) return; // already counted when the flush bound passed
+      if (ok) health.succeeded(0);
+      else health.failed(error);
     };
     const p = run().finally(() => {
       if (this.pushing === p) this.pushing = undefined;
