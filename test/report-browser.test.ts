@@ -47,17 +47,17 @@ beforeAll(async () => {
   const tel = path.join(tmp.path, 'tel');
   const name = (i: number) => `img-${String(i).padStart(3, '0')}${i % 13 === 5 ? '-bad' : i % 11 === 7 ? '-flaky' : i % 9 === 4 ? '-odd' : ''}.txt`;
   const input = makeInputs(path.join(tmp.path, 'in'), 40, name);
-  const [prepare, score] = await Promise.all([
-    plainStep(tel, 'pr-browser'),
-    parallelRun({
-      dir: tel,
-      pipelineRunId: 'pr-browser',
-      stepName: 'score',
-      input,
-      flags: ['--mini-batch-size', '2', '--process-count-per-node', '2', '--run-max-try', '2'],
-      entryArgs: ['--sleep', '15', '--jitter', '20', '--throw-on', '-bad', '--flaky-on', '-flaky', '--log'],
-    }),
-  ]);
+  // prepare runs before score, as in a pipeline: the report orders steps by start time, so the
+  // score step is step 1 (its sections are #timeline-svg-1, #failures-1, ...)
+  const prepare = await plainStep(tel, 'pr-browser');
+  const score = await parallelRun({
+    dir: tel,
+    pipelineRunId: 'pr-browser',
+    stepName: 'score',
+    input,
+    flags: ['--mini-batch-size', '2', '--process-count-per-node', '2', '--run-max-try', '2'],
+    entryArgs: ['--sleep', '15', '--jitter', '20', '--throw-on', '-bad', '--flaky-on', '-flaky', '--log'],
+  });
   expect(prepare.result.code, prepare.result.stderr).toBe(0);
   expect(score.result.code, score.result.stderr).toBe(0);
   const out = path.join(tmp.path, 'report.html');
