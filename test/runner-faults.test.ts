@@ -59,6 +59,39 @@ describe('parallel-run timeouts and crashes', () => {
     expect(readCsv(path.join(f2, 'processed-mini-batches.csv')).find((p) => p.mini_batch_id === 'mb-00001')).toMatchObject({ status: 'PROCESS_CRASH', failed_items: '3', error_category: 'WorkerCrash' });
   });
 
+  it('gives back the mini-batch sent in advance to a worker that hangs or crashes: it runs elsewhere as attempt 1', async () => {
+    // one worker, short mini-batches: each next one is sent while the current one runs (prefetch)
+    const dir = await useTempDir('runner-prefetch-');
+    makeFiles(path.join(dir, 'in'), 12);
+    for (const [tag, behaviour, outcome] of [
+      ['hang', ['--hang', 'f006'], 'timeout'],
+      ['exit', ['--exit', 'f006'], 'crash'],
+    ] as const) {
+      const telemetry = path.join(dir, `t-${tag}`);
+      const r = await runRunner(
+        ['--entry-script', BEHAVE, '--input', 'in', '--output', `out-${tag}`, '--mini-batch-size', '1', '--run-invocation-timeout', '1', '--run-max-try', '1', '--', ...behaviour],
+        { cwd: dir, env: { STEP_TELEMETRY_DIR: telemetry } },
+      );
+      expect(r.code, r.stderr).toBe(0);
+      const folder = runFolder(telemetry);
+      expect(readJson(path.join(folder, 'result.json'))).toMatchObject({ retries: 0, worker_restarts: 1, mini_batches: { total: 12, succeeded: 11, failed: 1, not_processed: 0 } });
+      const spans = readAllJsonl(folder, 'spans').filter((s) => s.name === 'mini-batch');
+      // mini-batches were sent in advance: the hang or crash caught one in the worker's queue
+      expect(spans.filter((s) => s.attributes['mini_batch.prefetched'] === true).length).toBeGreaterThan(3);
+      const bad = spans.filter((s) => s.attributes['mini_batch.outcome'] === outcome);
+      expect(bad.map((s) => s.attributes['mini_batch.id'])).toEqual(['mb-00006']);
+      // the one queued behind it never began there: one attempt, on the replacement worker
+      const next = spans.filter((s) => s.attributes['mini_batch.id'] === 'mb-00007');
+      expect(next).toHaveLength(1);
+      expect(next[0]!.attributes).toMatchObject({ 'mini_batch.attempt': 1, 'mini_batch.outcome': 'success' });
+      expect(next[0]!.attributes['worker.pid']).not.toBe(bad[0]!.attributes['worker.pid']);
+      const processed = readCsv(path.join(folder, 'processed-mini-batches.csv'));
+      expect(processed).toHaveLength(12);
+      expect(processed.every((p) => p.times_picked === '1')).toBe(true);
+      expect(outputRows(path.join(dir, `out-${tag}`, 'parallel_run_step.txt'))).toHaveLength(11);
+    }
+  });
+
   it('aborts with the error and its stack when init() fails, instead of hanging', async () => {
     const dir = await useTempDir('runner-init-');
     makeFiles(path.join(dir, 'in'), 4);

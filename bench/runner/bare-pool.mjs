@@ -1,11 +1,13 @@
 // The baseline: a bare pool of forked workers doing the same tasks (one file path each) with the
-// same IPC, and nothing else: no spans, metrics, reports or retries. Prints {"wallMs": ...}.
-//   node bare-pool.mjs FILES_DIR PROCESSES BUSY_MS
+// same IPC, and nothing else: no spans, metrics, reports or retries. With PREFETCH 1 each worker
+// is sent its next task while it runs the current one, as the runner does for short mini-batches;
+// with 0 a worker gets a task when it is idle, as piscina and tinypool do. Prints {"wallMs": ...}.
+//   node bare-pool.mjs FILES_DIR PROCESSES BUSY_MS PREFETCH
 import { fork } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 
-const [dir, processes = '1', busy = '0'] = process.argv.slice(2);
+const [dir, processes = '1', busy = '0', prefetch = '0'] = process.argv.slice(2);
 const files = fs.readdirSync(dir).sort().map((f) => path.join(dir, f));
 const workers = Array.from({ length: Number(processes) }, () =>
   fork(new URL('./bare-worker.mjs', import.meta.url), [busy], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }),
@@ -27,6 +29,7 @@ await new Promise((resolve) => {
     });
     dispatch(w);
   }
+  if (prefetch === '1') for (const w of workers) dispatch(w);
 });
 const wallMs = performance.now() - t0;
 for (const w of workers) w.send({ type: 'stop' });

@@ -74,6 +74,8 @@ export class WorkerProcess {
   itemsSucceeded = 0;
   itemsFailed = 0;
   busyMs = 0;
+  /** Moving average of this worker's attempt durations, ms (the runner's prefetch decision). */
+  recentAttemptMs: number | undefined;
   private consoleFd: number | undefined;
   private readonly exited: Promise<void>;
   private readonly timers: NodeJS.Timeout[] = [];

@@ -32,12 +32,13 @@ const TIMEOUT_KILL_GRACE_MS = 1000;
 /** Failure lines printed on the console before the rest only go to the files. */
 const PRINTED_FAILURES = 20;
 const OVERVIEW_INTERVAL_MS = 1000;
+/** A worker whose recent attempts took less than this gets its next mini-batch in advance. */
+const PREFETCH_BELOW_MS = 250;
 
 interface MiniBatchState {
   readonly mb: Exclude<MiniBatch, { kind: 'unreadable' }>;
   attempts: number;
   firstStart: number;
-  lastWorker: WorkerProcess | undefined;
   lastError: ParallelRunErrorInfo | undefined;
   lastRunMs: number;
   done: boolean;
@@ -47,9 +48,17 @@ interface Attempt {
   readonly st: MiniBatchState;
   readonly no: number;
   readonly worker: WorkerProcess;
-  /** performance.now() at dispatch. */
+  /** performance.now() when it began: sent to an idle worker, or the previous result came back. */
   readonly t0: number;
   readonly span: Span;
+}
+
+/** An attempt sent to a busy worker, which runs it next (prefetch). */
+interface Queued {
+  readonly st: MiniBatchState;
+  readonly no: number;
+  readonly worker: WorkerProcess;
+  readonly spanId: string;
 }
 
 interface Outcome {
@@ -76,7 +85,10 @@ class Job {
   private readonly retryQueue: MiniBatchState[] = [];
   private readonly slots: (WorkerProcess | undefined)[];
   private readonly slotUsed: boolean[];
+  /** The attempt each busy worker runs. */
   private readonly current = new Map<WorkerProcess, Attempt>();
+  /** The attempt a busy worker runs next (prefetched; at most one per worker). */
+  private readonly queued = new Map<WorkerProcess, Queued>();
   readonly workers: WorkerProcess[] = [];
   private nextProcessIndex = 1;
   readonly ledger = new ErrorLedger();
@@ -173,7 +185,7 @@ class Job {
     ins.record('errorBudgetUsed', 0);
     for (const mb of this.part.miniBatches) {
       if (mb.kind === 'unreadable') continue;
-      this.states.push({ mb, attempts: 0, firstStart: 0, lastWorker: undefined, lastError: undefined, lastRunMs: 0, done: false });
+      this.states.push({ mb, attempts: 0, firstStart: 0, lastError: undefined, lastRunMs: 0, done: false });
     }
     // inputs that could not be read while partitioning fail right away, without a worker
     for (const mb of this.part.miniBatches) {
@@ -205,7 +217,7 @@ class Job {
   // workers
 
   private remainingWork(): number {
-    return this.retryQueue.length + (this.states.length - this.next) + this.current.size;
+    return this.retryQueue.length + (this.states.length - this.next) + this.current.size + this.queued.size;
   }
 
   private ensureWorkers(): void {
@@ -284,30 +296,28 @@ class Job {
     }
   }
 
+  /**
+   * Give `w` its next mini-batch: to run now when it is idle, or, when it is busy with short
+   * mini-batches, as the one it runs next (see `mayPrefetch`).
+   */
   private dispatch(w: WorkerProcess): void {
-    if (this.outcome || !w.alive || w.expectingExit || this.current.has(w)) return;
+    if (this.outcome || !w.alive || w.expectingExit) return;
+    const busy = this.current.has(w);
+    if (busy && (this.queued.has(w) || !this.mayPrefetch(w))) return;
     const st = this.retryQueue.shift() ?? (this.next < this.states.length ? this.states[this.next++] : undefined);
     if (st === undefined) {
-      w.state = 'idle';
+      if (!busy) w.state = 'idle';
       return;
     }
-    st.attempts++;
-    if (st.attempts === 1) st.firstStart = Date.now();
-    else {
-      this.retries++;
-      this.step.instruments.record('retries', 1);
-    }
-    st.lastWorker = w;
-    w.state = 'busy';
+    const no = ++st.attempts;
     const mb = st.mb;
     // the attempt span's id is drawn first and sent with the task; the span itself is created
-    // after the send, while the worker already runs
+    // when the attempt begins (see begin())
     const spanId = this.step.newSpanId();
-    const t0 = performance.now();
     const message: RunMessage = {
       type: 'run',
       id: mb.id,
-      attempt: st.attempts,
+      attempt: no,
       traceparent: `${this.traceparentPrefix}${spanId}${this.traceparentFlags}`,
       items: mb.items,
       task:
@@ -316,11 +326,54 @@ class Job {
           : { kind: 'tabular', file: mb.file, format: mb.format, start: mb.start, end: mb.end, firstRow: mb.firstRow, firstLine: mb.firstLine, header: mb.header },
     };
     const sent = w.send(message);
-    const span = this.step.startSpanWithId(spanId, 'mini-batch', { ...CONSUMER, startTime: t0 }, this.stepContext);
-    span.setAttributes({ 'mini_batch.id': mb.id, 'mini_batch.items': mb.items, 'mini_batch.attempt': st.attempts, 'worker.id': w.name, 'worker.pid': w.pid ?? -1 });
-    this.current.set(w, { st, no: st.attempts, worker: w, t0, span });
+    const q: Queued = { st, no, worker: w, spanId };
+    if (busy) this.queued.set(w, q);
+    else this.begin(q, performance.now(), false);
     // the channel closed under us: the exit handler treats it as a crash of this attempt
     if (!sent) w.kill();
+    else if (!busy) this.dispatch(w); // and the one it runs next, if it gets one in advance
+  }
+
+  /**
+   * Prefetch: a worker whose recent attempts were short gets its next mini-batch while it still
+   * runs the current one, so it starts it without waiting for a round trip through this process.
+   * Long mini-batches are not prefetched: the round trip is noise next to them, and a mini-batch
+   * queued behind a long one would wait while another worker may be idle.
+   */
+  private mayPrefetch(w: WorkerProcess): boolean {
+    return w.recentAttemptMs !== undefined && w.recentAttemptMs < PREFETCH_BELOW_MS && this.remainingWork() > this.workerCount();
+  }
+
+  private workerCount(): number {
+    let n = 0;
+    for (const w of this.slots) if (w !== undefined && w.alive && !w.expectingExit) n++;
+    return n;
+  }
+
+  /** The attempt starts running on its worker at `t0` (performance.now()): its span, its deadline. */
+  private begin(q: Queued, t0: number, prefetched: boolean): void {
+    const { st, no, worker: w } = q;
+    if (no === 1) st.firstStart = Date.now();
+    else {
+      this.retries++;
+      this.step.instruments.record('retries', 1);
+    }
+    w.state = 'busy';
+    const mb = st.mb;
+    const span = this.step.startSpanWithId(q.spanId, 'mini-batch', { ...CONSUMER, startTime: t0 }, this.stepContext);
+    span.setAttributes({ 'mini_batch.id': mb.id, 'mini_batch.items': mb.items, 'mini_batch.attempt': no, 'mini_batch.prefetched': prefetched, 'worker.id': w.name, 'worker.pid': w.pid ?? -1 });
+    this.current.set(w, { st, no, worker: w, t0, span });
+  }
+
+  /** The prefetched attempt of a worker that ended before starting it goes back to the front of the queue, uncounted. */
+  private giveBack(w: WorkerProcess): void {
+    const q = this.queued.get(w);
+    if (!q) return;
+    this.queued.delete(w);
+    q.st.attempts--;
+    if (this.outcome) return;
+    this.retryQueue.unshift(q.st);
+    for (const other of this.slots) if (other && other !== w && other.state === 'idle') this.dispatch(other);
   }
 
   /** Detach the attempt running on `w`; undefined when there is none. */
@@ -352,11 +405,19 @@ class Job {
     this.takeAttempt(w, now);
     if (w.state === 'busy') w.state = 'idle';
     this.lastProgress = now;
-    const seconds = (now - a.t0) / 1000;
+    const ms = now - a.t0;
+    w.recentAttemptMs = w.recentAttemptMs === undefined ? ms : 0.7 * w.recentAttemptMs + 0.3 * ms;
+    const seconds = ms / 1000;
     const st = a.st;
     st.lastRunMs = m.runMs;
     w.attempts++;
-    // the worker gets its next mini-batch first; the bookkeeping of this one overlaps with it
+    // the prefetched mini-batch began when the worker sent this result; the worker gets its next
+    // one first, and the bookkeeping of this one overlaps with it
+    const q = this.queued.get(w);
+    if (q) {
+      this.queued.delete(w);
+      this.begin(q, now, true);
+    }
     this.dispatch(w);
     // the rows are on disk before the mini-batch counts as done
     if (m.ok && m.lines !== undefined && this.output && !this.output.write(m.lines, m.returned)) {
@@ -409,6 +470,7 @@ class Job {
     w.attempts++;
     void w.terminate(TIMEOUT_KILL_GRACE_MS, 'killed-timeout');
     if (this.slots[w.slot] === w) this.slots[w.slot] = undefined;
+    this.giveBack(w);
     this.attemptFailed(a, { category: 'RunTimeout', type: 'RunTimeout', message, worker: w.name, mini_batch_id: a.st.mb.id }, 'RUN_TIMEOUT', []);
     this.ensureWorkers();
   }
@@ -416,6 +478,7 @@ class Job {
   private onExit(w: WorkerProcess, code: number | null, signal: NodeJS.Signals | null): void {
     if (this.slots[w.slot] === w) this.slots[w.slot] = undefined;
     const a = this.takeAttempt(w);
+    this.giveBack(w);
     if (w.expectingExit) {
       if (a) this.abandon(a);
       return;
@@ -655,6 +718,8 @@ class Job {
       const a = this.takeAttempt(w);
       if (a) this.abandon(a);
     }
+    // prefetched attempts never began: their mini-batches are not processed
+    for (const w of [...this.queued.keys()]) this.giveBack(w);
     for (const w of this.workers) if (w.alive) void w.terminate(this.graceMs, outcome.status === 'terminated' ? 'terminated' : 'aborted');
     this.finish();
   }
@@ -686,7 +751,8 @@ class Job {
       .map((w) => {
         if (!w.alive) return `${w.name} (pid ${w.pid}): ${w.endReason ?? 'exited'}`;
         const a = this.current.get(w);
-        return `${w.name} (pid ${w.pid}): ${a ? `busy with ${a.st.mb.id} attempt ${a.no} for ${((performance.now() - a.t0) / 1000).toFixed(1)} s` : w.readyAt === undefined ? 'starting (init)' : w.state}`;
+        const q = this.queued.get(w);
+        return `${w.name} (pid ${w.pid}): ${a ? `busy with ${a.st.mb.id} attempt ${a.no} for ${((performance.now() - a.t0) / 1000).toFixed(1)} s${q ? `, ${q.st.mb.id} next` : ''}` : w.readyAt === undefined ? 'starting (init)' : w.state}`;
       })
       .join('\n  ');
     const text = [

@@ -1,5 +1,5 @@
 // A worker process of the runner: loads the entry script, calls init() once, then run() for each
-// mini-batch the parent sends, in the context of the parent's attempt span (so log records and user
+// mini-batch the parent sends (one at a time, in order: the next may arrive early), in the context of the parent's attempt span (so log records and user
 // spans belong to it) and with the mini-batch id on every log record. Its own step (process index N) writes
 // logs.process-N.jsonl and friends into the runner's run folder.
 //
@@ -53,13 +53,27 @@ process.on('message', (message: ParentMessage) => {
       void onStart(message);
       break;
     case 'run':
-      void onRun(message);
+      // one mini-batch at a time, in the order sent: the parent may send the next one early
+      queue.push(message);
+      if (!running) void drain();
       break;
     case 'stop':
       void stop(0);
       break;
   }
 });
+
+const queue: RunMessage[] = [];
+let running = false;
+
+async function drain(): Promise<void> {
+  running = true;
+  try {
+    for (let m = queue.shift(); m !== undefined; m = queue.shift()) await onRun(m);
+  } finally {
+    running = false;
+  }
+}
 
 // The parent died or closed the channel: nobody will read our results.
 process.on('disconnect', () => {
