@@ -12,7 +12,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { performance } from 'node:perf_hooks';
 import { ROOT_CONTEXT, context, trace, type Context } from '@opentelemetry/api';
 import { parseTraceparent } from '../identity.js';
-import { withMiniBatch } from '../signals/logs.js';
+import { MINI_BATCH_KEY } from '../signals/logs.js';
 import { startStep, type Step } from '../step.js';
 import { serializeError, type ItemFailure, type SerializedError, type ParentMessage, type ResultMessage, type RunMessage, type StartMessage, type WorkerMessage } from './protocol.js';
 import { readTabularRange } from './tabular.js';
@@ -69,7 +69,10 @@ let running = false;
 async function drain(): Promise<void> {
   running = true;
   try {
-    for (let m = queue.shift(); m !== undefined; m = queue.shift()) await onRun(m);
+    for (let m = queue.shift(); m !== undefined; m = queue.shift()) {
+      const pending = onRun(m);
+      if (pending) await pending;
+    }
   } finally {
     running = false;
   }
@@ -162,17 +165,58 @@ function reasonText(reason: unknown): string {
   return typeof reason === 'string' ? reason : describeItem(reason);
 }
 
-async function onRun(message: RunMessage): Promise<void> {
-  const s = step!;
+/** One mini-batch attempt: its items, the context run() gets, and the failures found so far. */
+interface Attempt {
+  readonly message: RunMessage;
+  items: unknown[];
+  /** What each item of `items` is called in the report: a path or `file:line`. */
+  names: string[];
+  readonly failures: ItemFailure[];
+  readonly userFailures: ItemFailure[];
+  readonly ctx: RunContext;
+  /** The attempt span's context with the mini-batch id: log records and user spans belong to it. */
+  readonly context: Context;
+  t0: number;
+}
+
+/**
+ * Run one mini-batch attempt and send its result. A run() that returns without a promise is
+ * handled synchronously (no promise, no microtask per mini-batch): the result is sent and the
+ * next queued mini-batch can start in the same turn. Returns a promise only while the attempt is
+ * still running.
+ */
+function onRun(message: RunMessage): Promise<void> | undefined {
+  const a = prepare(message);
+  if (a.items.length === 0) {
+    finish(a, NOT_RUN);
+    return undefined;
+  }
+  a.t0 = performance.now();
+  let returned: unknown;
+  try {
+    returned = context.with(a.context, entry!.run, undefined, a.items, a.ctx);
+  } catch (error) {
+    return recover(a, error);
+  }
+  if (isThenable(returned)) {
+    return Promise.resolve(returned).then(
+      (value) => finish(a, value),
+      (error: unknown) => recover(a, error),
+    );
+  }
+  finish(a, returned);
+  return undefined;
+}
+
+function prepare(message: RunMessage): Attempt {
   const task = message.task;
   const failures: ItemFailure[] = [];
   let items: unknown[];
-  /** What each item of `items` is called in the report: a path or `file:line`. */
   let names: string[];
   let source: TabularSource | undefined;
   if (task.kind === 'files') {
-    // Paths go to run() as they are; only when run() throws are they checked (see below), so the
-    // common case costs no system call.
+    // Paths go to run() as they are; only when run() throws are they checked (see recover()), so
+    // the common case costs no system call.
     items = task.files.slice();
     names = task.files as string[];
   } else {
@@ -193,69 +237,86 @@ async function onRun(message: RunMessage): Promise<void> {
     }
     source = { file: task.file, format: task.format, first_row: task.firstRow, rows: message.items };
   }
-
   const userFailures: ItemFailure[] = [];
   // the shared fields come from the prototype: no copy per mini-batch
   const ctx = Object.create(baseContext!) as { -readonly [K in keyof RunContext]: RunContext[K] };
   ctx.mini_batch_id = message.id;
   ctx.attempt = message.attempt;
   ctx.source = source;
+  const a: Attempt = { message, items, names, failures, userFailures, ctx, context: attemptContext(message.traceparent).setValue(MINI_BATCH_KEY, message.id), t0: 0 };
   ctx.failItem = (item: unknown, reason: unknown): void => {
     let name: string;
-    if (typeof item === 'number' && Number.isInteger(item) && item >= 0 && item < names.length) name = names[item]!;
+    if (typeof item === 'number' && Number.isInteger(item) && item >= 0 && item < a.names.length) name = a.names[item]!;
     else {
-      const i = typeof item === 'object' && item !== null ? items.indexOf(item) : -1;
-      name = i >= 0 ? names[i]! : describeItem(item);
+      const i = typeof item === 'object' && item !== null ? a.items.indexOf(item) : -1;
+      name = i >= 0 ? a.names[i]! : describeItem(item);
     }
-    if (userFailures.length < MAX_FAILURES_PER_RESULT) userFailures.push({ item: name, reason: reasonText(reason) });
+    if (a.userFailures.length < MAX_FAILURES_PER_RESULT) a.userFailures.push({ item: name, reason: reasonText(reason) });
   };
-  // run() runs in the context of the runner's attempt span (a CONSUMER span in the parent): log
-  // records carry its trace and span id and the mini-batch id, spans the user starts are its children.
-  const parentContext = attemptContext(message.traceparent);
-  const call = (): Promise<unknown> => withMiniBatch(message.id, async () => entry!.run(items, ctx), parentContext);
-  const t0 = performance.now();
-  let result: ResultMessage;
-  try {
-    let returned: unknown;
-    if (items.length === 0) returned = NOT_RUN;
-    else {
-      try {
-        returned = await call();
-      } catch (error) {
-        // Did run() fail on input files that cannot be read? Then those are failed items, and the
-        // mini-batch runs again without them (once, within this attempt).
-        const bad = task.kind === 'files' ? task.files.map((f) => [f, unreadable(f)] as const).filter(([, why]) => why !== undefined) : [];
-        if (bad.length === 0) throw error;
-        const skip = new Set(bad.map(([f]) => f));
-        for (const [f, why] of bad) failures.push({ item: f, reason: why!, input: true });
-        items = items.filter((f) => !skip.has(f as string));
-        names = items as string[];
-        userFailures.length = 0;
-        withMiniBatch(message.id, () => s.logger.warn(`run() failed and ${bad.length} input file(s) cannot be read; running the mini-batch again without them`, { files: [...skip], error: reasonText(error) }), parentContext);
-        returned = items.length > 0 ? await call() : NOT_RUN;
-      }
-    }
-    const runMs = performance.now() - t0;
-    if (returned === NOT_RUN) {
-      result = { type: 'result', id: message.id, attempt: message.attempt, ok: true, ran: false, succeeded: 0, returned: 0, failures: failures.slice(0, MAX_FAILURES_PER_RESULT), runMs };
-    } else {
-      const rows = toArray(returned);
-      if (rows === undefined) {
-        throw new TypeError(`run() returned ${returned === null ? 'null' : typeof returned}; expected an array with one element per succeeded item`);
-      }
-      const succeeded = Math.min(rows.length, items.length);
-      let lines: string | undefined;
-      if (start!.outputAction === 'append_row' && rows.length > 0) {
-        lines = '';
-        for (const row of rows) lines += `${toLine(row)}\n`;
-      }
-      const all = userFailures.length > 0 ? failures.concat(userFailures) : failures;
-      result = { type: 'result', id: message.id, attempt: message.attempt, ok: true, ran: true, succeeded, returned: rows.length, lines, failures: all.length > 0 ? all.slice(0, MAX_FAILURES_PER_RESULT) : undefined, runMs };
-    }
-  } catch (error) {
-    result = { type: 'result', id: message.id, attempt: message.attempt, ok: false, ran: true, succeeded: 0, returned: 0, runMs: performance.now() - t0, error: userError(error), failures: failures.length > 0 ? failures : undefined };
+  return a;
+}
+
+/**
+ * run() threw. Did it fail on input files that cannot be read? Then those are failed items, and
+ * the mini-batch runs again without them (once, within this attempt); else the attempt failed.
+ */
+async function recover(a: Attempt, error: unknown): Promise<void> {
+  const task = a.message.task;
+  const bad = task.kind === 'files' ? task.files.map((f) => [f, unreadable(f)] as const).filter(([, why]) => why !== undefined) : [];
+  if (bad.length === 0) {
+    sendError(a, error);
+    return;
   }
-  send(result);
+  const skip = new Set(bad.map(([f]) => f));
+  for (const [f, why] of bad) a.failures.push({ item: f, reason: why!, input: true });
+  a.items = a.items.filter((f) => !skip.has(f as string));
+  a.names = a.items as string[];
+  a.userFailures.length = 0;
+  context.with(a.context, () => step!.logger.warn(`run() failed and ${bad.length} input file(s) cannot be read; running the mini-batch again without them`, { files: [...skip], error: reasonText(error) }));
+  if (a.items.length === 0) {
+    finish(a, NOT_RUN);
+    return;
+  }
+  let returned: unknown;
+  try {
+    returned = await context.with(a.context, entry!.run, undefined, a.items, a.ctx);
+  } catch (again) {
+    sendError(a, again);
+    return;
+  }
+  finish(a, returned);
+}
+
+function sendError(a: Attempt, error: unknown): void {
+  const m = a.message;
+  send({ type: 'result', id: m.id, attempt: m.attempt, ok: false, ran: true, succeeded: 0, returned: 0, runMs: performance.now() - a.t0, error: userError(error), failures: a.failures.length > 0 ? a.failures : undefined });
+}
+
+/** Send the result of what run() returned (or NOT_RUN: no item could be read). */
+function finish(a: Attempt, returned: unknown): void {
+  const m = a.message;
+  const runMs = a.t0 > 0 ? performance.now() - a.t0 : 0;
+  if (returned === NOT_RUN) {
+    send({ type: 'result', id: m.id, attempt: m.attempt, ok: true, ran: false, succeeded: 0, returned: 0, failures: a.failures.slice(0, MAX_FAILURES_PER_RESULT), runMs });
+    return;
+  }
+  const rows = toArray(returned);
+  if (rows === undefined) {
+    sendError(a, new TypeError(`run() returned ${returned === null ? 'null' : typeof returned}; expected an array with one element per succeeded item`));
+    return;
+  }
+  const succeeded = Math.min(rows.length, a.items.length);
+  let lines: string | undefined;
+  if (start!.outputAction === 'append_row' && rows.length > 0) {
+    lines = '';
+    for (const row of rows) lines += `${toLine(row)}\n`;
+  }
+  const all = a.userFailures.length > 0 ? a.failures.concat(a.userFailures) : a.failures;
+  send({ type: 'result', id: m.id, attempt: m.attempt, ok: true, ran: true, succeeded, returned: rows.length, lines, failures: all.length > 0 ? all.slice(0, MAX_FAILURES_PER_RESULT) : undefined, runMs });
+}
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return value !== null && (typeof value === 'object' || typeof value === 'function') && typeof (value as { then?: unknown }).then === 'function';
 }
 
 const NOT_RUN = Symbol('not run');
