@@ -1,7 +1,8 @@
 // A worker process of the runner: loads the entry script, calls init() once, then run() for each
-// mini-batch the parent sends (one at a time, in order: the next may arrive early), in the context of the parent's attempt span (so log records and user
-// spans belong to it) and with the mini-batch id on every log record. Its own step (process index N) writes
-// logs.process-N.jsonl and friends into the runner's run folder.
+// mini-batch the parent sends, one at a time and in order (the next one may arrive early: see
+// prefetch in run.ts), in the context of the parent's attempt span (so log records and user spans
+// belong to it) and with the mini-batch id on every log record. Its own step (process index N)
+// writes logs.process-N.jsonl and friends into the runner's run folder.
 //
 // The step's default process handling stays on: SIGTERM ends the step and exits 143, an uncaught
 // exception is printed and exits 1 (the parent sees the crash and the stderr), process.exit()
