@@ -17,6 +17,8 @@ const SIGNAL_CODES: Record<string, number> = { SIGTERM: 15, SIGINT: 2 };
 
 export function installProcessHandlers(step: Endable): () => void {
   let exiting = false;
+  /** The outcome is already in the local files (a second signal): the exit must not overwrite it. */
+  let written = false;
 
   const onBeforeExit = (): void => {
     if (step.ended || exiting) return;
@@ -29,6 +31,7 @@ export function installProcessHandlers(step: Endable): () => void {
     if (exiting) {
       // a second signal while flushing: stop now, local files first
       step.flushLocalSync('terminated', `second ${signal} during flush`);
+      written = true;
       process.exit(code);
     }
     exiting = true;
@@ -55,7 +58,7 @@ export function installProcessHandlers(step: Endable): () => void {
   };
 
   const onExit = (code: number): void => {
-    if (!step.ended) step.flushLocalSync(code === 0 ? 'success' : 'failure', `process.exit(${code}) before step.end()`);
+    if (!step.ended && !written) step.flushLocalSync(code === 0 ? 'success' : 'failure', `process.exit(${code}) before step.end()`);
   };
 
   process.on('beforeExit', onBeforeExit);

@@ -49,6 +49,7 @@ import type {
   EndResult,
   LogMetricOptions,
   SpanOptions,
+  ExportSummary,
   StepIdentity,
   StepOptions,
   StepOutcome,
@@ -244,6 +245,10 @@ export class Step implements ActiveStep {
     if (this.endedFlag) return;
     try {
       this.local?.flushSync();
+    } catch {
+      // the outcome below is still worth writing
+    }
+    try {
       this.local?.writeStepJson(this.stepJson(outcome, { reason, flushed: false }));
     } catch {
       // nothing more can be done on this path
@@ -253,6 +258,25 @@ export class Step implements ActiveStep {
   private async finish(options: EndOptions): Promise<EndResult> {
     const outcome: StepOutcome = options.outcome ?? (options.error !== undefined ? 'failure' : 'success');
     const durationMs = Date.now() - this.started;
+    let flushed = false;
+    let exports: ExportSummary[] = [];
+    try {
+      ({ flushed, exports } = await this.closeSignals(options, outcome, durationMs));
+    } catch (error) {
+      // telemetry never breaks the step: whatever failed, the outcome is still recorded below
+      this.diagnostics.warn('end.failed', `ending the step's telemetry failed: ${error instanceof Error ? `${error.name}: ${error.message}` : String(error)}`);
+    }
+    this.endedFlag = true;
+    const state = processState();
+    if (state.active === this) state.active = undefined;
+    this.uninstall();
+    this.local?.writeStepJson(this.stepJson(outcome, { flushed, durationMs, exports }));
+    this.local?.close();
+    return { outcome, durationMs, flushed, exports, runFolder: this.local?.folder };
+  }
+
+  /** The step span gets the outcome; every sink is flushed and shut down within the bound. */
+  private async closeSignals(options: EndOptions, outcome: StepOutcome, durationMs: number): Promise<{ flushed: boolean; exports: ExportSummary[] }> {
     if (options.error !== undefined) {
       recordError(this.rootSpan, options.error);
       this.logger.error(`step ${this.identity.stepName} failed`, { error: options.error instanceof Error ? options.error : String(options.error) });
@@ -286,13 +310,7 @@ export class Step implements ActiveStep {
     for (const h of this.healths) {
       if (h.troubled) this.diagnostics.notice(`${h.describe()}${this.local ? ` Everything is in ${this.local.folder}` : ''}`);
     }
-    this.endedFlag = true;
-    const state = processState();
-    if (state.active === this) state.active = undefined;
-    this.uninstall();
-    this.local?.writeStepJson(this.stepJson(outcome, { flushed, durationMs, exports }));
-    this.local?.close();
-    return { outcome, durationMs, flushed, exports, runFolder: this.local?.folder };
+    return { flushed, exports };
   }
 
   private unregisterGlobals(): void {

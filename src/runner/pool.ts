@@ -67,6 +67,8 @@ export class WorkerProcess {
   endReason: WorkerEndReason | undefined;
   /** Set when the runner ends this worker on purpose: its exit is not a crash. */
   expectingExit = false;
+  /** terminate() was called: the SIGTERM is sent and the SIGKILL scheduled. */
+  private terminating = false;
   readonly stderrTail: string[] = [];
   // statistics for the worker summary
   attempts = 0;
@@ -163,9 +165,13 @@ export class WorkerProcess {
     return this.exited;
   }
 
-  /** SIGTERM now (the worker's step flushes and exits 143), SIGKILL after `graceMs`. */
+  /**
+   * SIGTERM now (the worker's step flushes and exits 143), SIGKILL after `graceMs`. Once only: a
+   * second SIGTERM would cut the worker's flush short.
+   */
   terminate(graceMs: number, reason: WorkerEndReason): Promise<void> {
-    if (!this.alive) return this.exited;
+    if (!this.alive || this.terminating) return this.exited;
+    this.terminating = true;
     this.expectingExit = true;
     this.endReason ??= reason;
     this.state = 'stopping';
