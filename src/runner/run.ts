@@ -223,7 +223,7 @@ class Job {
   private ensureWorkers(): void {
     if (this.outcome) return;
     const wanted = Math.min(this.config.processCountPerNode, this.remainingWork());
-    let live = this.slots.filter((w) => w !== undefined && w.alive && !w.expectingExit).length;
+    let live = this.workerCount();
     for (let slot = 0; slot < this.slots.length && live < wanted; slot++) {
       const w = this.slots[slot];
       if (w !== undefined && w.alive && !w.expectingExit) continue;
