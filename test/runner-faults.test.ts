@@ -59,9 +59,10 @@ describe('parallel-run timeouts and crashes', () => {
     expect(readCsv(path.join(f2, 'processed-mini-batches.csv')).find((p) => p.mini_batch_id === 'mb-00001')).toMatchObject({ status: 'PROCESS_CRASH', failed_items: '3', error_category: 'WorkerCrash' });
   });
 
-  it('gives back the mini-batch sent in advance to a worker that hangs or crashes: it runs elsewhere as attempt 1', async () => {
-    // one worker, short mini-batches: each next one is sent while the current one runs (prefetch)
-    const dir = await useTempDir('runner-prefetch-');
+  it('finds the culprit when a worker hangs or crashes inside a chunk: the chunk runs again one at a time, uncounted', async () => {
+    // one worker, short mini-batches: after the first, they go out in chunks (mb-00001..05, then
+    // mb-00006..08 in advance), and the worker sends a chunk's results at its end
+    const dir = await useTempDir('runner-chunks-');
     makeFiles(path.join(dir, 'in'), 12);
     for (const [tag, behaviour, outcome] of [
       ['hang', ['--hang', 'f006'], 'timeout'],
@@ -73,18 +74,22 @@ describe('parallel-run timeouts and crashes', () => {
         { cwd: dir, env: { STEP_TELEMETRY_DIR: telemetry } },
       );
       expect(r.code, r.stderr).toBe(0);
+      // the first time, the runner cannot tell which of mb-00006..08 ran: none is charged
+      expect(r.stderr).toMatch(/worker-0 \(pid \d+\) (did not finish within 1 s \(run_invocation_timeout\) and was killed|exited with code 3)[\s\S]* during one of 3 mini-batches sent together \(mb-00006 … mb-00008\); they run again one at a time, uncounted, to find which/);
       const folder = runFolder(telemetry);
-      expect(readJson(path.join(folder, 'result.json'))).toMatchObject({ retries: 0, worker_restarts: 1, mini_batches: { total: 12, succeeded: 11, failed: 1, not_processed: 0 } });
+      // ... the second time mb-00006 ran alone, and is charged: run_max_try 1, so it failed
+      expect(readJson(path.join(folder, 'result.json'))).toMatchObject({ retries: 0, worker_restarts: 2, mini_batches: { total: 12, succeeded: 11, failed: 1, not_processed: 0 } });
       const spans = readAllJsonl(folder, 'spans').filter((s) => s.name === 'mini-batch');
-      // mini-batches were sent in advance: the hang or crash caught one in the worker's queue
-      expect(spans.filter((s) => s.attributes['mini_batch.prefetched'] === true).length).toBeGreaterThan(3);
+      expect(spans.filter((s) => (s.attributes['mini_batch.chunk'] as number) > 1).length).toBeGreaterThan(3);
       const bad = spans.filter((s) => s.attributes['mini_batch.outcome'] === outcome);
-      expect(bad.map((s) => s.attributes['mini_batch.id'])).toEqual(['mb-00006']);
-      // the one queued behind it never began there: one attempt, on the replacement worker
-      const next = spans.filter((s) => s.attributes['mini_batch.id'] === 'mb-00007');
-      expect(next).toHaveLength(1);
-      expect(next[0]!.attributes).toMatchObject({ 'mini_batch.attempt': 1, 'mini_batch.outcome': 'success' });
-      expect(next[0]!.attributes['worker.pid']).not.toBe(bad[0]!.attributes['worker.pid']);
+      expect(bad.map((s) => [s.attributes['mini_batch.id'], s.attributes['mini_batch.chunk'], s.attributes['mini_batch.attempt']])).toEqual([['mb-00006', 1, 1]]);
+      // its chunk-mates ran again alone, as attempt 1, and succeeded; every mini-batch has one span
+      for (const id of ['mb-00007', 'mb-00008']) {
+        const mate = spans.filter((s) => s.attributes['mini_batch.id'] === id);
+        expect(mate).toHaveLength(1);
+        expect(mate[0]!.attributes).toMatchObject({ 'mini_batch.attempt': 1, 'mini_batch.chunk': 1, 'mini_batch.outcome': 'success' });
+      }
+      expect(new Set(spans.map((s) => s.attributes['mini_batch.id'])).size).toBe(spans.length);
       const processed = readCsv(path.join(folder, 'processed-mini-batches.csv'));
       expect(processed).toHaveLength(12);
       expect(processed.every((p) => p.times_picked === '1')).toBe(true);

@@ -37,15 +37,23 @@ export interface TabularTask {
   readonly header?: readonly string[];
 }
 
-/** Parent → worker: run one mini-batch attempt. */
-export interface RunMessage {
-  readonly type: 'run';
+/** One mini-batch attempt for a worker to run. */
+export interface AttemptTask {
   readonly id: string;
   readonly attempt: number;
   /** W3C traceparent of the attempt span: the worker's `run` span is its child. */
   readonly traceparent: string;
   readonly items: number;
   readonly task: FilesTask | TabularTask;
+}
+
+/**
+ * Parent → worker: run these attempts, one at a time and in order (a chunk). Short mini-batches go
+ * several to a message and their results come back together; a long one goes alone.
+ */
+export interface RunMessage {
+  readonly type: 'run';
+  readonly attempts: readonly AttemptTask[];
 }
 
 /** Parent → worker: end the step and exit. */
@@ -80,9 +88,8 @@ export interface InitErrorMessage {
   readonly error: SerializedError;
 }
 
-/** Worker → parent: one attempt finished. */
-export interface ResultMessage {
-  readonly type: 'result';
+/** How one attempt ended. */
+export interface AttemptResult {
   readonly id: string;
   readonly attempt: number;
   readonly ok: boolean;
@@ -95,12 +102,24 @@ export interface ResultMessage {
   /** Output lines, `\n`-terminated (append_row only). */
   readonly lines?: string;
   readonly failures?: readonly ItemFailure[];
+  /** When the worker began and ended the attempt: epoch ms with a fraction (its performance clock). */
+  readonly start: number;
+  readonly end: number;
   /** Time inside run(), ms. */
   readonly runMs: number;
   readonly error?: SerializedError;
 }
 
-export type WorkerMessage = ReadyMessage | InitErrorMessage | ResultMessage;
+/**
+ * Worker → parent: attempts that finished, in the order they were sent. A worker sends them at
+ * the end of a chunk, after a failed attempt, or when it has held some for HOLD_MS.
+ */
+export interface ResultsMessage {
+  readonly type: 'results';
+  readonly results: readonly AttemptResult[];
+}
+
+export type WorkerMessage = ReadyMessage | InitErrorMessage | ResultsMessage;
 
 export function serializeError(error: unknown): SerializedError {
   if (error instanceof Error) {

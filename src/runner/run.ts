@@ -1,17 +1,19 @@
 // The runner: one parent process owns the step, the partition, the queue, retries, timeouts,
 // thresholds, the per-attempt spans and metrics, and the reports; worker processes run the entry
-// script. Everything the parent does per mini-batch is a handful of map writes, one span, one
-// histogram sample and one IPC round trip.
+// script. Short mini-batches go to a worker in chunks and their results come back together (see
+// lane.ts), so the parent wakes up once per chunk, not once per mini-batch; what it does per
+// mini-batch is a handful of array and map writes, one span and one histogram sample.
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Context, type Span } from '@opentelemetry/api';
+import { ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Attributes, type Context, type Exception, type SpanContext, type SpanStatus } from '@opentelemetry/api';
 import { startStep, type Step } from '../step.js';
 import { RunnerConfigError, resolveRunConfig, type ResolvedRunConfig } from './config.js';
+import { Lane, CHUNK_BELOW_MS, chunkSize, type LaneAttempt } from './lane.js';
 import { AppendRowOutput } from './output.js';
 import { partition as cutInput, type MiniBatch, type Partition } from './partition.js';
 import { WorkerProcess, type WorkerHandlers } from './pool.js';
 import { ProgressPrinter, formatDuration, progressLine, rateAndEta, type ProgressMode, type ProgressSnapshot } from './progress.js';
-import type { ItemFailure, ResultMessage, RunMessage, WorkerMessage } from './protocol.js';
+import type { AttemptResult, AttemptTask, ItemFailure, ResultsMessage, WorkerMessage } from './protocol.js';
 import {
   ErrorLedger,
   FILES,
@@ -26,39 +28,38 @@ import {
 } from './reports.js';
 import type { ParallelRunErrorCategory, ParallelRunErrorInfo, ParallelRunConfig, ParallelRunResult, ParallelRunStatus, RunParallelOptions } from './types.js';
 
-const CONSUMER = { kind: SpanKind.CONSUMER } as const;
 /** A timed-out worker gets this long to die on SIGTERM before SIGKILL. */
 const TIMEOUT_KILL_GRACE_MS = 1000;
 /** Failure lines printed on the console before the rest only go to the files. */
 const PRINTED_FAILURES = 20;
 const OVERVIEW_INTERVAL_MS = 1000;
-/** A worker whose recent attempts took less than this gets its next mini-batch in advance. */
-const PREFETCH_BELOW_MS = 250;
 
 interface MiniBatchState {
   readonly mb: Exclude<MiniBatch, { kind: 'unreadable' }>;
+  /** What a worker is sent to run it (the same for every attempt). */
+  task: AttemptTask['task'] | undefined;
   attempts: number;
+  /** Epoch ms when its first attempt began; 0 until one ended. */
   firstStart: number;
   lastError: ParallelRunErrorInfo | undefined;
   lastRunMs: number;
   done: boolean;
+  /**
+   * It was in the chunk of a worker that hung or crashed before reporting which of the chunk ran:
+   * it runs alone next, so that the culprit is known.
+   */
+  suspect: boolean;
 }
 
-interface Attempt {
+/** An attempt sent to a worker; it is on the worker's lane until its outcome is known. */
+interface Attempt extends LaneAttempt {
   readonly st: MiniBatchState;
-  readonly no: number;
   readonly worker: WorkerProcess;
-  /** performance.now() when it began: sent to an idle worker, or the previous result came back. */
-  readonly t0: number;
-  readonly span: Span;
-}
-
-/** An attempt sent to a busy worker, which runs it next (prefetch). */
-interface Queued {
-  readonly st: MiniBatchState;
-  readonly no: number;
-  readonly worker: WorkerProcess;
+  /** The attempt span's id, drawn when the attempt is sent; the span is created when its outcome is known. */
   readonly spanId: string;
+  /** Sent while its worker still had attempts to run: in a chunk, or a chunk sent in advance. */
+  readonly prefetched: boolean;
+  readonly chunk: number;
 }
 
 interface Outcome {
@@ -85,10 +86,10 @@ class Job {
   private readonly retryQueue: MiniBatchState[] = [];
   private readonly slots: (WorkerProcess | undefined)[];
   private readonly slotUsed: boolean[];
-  /** The attempt each busy worker runs. */
-  private readonly current = new Map<WorkerProcess, Attempt>();
-  /** The attempt a busy worker runs next (prefetched; at most one per worker). */
-  private readonly queued = new Map<WorkerProcess, Queued>();
+  /** What each live worker has been sent and not reported. */
+  private readonly lanes = new Map<WorkerProcess, Lane<Attempt>>();
+  /** Attempts on all lanes. */
+  private outstanding = 0;
   readonly workers: WorkerProcess[] = [];
   private nextProcessIndex = 1;
   readonly ledger = new ErrorLedger();
@@ -173,7 +174,7 @@ class Job {
     miniBatchesTotal: this.part.miniBatches.length,
     miniBatchesDone: this.mbDone,
     miniBatchesFailed: this.mbFailed,
-    running: this.current.size,
+    running: this.busyWorkers(),
     retries: this.retries,
     timeouts: this.timeouts,
     workerRestarts: this.restarts,
@@ -185,7 +186,7 @@ class Job {
     ins.record('errorBudgetUsed', 0);
     for (const mb of this.part.miniBatches) {
       if (mb.kind === 'unreadable') continue;
-      this.states.push({ mb, attempts: 0, firstStart: 0, lastError: undefined, lastRunMs: 0, done: false });
+      this.states.push({ mb, task: undefined, attempts: 0, firstStart: 0, lastError: undefined, lastRunMs: 0, done: false, suspect: false });
     }
     // inputs that could not be read while partitioning fail right away, without a worker
     for (const mb of this.part.miniBatches) {
@@ -216,8 +217,19 @@ class Job {
   // ---------------------------------------------------------------------------------------------
   // workers
 
+  /** Mini-batches not handed out: waiting for a retry, or not started. */
+  private unassigned(): number {
+    return this.retryQueue.length + (this.states.length - this.next);
+  }
+
   private remainingWork(): number {
-    return this.retryQueue.length + (this.states.length - this.next) + this.current.size + this.queued.size;
+    return this.unassigned() + this.outstanding;
+  }
+
+  private busyWorkers(): number {
+    let n = 0;
+    for (const lane of this.lanes.values()) if (lane.busy) n++;
+    return n;
   }
 
   private ensureWorkers(): void {
@@ -263,6 +275,7 @@ class Job {
         outputAction: this.config.outputAction,
       },
     });
+    this.lanes.set(w, new Lane<Attempt>());
     this.slots[slot] = w;
     this.workers.push(w);
     this.step.logger.info(`${restart ? 'restarted' : 'started'} ${w.name}`, { worker: w.name, pid: w.pid, process_index: processIndex });
@@ -290,58 +303,70 @@ class Job {
         });
         break;
       }
-      case 'result':
-        this.onResult(w, m);
+      case 'results':
+        this.onResults(w, m);
         break;
     }
   }
 
   /**
-   * Give `w` its next mini-batch: to run now when it is idle, or, when it is busy with short
-   * mini-batches, as the one it runs next (see `mayPrefetch`).
+   * Give `w` work: a chunk to run now when it is idle, and, while its attempts are short, the next
+   * chunk in advance, so that it never waits for a round trip through this process. A chunk is one
+   * mini-batch while attempts are long or not yet measured (see chunkSize in lane.ts): an idle
+   * worker then never waits behind a long one queued elsewhere.
    */
   private dispatch(w: WorkerProcess): void {
-    if (this.outcome || !w.alive || w.expectingExit) return;
-    const busy = this.current.has(w);
-    if (busy && (this.queued.has(w) || !this.mayPrefetch(w))) return;
-    const st = this.retryQueue.shift() ?? (this.next < this.states.length ? this.states[this.next++] : undefined);
-    if (st === undefined) {
-      if (!busy) w.state = 'idle';
+    if (this.outcome || !w.alive || w.expectingExit || w.readyAt === undefined) return;
+    const lane = this.lanes.get(w);
+    if (!lane || lane.chunks >= 2 || (lane.chunks === 1 && !this.mayPrefetch(w))) return;
+    const size = chunkSize(w.recentAttemptMs, this.unassigned(), this.workerCount());
+    const ahead = lane.busy;
+    const picked: MiniBatchState[] = [];
+    while (picked.length < size) {
+      const st = this.retryQueue.shift() ?? (this.next < this.states.length ? this.states[this.next++] : undefined);
+      if (st === undefined) break;
+      if (st.suspect && picked.length > 0) {
+        this.retryQueue.unshift(st);
+        break;
+      }
+      picked.push(st);
+      if (st.suspect) break;
+    }
+    if (picked.length === 0) {
+      if (!ahead) w.state = 'idle';
       return;
     }
-    const no = ++st.attempts;
-    const mb = st.mb;
-    // the attempt span's id is drawn first and sent with the task; the span itself is created
-    // when the attempt begins (see begin())
-    const spanId = this.step.newSpanId();
-    const message: RunMessage = {
-      type: 'run',
-      id: mb.id,
-      attempt: no,
-      traceparent: `${this.traceparentPrefix}${spanId}${this.traceparentFlags}`,
-      items: mb.items,
-      task:
+    const attempts: Attempt[] = [];
+    const tasks: AttemptTask[] = [];
+    for (let i = 0; i < picked.length; i++) {
+      const st = picked[i]!;
+      const no = ++st.attempts;
+      const mb = st.mb;
+      // the span id goes with the task; the span is created when the outcome is known
+      const spanId = this.step.newSpanId();
+      st.task ??=
         mb.kind === 'files'
           ? { kind: 'files', files: mb.files }
-          : { kind: 'tabular', file: mb.file, format: mb.format, start: mb.start, end: mb.end, firstRow: mb.firstRow, firstLine: mb.firstLine, header: mb.header },
-    };
-    const sent = w.send(message);
-    const q: Queued = { st, no, worker: w, spanId };
-    if (busy) this.queued.set(w, q);
-    else this.begin(q, performance.now(), false);
-    // the channel closed under us: the exit handler treats it as a crash of this attempt
-    if (!sent) w.kill();
-    else if (!busy) this.dispatch(w); // and the one it runs next, if it gets one in advance
+          : { kind: 'tabular', file: mb.file, format: mb.format, start: mb.start, end: mb.end, firstRow: mb.firstRow, firstLine: mb.firstLine, header: mb.header };
+      attempts.push({ id: mb.id, no, last: i === picked.length - 1, st, worker: w, spanId, prefetched: ahead || i > 0, chunk: picked.length });
+      tasks.push({ id: mb.id, attempt: no, traceparent: `${this.traceparentPrefix}${spanId}${this.traceparentFlags}`, items: mb.items, task: st.task });
+    }
+    lane.add(attempts, performance.now());
+    this.outstanding += attempts.length;
+    w.state = 'busy';
+    // the channel closed under us: the exit handler sees the worker end
+    if (!w.send({ type: 'run', attempts: tasks })) w.kill();
+    else if (!ahead) this.dispatch(w);
   }
 
   /**
-   * Prefetch: a worker whose recent attempts were short gets its next mini-batch while it still
-   * runs the current one, so it starts it without waiting for a round trip through this process.
-   * Long mini-batches are not prefetched: the round trip is noise next to them, and a mini-batch
-   * queued behind a long one would wait while another worker may be idle.
+   * A worker whose recent attempts were short gets its next chunk while it still runs one, so it
+   * goes on without waiting for a round trip through this process. Long mini-batches are not sent
+   * in advance: the round trip is noise next to them, and one queued behind a long one would wait
+   * while another worker may be idle.
    */
   private mayPrefetch(w: WorkerProcess): boolean {
-    return w.recentAttemptMs !== undefined && w.recentAttemptMs < PREFETCH_BELOW_MS && this.remainingWork() > this.workerCount();
+    return w.recentAttemptMs !== undefined && w.recentAttemptMs < CHUNK_BELOW_MS && this.unassigned() > 0 && this.remainingWork() > this.workerCount();
   }
 
   private workerCount(): number {
@@ -350,39 +375,51 @@ class Job {
     return n;
   }
 
-  /** The attempt starts running on its worker at `t0` (performance.now()): its span, its deadline. */
-  private begin(q: Queued, t0: number, prefetched: boolean): void {
-    const { st, no, worker: w } = q;
-    if (no === 1) st.firstStart = Date.now();
-    else {
-      this.retries++;
-      this.step.instruments.record('retries', 1);
+  /**
+   * Attempts of a worker that ended before reporting them go back to the front of the queue,
+   * uncounted (in their order): those it never began, and those it finished whose results it still
+   * held. After an abort they are not processed.
+   */
+  private giveBack(attempts: readonly Attempt[]): void {
+    if (attempts.length === 0) return;
+    for (let i = attempts.length - 1; i >= 0; i--) {
+      const st = attempts[i]!.st;
+      st.attempts--;
+      if (!this.outcome) this.retryQueue.unshift(st);
     }
-    w.state = 'busy';
-    const mb = st.mb;
-    const span = this.step.startSpanWithId(q.spanId, 'mini-batch', { ...CONSUMER, startTime: t0 }, this.stepContext);
-    span.setAttributes({ 'mini_batch.id': mb.id, 'mini_batch.items': mb.items, 'mini_batch.attempt': no, 'mini_batch.prefetched': prefetched, 'worker.id': w.name, 'worker.pid': w.pid ?? -1 });
-    this.current.set(w, { st, no, worker: w, t0, span });
-  }
-
-  /** The prefetched attempt of a worker that ended before starting it goes back to the front of the queue, uncounted. */
-  private giveBack(w: WorkerProcess): void {
-    const q = this.queued.get(w);
-    if (!q) return;
-    this.queued.delete(w);
-    q.st.attempts--;
     if (this.outcome) return;
-    this.retryQueue.unshift(q.st);
-    for (const other of this.slots) if (other && other !== w && other.state === 'idle') this.dispatch(other);
+    for (const other of this.slots) if (other && other.state === 'idle') this.dispatch(other);
   }
 
-  /** Detach the attempt running on `w`; undefined when there is none. */
-  private takeAttempt(w: WorkerProcess, now = performance.now()): Attempt | undefined {
-    const a = this.current.get(w);
-    if (!a) return undefined;
-    this.current.delete(w);
-    w.busyMs += now - a.t0;
-    return a;
+  /**
+   * Take all attempts off `w`'s lane. `head`: those that may be running (see Lane.head); when it
+   * is one attempt, that one runs (or ran last), since `since` (performance.now()).
+   */
+  private takeLane(w: WorkerProcess): { all: Attempt[]; head: Attempt[]; since: number } {
+    const lane = this.lanes.get(w);
+    if (!lane || !lane.busy) return { all: [], head: [], since: 0 };
+    const head = lane.head();
+    const since = lane.since;
+    const all = lane.clear();
+    this.outstanding -= all.length;
+    return { all, head, since };
+  }
+
+  /**
+   * `w` hung or crashed while its chunk's results were held: which attempt of the chunk ran is not
+   * known. None is charged; all go back, and the chunk's mini-batches run alone next, so that the
+   * culprit is found and charged then (its others ran, but their results died with the worker).
+   */
+  private unknownCulprit(w: WorkerProcess, all: readonly Attempt[], head: readonly Attempt[], what: string): void {
+    for (const a of head) a.st.suspect = true;
+    const ids = head.map((a) => a.st.mb.id);
+    const text = `${w.name} (pid ${w.pid}) ${what} during one of ${ids.length} mini-batches sent together (${ids[0]} … ${ids[ids.length - 1]}); they run again one at a time, uncounted, to find which`;
+    this.step.logger.warn(text, { worker: w.name, pid: w.pid, mini_batches: ids });
+    if (this.printedFailures < PRINTED_FAILURES) {
+      this.printedFailures++;
+      this.printer.print(`[${this.step.identity.stepName}] ${oneLine(text, 400)}`, 'err');
+    }
+    this.giveBack(all);
   }
 
   private tick(): void {
@@ -393,94 +430,165 @@ class Job {
     }
     const now = performance.now();
     const limit = this.config.runInvocationTimeout * 1000;
-    for (const [w, a] of this.current) if (now - a.t0 >= limit) this.onTimeout(w);
+    for (const [w, lane] of this.lanes) if (lane.busy && now - lane.since >= limit) this.onTimeout(w);
     this.watchdog();
   }
 
-  private onResult(w: WorkerProcess, m: ResultMessage): void {
-    const a = this.current.get(w);
-    if (!a || a.st.mb.id !== m.id || a.no !== m.attempt) return; // a late answer of an attempt already given up
+  /** Attempts finished on `w`: first the lane and the worker's next chunk, then the bookkeeping. */
+  private onResults(w: WorkerProcess, m: ResultsMessage): void {
+    const lane = this.lanes.get(w);
+    if (!lane) return;
     const now = performance.now();
-    const endTime = performance.timeOrigin + now;
-    this.takeAttempt(w, now);
-    if (w.state === 'busy') w.state = 'idle';
-    this.lastProgress = now;
-    const ms = now - a.t0;
-    w.recentAttemptMs = w.recentAttemptMs === undefined ? ms : 0.7 * w.recentAttemptMs + 0.3 * ms;
-    const seconds = ms / 1000;
-    const st = a.st;
-    st.lastRunMs = m.runMs;
-    w.attempts++;
-    // the prefetched mini-batch began when the worker sent this result; the worker gets its next
-    // one first, and the bookkeeping of this one overlaps with it
-    const q = this.queued.get(w);
-    if (q) {
-      this.queued.delete(w);
-      this.begin(q, now, true);
+    const done: Attempt[] = [];
+    const results: AttemptResult[] = [];
+    let lastEnd = 0;
+    for (const r of m.results) {
+      const a = lane.shift(r.id, r.attempt);
+      if (!a) break; // an answer for attempts already given up (a timeout raced it)
+      done.push(a);
+      results.push(r);
+      const ms = Math.max(0, r.end - r.start);
+      w.recentAttemptMs = w.recentAttemptMs === undefined ? ms : 0.7 * w.recentAttemptMs + 0.3 * ms;
+      lastEnd = r.end;
     }
+    if (done.length === 0) return;
+    this.outstanding -= done.length;
+    // the worker began its next attempt when it sent these
+    lane.reported(Math.min(now, lastEnd - performance.timeOrigin));
+    this.lastProgress = now;
+    if (!lane.busy) w.state = 'idle';
     this.dispatch(w);
+    const nowEpoch = performance.timeOrigin + now;
+    for (let i = 0; i < done.length; i++) this.onResult(w, done[i]!, results[i]!, nowEpoch);
+  }
+
+  private onResult(w: WorkerProcess, a: Attempt, r: AttemptResult, nowEpoch: number): void {
+    const st = a.st;
+    const end = Math.min(r.end, nowEpoch);
+    const start = Math.min(r.start, end);
+    w.busyMs += end - start;
+    w.attempts++;
+    st.lastRunMs = r.runMs;
+    this.attemptEnded(a, start);
+    const seconds = (end - start) / 1000;
+    const runMs = Math.round(r.runMs * 1000) / 1000;
     // the rows are on disk before the mini-batch counts as done
-    if (m.ok && m.lines !== undefined && this.output && !this.output.write(m.lines, m.returned)) {
-      a.span.end(endTime);
-      this.abort({ category: 'InternalError', message: this.output.error ?? 'cannot write the output file', mini_batch_id: st.mb.id });
+    if (r.ok && r.lines !== undefined && this.output && !this.output.write(r.lines, r.returned)) {
+      const message = this.output.error ?? 'cannot write the output file';
+      this.attemptSpan(a, start, end, { 'mini_batch.run_ms': runMs, 'mini_batch.outcome': 'error', 'error.type': 'OutputError' }, { code: SpanStatusCode.ERROR, message });
+      this.abort({ category: 'InternalError', message, mini_batch_id: st.mb.id });
       return;
     }
-    a.span.setAttribute('mini_batch.run_ms', Math.round(m.runMs * 1000) / 1000);
-    if (m.ok) {
-      const failed = st.mb.items - m.succeeded;
-      a.span.setAttributes({ 'mini_batch.outcome': 'success', 'mini_batch.items_succeeded': m.succeeded, 'mini_batch.items_failed': failed, 'mini_batch.returned': m.returned });
-      a.span.setStatus({ code: SpanStatusCode.OK });
-      a.span.end(endTime);
-      this.step.instruments.record('minibatchDuration', seconds, { outcome: 'success' }, a.span.spanContext());
-      w.itemsSucceeded += m.succeeded;
+    if (r.ok) {
+      const failed = st.mb.items - r.succeeded;
+      const sc = this.attemptSpan(
+        a,
+        start,
+        end,
+        { 'mini_batch.run_ms': runMs, 'mini_batch.outcome': 'success', 'mini_batch.items_succeeded': r.succeeded, 'mini_batch.items_failed': failed, 'mini_batch.returned': r.returned },
+        { code: SpanStatusCode.OK },
+      );
+      this.step.instruments.record('minibatchDuration', seconds, { outcome: 'success' }, sc);
+      w.itemsSucceeded += r.succeeded;
       w.itemsFailed += failed;
-      this.finishMiniBatch(st.mb, m.ran ? 'RUN_DONE' : 'INPUT_ERROR', m.succeeded, m.failures ?? [], st.lastError, {
+      st.done = true;
+      this.finishMiniBatch(st.mb, r.ran ? 'RUN_DONE' : 'INPUT_ERROR', r.succeeded, r.failures ?? [], st.lastError, {
         attempts: st.attempts,
         start: st.firstStart,
         worker: w,
-        runMs: m.runMs,
-        returned: m.returned,
+        runMs: r.runMs,
+        returned: r.returned,
       });
-      st.done = true;
     } else {
-      const e = m.error!;
-      this.step.instruments.record('minibatchDuration', seconds, { outcome: 'error' }, a.span.spanContext());
-      a.span.setAttributes({ 'mini_batch.outcome': 'error', 'error.type': e.type });
-      a.span.recordException({ name: e.type, message: e.message, stack: e.stack });
-      a.span.setStatus({ code: SpanStatusCode.ERROR, message: `${e.type}: ${e.message}` });
-      a.span.end(endTime);
+      const e = r.error!;
+      const sc = this.attemptSpan(
+        a,
+        start,
+        end,
+        { 'mini_batch.run_ms': runMs, 'mini_batch.outcome': 'error', 'error.type': e.type },
+        { code: SpanStatusCode.ERROR, message: `${e.type}: ${e.message}` },
+        { name: e.type, message: e.message, stack: e.stack },
+      );
+      this.step.instruments.record('minibatchDuration', seconds, { outcome: 'error' }, sc);
       w.failedAttempts++;
-      this.attemptFailed(a, { category: 'RunException', type: e.type, message: e.message, stack: e.stack, worker: w.name, mini_batch_id: st.mb.id }, 'RUN_EXCEPTION', m.failures ?? []);
+      this.attemptFailed(a, { category: 'RunException', type: e.type, message: e.message, stack: e.stack, worker: w.name, mini_batch_id: st.mb.id }, 'RUN_EXCEPTION', r.failures ?? []);
     }
   }
 
+  /** An attempt's outcome is known: it counts as a retry or sets its mini-batch's first start (epoch ms). */
+  private attemptEnded(a: Attempt, start: number): void {
+    a.st.suspect = false;
+    if (a.no > 1) {
+      this.retries++;
+      this.step.instruments.record('retries', 1);
+    } else if (a.st.firstStart === 0) a.st.firstStart = start;
+  }
+
+  /** The attempt's span, made when its outcome is known, from its start and end (epoch ms); returns its context (an exemplar). */
+  private attemptSpan(a: Attempt, start: number, end: number, attributes: Attributes, status: SpanStatus, exception?: Exception): SpanContext {
+    const mb = a.st.mb;
+    const w = a.worker;
+    const span = this.step.startSpanWithId(
+      a.spanId,
+      'mini-batch',
+      {
+        kind: SpanKind.CONSUMER,
+        startTime: start,
+        attributes: {
+          'mini_batch.id': mb.id,
+          'mini_batch.items': mb.items,
+          'mini_batch.attempt': a.no,
+          'mini_batch.prefetched': a.prefetched,
+          'mini_batch.chunk': a.chunk,
+          'worker.id': w.name,
+          'worker.pid': w.pid ?? -1,
+          ...attributes,
+        },
+      },
+      this.stepContext,
+    );
+    if (exception) span.recordException(exception, end);
+    span.setStatus(status);
+    span.end(end);
+    return span.spanContext();
+  }
+
+  /** The attempt running on `w` is past run_invocation_timeout: the worker is killed, the attempt failed. */
   private onTimeout(w: WorkerProcess): void {
-    const a = this.takeAttempt(w);
-    if (!a) return;
-    this.lastProgress = performance.now();
+    const { all, head, since } = this.takeLane(w);
+    if (head.length === 0) return;
+    const now = performance.now();
+    this.lastProgress = now;
     this.timeouts++;
     this.step.instruments.record('timeouts', 1);
-    this.step.instruments.record('minibatchDuration', (performance.now() - a.t0) / 1000, { outcome: 'timeout' }, a.span.spanContext());
     const t = this.config.runInvocationTimeout;
-    const message = `run() did not return within ${t} s (run_invocation_timeout) on ${w.name} (pid ${w.pid}); the worker was killed and will be replaced`;
-    a.span.setAttributes({ 'mini_batch.outcome': 'timeout', 'error.type': 'RunTimeout' });
-    a.span.setStatus({ code: SpanStatusCode.ERROR, message });
-    a.span.end();
-    w.failedAttempts++;
-    w.attempts++;
     void w.terminate(TIMEOUT_KILL_GRACE_MS, 'killed-timeout');
     if (this.slots[w.slot] === w) this.slots[w.slot] = undefined;
-    this.giveBack(w);
+    w.busyMs += now - since;
+    if (head.length > 1) {
+      this.unknownCulprit(w, all, head, `did not finish within ${t} s (run_invocation_timeout) and was killed`);
+      this.ensureWorkers();
+      return;
+    }
+    const a = head[0]!;
+    const message = `run() did not return within ${t} s (run_invocation_timeout) on ${w.name} (pid ${w.pid}); the worker was killed and will be replaced`;
+    this.attemptEnded(a, performance.timeOrigin + since);
+    const sc = this.attemptSpan(a, performance.timeOrigin + since, performance.timeOrigin + now, { 'mini_batch.outcome': 'timeout', 'error.type': 'RunTimeout' }, { code: SpanStatusCode.ERROR, message });
+    this.step.instruments.record('minibatchDuration', (now - since) / 1000, { outcome: 'timeout' }, sc);
+    w.failedAttempts++;
+    w.attempts++;
+    this.giveBack(all.slice(1));
     this.attemptFailed(a, { category: 'RunTimeout', type: 'RunTimeout', message, worker: w.name, mini_batch_id: a.st.mb.id }, 'RUN_TIMEOUT', []);
     this.ensureWorkers();
   }
 
   private onExit(w: WorkerProcess, code: number | null, signal: NodeJS.Signals | null): void {
     if (this.slots[w.slot] === w) this.slots[w.slot] = undefined;
-    const a = this.takeAttempt(w);
-    this.giveBack(w);
+    const { all, head, since } = this.takeLane(w);
+    this.lanes.delete(w);
     if (w.expectingExit) {
-      if (a) this.abandon(a);
+      for (const a of head) this.abandon(a, since, head.length > 1);
+      this.giveBack(all.slice(head.length));
       return;
     }
     w.endReason ??= 'crashed';
@@ -492,13 +600,17 @@ class Job {
       return;
     }
     this.step.logger.warn(`${w.name} (pid ${w.pid}) ${how}`, { worker: w.name, pid: w.pid, exit_code: code, signal });
-    if (a) {
-      this.lastProgress = performance.now();
-      this.step.instruments.record('minibatchDuration', (performance.now() - a.t0) / 1000, { outcome: 'crash' }, a.span.spanContext());
+    if (head.length > 1) this.unknownCulprit(w, all, head, `${how}${stderr}`);
+    else if (head.length === 1) {
+      const a = head[0]!;
+      this.giveBack(all.slice(1));
+      const now = performance.now();
+      this.lastProgress = now;
       const message = `${w.name} (pid ${w.pid}) ${how} while running ${a.st.mb.id} (attempt ${a.no})${stderr}`;
-      a.span.setAttributes({ 'mini_batch.outcome': 'crash', 'error.type': 'WorkerCrash' });
-      a.span.setStatus({ code: SpanStatusCode.ERROR, message: oneLine(message, 500) });
-      a.span.end();
+      this.attemptEnded(a, performance.timeOrigin + since);
+      const sc = this.attemptSpan(a, performance.timeOrigin + since, performance.timeOrigin + now, { 'mini_batch.outcome': 'crash', 'error.type': 'WorkerCrash' }, { code: SpanStatusCode.ERROR, message: oneLine(message, 500) });
+      this.step.instruments.record('minibatchDuration', (now - since) / 1000, { outcome: 'crash' }, sc);
+      w.busyMs += now - since;
       w.failedAttempts++;
       w.attempts++;
       this.attemptFailed(a, { category: 'WorkerCrash', type: 'WorkerCrash', message, worker: w.name, mini_batch_id: a.st.mb.id }, 'PROCESS_CRASH', []);
@@ -506,26 +618,31 @@ class Job {
     this.ensureWorkers();
   }
 
-  /** An attempt cut short by the end of the job (abort, SIGTERM): neither success nor failure. */
-  private abandon(a: Attempt): void {
-    a.span.setAttributes({ 'mini_batch.outcome': 'aborted' });
-    a.span.setStatus({ code: SpanStatusCode.ERROR, message: 'aborted: the job stopped' });
-    a.span.end();
+  /**
+   * An attempt cut short by the end of the job (abort, SIGTERM): neither success nor failure.
+   * `maybeRan`: one of a chunk whose results the worker held; it may have finished.
+   */
+  private abandon(a: Attempt, since: number, maybeRan = false): void {
+    const start = performance.timeOrigin + since;
+    const now = Date.now();
+    this.attemptEnded(a, start);
+    const message = maybeRan ? 'no result: the job stopped before it reached the runner' : 'not finished: the job stopped';
+    this.attemptSpan(a, start, Math.max(start, now), { 'mini_batch.outcome': 'aborted' }, { code: SpanStatusCode.ERROR, message: `aborted: ${message}` });
     this.processed?.add({
       mini_batch_id: a.st.mb.id,
       times_picked: a.st.attempts,
       worker: a.worker.name,
       pid: a.worker.pid ?? '',
       start_time: a.st.firstStart,
-      end_time: Date.now(),
+      end_time: now,
       total_items: a.st.mb.items,
       succeeded_items: 0,
       failed_items: 0,
-      elapsed_seconds: round3((Date.now() - a.st.firstStart) / 1000),
+      elapsed_seconds: round3((now - a.st.firstStart) / 1000),
       run_method_seconds: 0,
       status: 'ABORTED',
       error_category: this.outcome?.cause?.category ?? '',
-      error_message: 'not finished: the job stopped',
+      error_message: message,
     });
   }
 
@@ -692,7 +809,11 @@ class Job {
     if (this.outcome) return;
     const idle = (performance.now() - this.lastProgress) / 1000;
     if (idle <= this.config.progressUpdateTimeout) return;
-    const running = [...this.current.values()].map((a) => `${a.st.mb.id} on ${a.worker.name} for ${((performance.now() - a.t0) / 1000).toFixed(0)} s`);
+    const running: string[] = [];
+    for (const [w, lane] of this.lanes) {
+      const a = lane.attempts[0];
+      if (a) running.push(`${a.st.mb.id} on ${w.name} for ${((performance.now() - lane.since) / 1000).toFixed(0)} s`);
+    }
     const starting = this.workers.filter((w) => w.alive && w.readyAt === undefined).map((w) => `${w.name} (pid ${w.pid}) still in init() after ${((Date.now() - w.startedAt) / 1000).toFixed(0)} s`);
     this.abort({
       category: 'ProgressTimeout',
@@ -714,12 +835,13 @@ class Job {
       error_category: cause.category,
       ...(cause.stack ? { stack: cause.stack } : {}),
     });
-    for (const w of [...this.current.keys()]) {
-      const a = this.takeAttempt(w);
-      if (a) this.abandon(a);
+    // the attempt each worker runs is abandoned (with the rest of its chunk, whose results the
+    // worker may hold); the chunks it never began are not processed
+    for (const w of [...this.lanes.keys()]) {
+      const { all, head, since } = this.takeLane(w);
+      for (const a of head) this.abandon(a, since, head.length > 1);
+      this.giveBack(all.slice(head.length));
     }
-    // prefetched attempts never began: their mini-batches are not processed
-    for (const w of [...this.queued.keys()]) this.giveBack(w);
     for (const w of this.workers) if (w.alive) void w.terminate(this.graceMs, outcome.status === 'terminated' ? 'terminated' : 'aborted');
     this.finish();
   }
@@ -750,9 +872,10 @@ class Job {
     const workers = [...latest.values()]
       .map((w) => {
         if (!w.alive) return `${w.name} (pid ${w.pid}): ${w.endReason ?? 'exited'}`;
-        const a = this.current.get(w);
-        const q = this.queued.get(w);
-        return `${w.name} (pid ${w.pid}): ${a ? `busy with ${a.st.mb.id} attempt ${a.no} for ${((performance.now() - a.t0) / 1000).toFixed(1)} s${q ? `, ${q.st.mb.id} next` : ''}` : w.readyAt === undefined ? 'starting (init)' : w.state}`;
+        const lane = this.lanes.get(w);
+        const a = lane?.attempts[0];
+        const more = lane ? lane.attempts.length - 1 : 0;
+        return `${w.name} (pid ${w.pid}): ${a ? `busy with ${a.st.mb.id} attempt ${a.no} for ${((performance.now() - lane!.since) / 1000).toFixed(1)} s${more > 0 ? `, ${more} more sent to it` : ''}` : w.readyAt === undefined ? 'starting (init)' : w.state}`;
       })
       .join('\n  ');
     const text = [

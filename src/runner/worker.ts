@@ -1,8 +1,13 @@
 // A worker process of the runner: loads the entry script, calls init() once, then run() for each
-// mini-batch the parent sends, one at a time and in order (the next one may arrive early: see
-// prefetch in run.ts), in the context of the parent's attempt span (so log records and user spans
-// belong to it) and with the mini-batch id on every log record. Its own step (process index N)
-// writes logs.process-N.jsonl and friends into the runner's run folder.
+// mini-batch attempt the parent sends, one at a time and in order (short ones come several to a
+// message, and the next message may arrive early: see chunks in run.ts), in the context of the
+// parent's attempt span (so log records and user spans belong to it) and with the mini-batch id on
+// every log record. Its own step (process index N) writes logs.process-N.jsonl and friends into the
+// runner's run folder.
+//
+// Results go back in batches: at the end of a chunk, after a failed attempt, or once some have
+// been held for HOLD_MS. (A worker that dies holding results loses them: the parent then runs the
+// chunk's mini-batches again one at a time, see run.ts.)
 //
 // The step's default process handling stays on: SIGTERM ends the step and exits 143, an uncaught
 // exception is printed and exits 1 (the parent sees the crash and the stderr), process.exit()
@@ -15,11 +20,15 @@ import { ROOT_CONTEXT, context, trace, type Context } from '@opentelemetry/api';
 import { parseTraceparent } from '../identity.js';
 import { MINI_BATCH_KEY } from '../signals/logs.js';
 import { startStep, type Step } from '../step.js';
-import { serializeError, type ItemFailure, type SerializedError, type ParentMessage, type ResultMessage, type RunMessage, type StartMessage, type WorkerMessage } from './protocol.js';
+import { serializeError, type AttemptResult, type AttemptTask, type ItemFailure, type SerializedError, type ParentMessage, type StartMessage, type WorkerMessage } from './protocol.js';
 import { readTabularRange } from './tabular.js';
 import type { EntryScript, InitContext, RunContext, TabularSource } from './types.js';
 
 const MAX_FAILURES_PER_RESULT = 1000;
+/** Finished results are sent at the latest this long after the first of them was held. */
+const HOLD_MS = 100;
+/** ... or once their output lines reach this size. */
+const HOLD_BYTES = 1 << 20;
 /** This package's compiled (or source) folder: stack frames from here on are the runner's, not the user's. */
 const OWN_DIR = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
 
@@ -53,18 +62,26 @@ process.on('message', (message: ParentMessage) => {
     case 'start':
       void onStart(message);
       break;
-    case 'run':
-      // one mini-batch at a time, in the order sent: the parent may send the next one early
-      queue.push(message);
+    case 'run': {
+      // one attempt at a time, in the order sent: the parent may send the next chunk early
+      const n = message.attempts.length;
+      for (let i = 0; i < n; i++) queue.push({ task: message.attempts[i]!, last: i === n - 1 });
       if (!running) void drain();
       break;
+    }
     case 'stop':
       void stop(0);
       break;
   }
 });
 
-const queue: RunMessage[] = [];
+/** An attempt waiting to run; `last`: the last of the chunk it came in. */
+interface Queued {
+  readonly task: AttemptTask;
+  readonly last: boolean;
+}
+
+const queue: Queued[] = [];
 let running = false;
 
 async function drain(): Promise<void> {
@@ -88,6 +105,7 @@ let stopping = false;
 async function stop(code: number): Promise<void> {
   if (stopping) return;
   stopping = true;
+  flushResults();
   try {
     await step?.end();
   } finally {
@@ -168,7 +186,11 @@ function reasonText(reason: unknown): string {
 
 /** One mini-batch attempt: its items, the context run() gets, and the failures found so far. */
 interface Attempt {
-  readonly message: RunMessage;
+  readonly message: AttemptTask;
+  /** The last attempt of its chunk: the results held so far go back after it. */
+  readonly last: boolean;
+  /** performance.now() when the attempt began (before its rows were read). */
+  readonly start: number;
   items: unknown[];
   /** What each item of `items` is called in the report: a path or `file:line`. */
   names: string[];
@@ -177,6 +199,7 @@ interface Attempt {
   readonly ctx: RunContext;
   /** The attempt span's context with the mini-batch id: log records and user spans belong to it. */
   readonly context: Context;
+  /** performance.now() when run() was called; 0 until then. */
   t0: number;
 }
 
@@ -186,8 +209,8 @@ interface Attempt {
  * next queued mini-batch can start in the same turn. Returns a promise only while the attempt is
  * still running.
  */
-function onRun(message: RunMessage): Promise<void> | undefined {
-  const a = prepare(message);
+function onRun(q: Queued): Promise<void> | undefined {
+  const a = prepare(q);
   if (a.items.length === 0) {
     finish(a, NOT_RUN);
     return undefined;
@@ -209,7 +232,9 @@ function onRun(message: RunMessage): Promise<void> | undefined {
   return undefined;
 }
 
-function prepare(message: RunMessage): Attempt {
+function prepare(q: Queued): Attempt {
+  const began = performance.now();
+  const message = q.task;
   const task = message.task;
   const failures: ItemFailure[] = [];
   let items: unknown[];
@@ -244,7 +269,7 @@ function prepare(message: RunMessage): Attempt {
   ctx.mini_batch_id = message.id;
   ctx.attempt = message.attempt;
   ctx.source = source;
-  const a: Attempt = { message, items, names, failures, userFailures, ctx, context: attemptContext(message.traceparent).setValue(MINI_BATCH_KEY, message.id), t0: 0 };
+  const a: Attempt = { message, last: q.last, start: began, items, names, failures, userFailures, ctx, context: attemptContext(message.traceparent).setValue(MINI_BATCH_KEY, message.id), t0: 0 };
   ctx.failItem = (item: unknown, reason: unknown): void => {
     let name: string;
     if (typeof item === 'number' && Number.isInteger(item) && item >= 0 && item < a.names.length) name = a.names[item]!;
@@ -290,15 +315,17 @@ async function recover(a: Attempt, error: unknown): Promise<void> {
 
 function sendError(a: Attempt, error: unknown): void {
   const m = a.message;
-  send({ type: 'result', id: m.id, attempt: m.attempt, ok: false, ran: true, succeeded: 0, returned: 0, runMs: performance.now() - a.t0, error: userError(error), failures: a.failures.length > 0 ? a.failures : undefined });
+  const end = performance.now();
+  report(a, { id: m.id, attempt: m.attempt, ok: false, ran: true, succeeded: 0, returned: 0, start: epoch(a.start), end: epoch(end), runMs: end - a.t0, error: userError(error), failures: a.failures.length > 0 ? a.failures : undefined });
 }
 
-/** Send the result of what run() returned (or NOT_RUN: no item could be read). */
+/** Report the result of what run() returned (or NOT_RUN: no item could be read). */
 function finish(a: Attempt, returned: unknown): void {
   const m = a.message;
-  const runMs = a.t0 > 0 ? performance.now() - a.t0 : 0;
+  const end = performance.now();
+  const runMs = a.t0 > 0 ? end - a.t0 : 0;
   if (returned === NOT_RUN) {
-    send({ type: 'result', id: m.id, attempt: m.attempt, ok: true, ran: false, succeeded: 0, returned: 0, failures: a.failures.slice(0, MAX_FAILURES_PER_RESULT), runMs });
+    report(a, { id: m.id, attempt: m.attempt, ok: true, ran: false, succeeded: 0, returned: 0, failures: a.failures.slice(0, MAX_FAILURES_PER_RESULT), start: epoch(a.start), end: epoch(end), runMs });
     return;
   }
   const rows = toArray(returned);
@@ -313,7 +340,34 @@ function finish(a: Attempt, returned: unknown): void {
     for (const row of rows) lines += `${toLine(row)}\n`;
   }
   const all = a.userFailures.length > 0 ? a.failures.concat(a.userFailures) : a.failures;
-  send({ type: 'result', id: m.id, attempt: m.attempt, ok: true, ran: true, succeeded, returned: rows.length, lines, failures: all.length > 0 ? all.slice(0, MAX_FAILURES_PER_RESULT) : undefined, runMs });
+  report(a, { id: m.id, attempt: m.attempt, ok: true, ran: true, succeeded, returned: rows.length, lines, failures: all.length > 0 ? all.slice(0, MAX_FAILURES_PER_RESULT) : undefined, start: epoch(a.start), end: epoch(end), runMs });
+}
+
+/** Results finished and not sent yet, oldest first. */
+const held: AttemptResult[] = [];
+let heldSince = 0;
+let heldBytes = 0;
+
+/**
+ * Hold the result, or send it with those held before it: at the end of a chunk, when nothing else
+ * is queued, after a failure (the parent retries it), or when the oldest has waited HOLD_MS.
+ */
+function report(a: Attempt, result: AttemptResult): void {
+  if (held.length === 0) heldSince = performance.now();
+  held.push(result);
+  if (result.lines !== undefined) heldBytes += result.lines.length;
+  if (a.last || queue.length === 0 || !result.ok || heldBytes >= HOLD_BYTES || performance.now() - heldSince >= HOLD_MS) flushResults();
+}
+
+function flushResults(): void {
+  if (held.length === 0) return;
+  send({ type: 'results', results: held.splice(0) });
+  heldBytes = 0;
+}
+
+/** performance.now() as epoch ms (with a fraction), comparable across processes. */
+function epoch(now: number): number {
+  return performance.timeOrigin + now;
 }
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {
