@@ -1,5 +1,5 @@
 // The runner's pure parts: configuration (names, defaults, precedence, clear errors), sizes, globs,
-// and the tabular scanner and parser (which must agree on what a record is).
+// the tabular scanner and parser (which must agree on what a record is), and chunk sizes and lanes.
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -9,6 +9,7 @@ import { RunnerConfigError, globToRegExp, parseSize, resolveRunConfig } from '..
 import { parseParallelRunArgs } from '../src/runner/cli.js';
 import { cutTabularFile, listInputFiles } from '../src/runner/partition.js';
 import { parseDelimited, readTabularRange } from '../src/runner/tabular.js';
+import { CHUNK_BELOW_MS, CHUNK_TARGET_MS, HOLD_MS, Lane, MAX_CHUNK, chunkSize } from '../src/runner/lane.js';
 
 function issues(fn: () => unknown): string[] {
   try {
@@ -168,5 +169,43 @@ describe('tabular scanner and parser', () => {
       [2, 4, 1],
     ]);
     expect(jb.flatMap((b) => readTabularRange(jl, 'jsonl', b.start, b.end, b.firstLine, undefined).map((r) => r.row))).toEqual([{ a: 1 }, { a: 2 }, { a: 3 }]);
+  });
+});
+
+describe('chunks and lanes', () => {
+  it('sends long or unmeasured mini-batches alone, short ones about CHUNK_TARGET_MS at a time, and shrinks chunks towards the end', () => {
+    expect(chunkSize(undefined, 1000, 2)).toBe(1);
+    expect(chunkSize(CHUNK_BELOW_MS, 1000, 2)).toBe(1);
+    expect(chunkSize(10, 1000, 2)).toBe(CHUNK_TARGET_MS / 10);
+    expect(chunkSize(CHUNK_TARGET_MS / 3, 1000, 2)).toBe(3);
+    expect(chunkSize(0, 100_000, 2)).toBe(MAX_CHUNK);
+    // at most half a fair share of what is left: 20 left on 2 workers, 5 each
+    expect(chunkSize(1, 20, 2)).toBe(5);
+    expect(chunkSize(1, 3, 2)).toBe(1);
+    expect(chunkSize(1, 0, 2)).toBe(1);
+  });
+
+  it('reports attempts in order, knows the chunk that may be running, and ignores answers to attempts given up', () => {
+    const lane = new Lane<{ id: string; no: number; last: boolean }>();
+    lane.add([{ id: 'a', no: 1, last: false }, { id: 'b', no: 1, last: false }, { id: 'c', no: 1, last: true }], 100);
+    lane.add([{ id: 'd', no: 2, last: false }, { id: 'e', no: 1, last: true }], 150);
+    expect([lane.busy, lane.chunks, lane.since]).toEqual([true, 2, 100]);
+    expect(lane.head().map((a) => a.id)).toEqual(['a', 'b', 'c']);
+    // the attempt running may have begun later than the first: its deadline waits for that
+    expect(lane.deadlineSlack()).toBe(HOLD_MS + CHUNK_BELOW_MS);
+    expect(lane.shift('b', 1)).toBeUndefined();
+    expect(lane.shift('a', 2)).toBeUndefined();
+    expect(lane.shift('a', 1)?.id).toBe('a');
+    lane.reported(120);
+    expect([lane.since, lane.chunks]).toEqual([120, 2]);
+    expect(lane.head().map((a) => a.id)).toEqual(['b', 'c']);
+    lane.shift('b', 1);
+    lane.shift('c', 1);
+    expect(lane.chunks).toBe(1);
+    expect(lane.head().map((a) => a.id)).toEqual(['d', 'e']);
+    lane.shift('d', 2);
+    expect([lane.head().map((a) => a.id), lane.deadlineSlack()]).toEqual([['e'], 0]);
+    expect(lane.clear().map((a) => a.id)).toEqual(['e']);
+    expect([lane.busy, lane.chunks, lane.head()]).toEqual([false, 0, []]);
   });
 });

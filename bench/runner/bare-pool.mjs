@@ -2,15 +2,15 @@
 // same IPC, and nothing else: no spans, metrics, reports or retries. With PREFETCH 1 each worker
 // is sent its next task while it runs the current one, as the runner does for short mini-batches;
 // with 0 a worker gets a task when it is idle, as piscina and tinypool do. Prints {"wallMs": ...}.
-//   node bare-pool.mjs FILES_DIR PROCESSES BUSY_MS PREFETCH
+//   node bare-pool.mjs FILES_DIR PROCESSES BUSY_ITERATIONS PREFETCH
 import { fork } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 
-const [dir, processes = '1', busy = '0', prefetch = '0'] = process.argv.slice(2);
+const [dir, processes = '1', iterations = '0', prefetch = '0'] = process.argv.slice(2);
 const files = fs.readdirSync(dir).sort().map((f) => path.join(dir, f));
 const workers = Array.from({ length: Number(processes) }, () =>
-  fork(new URL('./bare-worker.mjs', import.meta.url), [busy], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }),
+  fork(new URL('./bare-worker.mjs', import.meta.url), [iterations], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }),
 );
 await Promise.all(workers.map((w) => new Promise((resolve) => w.once('message', resolve))));
 let next = 0;

@@ -1,12 +1,14 @@
 // Benchmark of the mini-batch runner's own cost (`npm run build` first). In one go:
 //   bare pool   forked workers, the same one-file tasks over the same IPC, nothing else (the
 //               baseline): a task is sent to an idle worker, as piscina and tinypool do
-//   bare pool, prefetch   the same, but each worker is sent its next task while it runs one, as
-//               the runner does for short mini-batches: what is left is the runner's telemetry
+//   bare pool, prefetch   the same, but each worker is sent its next task while it runs one
 //   runner      `step-telemetry parallel-run` over the same files, mini_batch_size 1, summary_only
-// Wall time with a no-op run() and a 10 ms run(), 1 and 2 worker processes (the runner's time runs
-// from its first mini-batch span's start to its last one's end, so worker start-up and init() are
-// out, as in the baselines; sides alternate, medians kept). The overhead per mini-batch is the
+//               (short mini-batches go out in chunks, their results come back together)
+// Wall time with a no-op run() and a run() of 10 ms of CPU work (busy.mjs: a fixed number of
+// iterations, calibrated here once and the same on both sides, so time lost to other processes on
+// the core counts), 1 and 2 worker processes (the runner's time runs from its first mini-batch
+// span's start to its last one's end, so worker start-up and init() are out, as in the baselines;
+// sides alternate, several rounds, medians kept). The overhead per mini-batch is the
 // extra time a worker spends per mini-batch: the difference in wall time × workers ÷ mini-batches.
 // Then the CPU per mini-batch of all processes together (from /proc: cutime + cstime of reaped
 // children, start-up removed by subtracting a run of a tenth of the mini-batches), which a busy
@@ -17,6 +19,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { calibrate } from './busy.mjs';
 
 const here = (f) => fileURLToPath(new URL(f, import.meta.url));
 const cli = here('../../dist/cli.js');
@@ -55,15 +58,15 @@ function cpuOf(fn) {
   return before === undefined || after === undefined ? undefined : after - before;
 }
 
-function bare(dir, processes, busyMs, prefetch = false) {
-  return JSON.parse(execFileSync(process.execPath, [here('./bare-pool.mjs'), dir, String(processes), String(busyMs), prefetch ? '1' : '0'], { env, encoding: 'utf8' })).wallMs;
+function bare(dir, processes, iterations, prefetch = false) {
+  return JSON.parse(execFileSync(process.execPath, [here('./bare-pool.mjs'), dir, String(processes), String(iterations), prefetch ? '1' : '0'], { env, encoding: 'utf8' })).wallMs;
 }
 
-function runner(dir, processes, busyMs, tag) {
+function runner(dir, processes, iterations, tag) {
   const telemetry = path.join(tmp, `t-${tag}`);
   execFileSync(
     process.execPath,
-    [cli, 'parallel-run', '--entry-script', here('./noop-entry.mjs'), '--input', dir, '--mini-batch-size', '1', '--process-count-per-node', String(processes), '--output-action', 'summary_only', '--progress-interval', '3600', '--', '--busy-ms', String(busyMs)],
+    [cli, 'parallel-run', '--entry-script', here('./noop-entry.mjs'), '--input', dir, '--mini-batch-size', '1', '--process-count-per-node', String(processes), '--output-action', 'summary_only', '--progress-interval', '3600', '--', '--busy-iterations', String(iterations)],
     { env: { ...env, STEP_TELEMETRY_DIR: telemetry, STEP_TELEMETRY_PIPELINE_RUN_ID: tag }, stdio: ['ignore', 'ignore', 'inherit'] },
   );
   const spansFile = path.join(telemetry, tag, 'parallel-run', 'spans.jsonl');
@@ -91,13 +94,15 @@ try {
   const busyCount = Math.max(100, Math.min(400, Math.round(n / 10)));
   const busyDir = path.join(tmp, 'busy');
   makeFiles(busyDir, busyCount);
+  const tenMs = calibrate(10);
   for (const [label, dir, count, busy] of [
     ['no-op run()', noopDir, n, 0],
-    ['10 ms run()', busyDir, busyCount, 10],
+    ['10 ms run()', busyDir, busyCount, tenMs],
   ]) {
     for (const p of [1, 2]) {
-      // alternate the two sides, a few rounds, and keep the medians: the machine's noise hits both
-      const rounds = p === 1 ? 3 : 2;
+      // alternate the sides, several rounds, and keep the medians: the machine's noise hits both
+      // (2 workers on 2 cores with 10 ms of work is the noisiest case: more rounds)
+      const rounds = busy > 0 && p === 2 ? 6 : p === 1 ? 3 : 2;
       const base = [];
       const early = [];
       const run = [];

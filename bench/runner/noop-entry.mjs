@@ -1,13 +1,15 @@
-// The benchmark's entry script: run() returns its mini-batch, after `--busy-ms N` of CPU work.
-let busyMs = 0;
+// The benchmark's entry script: run() returns its mini-batch, after `--busy-iterations N` of CPU
+// work (see busy.mjs).
+import { spin } from './busy.mjs';
+
+let iterations = 0;
+let sink = 0;
 export function init(context) {
-  const i = context.args.indexOf('--busy-ms');
-  busyMs = i >= 0 ? Number(context.args[i + 1]) : 0;
+  const i = context.args.indexOf('--busy-iterations');
+  iterations = i >= 0 ? Number(context.args[i + 1]) : 0;
 }
 export function run(miniBatch) {
-  if (busyMs > 0) {
-    const end = performance.now() + busyMs;
-    while (performance.now() < end);
-  }
+  if (iterations > 0) sink ^= spin(iterations);
+  if (sink === 0.5) throw new Error('unreachable');
   return miniBatch;
 }

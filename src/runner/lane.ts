@@ -5,7 +5,9 @@
 /** A worker whose recent attempts took less than this gets short mini-batches in chunks, and its next chunk in advance. */
 export const CHUNK_BELOW_MS = 250;
 /** A chunk of short mini-batches lasts about this long on its worker. */
-export const CHUNK_TARGET_MS = 50;
+export const CHUNK_TARGET_MS = 200;
+/** A worker sends the results it holds at the latest once the first has waited this long (see worker.ts). */
+export const HOLD_MS = 250;
 /** At most this many mini-batches in one chunk. */
 export const MAX_CHUNK = 64;
 
@@ -68,6 +70,15 @@ export class Lane<A extends LaneAttempt> {
   head(): A[] {
     const end = this.attempts.findIndex((a) => a.last);
     return this.attempts.slice(0, end < 0 ? this.attempts.length : end + 1);
+  }
+
+  /**
+   * When the chunk at the head has several attempts, the one running may have begun after `since`:
+   * the attempts before it finished and their results are held, for at most HOLD_MS after the
+   * first of them (itself short). The deadline waits that much more, so no attempt is cut short.
+   */
+  deadlineSlack(): number {
+    return this.attempts.length > 1 && !this.attempts[0]!.last ? HOLD_MS + CHUNK_BELOW_MS : 0;
   }
 
   /** All attempts, taken off the lane. */

@@ -121,7 +121,8 @@ class Job {
   private timeouts = 0;
   private restarts = 0;
   private lastFinish = 0;
-  private lastFinishRecorded = 0;
+  /** What recordCounts() last gave the instruments. */
+  private recorded = { mbSucceeded: 0, mbFailed: 0, itemsSucceeded: 0, itemsFailed: 0, lastFinish: 0 };
   private budgetRecorded = 0;
 
   constructor(
@@ -208,7 +209,7 @@ class Job {
     }
     await this.settled;
     for (const t of this.timers) clearInterval(t);
-    if (this.lastFinish > 0) this.step.instruments.record('progressTimestamp', this.lastFinish / 1000);
+    this.recordCounts();
     // the end: stop the workers that are still there, within the bound
     await Promise.all(this.workers.filter((w) => w.alive).map((w) => (this.outcome ? w.terminate(this.graceMs, 'aborted') : w.stop(this.graceMs, 'stopped'))));
     return this.outcome ?? { status: 'succeeded', exitCode: 0 };
@@ -422,15 +423,26 @@ class Job {
     this.giveBack(all);
   }
 
+  /**
+   * The mini-batch and item counters and the progress gauge go to the instruments once per tick
+   * and at the end, not per mini-batch: a scrape or an export sees them at most one tick late.
+   */
+  private recordCounts(): void {
+    const ins = this.step.instruments;
+    const r = this.recorded;
+    if (this.mbSucceeded > r.mbSucceeded) ins.record('minibatches', this.mbSucceeded - r.mbSucceeded, { outcome: 'success' });
+    if (this.mbFailed > r.mbFailed) ins.record('minibatches', this.mbFailed - r.mbFailed, { outcome: 'failure' });
+    if (this.itemsSucceeded > r.itemsSucceeded) ins.record('items', this.itemsSucceeded - r.itemsSucceeded, { outcome: 'success' });
+    if (this.itemsFailed > r.itemsFailed) ins.record('items', this.itemsFailed - r.itemsFailed, { outcome: 'failure' });
+    if (this.lastFinish !== r.lastFinish && this.lastFinish > 0) ins.record('progressTimestamp', this.lastFinish / 1000);
+    this.recorded = { mbSucceeded: this.mbSucceeded, mbFailed: this.mbFailed, itemsSucceeded: this.itemsSucceeded, itemsFailed: this.itemsFailed, lastFinish: this.lastFinish };
+  }
+
   private tick(): void {
-    // the progress gauge is set here, not per mini-batch: a scrape or an export sees it at most one tick late
-    if (this.lastFinish !== this.lastFinishRecorded) {
-      this.lastFinishRecorded = this.lastFinish;
-      this.step.instruments.record('progressTimestamp', this.lastFinish / 1000);
-    }
+    this.recordCounts();
     const now = performance.now();
     const limit = this.config.runInvocationTimeout * 1000;
-    for (const [w, lane] of this.lanes) if (lane.busy && now - lane.since >= limit) this.onTimeout(w);
+    for (const [w, lane] of this.lanes) if (lane.busy && now - lane.since >= limit + lane.deadlineSlack()) this.onTimeout(w);
     this.watchdog();
   }
 
@@ -685,7 +697,6 @@ class Job {
     error: ParallelRunErrorInfo | undefined,
     info: { attempts: number; start: number; worker: WorkerProcess | undefined; runMs: number; returned?: number },
   ): void {
-    const ins = this.step.instruments;
     const { id, items } = mb;
     const failed = items - succeeded;
     const ok = status === 'RUN_DONE';
@@ -694,9 +705,6 @@ class Job {
     else this.mbFailed++;
     this.itemsSucceeded += succeeded;
     this.itemsFailed += failed;
-    ins.record('minibatches', 1, { outcome: ok ? 'success' : 'failure' });
-    if (succeeded > 0) ins.record('items', succeeded, { outcome: 'success' });
-    if (failed > 0) ins.record('items', failed, { outcome: 'failure' });
     this.lastFinish = Date.now();
 
     // which items failed, and why: those listed one by one, then the rest under one reason

@@ -21,13 +21,12 @@ import { parseTraceparent } from '../identity.js';
 import { MINI_BATCH_KEY } from '../signals/logs.js';
 import { startStep, type Step } from '../step.js';
 import { serializeError, type AttemptResult, type AttemptTask, type ItemFailure, type SerializedError, type ParentMessage, type StartMessage, type WorkerMessage } from './protocol.js';
+import { HOLD_MS } from './lane.js';
 import { readTabularRange } from './tabular.js';
 import type { EntryScript, InitContext, RunContext, TabularSource } from './types.js';
 
 const MAX_FAILURES_PER_RESULT = 1000;
-/** Finished results are sent at the latest this long after the first of them was held. */
-const HOLD_MS = 100;
-/** ... or once their output lines reach this size. */
+/** Held results are sent once their output lines reach this size (or after HOLD_MS, see lane.ts). */
 const HOLD_BYTES = 1 << 20;
 /** This package's compiled (or source) folder: stack frames from here on are the runner's, not the user's. */
 const OWN_DIR = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
