@@ -76,7 +76,7 @@ export class WorkerProcess {
   itemsSucceeded = 0;
   itemsFailed = 0;
   busyMs = 0;
-  /** Moving average of this worker's attempt durations, ms (the runner's prefetch decision). */
+  /** Moving average of this worker's attempt durations as it measured them, ms (the runner's chunk size). */
   recentAttemptMs: number | undefined;
   private consoleFd: number | undefined;
   private readonly exited: Promise<void>;
