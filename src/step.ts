@@ -35,7 +35,7 @@ import { PENDING_METRICS_LIMIT, processState, type ActiveStep } from './process-
 import { collectRuntimeInfo } from './runtime-info.js';
 import { CatalogInstruments, MetricRecorder } from './signals/metrics.js';
 import { LogPipeline, bindLogger, processLogger, unbindLogger, withMiniBatch } from './signals/logs.js';
-import { createTracerProvider, recordError, type PipelineTraceIdGenerator } from './signals/traces.js';
+import { TRACER_NAME, createTracerProvider, recordError, type FinishedSpan, type FinishedSpans, type PipelineTraceIdGenerator } from './signals/traces.js';
 import { createAzureExporters } from './sinks/azure.js';
 import type { BackendExporters } from './sinks/backend.js';
 import { ExporterAgents, guardExporter, type ExportHealth } from './sinks/export-health.js';
@@ -94,11 +94,12 @@ export class Step implements ActiveStep {
     private readonly staticInfo: Record<string, unknown>,
     rootSpanKind: StepOptions['rootSpanKind'],
     private readonly spanIds: PipelineTraceIdGenerator,
+    private readonly finishedSpans: FinishedSpans,
   ) {
     this.identity = identity;
     const dims = identityDimensions(identity);
     const mdims = metricDimensions(identity);
-    this.tracer = tracerProvider.getTracer('step-telemetry');
+    this.tracer = tracerProvider.getTracer(TRACER_NAME);
     const traceparent = parseTraceparent(process.env.TRACEPARENT);
     const parent = traceparent ? trace.setSpanContext(ROOT_CONTEXT, traceparent) : ROOT_CONTEXT;
     this.rootSpan = this.tracer.startSpan(identity.stepName, { kind: rootSpanKind === 'internal' ? SpanKind.INTERNAL : SpanKind.SERVER, attributes: { ...dims, 'step.kind': 'step' } }, parent);
@@ -201,17 +202,19 @@ export class Step implements ActiveStep {
   }
 
   /**
-   * A span id for a span started later with `startSpanWithId()`: hand a child process its trace
-   * context first, create the span after.
+   * A span id for a span recorded later with `recordSpan()`: hand a child process its trace
+   * context first, record the span when it is over.
    */
   newSpanId(): string {
     return this.spanIds.newSpanId();
   }
 
-  /** Start a span (as `tracer.startSpan`) whose span id was drawn with `newSpanId()`. */
-  startSpanWithId(spanId: string, name: string, options: SpanOptions & { startTime?: number }, parent: Context): Span {
-    this.spanIds.useNext(spanId);
-    return this.tracer.startSpan(name, options, parent);
+  /**
+   * Record a span that is already over (its id drawn with `newSpanId()`), straight to the exporters
+   * and spans.jsonl: for a span known whole only at its end, at a fraction of a live span's cost.
+   */
+  recordSpan(span: FinishedSpan): void {
+    this.finishedSpans.record(span);
   }
 
   /** Run `fn` with a mini-batch id in context: every log record inside carries `mini_batch_id`. */
@@ -446,7 +449,7 @@ function createStep(options: StepOptions): Step {
 
   ensureContextManager();
   const resource = resourceFromAttributes(resourceAttributes(identity, env, options.resourceAttributes));
-  const { provider: tracerProvider, ids: spanIds } = createTracerProvider({
+  const { provider: tracerProvider, ids: spanIds, finished: finishedSpans } = createTracerProvider({
     resource,
     traceId: traceIdForPipelineRun(identity.pipelineRunId),
     local,
@@ -504,7 +507,7 @@ function createStep(options: StepOptions): Step {
     backends: healths.map((h) => ({ backend: h.backend, signal: h.signal, target: h.target })),
     local: local ? { folder: local.folder } : undefined,
   };
-  const step = new Step(config, identity, diagnostics, local, tracerProvider, meterProvider, loggerProvider, healths, agents, registeredGlobals, staticInfo, options.rootSpanKind, spanIds);
+  const step = new Step(config, identity, diagnostics, local, tracerProvider, meterProvider, loggerProvider, healths, agents, registeredGlobals, staticInfo, options.rootSpanKind, spanIds, finishedSpans);
   created = step;
   step.prometheusExport = prometheusExport;
   staticInfo.trace_id = step.rootSpan.spanContext().traceId;

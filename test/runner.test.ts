@@ -6,6 +6,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { useTempDir } from './helpers/run-step.js';
 import { startOtlpReceiver } from './helpers/otlp-receiver.js';
+import { startAppInsightsReceiver } from './helpers/appinsights-receiver.js';
 import { BEHAVE, FIXTURES, makeFiles, outputRows, readAllJsonl, readCsv, readJson, readJsonl, runFolder, runRunner } from './fixtures/runner/harness.js';
 
 describe('parallel-run over files', () => {
@@ -305,6 +306,42 @@ describe('parallel-run telemetry through OTLP', () => {
       expect(retryLogs.every((l) => typeof l.attributes.mini_batch_id === 'string')).toBe(true);
     } finally {
       await receiver.close();
+    }
+  });
+
+  it('files every mini-batch attempt under Application Insights requests, with success, duration and the step as parent', async () => {
+    const dir = await useTempDir('runner-ai-');
+    makeFiles(path.join(dir, 'in'), 40);
+    const ai = await startAppInsightsReceiver();
+    try {
+      // short mini-batches go out in chunks; the first attempt of mb-00003 throws
+      const r = await runRunner(['--entry-script', BEHAVE, '--input', 'in', '--output', 'out', '--mini-batch-size', '1', '--step-name', 'score', '--', '--throw-first', 'f003'], {
+        cwd: dir,
+        env: { ...ai.childEnv(), STEP_TELEMETRY_PIPELINE_NAME: 'demo' },
+      });
+      expect(r.code, r.stderr).toBe(0);
+      const step = ai.requests().find((e) => e.data.baseData.name === 'score');
+      expect(step).toBeDefined();
+      const attempts = ai.requests().filter((e) => e.data.baseData.name === 'mini-batch');
+      expect(attempts).toHaveLength(41);
+      const spans = readAllJsonl(runFolder(path.join(dir, 'telemetry'), 'score'), 'spans').filter((s) => s.name === 'mini-batch');
+      expect(spans.some((s) => (s.attributes['mini_batch.chunk'] as number) > 1)).toBe(true);
+      for (const a of attempts) {
+        expect(a.tags['ai.operation.id']).toBe(step!.tags['ai.operation.id']);
+        expect(a.tags['ai.operation.parentId']).toBe(step!.data.baseData.id);
+        expect(a.data.baseData.duration).toMatch(/^\d\d:\d\d:\d\d\.\d+$/);
+        expect(a.data.baseData.properties).toMatchObject({ 'worker.id': expect.stringMatching(/^worker-\d$/), step_name: 'score' });
+        // the same span, with the same id, in spans.jsonl
+        const local = spans.find((s) => s.span_id === a.data.baseData.id);
+        expect(local?.attributes['mini_batch.id']).toBe(a.data.baseData.properties['mini_batch.id']);
+      }
+      const failed = attempts.filter((a) => a.data.baseData.success === false);
+      expect(failed.map((a) => [a.data.baseData.properties['mini_batch.id'], a.data.baseData.properties['mini_batch.attempt']])).toEqual([['mb-00003', '1']]);
+      // its exception, with the worker's stack, under exceptions, in the attempt's operation
+      const exception = ai.exceptions().find((e) => e.tags['ai.operation.parentId'] === failed[0]!.data.baseData.id);
+      expect(JSON.stringify(exception?.data.baseData)).toMatch(/transient failure on attempt 1[\s\S]*behave\.mjs/);
+    } finally {
+      await ai.close();
     }
   });
 });

@@ -5,7 +5,7 @@
 // mini-batch is a handful of array and map writes, one span and one histogram sample.
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Attributes, type Context, type Exception, type SpanContext, type SpanStatus } from '@opentelemetry/api';
+import { SpanKind, SpanStatusCode, TraceFlags, type Attributes, type SpanContext, type SpanStatus } from '@opentelemetry/api';
 import { startStep, type Step } from '../step.js';
 import { RunnerConfigError, resolveRunConfig, type ResolvedRunConfig } from './config.js';
 import { Lane, CHUNK_BELOW_MS, chunkSize, type LaneAttempt } from './lane.js';
@@ -13,7 +13,7 @@ import { AppendRowOutput } from './output.js';
 import { partition as cutInput, type MiniBatch, type Partition } from './partition.js';
 import { WorkerProcess, type WorkerHandlers } from './pool.js';
 import { ProgressPrinter, formatDuration, progressLine, rateAndEta, type ProgressMode, type ProgressSnapshot } from './progress.js';
-import type { AttemptResult, AttemptTask, ItemFailure, ResultsMessage, WorkerMessage } from './protocol.js';
+import type { AttemptResult, AttemptTask, ItemFailure, ResultsMessage, SerializedError, WorkerMessage } from './protocol.js';
 import {
   ErrorLedger,
   FILES,
@@ -106,7 +106,7 @@ class Job {
   private readonly debug: boolean;
   private readonly workerEnv: NodeJS.ProcessEnv;
   private readonly graceMs: number;
-  private readonly stepContext: Context;
+  private readonly stepSpanContext: SpanContext;
   /** `00-<trace id>-` and `-<flags>` of the step's trace: a traceparent is these around a span id. */
   private readonly traceparentPrefix: string;
   private readonly traceparentFlags: string;
@@ -137,8 +137,8 @@ class Job {
     this.slots = new Array<WorkerProcess | undefined>(config.processCountPerNode).fill(undefined);
     this.slotUsed = new Array<boolean>(config.processCountPerNode).fill(false);
     this.debug = step.logger.isDebugEnabled();
-    this.stepContext = trace.setSpan(ROOT_CONTEXT, step.rootSpan);
     const sc = step.rootSpan.spanContext();
+    this.stepSpanContext = sc;
     this.traceparentPrefix = `00-${sc.traceId}-`;
     this.traceparentFlags = `-0${sc.traceFlags & 1}`;
     const id = step.identity;
@@ -519,7 +519,7 @@ class Job {
         end,
         { 'mini_batch.run_ms': runMs, 'mini_batch.outcome': 'error', 'error.type': e.type },
         { code: SpanStatusCode.ERROR, message: `${e.type}: ${e.message}` },
-        { name: e.type, message: e.message, stack: e.stack },
+        e,
       );
       this.step.instruments.record('minibatchDuration', seconds, { outcome: 'error' }, sc);
       w.failedAttempts++;
@@ -536,33 +536,25 @@ class Job {
     } else if (a.st.firstStart === 0) a.st.firstStart = start;
   }
 
-  /** The attempt's span, made when its outcome is known, from its start and end (epoch ms); returns its context (an exemplar). */
-  private attemptSpan(a: Attempt, start: number, end: number, attributes: Attributes, status: SpanStatus, exception?: Exception): SpanContext {
+  /**
+   * The attempt's span, recorded when its outcome is known, from its start and end (epoch ms);
+   * returns its context (an exemplar).
+   */
+  private attemptSpan(a: Attempt, start: number, end: number, attributes: Attributes, status: SpanStatus, exception?: SerializedError): SpanContext {
     const mb = a.st.mb;
     const w = a.worker;
-    const span = this.step.startSpanWithId(
-      a.spanId,
-      'mini-batch',
-      {
-        kind: SpanKind.CONSUMER,
-        startTime: start,
-        attributes: {
-          'mini_batch.id': mb.id,
-          'mini_batch.items': mb.items,
-          'mini_batch.attempt': a.no,
-          'mini_batch.prefetched': a.prefetched,
-          'mini_batch.chunk': a.chunk,
-          'worker.id': w.name,
-          'worker.pid': w.pid ?? -1,
-          ...attributes,
-        },
-      },
-      this.stepContext,
-    );
-    if (exception) span.recordException(exception, end);
-    span.setStatus(status);
-    span.end(end);
-    return span.spanContext();
+    const attrs: Attributes = {
+      'mini_batch.id': mb.id,
+      'mini_batch.items': mb.items,
+      'mini_batch.attempt': a.no,
+      'mini_batch.prefetched': a.prefetched,
+      'mini_batch.chunk': a.chunk,
+      'worker.id': w.name,
+      'worker.pid': w.pid ?? -1,
+    };
+    for (const k in attributes) attrs[k] = attributes[k];
+    this.step.recordSpan({ name: 'mini-batch', kind: SpanKind.CONSUMER, spanId: a.spanId, parent: this.stepSpanContext, startTime: start, endTime: end, attributes: attrs, status, exception });
+    return { traceId: this.stepSpanContext.traceId, spanId: a.spanId, traceFlags: TraceFlags.SAMPLED };
   }
 
   /** The attempt running on `w` is past run_invocation_timeout: the worker is killed, the attempt failed. */

@@ -1,9 +1,11 @@
 // Traces: one tracer provider per step. Every finished span goes to spans.jsonl; each backend gets
 // a batch processor over its guarded exporter. Root spans take the pipeline run's trace id, so all
-// steps of one pipeline run land in one trace even when no TRACEPARENT is passed.
+// steps of one pipeline run land in one trace even when no TRACEPARENT is passed. Spans known only
+// once they are over (the runner's mini-batch attempts) skip the SDK's live span: FinishedSpans
+// hands them to the same processors as finished records.
 import { randomBytes } from 'node:crypto';
-import { SpanKind, SpanStatusCode, type Attributes, type Context } from '@opentelemetry/api';
-import { hrTimeToMilliseconds } from '@opentelemetry/core';
+import { SpanKind, SpanStatusCode, TraceFlags, type Attributes, type Context, type SpanContext, type SpanStatus } from '@opentelemetry/api';
+import { hrTimeDuration, hrTimeToMilliseconds, millisToHrTime } from '@opentelemetry/core';
 import type { Resource } from '@opentelemetry/resources';
 import {
   AlwaysOnSampler,
@@ -20,27 +22,20 @@ import type { LocalRunFolder } from '../sinks/local.js';
 import { isoFromHrTime } from '../util/iso-time.js';
 
 const ID_POOL_BYTES = 8192;
+/** The instrumentation scope of every span of a step. */
+export const TRACER_NAME = 'step-telemetry';
 
 /**
  * Root spans get the pipeline run's trace id. Span ids are random, hex-encoded from a pool that
- * is refilled 1,024 ids at a time (one crypto call instead of one per span). A caller may draw an
- * id first (`newSpanId`) and have the next span take it (`useNext`): the runner hands a mini-batch
- * its trace context before it spends time creating the span.
+ * is refilled 1,024 ids at a time (one crypto call instead of one per span). The runner draws ids
+ * with `newSpanId` for spans it records when they are over (see FinishedSpans).
  */
 export class PipelineTraceIdGenerator implements IdGenerator {
   private pool = Buffer.alloc(0);
   private offset = ID_POOL_BYTES;
-  private reserved: string | undefined;
   constructor(private readonly traceId: string) {}
   generateTraceId = (): string => this.traceId;
-  generateSpanId = (): string => {
-    const id = this.reserved;
-    if (id !== undefined) {
-      this.reserved = undefined;
-      return id;
-    }
-    return this.newSpanId();
-  };
+  generateSpanId = (): string => this.newSpanId();
 
   newSpanId(): string {
     for (;;) {
@@ -52,11 +47,6 @@ export class PipelineTraceIdGenerator implements IdGenerator {
       this.offset += 8;
       if (id !== '0000000000000000') return id;
     }
-  }
-
-  /** The next span id generated is `id` (once). */
-  useNext(id: string): void {
-    this.reserved = id;
   }
 }
 
@@ -155,7 +145,67 @@ export interface TracingOptions {
   readonly localOmit: ReadonlySet<string>;
 }
 
-export function createTracerProvider(options: TracingOptions): { provider: BasicTracerProvider; ids: PipelineTraceIdGenerator } {
+/** A span that is already over, with all it will ever hold (see FinishedSpans). */
+export interface FinishedSpan {
+  readonly name: string;
+  readonly kind: SpanKind;
+  /** Drawn earlier with `PipelineTraceIdGenerator.newSpanId()` (a child process may have used it as its parent). */
+  readonly spanId: string;
+  readonly parent: SpanContext;
+  /** Epoch ms (with a fraction). */
+  readonly startTime: number;
+  readonly endTime: number;
+  /** Primitive values only: they are not checked or copied. */
+  readonly attributes: Attributes;
+  readonly status: SpanStatus;
+  /** Recorded as an `exception` event at the end, as `span.recordException()` does. */
+  readonly exception?: { readonly type: string; readonly message: string; readonly stack?: string };
+}
+
+/**
+ * Records finished spans straight into the provider's processors, without the SDK's live span
+ * (attribute checks and copies, clocks, limits): for a record that is known whole only at its end,
+ * the live span is most of the cost. What the processors see is what the SDK would give them: the
+ * sampler is always-on, the dimensions processor's attributes are added, the scope is the tracer's.
+ */
+export class FinishedSpans {
+  constructor(
+    private readonly processors: readonly SpanProcessor[],
+    private readonly resource: Resource,
+    private readonly dims: Attributes | undefined,
+  ) {}
+
+  record(s: FinishedSpan): void {
+    const startTime = millisToHrTime(s.startTime);
+    const endTime = millisToHrTime(Math.max(s.startTime, s.endTime));
+    const sc: SpanContext = { traceId: s.parent.traceId, spanId: s.spanId, traceFlags: TraceFlags.SAMPLED };
+    const e = s.exception;
+    const span: ReadableSpan = {
+      name: s.name,
+      kind: s.kind,
+      spanContext: () => sc,
+      parentSpanContext: s.parent,
+      startTime,
+      endTime,
+      duration: hrTimeDuration(startTime, endTime),
+      status: s.status,
+      attributes: this.dims ? { ...s.attributes, ...this.dims } : s.attributes,
+      links: [],
+      events: e
+        ? [{ name: 'exception', time: endTime, attributes: e.stack === undefined ? { 'exception.type': e.type, 'exception.message': e.message } : { 'exception.type': e.type, 'exception.message': e.message, 'exception.stacktrace': e.stack }, droppedAttributesCount: 0 }]
+        : [],
+      ended: true,
+      resource: this.resource,
+      instrumentationScope: { name: TRACER_NAME },
+      droppedAttributesCount: 0,
+      droppedEventsCount: 0,
+      droppedLinksCount: 0,
+    };
+    for (const p of this.processors) p.onEnd(span);
+  }
+}
+
+export function createTracerProvider(options: TracingOptions): { provider: BasicTracerProvider; ids: PipelineTraceIdGenerator; finished: FinishedSpans } {
   const processors: SpanProcessor[] = [];
   if (options.spanDimensions) processors.push(new DimensionsProcessor(options.spanDimensions));
   if (options.local) processors.push(new LocalSpanProcessor(options.local, options.localOmit));
@@ -172,7 +222,12 @@ export function createTracerProvider(options: TracingOptions): { provider: Basic
   }
   const ids = new PipelineTraceIdGenerator(options.traceId);
   const provider = new BasicTracerProvider({ resource: options.resource, idGenerator: ids, sampler: new AlwaysOnSampler(), spanProcessors: processors });
-  return { provider, ids };
+  const finished = new FinishedSpans(
+    processors.filter((p) => !(p instanceof DimensionsProcessor)),
+    options.resource,
+    options.spanDimensions,
+  );
+  return { provider, ids, finished };
 }
 
 /** Record an error on a span: an `exception` event with type, message and stack, and ERROR status. */

@@ -9,6 +9,9 @@ import {
   type AzureMonitorExporterOptions,
 } from '@azure/monitor-opentelemetry-exporter';
 import type { PipelinePolicy } from '@azure/core-rest-pipeline';
+import { SpanKind } from '@opentelemetry/api';
+import type { ExportResult } from '@opentelemetry/core';
+import type { ReadableSpan, SpanExporter } from '@opentelemetry/sdk-trace-base';
 import type { AzureConfig, Signal } from '../config.js';
 import { ExportHealth, type ExporterAgents } from './export-health.js';
 import type { BackendExporters } from './backend.js';
@@ -32,6 +35,35 @@ function wirePolicy(health: ExportHealth, agents: ExporterAgents, timeoutMs: num
   };
 }
 
+/** The attribute the exporter takes a non-SERVER request's name from (its `ai.operation.name` tag). */
+const OPERATION_NAME = 'ai.operation.name';
+
+/**
+ * The exporter names a request after its span only for SERVER spans; a CONSUMER span (a
+ * mini-batch attempt) would land in `requests` without a name. It gets the span's name, through
+ * a view of the span that adds the attribute (the span itself, shared with other exporters, is
+ * left as it is).
+ */
+export class NamedRequests implements SpanExporter {
+  constructor(private readonly inner: SpanExporter) {}
+  export(spans: ReadableSpan[], resultCallback: (result: ExportResult) => void): void {
+    this.inner.export(spans.map(named), resultCallback);
+  }
+  shutdown(): Promise<void> {
+    return this.inner.shutdown();
+  }
+  forceFlush(): Promise<void> {
+    return this.inner.forceFlush?.() ?? Promise.resolve();
+  }
+}
+
+function named(span: ReadableSpan): ReadableSpan {
+  if (span.kind !== SpanKind.CONSUMER || span.attributes[OPERATION_NAME] !== undefined) return span;
+  const view = Object.create(span) as ReadableSpan;
+  Object.defineProperty(view, 'attributes', { value: { ...span.attributes, [OPERATION_NAME]: span.name } });
+  return view;
+}
+
 /** `timeoutMs` bounds each request: no answer by then counts as a failed export. */
 export function createAzureExporters(config: AzureConfig, agents: ExporterAgents, timeoutMs: number): BackendExporters {
   const out: BackendExporters = { name: 'Application Insights', healths: [] };
@@ -47,7 +79,7 @@ export function createAzureExporters(config: AzureConfig, agents: ExporterAgents
     return { options, health };
   };
   const t = make('traces');
-  out.traces = { exporter: new AzureMonitorTraceExporter(t.options), health: t.health };
+  out.traces = { exporter: new NamedRequests(new AzureMonitorTraceExporter(t.options)), health: t.health };
   const m = make('metrics');
   out.metrics = { exporter: new AzureMonitorMetricExporter(m.options), health: m.health };
   const l = make('logs');
