@@ -1,9 +1,9 @@
 // Benchmark of the mini-batch runner's own cost (`npm run build` first). In one go:
 //   bare pool   forked workers, the same one-file tasks over the same IPC, nothing else (the
 //               baseline): a task is sent to an idle worker, as piscina and tinypool do
-//   bare pool, prefetch   the same, but each worker is sent its next task while it runs one
+//   bare pool, chunks   the same, scheduled as the runner schedules (chunks, one in advance):
+//               what the runner adds to this is its telemetry and bookkeeping
 //   runner      `step-telemetry parallel-run` over the same files, mini_batch_size 1, summary_only
-//               (short mini-batches go out in chunks, their results come back together)
 // Wall time with a no-op run() and a run() of 10 ms of CPU work (busy.mjs: a fixed number of
 // iterations, calibrated here once and the same on both sides, so time lost to other processes on
 // the core counts), 1 and 2 worker processes (the runner's time runs from its first mini-batch
@@ -58,8 +58,8 @@ function cpuOf(fn) {
   return before === undefined || after === undefined ? undefined : after - before;
 }
 
-function bare(dir, processes, iterations, prefetch = false) {
-  return JSON.parse(execFileSync(process.execPath, [here('./bare-pool.mjs'), dir, String(processes), String(iterations), prefetch ? '1' : '0'], { env, encoding: 'utf8' })).wallMs;
+function bare(dir, processes, iterations, mode = 'idle') {
+  return JSON.parse(execFileSync(process.execPath, [here('./bare-pool.mjs'), dir, String(processes), String(iterations), mode], { env, encoding: 'utf8' })).wallMs;
 }
 
 function runner(dir, processes, iterations, tag) {
@@ -104,41 +104,41 @@ try {
       // (2 workers on 2 cores with 10 ms of work is the noisiest case: more rounds)
       const rounds = busy > 0 && p === 2 ? 6 : p === 1 ? 3 : 2;
       const base = [];
-      const early = [];
+      const chunked = [];
       const run = [];
       for (let i = 0; i < rounds; i++) {
         base.push(bare(dir, p, busy));
-        early.push(bare(dir, p, busy, true));
+        chunked.push(bare(dir, p, busy, 'chunks'));
         run.push(runner(dir, p, busy, `r${i}-${busy}-${p}`));
       }
       // µs a worker spends per mini-batch: wall time × workers ÷ mini-batches
       const perMb = (ms) => (ms * 1000 * p) / count;
       const basePer = perMb(median(base));
-      const earlyPer = perMb(median(early));
+      const chunkedPer = perMb(median(chunked));
       const runMs = median(run);
       const runPer = perMb(runMs);
       const overheadUs = runPer - basePer;
-      const telemetryUs = runPer - earlyPer;
+      const telemetryUs = runPer - chunkedPer;
       const pct = (us) => `${((us / 10_000) * 100).toFixed(2)}% of 10 ms`;
       const key = `${busy === 0 ? 'noop' : 'busy10ms'}_p${p}`;
       figures[key] = {
         miniBatches: count,
         rounds,
         bareUsPerMb: +basePer.toFixed(1),
-        barePrefetchUsPerMb: +earlyPer.toFixed(1),
+        bareChunksUsPerMb: +chunkedPer.toFixed(1),
         runnerUsPerMb: +runPer.toFixed(1),
         overheadUsPerMb: +overheadUs.toFixed(1),
-        overheadVsPrefetchUsPerMb: +telemetryUs.toFixed(1),
+        overheadVsChunksUsPerMb: +telemetryUs.toFixed(1),
         runnerMbPerS: Math.round((count * 1000) / runMs),
       };
       rows.push({
         case: `${label}, ${p} worker${p > 1 ? 's' : ''}`,
         'mini-batches': `${count} × ${rounds}`,
         'bare pool': `${basePer.toFixed(1)} µs/mb`,
-        'bare, prefetch': `${earlyPer.toFixed(1)} µs/mb`,
+        'bare, chunks': `${chunkedPer.toFixed(1)} µs/mb`,
         runner: `${runPer.toFixed(1)} µs/mb (${Math.round((count * 1000) / runMs)} mb/s)`,
         'overhead vs bare': `${overheadUs.toFixed(1)} µs/mb = ${pct(overheadUs)}`,
-        'vs bare, prefetch': `${telemetryUs.toFixed(1)} µs/mb = ${pct(telemetryUs)}`,
+        'vs bare, chunks': `${telemetryUs.toFixed(1)} µs/mb = ${pct(telemetryUs)}`,
       });
     }
   }
