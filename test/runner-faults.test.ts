@@ -59,14 +59,17 @@ describe('parallel-run timeouts and crashes', () => {
     expect(readCsv(path.join(f2, 'processed-mini-batches.csv')).find((p) => p.mini_batch_id === 'mb-00001')).toMatchObject({ status: 'PROCESS_CRASH', failed_items: '3', error_category: 'WorkerCrash' });
   });
 
-  it('finds the culprit when a worker hangs or crashes inside a chunk: the chunk runs again one at a time, uncounted', async () => {
+  it('finds the culprit when a worker hangs or crashes inside a chunk, and charges no other mini-batch', async () => {
     // one worker, short mini-batches: after the first, they go out in chunks (mb-00001..05, then
     // mb-00006..08 in advance), and the worker sends a chunk's results at its end
     const dir = await useTempDir('runner-chunks-');
     makeFiles(path.join(dir, 'in'), 12);
-    for (const [tag, behaviour, outcome] of [
-      ['hang', ['--hang', 'f006'], 'timeout'],
-      ['exit', ['--exit', 'f006'], 'crash'],
+    for (const [tag, behaviour, outcome, known] of [
+      // awaiting forever: the worker says which attempt runs, and that one is charged at once
+      ['hang', ['--hang', 'f006'], 'timeout', true],
+      // a blocked event loop, or a crash: which of the chunk ran is not known
+      ['spin', ['--spin', 'f006'], 'timeout', false],
+      ['exit', ['--exit', 'f006'], 'crash', false],
     ] as const) {
       const telemetry = path.join(dir, `t-${tag}`);
       const r = await runRunner(
@@ -74,20 +77,24 @@ describe('parallel-run timeouts and crashes', () => {
         { cwd: dir, env: { STEP_TELEMETRY_DIR: telemetry } },
       );
       expect(r.code, r.stderr).toBe(0);
-      // the first time, the runner cannot tell which of mb-00006..08 ran: none is charged
-      expect(r.stderr).toMatch(/worker-0 \(pid \d+\) (did not finish within 1 s \(run_invocation_timeout\) and was killed|exited with code 3)[\s\S]* during one of 3 mini-batches sent together \(mb-00006 … mb-00008\); they run again one at a time, uncounted, to find which/);
+      const unknown = /worker-0 \(pid \d+\) (did not finish within 1 s \(run_invocation_timeout\) and was killed|exited with code 3)[\s\S]* during one of 3 mini-batches sent together \(mb-00006 … mb-00008\); they run again one at a time, uncounted, to find which/;
+      if (known) expect(r.stderr).not.toMatch(unknown);
+      else expect(r.stderr).toMatch(unknown);
       const folder = runFolder(telemetry);
-      // ... the second time mb-00006 ran alone, and is charged: run_max_try 1, so it failed
-      expect(readJson(path.join(folder, 'result.json'))).toMatchObject({ retries: 0, worker_restarts: 2, mini_batches: { total: 12, succeeded: 11, failed: 1, not_processed: 0 } });
+      // mb-00006 is charged once (run_max_try 1, so it failed); nothing else is
+      expect(readJson(path.join(folder, 'result.json'))).toMatchObject({ retries: 0, worker_restarts: known ? 1 : 2, mini_batches: { total: 12, succeeded: 11, failed: 1, not_processed: 0 } });
       const spans = readAllJsonl(folder, 'spans').filter((s) => s.name === 'mini-batch');
       expect(spans.filter((s) => (s.attributes['mini_batch.chunk'] as number) > 1).length).toBeGreaterThan(3);
       const bad = spans.filter((s) => s.attributes['mini_batch.outcome'] === outcome);
-      expect(bad.map((s) => [s.attributes['mini_batch.id'], s.attributes['mini_batch.chunk'], s.attributes['mini_batch.attempt']])).toEqual([['mb-00006', 1, 1]]);
-      // its chunk-mates ran again alone, as attempt 1, and succeeded; every mini-batch has one span
+      // charged in its chunk of 3 when the worker said it ran; else when it ran alone
+      expect(bad.map((s) => [s.attributes['mini_batch.id'], s.attributes['mini_batch.chunk'], s.attributes['mini_batch.attempt']])).toEqual([['mb-00006', known ? 3 : 1, 1]]);
+      // its chunk-mates ran again elsewhere, as attempt 1, and succeeded; every mini-batch has one span
       for (const id of ['mb-00007', 'mb-00008']) {
         const mate = spans.filter((s) => s.attributes['mini_batch.id'] === id);
         expect(mate).toHaveLength(1);
-        expect(mate[0]!.attributes).toMatchObject({ 'mini_batch.attempt': 1, 'mini_batch.chunk': 1, 'mini_batch.outcome': 'success' });
+        expect(mate[0]!.attributes).toMatchObject({ 'mini_batch.attempt': 1, 'mini_batch.outcome': 'success' });
+        expect(mate[0]!.attributes['worker.pid']).not.toBe(bad[0]!.attributes['worker.pid']);
+        if (!known) expect(mate[0]!.attributes['mini_batch.chunk']).toBe(1);
       }
       expect(new Set(spans.map((s) => s.attributes['mini_batch.id'])).size).toBe(spans.length);
       const processed = readCsv(path.join(folder, 'processed-mini-batches.csv'));

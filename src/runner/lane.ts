@@ -37,6 +37,8 @@ export class Lane<A extends LaneAttempt> {
   chunks = 0;
   /** performance.now() when the first attempt began, as far as the parent knows (see `head`). */
   since = 0;
+  /** The worker said that the first attempt is the one it runs (see `confirm`). */
+  private known = false;
 
   get busy(): boolean {
     return this.attempts.length > 0;
@@ -54,6 +56,7 @@ export class Lane<A extends LaneAttempt> {
     if (a === undefined || a.id !== id || a.no !== no) return undefined;
     this.attempts.shift();
     if (a.last) this.chunks--;
+    this.known = false;
     return a;
   }
 
@@ -63,11 +66,24 @@ export class Lane<A extends LaneAttempt> {
   }
 
   /**
+   * The worker says it runs attempt `id`/`no`, since `at` (performance.now()), having sent all it
+   * held: when that is the first attempt, it is the one running. False for an attempt already reported.
+   */
+  confirm(id: string, no: number, at: number): boolean {
+    const a = this.attempts[0];
+    if (a === undefined || a.id !== id || a.no !== no) return false;
+    this.known = true;
+    this.since = Math.max(this.since, at);
+    return true;
+  }
+
+  /**
    * The attempts that may be running: the first one and the rest of its chunk. The worker sends
    * what it holds at the end of each chunk, so a later chunk has not begun; within this one, the
    * first attempts may have finished with their results held. One attempt: it is the one running.
    */
   head(): A[] {
+    if (this.known) return this.attempts.slice(0, 1);
     const end = this.attempts.findIndex((a) => a.last);
     return this.attempts.slice(0, end < 0 ? this.attempts.length : end + 1);
   }
@@ -78,12 +94,13 @@ export class Lane<A extends LaneAttempt> {
    * first of them (itself short). The deadline waits that much more, so no attempt is cut short.
    */
   deadlineSlack(): number {
-    return this.attempts.length > 1 && !this.attempts[0]!.last ? HOLD_MS + CHUNK_BELOW_MS : 0;
+    return !this.known && this.attempts.length > 1 && !this.attempts[0]!.last ? HOLD_MS + CHUNK_BELOW_MS : 0;
   }
 
   /** All attempts, taken off the lane. */
   clear(): A[] {
     this.chunks = 0;
+    this.known = false;
     return this.attempts.splice(0);
   }
 }

@@ -112,11 +112,14 @@ export interface AttemptResult {
 
 /**
  * Worker → parent: attempts that finished, in the order they were sent. A worker sends them at
- * the end of a chunk, after a failed attempt, or when it has held some for HOLD_MS.
+ * the end of a chunk, after a failed attempt, when it has held some for HOLD_MS, or when an
+ * attempt has awaited for HOLD_MS (then with `running`).
  */
 export interface ResultsMessage {
   readonly type: 'results';
   readonly results: readonly AttemptResult[];
+  /** The attempt the worker runs now (sent when it has awaited for HOLD_MS), with its start (epoch ms). */
+  readonly running?: { readonly id: string; readonly attempt: number; readonly start: number };
 }
 
 export type WorkerMessage = ReadyMessage | InitErrorMessage | ResultsMessage;

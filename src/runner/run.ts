@@ -465,11 +465,15 @@ class Job {
       w.recentAttemptMs = w.recentAttemptMs === undefined ? ms : 0.7 * w.recentAttemptMs + 0.3 * ms;
       lastEnd = r.end;
     }
+    if (done.length > 0) {
+      this.outstanding -= done.length;
+      // the worker began its next attempt when it sent these
+      lane.reported(Math.min(now, lastEnd - performance.timeOrigin));
+      this.lastProgress = now;
+    }
+    // ... or it says which one it runs (one that awaits)
+    if (m.running) lane.confirm(m.running.id, m.running.attempt, Math.min(now, m.running.start - performance.timeOrigin));
     if (done.length === 0) return;
-    this.outstanding -= done.length;
-    // the worker began its next attempt when it sent these
-    lane.reported(Math.min(now, lastEnd - performance.timeOrigin));
-    this.lastProgress = now;
     if (!lane.busy) w.state = 'idle';
     this.dispatch(w);
     // the bookkeeping of successes waits for the next turn: woken by the worker, this process may

@@ -6,8 +6,10 @@
 // runner's run folder.
 //
 // Results go back in batches: at the end of a chunk, after a failed attempt, or once some have
-// been held for HOLD_MS. (A worker that dies holding results loses them: the parent then runs the
-// chunk's mini-batches again one at a time, see run.ts.)
+// been held for HOLD_MS. An attempt that awaits longer than that sends what is held and says that it
+// runs, so that a hang there is charged to it. (A worker that dies holding results, or blocked in a
+// synchronous run(), loses them: the parent then runs the chunk's mini-batches again one at a time,
+// see run.ts.)
 //
 // The step's default process handling stays on: SIGTERM ends the step and exits 143, an uncaught
 // exception is printed and exits 1 (the parent sees the crash and the stderr), process.exit()
@@ -88,7 +90,15 @@ async function drain(): Promise<void> {
   try {
     for (let m = queue.shift(); m !== undefined; m = queue.shift()) {
       const pending = onRun(m);
-      if (pending) await pending;
+      if (pending) {
+        // while it awaits, the event loop is free: tell the parent within HOLD_MS what runs
+        const notice = setTimeout(sendRunning, held.length > 0 ? Math.max(0, HOLD_MS - (performance.now() - heldSince)) : HOLD_MS);
+        try {
+          await pending;
+        } finally {
+          clearTimeout(notice);
+        }
+      }
     }
   } finally {
     running = false;
@@ -231,6 +241,9 @@ function onRun(q: Queued): Promise<void> | undefined {
   return undefined;
 }
 
+/** The attempt being run. */
+let current: Attempt | undefined;
+
 function prepare(q: Queued): Attempt {
   const began = performance.now();
   const message = q.task;
@@ -269,6 +282,7 @@ function prepare(q: Queued): Attempt {
   ctx.attempt = message.attempt;
   ctx.source = source;
   const a: Attempt = { message, last: q.last, start: began, items, names, failures, userFailures, ctx, context: attemptContext(message.traceparent).setValue(MINI_BATCH_KEY, message.id), t0: 0 };
+  current = a;
   ctx.failItem = (item: unknown, reason: unknown): void => {
     let name: string;
     if (typeof item === 'number' && Number.isInteger(item) && item >= 0 && item < a.names.length) name = a.names[item]!;
@@ -361,6 +375,14 @@ function report(a: Attempt, result: AttemptResult): void {
 function flushResults(): void {
   if (held.length === 0) return;
   send({ type: 'results', results: held.splice(0) });
+  heldBytes = 0;
+}
+
+/** An attempt awaits past HOLD_MS: what is held goes back, with the attempt that runs. */
+function sendRunning(): void {
+  const a = current;
+  if (a === undefined) return;
+  send({ type: 'results', results: held.splice(0), running: { id: a.message.id, attempt: a.message.attempt, start: epoch(a.start) } });
   heldBytes = 0;
 }
 
