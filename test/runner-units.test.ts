@@ -199,6 +199,10 @@ describe('chunks and lanes', () => {
     lane.reported(120);
     expect([lane.since, lane.chunks]).toEqual([120, 2]);
     expect(lane.head().map((a) => a.id)).toEqual(['b', 'c']);
+    // the worker says what it runs (an attempt that awaits): only the first counts, and then only it may be running
+    expect(lane.confirm('c', 1, 130)).toBe(false);
+    expect(lane.confirm('b', 1, 130)).toBe(true);
+    expect([lane.head().map((a) => a.id), lane.deadlineSlack(), lane.since]).toEqual([['b'], 0, 130]);
     lane.shift('b', 1);
     lane.shift('c', 1);
     expect(lane.chunks).toBe(1);
