@@ -344,4 +344,22 @@ describe('parallel-run telemetry through OTLP', () => {
       await ai.close();
     }
   });
+
+  it('cuts the attempt span\'s strings to OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT, as the SDK does for live spans', async () => {
+    const dir = await useTempDir('runner-limits-');
+    makeFiles(path.join(dir, 'in'), 4);
+    const r = await runRunner(['--entry-script', BEHAVE, '--input', 'in', '--output', 'out', '--mini-batch-size', '1', '--', '--throw-first', 'f002'], {
+      cwd: dir,
+      env: { OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT: '12' },
+    });
+    expect(r.code, r.stderr).toBe(0);
+    const spans = readAllJsonl(runFolder(path.join(dir, 'telemetry')), 'spans');
+    const failed = spans.find((s) => s.name === 'mini-batch' && s.status.code === 'ERROR')!;
+    expect(failed.attributes['mini_batch.id']).toBe('mb-00002');
+    const exception = failed.events!.find((e: { name: string }) => e.name === 'exception')!;
+    expect(exception.attributes).toEqual({ 'exception.type': 'Error', 'exception.message': 'transient fa', 'exception.stacktrace': 'Error: trans' });
+    // the step span (a live SDK span) is held to the same limit
+    const step = spans.find((s) => s.name === 'parallel-run')!;
+    expect(String(step.attributes['parallel_run.entry_script']).length).toBe(12);
+  });
 });

@@ -164,22 +164,34 @@ export interface FinishedSpan {
 
 /**
  * Records finished spans straight into the provider's processors, without the SDK's live span
- * (attribute checks and copies, clocks, limits): for a record that is known whole only at its end,
- * the live span is most of the cost. What the processors see is what the SDK would give them: the
- * sampler is always-on, the dimensions processor's attributes are added, the scope is the tracer's.
+ * (attribute checks and copies, clocks): for a record that is known whole only at its end, the
+ * live span is most of the cost. What the processors see is what the SDK would give them: the
+ * sampler is always-on, the dimensions processor's attributes are added, the scope is the tracer's,
+ * string values are cut to the span limits' attribute value length (OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT).
  */
 export class FinishedSpans {
   constructor(
     private readonly processors: readonly SpanProcessor[],
     private readonly resource: Resource,
     private readonly dims: Attributes | undefined,
+    /** 0: no limit. */
+    private readonly valueLengthLimit: number,
   ) {}
 
   record(s: FinishedSpan): void {
     const startTime = millisToHrTime(s.startTime);
     const endTime = millisToHrTime(Math.max(s.startTime, s.endTime));
     const sc: SpanContext = { traceId: s.parent.traceId, spanId: s.spanId, traceFlags: TraceFlags.SAMPLED };
-    const e = s.exception;
+    const e = s.exception && this.valueLengthLimit > 0 ? { type: this.cut(s.exception.type), message: this.cut(s.exception.message), stack: s.exception.stack === undefined ? undefined : this.cut(s.exception.stack) } : s.exception;
+    let attributes = this.dims ? { ...s.attributes, ...this.dims } : s.attributes;
+    if (this.valueLengthLimit > 0) {
+      const cut: Attributes = {};
+      for (const k in attributes) {
+        const v = attributes[k];
+        cut[k] = typeof v === 'string' ? this.cut(v) : v;
+      }
+      attributes = cut;
+    }
     const span: ReadableSpan = {
       name: s.name,
       kind: s.kind,
@@ -189,7 +201,7 @@ export class FinishedSpans {
       endTime,
       duration: hrTimeDuration(startTime, endTime),
       status: s.status,
-      attributes: this.dims ? { ...s.attributes, ...this.dims } : s.attributes,
+      attributes,
       links: [],
       events: e
         ? [{ name: 'exception', time: endTime, attributes: e.stack === undefined ? { 'exception.type': e.type, 'exception.message': e.message } : { 'exception.type': e.type, 'exception.message': e.message, 'exception.stacktrace': e.stack }, droppedAttributesCount: 0 }]
@@ -202,6 +214,10 @@ export class FinishedSpans {
       droppedLinksCount: 0,
     };
     for (const p of this.processors) p.onEnd(span);
+  }
+
+  private cut(value: string): string {
+    return value.length > this.valueLengthLimit ? value.slice(0, this.valueLengthLimit) : value;
   }
 }
 
@@ -222,10 +238,13 @@ export function createTracerProvider(options: TracingOptions): { provider: Basic
   }
   const ids = new PipelineTraceIdGenerator(options.traceId);
   const provider = new BasicTracerProvider({ resource: options.resource, idGenerator: ids, sampler: new AlwaysOnSampler(), spanProcessors: processors });
+  // the limits the SDK resolved (options, then OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT, then OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT)
+  const limits = (provider.getTracer(TRACER_NAME) as unknown as { getSpanLimits?(): { attributeValueLengthLimit?: number } }).getSpanLimits?.();
   const finished = new FinishedSpans(
     processors.filter((p) => !(p instanceof DimensionsProcessor)),
     options.resource,
     options.spanDimensions,
+    Number.isFinite(limits?.attributeValueLengthLimit) ? limits!.attributeValueLengthLimit! : 0,
   );
   return { provider, ids, finished };
 }
