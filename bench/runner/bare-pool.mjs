@@ -1,5 +1,7 @@
 // The baselines: a bare pool of forked workers doing the same tasks (one file path each) with the
-// same IPC, and nothing else: no spans, metrics, logs, reports or retries. Prints {"wallMs": ...}.
+// same IPC, and nothing else: no spans, metrics, logs, reports or retries. Prints {"wallMs": ...,
+// "steadyMs": ..., "steadyCount": ...}: all of it, and from the moment a quarter of the tasks were
+// done to the end (the steady state, without start-up's transients), with the tasks done in it.
 //   MODE idle     a worker gets one task when it is idle, as piscina and tinypool do
 //   MODE chunks   the runner's scheduling without its telemetry: tasks go out in chunks sized by
 //                 the runner's own rule (chunkSize in dist/runner/lane.js), the next chunk while a
@@ -18,6 +20,16 @@ const workers = Array.from({ length: Number(processes) }, () =>
 await Promise.all(workers.map((w) => new Promise((resolve) => w.once('message', resolve))));
 let next = 0;
 let done = 0;
+let quarterAt;
+let doneAtQuarter = 0;
+const quarter = Math.floor(files.length / 4);
+const count = (n) => {
+  done += n;
+  if (quarterAt === undefined && done >= quarter) {
+    quarterAt = performance.now();
+    doneAtQuarter = done;
+  }
+};
 const task = (i) => ({ id: `mb-${String(i).padStart(5, '0')}`, attempt: 1, traceparent: '', items: 1, task: { kind: 'files', files: [files[i]] } });
 const t0 = performance.now();
 await new Promise((resolve) => {
@@ -27,7 +39,7 @@ await new Promise((resolve) => {
     };
     for (const w of workers) {
       w.on('message', (m) => {
-        done += m.results.length;
+        count(m.results.length);
         if (done === files.length) resolve();
         else dispatch(w);
       });
@@ -53,13 +65,13 @@ await new Promise((resolve) => {
       lane.chunks--;
       const ms = m.ms / m.results.length;
       lane.recentMs = lane.recentMs === undefined ? ms : 0.7 * lane.recentMs + 0.3 * ms;
-      done += m.results.length;
+      count(m.results.length);
       if (done === files.length) resolve();
       else dispatch(w);
     });
     dispatch(w);
   }
 });
-const wallMs = performance.now() - t0;
+const end = performance.now();
 for (const w of workers) w.send({ type: 'stop' });
-process.stdout.write(`${JSON.stringify({ wallMs })}\n`);
+process.stdout.write(`${JSON.stringify({ wallMs: end - t0, steadyMs: end - quarterAt, steadyCount: files.length - doneAtQuarter })}\n`);

@@ -6,10 +6,12 @@
 //   runner      `step-telemetry parallel-run` over the same files, mini_batch_size 1, summary_only
 // Wall time with a no-op run() and a run() of 10 ms of CPU work (busy.mjs: a fixed number of
 // iterations, calibrated here once and the same on both sides, so time lost to other processes on
-// the core counts), 1 and 2 worker processes (the runner's time runs from its first mini-batch
-// span's start to its last one's end, so worker start-up and init() are out, as in the baselines;
-// sides alternate, several rounds, medians kept). The overhead per mini-batch is the
-// extra time a worker spends per mini-batch: the difference in wall time × workers ÷ mini-batches.
+// the core counts), 1 and 2 worker processes, in the steady state: from the moment a quarter of the
+// mini-batches were done to the last (the runner's from its mini-batch spans' ends), so process
+// start-up, init() and what start-up leaves behind (V8 compiling the loaded modules in the
+// background) are out on both sides; sides alternate, several rounds, medians kept. The overhead
+// per mini-batch is the extra time a worker spends per mini-batch: the difference in wall time ×
+// workers ÷ mini-batches.
 // Then the CPU per mini-batch of all processes together (from /proc: cutime + cstime of reaped
 // children, start-up removed by subtracting a run of a tenth of the mini-batches), which a busy
 // machine does not skew. Prints tables, then one JSON line with the figures.
@@ -58,8 +60,9 @@ function cpuOf(fn) {
   return before === undefined || after === undefined ? undefined : after - before;
 }
 
+/** { steadyMs, steadyCount }: from a quarter of the tasks done to the last, and the tasks done in that time. */
 function bare(dir, processes, iterations, mode = 'idle') {
-  return JSON.parse(execFileSync(process.execPath, [here('./bare-pool.mjs'), dir, String(processes), String(iterations), mode], { env, encoding: 'utf8' })).wallMs;
+  return JSON.parse(execFileSync(process.execPath, [here('./bare-pool.mjs'), dir, String(processes), String(iterations), mode], { env, encoding: 'utf8' }));
 }
 
 function runner(dir, processes, iterations, tag) {
@@ -69,20 +72,19 @@ function runner(dir, processes, iterations, tag) {
     [cli, 'parallel-run', '--entry-script', here('./noop-entry.mjs'), '--input', dir, '--mini-batch-size', '1', '--process-count-per-node', String(processes), '--output-action', 'summary_only', '--progress-interval', '3600', '--', '--busy-iterations', String(iterations)],
     { env: { ...env, STEP_TELEMETRY_DIR: telemetry, STEP_TELEMETRY_PIPELINE_RUN_ID: tag }, stdio: ['ignore', 'ignore', 'inherit'] },
   );
+  // the same window as the bare pool's, from the mini-batch spans' ends
   const spansFile = path.join(telemetry, tag, 'parallel-run', 'spans.jsonl');
-  let first = Infinity;
-  let last = -Infinity;
-  let count = 0;
+  const ends = [];
   for (const line of fs.readFileSync(spansFile, 'utf8').split('\n')) {
     if (!line.includes('"name":"mini-batch"')) continue;
     const s = JSON.parse(line);
     const start = Date.parse(s.start.replace(/(\.\d{3})\d*Z$/, '$1Z')) + Number(`0.${s.start.match(/\.\d{3}(\d*)Z$/)?.[1] ?? '0'}`);
-    first = Math.min(first, start);
-    last = Math.max(last, start + s.duration_ms);
-    count++;
+    ends.push(start + s.duration_ms);
   }
-  if (count !== Number(fs.readdirSync(dir).length)) throw new Error(`expected ${fs.readdirSync(dir).length} mini-batch spans, found ${count}`);
-  return last - first;
+  if (ends.length !== Number(fs.readdirSync(dir).length)) throw new Error(`expected ${fs.readdirSync(dir).length} mini-batch spans, found ${ends.length}`);
+  ends.sort((a, b) => a - b);
+  const quarter = Math.floor(ends.length / 4);
+  return { steadyMs: ends[ends.length - 1] - ends[quarter - 1], steadyCount: ends.length - quarter };
 }
 
 const rows = [];
@@ -111,12 +113,12 @@ try {
         chunked.push(bare(dir, p, busy, 'chunks'));
         run.push(runner(dir, p, busy, `r${i}-${busy}-${p}`));
       }
-      // µs a worker spends per mini-batch: wall time × workers ÷ mini-batches
-      const perMb = (ms) => (ms * 1000 * p) / count;
-      const basePer = perMb(median(base));
-      const chunkedPer = perMb(median(chunked));
-      const runMs = median(run);
-      const runPer = perMb(runMs);
+      // µs a worker spends per mini-batch in the steady state: wall time × workers ÷ mini-batches
+      const perMb = (r) => (r.steadyMs * 1000 * p) / r.steadyCount;
+      const basePer = median(base.map(perMb));
+      const chunkedPer = median(chunked.map(perMb));
+      const runPer = median(run.map(perMb));
+      const runMbPerS = Math.round((p * 1e6) / runPer);
       const overheadUs = runPer - basePer;
       const telemetryUs = runPer - chunkedPer;
       const pct = (us) => `${((us / 10_000) * 100).toFixed(2)}% of 10 ms`;
@@ -129,14 +131,14 @@ try {
         runnerUsPerMb: +runPer.toFixed(1),
         overheadUsPerMb: +overheadUs.toFixed(1),
         overheadVsChunksUsPerMb: +telemetryUs.toFixed(1),
-        runnerMbPerS: Math.round((count * 1000) / runMs),
+        runnerMbPerS: runMbPerS,
       };
       rows.push({
         case: `${label}, ${p} worker${p > 1 ? 's' : ''}`,
         'mini-batches': `${count} × ${rounds}`,
         'bare pool': `${basePer.toFixed(1)} µs/mb`,
         'bare, chunks': `${chunkedPer.toFixed(1)} µs/mb`,
-        runner: `${runPer.toFixed(1)} µs/mb (${Math.round((count * 1000) / runMs)} mb/s)`,
+        runner: `${runPer.toFixed(1)} µs/mb (${runMbPerS} mb/s)`,
         'overhead vs bare': `${overheadUs.toFixed(1)} µs/mb = ${pct(overheadUs)}`,
         'vs bare, chunks': `${telemetryUs.toFixed(1)} µs/mb = ${pct(telemetryUs)}`,
       });
