@@ -90,6 +90,9 @@ class Job {
   private readonly lanes = new Map<WorkerProcess, Lane<Attempt>>();
   /** Attempts on all lanes. */
   private outstanding = 0;
+  /** Results taken off the lanes and not booked yet (see onResults), and the timer that books them. */
+  private unbooked: Array<{ w: WorkerProcess; a: Attempt; r: AttemptResult; nowEpoch: number }> = [];
+  private bookTimer: NodeJS.Timeout | undefined;
   readonly workers: WorkerProcess[] = [];
   private nextProcessIndex = 1;
   readonly ledger = new ErrorLedger();
@@ -209,7 +212,7 @@ class Job {
     }
     await this.settled;
     for (const t of this.timers) clearInterval(t);
-    this.settleResults();
+    this.bookResults();
     this.recordCounts();
     // the end: stop the workers that are still there, within the bound
     await Promise.all(this.workers.filter((w) => w.alive).map((w) => (this.outcome ? w.terminate(this.graceMs, 'aborted') : w.stop(this.graceMs, 'stopped'))));
@@ -440,7 +443,7 @@ class Job {
   }
 
   private tick(): void {
-    this.settleResults();
+    this.bookResults();
     this.recordCounts();
     const now = performance.now();
     const limit = this.config.runInvocationTimeout * 1000;
@@ -478,29 +481,25 @@ class Job {
     this.dispatch(w);
     // the bookkeeping of successes waits for the next turn: woken by the worker, this process may
     // be running on the worker's core, which the worker gets back sooner this way (a timer wakes it
-    // on an idle core when there is one); anything that reads the outcomes settles them first, and
-    // a failure is settled at once (its retry, the thresholds)
+    // on an idle core when there is one); anything that reads the outcomes books them first, and a
+    // failure is booked at once (its retry, the thresholds)
     const nowEpoch = performance.timeOrigin + now;
     let failed = false;
     for (let i = 0; i < done.length; i++) {
-      this.unsettled.push({ w, a: done[i]!, r: results[i]!, nowEpoch });
+      this.unbooked.push({ w, a: done[i]!, r: results[i]!, nowEpoch });
       if (!results[i]!.ok) failed = true;
     }
-    if (failed) this.settleResults();
-    else this.settleTimer ??= setTimeout(this.settleResults, 1);
+    if (failed) this.bookResults();
+    else this.bookTimer ??= setTimeout(this.bookResults, 1);
   }
 
-  /** Results taken off the lanes and not yet accounted for (see onResults). */
-  private unsettled: Array<{ w: WorkerProcess; a: Attempt; r: AttemptResult; nowEpoch: number }> = [];
-  private settleTimer: NodeJS.Timeout | undefined;
-
-  /** Account for the results received: spans, metrics, counts, reports, retries, thresholds. */
-  private readonly settleResults = (): void => {
-    if (this.settleTimer !== undefined) clearTimeout(this.settleTimer);
-    this.settleTimer = undefined;
-    const batch = this.unsettled;
+  /** Book the results received: spans, metrics, counts, reports, retries, thresholds. */
+  private readonly bookResults = (): void => {
+    if (this.bookTimer !== undefined) clearTimeout(this.bookTimer);
+    this.bookTimer = undefined;
+    const batch = this.unbooked;
     if (batch.length === 0) return;
-    this.unsettled = [];
+    this.unbooked = [];
     for (const { w, a, r, nowEpoch } of batch) this.onResult(w, a, r, nowEpoch);
   };
 
@@ -589,7 +588,7 @@ class Job {
 
   /** The attempt running on `w` is past run_invocation_timeout: the worker is killed, the attempt failed. */
   private onTimeout(w: WorkerProcess): void {
-    this.settleResults();
+    this.bookResults();
     const { all, head, since } = this.takeLane(w);
     if (head.length === 0) return;
     const now = performance.now();
@@ -618,7 +617,7 @@ class Job {
   }
 
   private onExit(w: WorkerProcess, code: number | null, signal: NodeJS.Signals | null): void {
-    this.settleResults();
+    this.bookResults();
     if (this.slots[w.slot] === w) this.slots[w.slot] = undefined;
     const { all, head, since } = this.takeLane(w);
     this.lanes.delete(w);
@@ -862,8 +861,8 @@ class Job {
   /** Stop the job with a cause: the attempts in flight are abandoned, the workers end. */
   abort(cause: ParallelRunErrorInfo, outcome: Omit<Outcome, 'cause'> = { status: 'failed', exitCode: 1 }): void {
     if (this.outcome) return;
-    // what finished before counts (an outcome set while settling stops here: the rest of the batch follows)
-    this.settleResults();
+    // what finished before counts (an outcome set while booking stops here: the rest of the batch follows)
+    this.bookResults();
     if (this.outcome) return;
     this.outcome = { ...outcome, cause };
     this.step.logger.error(`parallel run ${outcome.status === 'terminated' ? 'terminated' : 'aborted'}: ${cause.category}: ${cause.message}`, {
@@ -897,7 +896,7 @@ class Job {
   }
 
   writeOverview(status: string): void {
-    this.settleResults();
+    this.bookResults();
     if (!this.runFolder) return;
     this.processed?.flush();
     const p = this.snapshot();

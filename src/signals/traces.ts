@@ -182,16 +182,8 @@ export class FinishedSpans {
     const startTime = millisToHrTime(s.startTime);
     const endTime = millisToHrTime(Math.max(s.startTime, s.endTime));
     const sc: SpanContext = { traceId: s.parent.traceId, spanId: s.spanId, traceFlags: TraceFlags.SAMPLED };
-    const e = s.exception && this.valueLengthLimit > 0 ? { type: this.cut(s.exception.type), message: this.cut(s.exception.message), stack: s.exception.stack === undefined ? undefined : this.cut(s.exception.stack) } : s.exception;
-    let attributes = this.dims ? { ...s.attributes, ...this.dims } : s.attributes;
-    if (this.valueLengthLimit > 0) {
-      const cut: Attributes = {};
-      for (const k in attributes) {
-        const v = attributes[k];
-        cut[k] = typeof v === 'string' ? this.cut(v) : v;
-      }
-      attributes = cut;
-    }
+    const attributes = this.limited(this.dims ? { ...s.attributes, ...this.dims } : s.attributes);
+    const e = s.exception;
     const span: ReadableSpan = {
       name: s.name,
       kind: s.kind,
@@ -204,7 +196,14 @@ export class FinishedSpans {
       attributes,
       links: [],
       events: e
-        ? [{ name: 'exception', time: endTime, attributes: e.stack === undefined ? { 'exception.type': e.type, 'exception.message': e.message } : { 'exception.type': e.type, 'exception.message': e.message, 'exception.stacktrace': e.stack }, droppedAttributesCount: 0 }]
+        ? [
+            {
+              name: 'exception',
+              time: endTime,
+              attributes: this.limited(e.stack === undefined ? { 'exception.type': e.type, 'exception.message': e.message } : { 'exception.type': e.type, 'exception.message': e.message, 'exception.stacktrace': e.stack }),
+              droppedAttributesCount: 0,
+            },
+          ]
         : [],
       ended: true,
       resource: this.resource,
@@ -216,8 +215,16 @@ export class FinishedSpans {
     for (const p of this.processors) p.onEnd(span);
   }
 
-  private cut(value: string): string {
-    return value.length > this.valueLengthLimit ? value.slice(0, this.valueLengthLimit) : value;
+  /** The attributes with string values cut to the limit (a copy only when there is a limit). */
+  private limited(attributes: Attributes): Attributes {
+    const limit = this.valueLengthLimit;
+    if (limit <= 0) return attributes;
+    const cut: Attributes = {};
+    for (const k in attributes) {
+      const v = attributes[k];
+      cut[k] = typeof v === 'string' && v.length > limit ? v.slice(0, limit) : v;
+    }
+    return cut;
   }
 }
 

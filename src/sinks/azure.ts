@@ -44,7 +44,7 @@ const OPERATION_NAME = 'ai.operation.name';
  * a view of the span that adds the attribute (the span itself, shared with other exporters, is
  * left as it is).
  */
-export class NamedRequests implements SpanExporter {
+class NamedRequests implements SpanExporter {
   constructor(private readonly inner: SpanExporter) {}
   export(spans: ReadableSpan[], resultCallback: (result: ExportResult) => void): void {
     this.inner.export(spans.map(named), resultCallback);
