@@ -4,6 +4,7 @@
 // and the processed mini-batch report agree even when the runner is stopped.
 import fs from 'node:fs';
 import path from 'node:path';
+import { closeQuietly } from '../util/fd.js';
 
 export class AppendRowOutput {
   readonly file: string;
@@ -35,12 +36,6 @@ export class AppendRowOutput {
   }
 
   close(): void {
-    if (this.fd === undefined) return;
-    try {
-      fs.closeSync(this.fd);
-    } catch {
-      // ignore
-    }
-    this.fd = undefined;
+    this.fd = closeQuietly(this.fd);
   }
 }

@@ -4,6 +4,7 @@ import { fork, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { closeQuietly } from '../util/fd.js';
 import type { ParentMessage, StartMessage, WorkerMessage } from './protocol.js';
 
 const STDERR_TAIL_LINES = 40;
@@ -230,12 +231,6 @@ export class WorkerProcess {
   }
 
   private closeConsole(): void {
-    if (this.consoleFd === undefined) return;
-    try {
-      fs.closeSync(this.consoleFd);
-    } catch {
-      // ignore
-    }
-    this.consoleFd = undefined;
+    this.consoleFd = closeQuietly(this.consoleFd);
   }
 }

@@ -9,6 +9,7 @@
 // consistent files.
 import fs from 'node:fs';
 import path from 'node:path';
+import { closeQuietly } from '../util/fd.js';
 import type { MiniBatch } from './partition.js';
 import type { WorkerProcess } from './pool.js';
 import type { ParallelRunErrorCategory, ParallelRunErrorInfo, ParallelRunResult } from './types.js';
@@ -114,14 +115,7 @@ export class LineFile {
 
   close(): void {
     this.flush();
-    if (this.fd !== undefined) {
-      try {
-        fs.closeSync(this.fd);
-      } catch {
-        // ignore
-      }
-    }
-    this.fd = undefined;
+    this.fd = closeQuietly(this.fd);
   }
 }
 

@@ -9,6 +9,7 @@
 // never one synchronous write per call.
 import fs from 'node:fs';
 import path from 'node:path';
+import { closeQuietly } from '../util/fd.js';
 import type { StepIdentity } from '../types.js';
 import type { Diagnostics } from '../diagnostics.js';
 
@@ -132,13 +133,7 @@ export class BatchedFile<T> {
   }
 
   private closeFd(): void {
-    if (this.fd === undefined) return;
-    try {
-      fs.closeSync(this.fd);
-    } catch {
-      // ignore
-    }
-    this.fd = undefined;
+    this.fd = closeQuietly(this.fd);
   }
 
   private fail(error: unknown): void {
