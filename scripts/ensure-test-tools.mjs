@@ -6,6 +6,8 @@ import { execFileSync, spawnSync } from 'node:child_process';
 
 // command on PATH -> Debian package that provides it
 const TOOLS = [
+  { command: 'ip', pkg: 'iproute2', why: 'npm test runs the suite in a network namespace of its own and brings its loopback up' },
+  { command: 'unshare', pkg: 'util-linux', why: 'npm test runs the suite in a network namespace of its own (nothing a test runs can leave loopback)' },
   { command: 'openssl', pkg: 'openssl', why: 'the local Application Insights endpoint serves HTTPS with a throwaway certificate' },
   { command: 'chromium', pkg: 'chromium', why: 'the HTML run report is opened in headless Chromium (playwright-core drives /usr/bin/chromium)' },
   { command: 'prometheus', pkg: 'prometheus', why: 'the ops tests run every dashboard and alert query against a real Prometheus that scrapes real steps' },

@@ -1,4 +1,5 @@
 // The embedded default: a real step script, no server, everything in the run folder.
+import { assertIsolatedNetwork } from './helpers/netns.js';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
@@ -185,6 +186,7 @@ describe('local run folder', () => {
   });
 
   it('never writes a connection string or an OTLP header value to any file', async () => {
+    assertIsolatedNetwork();
     const dir = await useTempDir();
     const secretKey = '0f0e0d0c-1111-4222-8333-444455556666';
     const r = await runStepScript({

@@ -15,6 +15,7 @@
  * 127.0.0.1 (generated with the `openssl` CLI into a temp folder that `close()` removes). A child process trusts it
  * through `NODE_EXTRA_CA_CERTS=<caFile>` (see `childEnv()`).
  */
+import { assertIsolatedNetwork } from './netns.js';
 import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
@@ -459,6 +460,7 @@ async function generateCertificate(dir: string): Promise<{ keyFile: string; cert
 
 /** Starts the HTTPS App Insights receiver on 127.0.0.1 (a free port). Always `close()` it. */
 export async function startAppInsightsReceiver(opts: AppInsightsReceiverOptions = {}): Promise<AppInsightsReceiver> {
+  assertIsolatedNetwork();
   const maxBodyBytes = opts.maxBodyBytes ?? 64 * 1024 * 1024;
   const certDir = await mkdtemp(join(tmpdir(), 'step-telemetry-ai-receiver-'));
   try {
