@@ -8,7 +8,7 @@ import winston from 'winston';
 import TransportStream from 'winston-transport';
 import type { LocalRunFolder } from '../sinks/local.js';
 import { errorToJson, isError, safeRecordJson, safeStringify } from '../util/safe-json.js';
-import { describeValue, errorText, readFields, safeString } from '../util/safe-read.js';
+import { describeValue, errorText, readFields, readOption, safeString } from '../util/safe-read.js';
 import { isoFromMillis } from '../util/iso-time.js';
 import type { Diagnostics } from '../diagnostics.js';
 import type { LogLevel } from '../types.js';
@@ -297,7 +297,19 @@ function installFastPath(logger: winston.Logger, format: winston.Logform.Format,
     methods[level] = guarded(level, record, slow, logger, state);
   }
   const log = methods.log;
-  methods.log = guarded('log', (self, args) => log.apply(self ?? logger, args), log, logger, state, 1);
+  const logged = (self: unknown, args: unknown[]): winston.Logger => {
+    // winston prints an unknown level raw to stderr, and its transports drop the record: keep it, as info
+    const known = (level: unknown): boolean => typeof level === 'string' && Object.hasOwn(levels, level);
+    const first = args[0];
+    const record = args.length === 1 && typeof first === 'object' && first !== null; // logger.log({ level, message, ... })
+    const level = record ? readOption(first, 'level').value : first;
+    if (!known(level)) {
+      state.diagnostics?.warn('input.logger.level', `logger.log() got the level ${describeValue(level)}, not one of ${Object.keys(levels).join(', ')}: logged as info`);
+      args[0] = record ? { ...readFields(first, true).fields, level: 'info' } : 'info';
+    }
+    return log.apply(self ?? logger, args);
+  };
+  methods.log = guarded('log', logged, log, logger, state, 1);
 }
 
 /** `call`, and when reading its arguments throws, `fallback` with the readable part of them. */

@@ -154,7 +154,7 @@ function describeError(error: unknown): { text: string; status?: number } {
 
 interface AnyExporter<T> {
   /** Some exporters are async functions (the Application Insights ones): their rejections are caught too. */
-  export(items: T, resultCallback: (result: ExportResult) => void): void | Promise<unknown>;
+  export(items: T, resultCallback: (result: ExportResult) => void): unknown;
   shutdown(): Promise<void>;
   forceFlush?(): Promise<void>;
 }
