@@ -9,7 +9,7 @@ import type { LocalRunFolder, MetricLine } from '../sinks/local.js';
 import type { PrometheusSink } from '../sinks/prometheus.js';
 import type { Cell, ExemplarContext, LogMetricOptions } from '../types.js';
 import { printable } from '../util/printable.js';
-import { describeValue, errorText, isPlainObject, readArray, readFields, readOption } from '../util/safe-read.js';
+import { describeValue, errorText, isPlainObject, readArray, readFields } from '../util/safe-read.js';
 
 const MAX_NAME_LENGTH = 255;
 /**
@@ -106,16 +106,19 @@ export class MetricRecorder {
     let step: number | undefined;
     let description: string | undefined;
     if (options !== undefined && options !== null) {
-      const s = readOption(options, 'step');
-      const d = readOption(options, 'description');
-      if (s.error !== undefined || d.error !== undefined) {
-        this.drop('metric.options', `reading the options of "${name}" threw (${s.error ?? d.error}); the value is kept without them`);
+      let s: unknown;
+      let d: unknown;
+      try {
+        s = options.step;
+        d = options.description;
+      } catch (error) {
+        this.drop('metric.options', `reading the options of "${name}" threw (${errorText(error)}); the value is kept without them`);
       }
-      if (s.value !== undefined) {
-        if (Number.isInteger(s.value) && (s.value as number) >= 0) step = s.value as number;
-        else this.drop('metric.step', `the step index of "${name}" must be a whole number >= 0 (got ${describeValue(s.value)}); the value is kept without it`);
+      if (s !== undefined) {
+        if (Number.isInteger(s) && (s as number) >= 0) step = s as number;
+        else this.drop('metric.step', `the step index of "${name}" must be a whole number >= 0 (got ${describeValue(s)}); the value is kept without it`);
       }
-      if (typeof d.value === 'string') description = d.value;
+      if (typeof d === 'string') description = d;
     }
     this.local.metrics.append({ time: Date.now(), kind, name, value, step, description });
   }

@@ -84,8 +84,12 @@ export class SafeSpan implements Span {
   }
 
   end(endTime?: TimeInput): void {
-    const time = spanTime(endTime, this.diagnostics);
-    this.guard(() => this.inner.end(time));
+    const time = endTime === undefined ? undefined : spanTime(endTime, this.diagnostics);
+    try {
+      this.inner.end(time);
+    } catch (error) {
+      this.failed(error);
+    }
   }
 
   isRecording(): boolean {
@@ -102,8 +106,12 @@ export class SafeSpan implements Span {
     try {
       call();
     } catch (error) {
-      this.diagnostics.warn('span.failed', `a span call failed inside OpenTelemetry (${errorText(error)}); the step goes on`);
+      this.failed(error);
     }
+  }
+
+  private failed(error: unknown): void {
+    this.diagnostics.warn('span.failed', `a span call failed inside OpenTelemetry (${errorText(error)}); the step goes on`);
   }
 }
 

@@ -46,15 +46,18 @@ export function spanOptions(value: unknown, diagnostics: Diagnostics): CheckedSp
     if (value !== null) diagnostics.warn('input.span.options', `span options must be an object such as { attributes, kind }: got ${describeValue(value)}; ignored`);
     return DEFAULT_OPTIONS;
   }
-  const kind = readOption(value, 'kind');
-  const attributes = readOption(value, 'attributes');
-  const startTime = readOption(value, 'startTime');
-  const error = kind.error ?? attributes.error ?? startTime.error;
-  if (error !== undefined) diagnostics.warn('input.span.options.unreadable', `reading the span options threw (${error}); the options that could be read were used`);
+  let kind: unknown;
+  let attributes: unknown;
+  let startTime: unknown;
+  try {
+    ({ kind, attributes, startTime } = value as Record<string, unknown>);
+  } catch (error) {
+    diagnostics.warn('input.span.options.unreadable', `reading the span options threw (${errorText(error)}); the options that could be read were used`);
+  }
   return {
-    kind: spanKind(kind.value, diagnostics),
-    attributes: spanAttributes(attributes.value, diagnostics),
-    startTime: spanTime(startTime.value, diagnostics),
+    kind: spanKind(kind, diagnostics),
+    attributes: spanAttributes(attributes, diagnostics),
+    startTime: spanTime(startTime, diagnostics),
   };
 }
 
@@ -95,14 +98,25 @@ export function attributeValue(value: unknown): AttributeValue | undefined {
 /** A copy holding the valid attributes; undefined when there are none to set. */
 export function spanAttributes(value: unknown, diagnostics: Diagnostics): Attributes | undefined {
   if (value === undefined || value === null) return undefined;
-  const read = readFields(value, true);
-  if (read.problem !== undefined) {
-    diagnostics.warn('input.span.attributes', `span attributes dropped: ${read.problem}`);
+  let keys: string[] | undefined;
+  try {
+    keys = typeof value === 'object' ? Object.keys(value) : undefined;
+  } catch (error) {
+    diagnostics.warn('input.span.attributes', `span attributes dropped: listing them threw (${errorText(error)})`);
+    return undefined;
+  }
+  if (keys === undefined) {
+    diagnostics.warn('input.span.attributes', `span attributes dropped: expected an object, got ${describeValue(value)}`);
     return undefined;
   }
   const out: Attributes = {};
-  for (const key in read.fields) {
-    const v = read.fields[key];
+  for (const key of keys) {
+    let v: unknown;
+    try {
+      v = (value as Record<string, unknown>)[key];
+    } catch (error) {
+      v = `[Unreadable: ${errorText(error)}]`;
+    }
     if (v === undefined || v === null) continue;
     const checked = key.length > 0 ? attributeValue(v) : undefined;
     if (checked === undefined) droppedAttribute(key, v, diagnostics);
