@@ -43,8 +43,8 @@ import { ExporterAgents, guardExporter, type ExportHealth } from './sinks/export
 import { LocalRunFolder } from './sinks/local.js';
 import { createOtlpExporters } from './sinks/otlp.js';
 import { PrometheusSink } from './sinks/prometheus.js';
-import { describeValue, readFields } from './util/safe-read.js';
 import { PrometheusExport } from './sinks/prometheus-export.js';
+import { describeValue, readFields } from './util/safe-read.js';
 import type {
   Cell,
   EndOptions,

@@ -52,18 +52,34 @@ describe('two processes in one step folder', () => {
     expect((await cli(['report', folder])).code).toBe(0);
   });
 
-  it('a lock left by a killed process is taken over: the next run writes the usual files and removes the lock at its end', async () => {
+  it('a lock left by a killed process is taken over (this host: no such process; another host: not touched for 2 minutes), a live one on another host is not', async () => {
     const dir = await useTempDir();
-    const folder = path.join(dir, 'pr-lock', 'score');
-    fs.mkdirSync(folder, { recursive: true });
     const gone = spawnSync(process.execPath, ['-e', '']).pid!; // a process that has exited
-    fs.writeFileSync(path.join(folder, 'step.lock'), `${JSON.stringify({ pid: gone, host: os.hostname(), run_id: 'killed-run' })}\n`);
-    const r = await runStepScript({ script: FULL, env: { STEP_TELEMETRY_DIR: dir, STEP_TELEMETRY_PIPELINE_RUN_ID: 'pr-lock', STEP_TELEMETRY_CONSOLE: 'false' } });
-    expect(r.code).toBe(0);
-    expect(r.stderr).not.toContain('is being written by');
-    const files = fs.readdirSync(folder);
-    expect(files).toContain('logs.jsonl');
-    expect(files.filter((f) => f.includes('.pid-') || f.endsWith('.lock'))).toEqual([]);
+    const cases = [
+      { name: 'killed-here', holder: { pid: gone, host: os.hostname() }, age: 0, takenOver: true },
+      { name: 'preempted-node', holder: { pid: 1, host: 'node-that-was-lost' }, age: 10 * 60_000, takenOver: true },
+      { name: 'live-node', holder: { pid: 1, host: 'node-still-writing' }, age: 0, takenOver: false },
+    ];
+    for (const c of cases) {
+      const folder = path.join(dir, c.name, 'score');
+      fs.mkdirSync(folder, { recursive: true });
+      const lock = path.join(folder, 'step.lock');
+      fs.writeFileSync(lock, `${JSON.stringify({ ...c.holder, run_id: 'earlier-run' })}\n`);
+      const then = new Date(Date.now() - c.age);
+      fs.utimesSync(lock, then, then);
+      const r = await runStepScript({ script: FULL, env: { STEP_TELEMETRY_DIR: dir, STEP_TELEMETRY_PIPELINE_RUN_ID: c.name, STEP_TELEMETRY_CONSOLE: 'false' } });
+      expect(r.code).toBe(0);
+      const files = fs.readdirSync(folder);
+      if (c.takenOver) {
+        expect(r.stderr, c.name).not.toContain('is being written by');
+        expect(files.filter((f) => f.includes('.pid-') || f.endsWith('.lock')), c.name).toEqual([]); // the usual files, the lock removed at the end
+        expect(files).toContain('logs.jsonl');
+      } else {
+        expect(r.stderr).toContain(`is being written by process 1 on node-still-writing (run earlier-run`);
+        expect(files).toContain(`logs.process-0.pid-${r.pid}.jsonl`);
+        expect(files).toContain('step.lock'); // the other host's, left alone
+      }
+    }
   });
 });
 

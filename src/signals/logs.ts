@@ -297,9 +297,9 @@ function installFastPath(logger: winston.Logger, format: winston.Logform.Format,
     methods[level] = guarded(level, record, slow, logger, state);
   }
   const log = methods.log;
+  const known = (level: unknown): boolean => typeof level === 'string' && Object.hasOwn(levels, level);
   const logged = (self: unknown, args: unknown[]): winston.Logger => {
     // winston prints an unknown level raw to stderr, and its transports drop the record: keep it, as info
-    const known = (level: unknown): boolean => typeof level === 'string' && Object.hasOwn(levels, level);
     const first = args[0];
     const record = args.length === 1 && typeof first === 'object' && first !== null; // logger.log({ level, message, ... })
     const level = record ? readOption(first, 'level').value : first;
@@ -343,8 +343,13 @@ function guarded(
  */
 function readable(args: readonly unknown[]): unknown[] {
   const [message, ...rest] = args;
-  let text = typeof message === 'string' ? message : isError(message) ? errorText(message) : safeStringify(message);
-  if (text.startsWith('"')) text = JSON.parse(text) as string; // a JSON string: its text
+  let text: string;
+  if (typeof message === 'string') text = message;
+  else if (isError(message)) text = errorText(message);
+  else {
+    text = safeStringify(message);
+    if (text.startsWith('"')) text = JSON.parse(text) as string; // a JSON string: its text
+  }
   const fields: Record<string, unknown> = {};
   for (const arg of rest) {
     if (arg === null || typeof arg !== 'object') continue;

@@ -2,7 +2,9 @@
 // `step.process-<n>.lock`) created exclusively when the step starts and removed when it ends.
 // A second process with the same identity finds the lock held and writes files of its own
 // (`logs.process-<n>.pid-<pid>.jsonl`, ...) beside the first one's, instead of interleaving lines
-// with it; the run-folder reader reads both. A lock whose process is gone (same host) is taken over.
+// with it; the run-folder reader reads both. A lock whose process is gone is taken over: on this host,
+// when no such process runs; from another host (a shared file system), when its holder has not
+// touched it for STALE_AFTER_MS (the holder touches it every TOUCH_EVERY_MS).
 // The lock file also holds RESERVE_BYTES of padding: space given back when step.json cannot be
 // written otherwise, so that a disk that filled up during the run still gets the outcome recorded.
 import fs from 'node:fs';
@@ -10,6 +12,8 @@ import os from 'node:os';
 import path from 'node:path';
 
 export const RESERVE_BYTES = 64 * 1024;
+export const TOUCH_EVERY_MS = 10_000;
+export const STALE_AFTER_MS = 120_000;
 
 export interface LockHolder {
   readonly pid: number;
@@ -57,9 +61,15 @@ function alive(pid: number): boolean {
   }
 }
 
-/** A lock left by a process that is gone: same host, and no such process (or it is this one). */
-function stale(holder: LockHolder | undefined): boolean {
-  return holder !== undefined && holder.host === os.hostname() && (holder.pid === process.pid || !alive(holder.pid));
+/** A lock left by a process that is gone: on this host, no such process (or it is this one); from another, not touched for long. */
+function stale(file: string, holder: LockHolder | undefined): boolean {
+  if (holder === undefined) return false;
+  if (holder.host === os.hostname()) return holder.pid === process.pid || !alive(holder.pid);
+  try {
+    return Date.now() - fs.statSync(file).mtimeMs > STALE_AFTER_MS;
+  } catch {
+    return false;
+  }
 }
 
 export class FolderLock {
@@ -81,7 +91,7 @@ export class FolderLock {
     if (lock instanceof FolderLock) return { lock, suffix: '' };
     if (lock !== 'EEXIST') return { lock: undefined, suffix: '' }; // no lock to be had (a full or read-only disk): the files as usual
     let holder = readHolder(file);
-    if (stale(holder)) {
+    if (stale(file, holder)) {
       // taken over by a rename, then checked: of two processes taking it at once, one keeps it
       const tmp = `${file}.${process.pid}.tmp`;
       lock = FolderLock.create(tmp, header, 'w');
@@ -132,6 +142,12 @@ export class FolderLock {
       return false;
     }
     return true;
+  }
+
+  /** Tell processes on other hosts that this one still holds the lock (its modification time). */
+  touch(): void {
+    const now = new Date();
+    fs.utimes(this.file, now, now, () => undefined);
   }
 
   release(): void {

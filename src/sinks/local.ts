@@ -17,7 +17,7 @@ import { closeQuietly } from '../util/fd.js';
 import { errorText } from '../util/safe-read.js';
 import type { StepIdentity } from '../types.js';
 import type { Diagnostics } from '../diagnostics.js';
-import { FolderLock, processFileName, RESERVE_BYTES } from './folder-lock.js';
+import { FolderLock, processFileName, RESERVE_BYTES, TOUCH_EVERY_MS } from './folder-lock.js';
 
 const FLUSH_INTERVAL_MS = 200;
 const MAX_PENDING_ITEMS = 1024;
@@ -266,7 +266,11 @@ export class LocalRunFolder {
     this.metrics = new BatchedFile(file('metrics', '.jsonl'), metricLineSerializer(dimsJson), onError);
     this.spans = new BatchedFile(file('spans', '.jsonl'), (s: string | (() => string)) => (typeof s === 'string' ? s : s()), onError);
     this.stepJsonPath = file('step', '.json');
-    this.timer = setInterval(() => this.flush(), FLUSH_INTERVAL_MS);
+    let ticks = 0;
+    this.timer = setInterval(() => {
+      this.flush();
+      if (++ticks % (TOUCH_EVERY_MS / FLUSH_INTERVAL_MS) === 0) this.lock?.touch();
+    }, FLUSH_INTERVAL_MS);
     this.timer.unref();
   }
 
