@@ -99,7 +99,6 @@ describe('a full or unwritable run folder', () => {
     // what was written is whole: every line parses, the files end at a record
     const counts = allJsonLines(folder);
     expect(counts['logs.jsonl']).toBeGreaterThan(0);
-    expect(counts['logs.jsonl']).toBeLessThan(8002);
     for (const f of fs.readdirSync(folder).filter((n) => n.endsWith('.jsonl'))) {
       const text = fs.readFileSync(path.join(folder, f), 'utf8');
       expect(text === '' || text.endsWith('}\n'), f).toBe(true);
@@ -116,9 +115,9 @@ describe('a full or unwritable run folder', () => {
     const r = await runStepScript({
       script: fixture('fill-disk.mjs'),
       env: { STEP_TELEMETRY_DIR: disk, STEP_TELEMETRY_CONSOLE: 'false', FIXTURE_HANG: '1' },
-      signalAfter: { signal: 'SIGKILL', whenStdoutIncludes: 'FULL' },
+      signalAfter: { signal: 'SIGKILL', whenStdoutIncludes: 'DISK_FULL' },
     });
-    expect(r.stdout).toContain('FULL');
+    expect(r.stdout).toContain('DISK_FULL');
     expect(r.signal).toBe('SIGKILL');
     const folder = path.join(disk, fs.readdirSync(disk)[0]!, 'fill');
     const step = JSON.parse(fs.readFileSync(path.join(folder, 'step.json'), 'utf8'));
