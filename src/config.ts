@@ -2,6 +2,7 @@
 // ConfigIssues that name the variable and what was expected; the step reports them once at start
 // (or throws them in strict mode) and goes on with the default for that field.
 import path from 'node:path';
+import { folderProblem } from './sinks/local.js';
 import type { LogLevel, StepOptions } from './types.js';
 
 export type Env = Readonly<Record<string, string | undefined>>;
@@ -163,15 +164,20 @@ export function resolveConfig(options: StepOptions, env: Env): ResolvedConfig {
   const otlp = sdkDisabled ? {} : resolveOtlp(r, flushTimeoutMs);
   const azureString = options.applicationInsightsConnectionString ?? r.string('APPLICATIONINSIGHTS_CONNECTION_STRING');
   const azure = sdkDisabled || azureString === undefined ? undefined : parseConnectionString(azureString, r);
+  const local = options.local ?? r.bool('STEP_TELEMETRY_LOCAL') ?? true;
+  const strict = options.strict ?? r.bool('STEP_TELEMETRY_STRICT') ?? false;
+  // strict mode refuses to start without its run folder; otherwise the step goes on without it (local.ts says so)
+  const dirProblem = strict && local && !disabled ? folderProblem(dir) : undefined;
+  if (dirProblem !== undefined) r.issue(options.dir !== undefined ? 'options.dir' : 'STEP_TELEMETRY_DIR', `a writable folder (${dir}: ${dirProblem})`);
   return {
     disabled,
     sdkDisabled,
     dir,
-    local: options.local ?? r.bool('STEP_TELEMETRY_LOCAL') ?? true,
+    local,
     console: options.console ?? r.bool('STEP_TELEMETRY_CONSOLE') ?? true,
     logLevel: logLevel ?? r.oneOf('STEP_TELEMETRY_LOG_LEVEL', LOG_LEVELS) ?? 'info',
     flushTimeoutMs,
-    strict: options.strict ?? r.bool('STEP_TELEMETRY_STRICT') ?? false,
+    strict,
     handleProcessEvents: options.handleProcessEvents ?? r.bool('STEP_TELEMETRY_HANDLE_PROCESS_EVENTS') ?? true,
     metricExportIntervalMs: r.int('OTEL_METRIC_EXPORT_INTERVAL', 100) ?? 60_000,
     otlp,

@@ -1,6 +1,9 @@
 // The quiet internal diagnostic channel: telemetry's own problems, separate from the user's logger.
 // Each kind is reported once (a count of repeats is kept and summarised), to stderr and to the
-// driver log when the run folder is open. Nothing here may throw.
+// driver log when the run folder is open. Messages may quote a backend's answer or a user's metric
+// name: their control characters are escaped, so neither the terminal nor step.json gets them raw.
+// Nothing here may throw.
+import { printable } from './util/printable.js';
 
 export type DiagnosticSink = (line: string) => void;
 
@@ -30,13 +33,14 @@ export class Diagnostics {
       entry.count++;
       return;
     }
-    this.seen.set(kind, { message, count: 1 });
-    this.emit(`[step-telemetry] ${message}`);
+    const text = printable(message);
+    this.seen.set(kind, { message: text, count: 1 });
+    this.emit(`[step-telemetry] ${text}`);
   }
 
   /** A line that is always printed (end-of-step summaries). */
   notice(message: string): void {
-    this.emit(`[step-telemetry] ${message}`);
+    this.emit(`[step-telemetry] ${printable(message)}`);
   }
 
   records(): DiagnosticRecord[] {

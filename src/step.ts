@@ -34,7 +34,8 @@ import { installProcessHandlers } from './lifecycle.js';
 import { PENDING_METRICS_LIMIT, processState, type ActiveStep } from './process-state.js';
 import { collectRuntimeInfo } from './runtime-info.js';
 import { CatalogInstruments, MetricRecorder } from './signals/metrics.js';
-import { LogPipeline, bindLogger, processLogger, unbindLogger, withMiniBatch } from './signals/logs.js';
+import { LogPipeline, bindLogger, miniBatchIdOf, processLogger, unbindLogger, withMiniBatch } from './signals/logs.js';
+import { recordFailure, startSafeSpan } from './signals/safe-span.js';
 import { TRACER_NAME, createTracerProvider, recordError, type FinishedSpan, type FinishedSpans, type PipelineTraceIdGenerator } from './signals/traces.js';
 import { createAzureExporters } from './sinks/azure.js';
 import type { BackendExporters } from './sinks/backend.js';
@@ -43,6 +44,7 @@ import { LocalRunFolder } from './sinks/local.js';
 import { createOtlpExporters } from './sinks/otlp.js';
 import { PrometheusSink } from './sinks/prometheus.js';
 import { PrometheusExport } from './sinks/prometheus-export.js';
+import { describeValue, readFields } from './util/safe-read.js';
 import type {
   Cell,
   EndOptions,
@@ -160,12 +162,13 @@ export class Step implements ActiveStep {
 
   /** Tags of the step run: on the step span (`step.tag.<key>`), in metrics.jsonl and step.json. */
   setTags(tags: Readonly<Record<string, string | number | boolean>>): void {
-    if (tags === null || typeof tags !== 'object') {
-      this.diagnostics.warn('input.setTags', 'setTags() dropped: expected an object of strings');
+    const read = readFields(tags);
+    if (read.problem !== undefined) {
+      this.diagnostics.warn('input.setTags', `setTags() dropped: expected an object of strings (${read.problem})`);
       return;
     }
     const clean: Record<string, string> = {};
-    for (const [k, v] of Object.entries(tags)) {
+    for (const [k, v] of Object.entries(read.fields)) {
       if (k.length === 0 || k.length > 255 || !['string', 'number', 'boolean'].includes(typeof v)) {
         this.diagnostics.warn('input.setTags.entry', `setTags() dropped the tag "${k.slice(0, 40)}": keys are 1-255 characters, values strings, numbers or booleans`);
         continue;
@@ -179,16 +182,17 @@ export class Step implements ActiveStep {
 
   /**
    * Run `fn` inside a span (child of the active span, else of the step span). An error is recorded
-   * on the span with its stack and re-thrown.
+   * on the span with its stack and re-thrown. A `fn` that is not a function is a TypeError.
    */
   async span<T>(name: string, fn: (span: Span) => T | Promise<T>, options: SpanOptions = {}): Promise<T> {
-    const span = this.startSpan(name, options);
+    if (typeof fn !== 'function') throw new TypeError(`step.span(name, fn): fn must be a function, got ${describeValue(fn)}`);
+    const span = startSafeSpan(this.tracer, this.rootSpan, name, options, this.diagnostics);
     try {
       const result = await context.with(trace.setSpan(context.active(), span), () => fn(span));
       span.end();
       return result;
     } catch (error) {
-      recordError(span, error);
+      recordFailure(span, error);
       span.end();
       throw error;
     }
@@ -196,9 +200,7 @@ export class Step implements ActiveStep {
 
   /** Start a span that the caller ends; its parent is the active span, else the step span. */
   startSpan(name: string, options: SpanOptions & { startTime?: number } = {}): Span {
-    const active = context.active();
-    const parent = trace.getSpan(active) ? active : trace.setSpan(active, this.rootSpan);
-    return this.tracer.startSpan(name, { kind: options.kind ?? SpanKind.INTERNAL, attributes: options.attributes, startTime: options.startTime }, parent);
+    return startSafeSpan(this.tracer, this.rootSpan, name, options, this.diagnostics);
   }
 
   /**
@@ -219,7 +221,9 @@ export class Step implements ActiveStep {
 
   /** Run `fn` with a mini-batch id in context: every log record inside carries `mini_batch_id`. */
   withMiniBatch<T>(miniBatchId: string, fn: () => T): T {
-    return withMiniBatch(miniBatchId, fn);
+    if (typeof fn !== 'function') throw new TypeError(`step.withMiniBatch(id, fn): fn must be a function, got ${describeValue(fn)}`);
+    const id = miniBatchIdOf(miniBatchId, this.diagnostics);
+    return id === undefined ? fn() : withMiniBatch(id, fn);
   }
 
   /** W3C traceparent of the step span, to hand to a child process or the next step. */

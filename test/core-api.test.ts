@@ -120,7 +120,49 @@ describe('export accounting', () => {
   });
 });
 
+describe('exporters that reject', () => {
+  it('regression: an exporter that is an async function and throws (the Application Insights one, on a numeric span name) reached the process as an unhandled rejection', async () => {
+    const { ExportHealth, guardExporter } = await import('../src/sinks/export-health.js');
+    const { ExportResultCode } = await import('@opentelemetry/core');
+    const health = new ExportHealth('Application Insights', 'traces', 'https://127.0.0.1:1', 'APPLICATIONINSIGHTS_CONNECTION_STRING');
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown) => unhandled.push(reason);
+    process.on('unhandledRejection', onUnhandled);
+    try {
+      const throwing = {
+        async export(_items: unknown[], _done: unknown): Promise<void> {
+          throw new TypeError('baseData.name.substring is not a function');
+        },
+        shutdown: async () => undefined,
+      };
+      const exporter = guardExporter(throwing, health, (items: unknown[]) => items.length);
+      const result = await new Promise<{ code: number }>((resolve) => exporter.export([1], resolve));
+      await new Promise((resolve) => setImmediate(resolve));
+      expect(result.code).toBe(ExportResultCode.FAILED);
+      expect(health.summary()).toMatchObject({ batches: 1, failedBatches: 1, lastError: 'baseData.name.substring is not a function' });
+      expect(unhandled).toEqual([]);
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+    }
+  });
+});
+
 describe('the step logger', () => {
+  it("regression: a child logger's fields were dropped (the fast path logged through the parent)", async () => {
+    const s = await start('child-logger');
+    const child = s.logger.child({ request_id: 'r-1' });
+    child.info('from the child', { a: 1 });
+    child.info('from the child, no fields');
+    s.logger.info('from the parent');
+    await s.end();
+    const lines = fs.readFileSync(path.join(s.runFolder!, 'logs.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const by = (m: string) => lines.find((l) => l.message === m);
+    expect(by('from the child')).toMatchObject({ request_id: 'r-1', a: 1, step_name: 'child-logger' });
+    expect(by('from the child, no fields')).toMatchObject({ request_id: 'r-1' });
+    expect(by('from the parent')).not.toHaveProperty('request_id');
+  });
+
+
   it('is a real winston logger: a transport the program adds sees every record with the step dimensions', async () => {
     const { default: Transport } = await import('winston-transport');
     const seen: Array<Record<string, unknown>> = [];

@@ -72,6 +72,7 @@ export const CHECKS = [
   'runtime-mismatch',
   'empty-output',
   'rerun',
+  'concurrent-writers',
   'local-files-incomplete',
   'truncated-file',
 ] as const;
@@ -149,7 +150,7 @@ function stepFailed(step: StepRun): Finding[] {
 }
 
 function stepNotEnded(step: StepRun): Finding[] {
-  if (step.outcome !== 'running') return [];
+  if (step.outcome !== 'running' || localFailures(step).length > 0) return []; // a full disk, not a kill: local-files-incomplete
   const lastLog = step.logs[step.logs.length - 1];
   const last = Math.max(lastLog?.time ?? 0, ...step.attempts.slice(-50).map((a) => a.start + a.durationMs));
   const evidence = ['step.json still says "running": the process never reached end(), a signal handler or its exit hooks'];
@@ -692,6 +693,7 @@ function rerun(step: StepRun): Finding[] {
   for (const m of step.miniBatches) counts.set(m.id, (counts.get(m.id) ?? 0) + 1);
   const twice = [...counts.entries()].filter(([, n]) => n > 1).map(([id]) => id);
   const starts = step.starts;
+  if (writersInUse(step).length > 0 && twice.length === 0) return out; // at the same time, not again: concurrent-writers
   if (runs.length > 1 || twice.length > 0 || starts.length > 1) {
     const evidence: string[] = [];
     if (runs.length > 1) evidence.push(`${runs.length} runs wrote into this folder: ${runs.map((r) => `${r.runId} (from ${new Date(r.first).toISOString()}, ${r.records} log records)`).join('; ')}`);
@@ -712,18 +714,57 @@ function rerun(step: StepRun): Finding[] {
   return out;
 }
 
+/** What went wrong writing the run folder: its processes' step.json `local.failures`, else the diagnostics (as earlier versions recorded it). */
+function localFailures(step: StepRun): string[] {
+  const out: string[] = [];
+  for (const p of step.processes) {
+    const local = p.json.local as { complete?: unknown; failures?: unknown } | undefined;
+    if (local?.complete !== false || !Array.isArray(local.failures)) continue;
+    for (const f of local.failures as { file?: unknown; error?: unknown; time?: unknown }[]) {
+      out.push(`${p.file}: writing ${String(f?.file)} failed at ${String(f?.time)}: ${String(f?.error)}`);
+    }
+  }
+  if (out.length > 0) return out;
+  return step.diagnostics.filter((d) => /^local\.(?:write|unwritable)/.test(d.kind ?? '') || /cannot write .*local files/i.test(d.message)).map((d) => d.message);
+}
+
 function localFilesIncomplete(step: StepRun): Finding[] {
-  const bad = step.diagnostics.filter((d) => /^local\.(?:write|unwritable)/.test(d.kind ?? '') || /cannot write .*local files/i.test(d.message));
+  const bad = localFailures(step);
   if (bad.length === 0) return [];
+  const running = step.outcome === 'running';
+  const evidence = running ? [...bad, 'step.json still says "running": its last write was before the failure, so how the step ended is not known'] : bad;
   return [
     {
       id: 'local-files-incomplete',
       severity: 'error',
       step: step.label,
       title: `${step.label}: writing the run folder failed, its files are incomplete`,
-      evidence: bad.map((d) => d.message),
-      fix: 'The disk filled up or the folder became unwritable during the run: give STEP_TELEMETRY_DIR a folder with space (the job\'s outputs mount), and check the disk of the compute.',
-      data: { diagnostics: bad },
+      evidence,
+      fix: 'The disk filled up or the folder became unwritable during the run: give STEP_TELEMETRY_DIR a folder with space (the job\'s outputs mount), and check the disk of the compute. Every line of the files is whole; records after the failure are only in the backends, if any.',
+      data: { failures: bad, outcome: step.outcome },
+    },
+  ];
+}
+
+/** The diagnostics of processes that found their files held by another process. */
+function writersInUse(step: StepRun): string[] {
+  return step.diagnostics.filter((d) => d.kind === 'local.folder-in-use').map((d) => d.message);
+}
+
+function concurrentWriters(step: StepRun): Finding[] {
+  const inUse = writersInUse(step);
+  if (inUse.length === 0) return [];
+  return [
+    {
+      id: 'concurrent-writers',
+      severity: 'warning',
+      step: step.label,
+      title: `${step.label}: ${inUse.length + 1} processes wrote into this folder at the same time with the same identity`,
+      evidence: inUse,
+      fix:
+        'Two processes were started with the same step identity (pipeline run id, step name, node rank and process index). Nothing was lost: each wrote files of its own (the later ones carry .pid-<pid> in their names) and this report reads them all. ' +
+        'If they are two parts of one step, give each its own STEP_TELEMETRY_PROCESS_INDEX; if they are two runs, give each its own STEP_TELEMETRY_PIPELINE_RUN_ID.',
+      data: { processes: inUse.length + 1 },
     },
   ];
 }
@@ -776,6 +817,7 @@ export function diagnose(run: RunData, options: CheckOptions = {}): Diagnosis {
     if (options.reference) add(referenceChecks(step, options.reference));
     add(emptyOutput(step));
     add(rerun(step));
+    add(concurrentWriters(step));
     add(localFilesIncomplete(step));
   }
   add(explicitOutputs(run, options.outputs ?? []));

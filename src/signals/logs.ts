@@ -7,7 +7,8 @@ import { SeverityNumber, type Logger as OtelLogger } from '@opentelemetry/api-lo
 import winston from 'winston';
 import TransportStream from 'winston-transport';
 import type { LocalRunFolder } from '../sinks/local.js';
-import { errorToJson, safeStringify } from '../util/safe-json.js';
+import { errorToJson, isError, safeRecordJson, safeStringify } from '../util/safe-json.js';
+import { describeValue, errorText, readFields, readOption, safeString } from '../util/safe-read.js';
 import { isoFromMillis } from '../util/iso-time.js';
 import type { Diagnostics } from '../diagnostics.js';
 import type { LogLevel } from '../types.js';
@@ -88,7 +89,7 @@ export class LogPipeline {
     for (const key in info) {
       if (OWN_KEYS.has(key)) continue;
       let value = info[key];
-      if (value instanceof Error) {
+      if (isError(value)) {
         value = errorToJson(value);
         info[key] = value;
         error ??= value as Record<string, unknown>;
@@ -99,14 +100,17 @@ export class LogPipeline {
       error = { name: errorName(info.stack), message: String(info.message), stack: info.stack };
     }
     if (this.local) {
-      let json: string;
-      try {
-        json = JSON.stringify(info);
-      } catch {
-        json = safeStringify(info);
+      let json: string | undefined;
+      if (typeof info.toJSON !== 'function') {
+        try {
+          json = JSON.stringify(info);
+        } catch {
+          // cyclic, BigInt, a getter that throws: the safe walk below
+        }
       }
+      json ??= safeRecordJson(info);
       // the dimensions, unless the record already carries them (then they are in `json`)
-      json = info.step_id === undefined ? `${json.slice(0, -1)}${this.dimsTail}` : json;
+      if (info.step_id === undefined) json = json.length > 2 ? `${json.slice(0, -1)}${this.dimsTail}` : `{${this.dimsTail.slice(1)}`;
       this.local.logs.append(`${json}\n`);
     }
     if (this.consoleOn || this.local) {
@@ -163,10 +167,10 @@ function fastStringify(value: unknown): string {
 }
 
 function humanLine(info: Info, meta: Record<string, unknown> | undefined, stepName?: string): string {
-  const mb = info.mini_batch_id !== undefined ? ` [${String(info.mini_batch_id)}]` : '';
+  const mb = info.mini_batch_id !== undefined ? ` [${safeString(info.mini_batch_id)}]` : '';
   const step = stepName !== undefined ? ` ${stepName}` : '';
   const message = typeof info.message === 'string' ? info.message : safeStringify(info.message);
-  let line = `${String(info.timestamp)} ${LEVEL_LABELS[info.level] ?? info.level.toUpperCase().padEnd(5)}${step}${mb} ${message}`;
+  let line = `${safeString(info.timestamp)} ${LEVEL_LABELS[info.level] ?? safeString(info.level).toUpperCase().padEnd(5)}${step}${mb} ${message}`;
   if (meta) line += ` ${fastStringify(meta)}`;
   if (typeof info.stack === 'string' && !(meta && 'stack' in meta)) line += `\n${info.stack}`;
   return `${line}\n`;
@@ -190,7 +194,7 @@ class StepTransport extends TransportStream {
     next();
     const binding = this.state.binding;
     if (binding) {
-      binding.pipeline.write(info);
+      writeRecord(this.state, binding, info);
       return;
     }
     if (this.state.ended) {
@@ -204,6 +208,8 @@ class StepTransport extends TransportStream {
 
 export interface LoggerState {
   binding: LogBinding | undefined;
+  /** The bound step's diagnostics (set by bindLogger). */
+  diagnostics?: Diagnostics;
   ended: boolean;
   buffer: Info[];
   overflow: number;
@@ -227,25 +233,39 @@ export function processLogger(state: LoggerState): winston.Logger {
     transports: [transport],
     exitOnError: false,
   });
-  installFastPath(logger, format, transport);
+  installFastPath(logger, format, transport, state);
   state.logger = logger;
   return logger;
 }
 
+/** Hand a record to the step's outputs; a record that cannot be written is dropped with one diagnostic. */
+function writeRecord(state: LoggerState, binding: LogBinding, info: Info): void {
+  try {
+    binding.pipeline.write(info);
+  } catch (error) {
+    state.diagnostics?.warn('logs.write', `a log record could not be written (${errorText(error)}); it was dropped`);
+  }
+}
+
 /**
  * The common call, `logger.info('message', { fields })`, skips winston's stream plumbing while
- * the logger is as we built it (our format, our single transport): the record is built exactly
- * as winston's `log()` builds it, formatted by the same format, and handed to the same transport.
- * Anything else (other arguments, added transports, a new format, `silent`) takes winston's path.
+ * the logger is as we built it (our format, our single transport) and is called on itself (a
+ * child logger adds its own fields): the record is built exactly as winston's `log()` builds it,
+ * formatted by the same format, and handed to the same transport. Anything else (other arguments,
+ * added transports, a new format, `silent`) takes winston's path.
+ * Either way, arguments whose getters or Proxy traps throw cannot make the call throw: the record
+ * is logged again with what could be read of them (see `readable`), or dropped with a diagnostic.
  */
-function installFastPath(logger: winston.Logger, format: winston.Logform.Format, transport: StepTransport): void {
+function installFastPath(logger: winston.Logger, format: winston.Logform.Format, transport: StepTransport, state: LoggerState): void {
   const levels = logger.levels;
+  const methods = logger as unknown as Record<string, (...args: unknown[]) => winston.Logger>;
   for (const level of Object.keys(levels)) {
-    const slow = (logger as unknown as Record<string, (...args: unknown[]) => winston.Logger>)[level];
+    const slow = methods[level];
     const severity = levels[level];
-    const fast = function (this: unknown, ...args: unknown[]): winston.Logger {
+    const record = function (self: unknown, args: unknown[]): winston.Logger {
       const [message, meta] = args;
       if (
+        (self !== logger && self !== undefined) ||
         args.length > 2 ||
         typeof message !== 'string' ||
         logger.transports.length !== 1 ||
@@ -255,7 +275,7 @@ function installFastPath(logger: winston.Logger, format: winston.Logform.Format,
         (meta !== undefined && (typeof meta !== 'object' || meta === null || meta instanceof Error || Array.isArray(meta))) ||
         FORMAT_TOKEN.test(message)
       ) {
-        return slow.apply(this ?? logger, args);
+        return slow.apply(self ?? logger, args);
       }
       if (levels[logger.level] < severity) return logger;
       let info: Info;
@@ -274,8 +294,69 @@ function installFastPath(logger: winston.Logger, format: winston.Logform.Format,
       if (out) transport.log(out, noop);
       return logger;
     };
-    (logger as unknown as Record<string, unknown>)[level] = fast;
+    methods[level] = guarded(level, record, slow, logger, state);
   }
+  const log = methods.log;
+  const known = (level: unknown): boolean => typeof level === 'string' && Object.hasOwn(levels, level);
+  const logged = (self: unknown, args: unknown[]): winston.Logger => {
+    // winston prints an unknown level raw to stderr, and its transports drop the record: keep it, as info
+    const first = args[0];
+    const record = args.length === 1 && typeof first === 'object' && first !== null; // logger.log({ level, message, ... })
+    const level = record ? readOption(first, 'level').value : first;
+    if (!known(level)) {
+      state.diagnostics?.warn('input.logger.level', `logger.log() got the level ${describeValue(level)}, not one of ${Object.keys(levels).join(', ')}: logged as info`);
+      args[0] = record ? { ...readFields(first, true).fields, level: 'info' } : 'info';
+    }
+    return log.apply(self ?? logger, args);
+  };
+  methods.log = guarded('log', logged, log, logger, state, 1);
+}
+
+/** `call`, and when reading its arguments throws, `fallback` with the readable part of them. */
+function guarded(
+  name: string,
+  call: (self: unknown, args: unknown[]) => winston.Logger,
+  fallback: (...args: unknown[]) => winston.Logger,
+  logger: winston.Logger,
+  state: LoggerState,
+  leading = 0,
+): (...args: unknown[]) => winston.Logger {
+  return function (this: unknown, ...args: unknown[]): winston.Logger {
+    try {
+      return call(this, args);
+    } catch (error) {
+      state.diagnostics?.warn('input.logger', `logger.${name}() could not read what it was given (${errorText(error)}): the record was logged with what could be read`);
+      try {
+        const head = args.slice(0, leading).map((a) => (typeof a === 'string' ? a : 'info'));
+        return fallback.apply(this ?? logger, [...head, ...readable(args.slice(leading))]);
+      } catch (again) {
+        state.diagnostics?.warn('logs.write', `a log record could not be written (${errorText(again)}); it was dropped`);
+        return logger;
+      }
+    }
+  };
+}
+
+/**
+ * Arguments of a logger call made safe to read: the message as text, each object as a plain
+ * copy of its own fields (a field whose getter throws becomes `[Unreadable: <error>]`).
+ */
+function readable(args: readonly unknown[]): unknown[] {
+  const [message, ...rest] = args;
+  let text: string;
+  if (typeof message === 'string') text = message;
+  else if (isError(message)) text = errorText(message);
+  else {
+    text = safeStringify(message);
+    if (text.startsWith('"')) text = JSON.parse(text) as string; // a JSON string: its text
+  }
+  const fields: Record<string, unknown> = {};
+  for (const arg of rest) {
+    if (arg === null || typeof arg !== 'object') continue;
+    const read = readFields(arg, true);
+    Object.assign(fields, read.fields ?? { meta_error: read.problem });
+  }
+  return [text, fields];
 }
 
 /** Bind the process logger to a step; replays what was logged before the start. */
@@ -283,6 +364,7 @@ export function bindLogger(state: LoggerState, binding: LogBinding, level: LogLe
   const logger = processLogger(state);
   logger.level = level;
   state.binding = binding;
+  state.diagnostics = diagnostics;
   state.ended = false;
   const buffered = state.buffer;
   state.buffer = [];
@@ -292,7 +374,7 @@ export function bindLogger(state: LoggerState, binding: LogBinding, level: LogLe
       info.trace_id = sc.traceId;
       info.span_id = sc.spanId;
     }
-    binding.pipeline.write(info);
+    writeRecord(state, binding, info);
   }
   if (state.overflow > 0) {
     diagnostics.warn('logs.pre-start-overflow', `${state.overflow} log records written before startStep() were dropped (the buffer holds ${PRE_START_BUFFER})`);
@@ -313,4 +395,15 @@ export function unbindLogger(state: LoggerState, diagnostics: Diagnostics): void
 
 export function withMiniBatch<T>(miniBatchId: string, fn: () => T, parent: Context = context.active()): T {
   return context.with(parent.setValue(MINI_BATCH_KEY, miniBatchId), fn);
+}
+
+/** A mini-batch id as records carry it: a string (numbers and BigInts as their text); undefined, with one diagnostic, for anything else. */
+export function miniBatchIdOf(value: unknown, diagnostics: Diagnostics): string | undefined {
+  if (typeof value === 'string') return value;
+  const id = typeof value === 'number' || typeof value === 'bigint' ? String(value) : typeof value === 'symbol' && value.description ? value.description : undefined;
+  diagnostics.warn(
+    `input.withMiniBatch.id:${value === null ? 'null' : typeof value}`,
+    `withMiniBatch() takes a string id: got ${describeValue(value)}; ${id === undefined ? 'the records inside carry no mini_batch_id' : `used as ${JSON.stringify(id)}`}`,
+  );
+  return id;
 }

@@ -8,8 +8,16 @@ import type { Diagnostics } from '../diagnostics.js';
 import type { LocalRunFolder, MetricLine } from '../sinks/local.js';
 import type { PrometheusSink } from '../sinks/prometheus.js';
 import type { Cell, ExemplarContext, LogMetricOptions } from '../types.js';
+import { printable } from '../util/printable.js';
+import { describeValue, errorText, isPlainObject, readArray, readFields } from '../util/safe-read.js';
 
 const MAX_NAME_LENGTH = 255;
+/**
+ * Distinct run.log scalar names exported as gauges (OpenTelemetry and Prometheus). Values of
+ * later names are kept in metrics.jsonl only, and counted in one diagnostic: a name per item or
+ * per file would otherwise grow the heap and every backend's series without bound.
+ */
+export const MAX_GAUGE_NAMES = 1000;
 const MAX_LIST_LENGTH = 100_000;
 const MAX_TABLE_CELLS = 1_000_000;
 const OTEL_NAME = /^[A-Za-z][A-Za-z0-9_./-]{0,254}$/;
@@ -38,6 +46,14 @@ export class MetricRecorder {
     if (entry === undefined) {
       if (!this.validName(name, 'log')) return;
       if (!this.validNumber(name, value, 'log')) return;
+      if (this.scalars.size >= MAX_GAUGE_NAMES) {
+        this.diagnostics.warn(
+          'metrics.gauge-cap',
+          `more than ${MAX_GAUGE_NAMES} distinct metric names: "${name.slice(0, 80)}" and later new names are kept in metrics.jsonl only, not exported as gauges (step.json counts their values)`,
+        );
+        this.append('scalar', name, value, options);
+        return;
+      }
       entry = this.register(name);
     } else if (typeof value !== 'number' || !Number.isFinite(value)) {
       this.validNumber(name as string, value, 'log');
@@ -49,35 +65,34 @@ export class MetricRecorder {
 
   list(name: unknown, values: unknown, options?: LogMetricOptions): void {
     if (!this.validName(name, 'logList')) return;
-    if (!Array.isArray(values) || values.length > MAX_LIST_LENGTH || !values.every((v) => typeof v === 'number' && Number.isFinite(v))) {
+    const copy = readArray(values);
+    if (copy === undefined || copy.length > MAX_LIST_LENGTH || !copy.every((v) => typeof v === 'number' && Number.isFinite(v))) {
       this.drop('logList.value', `logList("${name}") dropped: expected an array of at most ${MAX_LIST_LENGTH} finite numbers`);
       return;
     }
-    const copy = values.slice();
     this.append('list', name, copy, options);
     this.onStructured?.('list', name, copy);
   }
 
   row(name: unknown, row: unknown, options?: LogMetricOptions): void {
     if (!this.validName(name, 'logRow')) return;
-    if (!isPlainObject(row) || !Object.values(row).every(isCell)) {
-      this.drop('logRow.value', `logRow("${name}") dropped: expected an object of numbers, strings, booleans or null`);
+    const read = isPlainObject(row) ? readFields(row) : undefined;
+    const copy = read?.fields;
+    if (copy === undefined || !Object.values(copy).every(isCell)) {
+      this.drop('logRow.value', `logRow("${name}") dropped: expected an object of numbers, strings, booleans or null${read?.problem ? ` (${read.problem})` : ''}`);
       return;
     }
-    const copy = { ...row };
     this.append('row', name, copy, options);
     this.onStructured?.('row', name, copy);
   }
 
   table(name: unknown, table: unknown, options?: LogMetricOptions): void {
     if (!this.validName(name, 'logTable')) return;
-    const problem = tableProblem(table);
-    if (problem) {
-      this.drop('logTable.value', `logTable("${name}") dropped: ${problem}`);
+    const copy = readTable(table);
+    if (typeof copy === 'string') {
+      this.drop('logTable.value', `logTable("${name}") dropped: ${copy}`);
       return;
     }
-    const copy: Record<string, Cell[]> = {};
-    for (const [k, v] of Object.entries(table as Record<string, Cell[]>)) copy[k] = v.slice();
     this.append('table', name, copy, options);
     this.onStructured?.('table', name, copy);
   }
@@ -91,12 +106,19 @@ export class MetricRecorder {
     let step: number | undefined;
     let description: string | undefined;
     if (options !== undefined && options !== null) {
-      step = options.step;
-      if (step !== undefined && !(Number.isInteger(step) && step >= 0)) {
-        this.drop('metric.step', `the step index of "${name}" must be a whole number >= 0 (got ${String(step)}); the value is kept without it`);
-        step = undefined;
+      let s: unknown;
+      let d: unknown;
+      try {
+        s = options.step;
+        d = options.description;
+      } catch (error) {
+        this.drop('metric.options', `reading the options of "${name}" threw (${errorText(error)}); the value is kept without them`);
       }
-      if (typeof options.description === 'string') description = options.description;
+      if (s !== undefined) {
+        if (Number.isInteger(s) && (s as number) >= 0) step = s as number;
+        else this.drop('metric.step', `the step index of "${name}" must be a whole number >= 0 (got ${describeValue(s)}); the value is kept without it`);
+      }
+      if (typeof d === 'string') description = d;
     }
     this.local.metrics.append({ time: Date.now(), kind, name, value, step, description });
   }
@@ -110,15 +132,18 @@ export class MetricRecorder {
     // the name the collector's translation gives that instrument.
     const otelName = otelInstrumentName(name);
     if (otelName !== name) {
-      this.diagnostics.warn(`metric.otel-name:${name}`, `metric "${name}" is exported as "${otelName}" (instrument names allow letters, digits, _ . / - and start with a letter)`);
+      this.diagnostics.warn(
+        'metric.otel-name',
+        `metric "${name}" is exported as "${otelName}" (instrument names allow letters, digits, _ . / - and start with a letter); other such names are renamed the same way, counted in step.json`,
+      );
     }
     this.prometheus.userGauge(otelName, read);
     if (this.meter) {
       try {
-        const gauge: ObservableGauge = this.meter.createObservableGauge(otelName, { description: `run.log metric ${name}` });
+        const gauge: ObservableGauge = this.meter.createObservableGauge(otelName, { description: `run.log metric ${printable(name)}` });
         gauge.addCallback((result) => result.observe(read(), this.attributes));
       } catch (error) {
-        this.diagnostics.warn(`metric.otel:${name}`, `metric "${name}" not sent to OpenTelemetry: ${(error as Error).message}`);
+        this.diagnostics.warn('metric.otel', `metric "${name}" not sent to OpenTelemetry: ${errorText(error)}`);
       }
     }
     return entry;
@@ -126,13 +151,13 @@ export class MetricRecorder {
 
   private validName(name: unknown, api: string): name is string {
     if (typeof name === 'string' && name.trim().length > 0 && name.length <= MAX_NAME_LENGTH) return true;
-    this.drop(`${api}.name`, `${api}() dropped a value: the metric name must be a non-empty string of at most ${MAX_NAME_LENGTH} characters (got ${describe(name)})`);
+    this.drop(`${api}.name`, `${api}() dropped a value: the metric name must be a non-empty string of at most ${MAX_NAME_LENGTH} characters (got ${describeValue(name)})`);
     return false;
   }
 
   private validNumber(name: unknown, value: unknown, api: string): boolean {
     if (typeof value === 'number' && Number.isFinite(value)) return true;
-    this.drop(`${api}.value`, `${api}("${String(name)}") dropped: the value must be a finite number (got ${describe(value)}); later drops are counted, not printed`);
+    this.drop(`${api}.value`, `${api}("${String(name)}") dropped: the value must be a finite number (got ${describeValue(value)}); later drops are counted, not printed`);
     return false;
   }
 
@@ -148,39 +173,30 @@ export function otelInstrumentName(name: string): string {
   return (/^[A-Za-z]/.test(cleaned) ? cleaned : `m_${cleaned}`).slice(0, 255);
 }
 
-function describe(value: unknown): string {
-  if (typeof value === 'string') return value.length > 40 ? `a string of ${value.length} characters` : JSON.stringify(value);
-  if (typeof value === 'number') return String(value);
-  if (value === null) return 'null';
-  if (Array.isArray(value)) return 'an array';
-  return typeof value;
-}
-
-function isPlainObject(value: unknown): value is Record<string, unknown> {
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) return false;
-  const proto = Object.getPrototypeOf(value);
-  return proto === Object.prototype || proto === null;
-}
-
 function isCell(value: unknown): value is Cell {
   return value === null || typeof value === 'string' || typeof value === 'boolean' || (typeof value === 'number' && Number.isFinite(value));
 }
 
-function tableProblem(table: unknown): string | undefined {
-  if (!isPlainObject(table)) return 'expected an object of columns, e.g. { actual: [...], predicted: [...] }';
-  const columns = Object.values(table);
-  if (columns.length === 0) return 'the table has no columns';
+/** A copy of a table of columns, each read once; or what is wrong with it. */
+function readTable(table: unknown): Record<string, Cell[]> | string {
+  const read = isPlainObject(table) ? readFields(table) : undefined;
+  if (read?.fields === undefined) return `expected an object of columns, e.g. { actual: [...], predicted: [...] }${read?.problem ? ` (${read.problem})` : ''}`;
+  const copy: Record<string, Cell[]> = {};
   let length = -1;
   let cells = 0;
-  for (const column of columns) {
-    if (!Array.isArray(column)) return 'every column must be an array';
+  let columns = 0;
+  for (const [key, value] of Object.entries(read.fields)) {
+    const column = readArray(value);
+    if (column === undefined) return 'every column must be an array';
     if (length >= 0 && column.length !== length) return 'all columns must have the same length';
     length = column.length;
     cells += column.length;
     if (cells > MAX_TABLE_CELLS) return `more than ${MAX_TABLE_CELLS} cells`;
     if (!column.every(isCell)) return 'cells must be numbers, strings, booleans or null';
+    copy[key] = column as Cell[];
+    columns++;
   }
-  return undefined;
+  return columns === 0 ? 'the table has no columns' : copy;
 }
 
 type CatalogAttributes = { outcome?: string; backend?: string; signal?: string };
@@ -205,11 +221,18 @@ export class CatalogInstruments {
    * (e.g. a mini-batch span's `spanContext()`) tags a histogram sample with its trace id.
    */
   record(key: CatalogKey, value: number, attributes?: CatalogAttributes, exemplar?: ExemplarContext): void {
-    if (typeof value !== 'number' || !Number.isFinite(value)) {
-      this.diagnostics.warn(`catalog.value:${key}`, `${CATALOG[key].name}: dropped a non-finite value`);
+    const entry = CATALOG[key] as (typeof CATALOG)[CatalogKey] | undefined;
+    if (entry === undefined || typeof value !== 'number' || !Number.isFinite(value)) {
+      this.diagnostics.warn('catalog.value', `${entry?.name ?? `the catalog has no entry ${describeValue(key)}`}: dropped ${entry ? 'a non-finite value' : 'a value'}`);
       return;
     }
-    const attrs = this.merged(key, attributes);
+    let attrs: Record<string, string>;
+    try {
+      attrs = this.merged(key, attributes);
+    } catch (error) {
+      this.diagnostics.warn('catalog.attributes', `${entry.name}: reading the attributes threw (${errorText(error)}); the value was dropped`);
+      return;
+    }
     this.prometheus.update(key, attrs, value, exemplar);
     if (this.meter === undefined) return;
     try {
@@ -217,7 +240,7 @@ export class CatalogInstruments {
       if ('add' in instrument) instrument.add(value, attrs);
       else instrument.record(value, attrs);
     } catch (error) {
-      this.diagnostics.warn(`catalog.otel:${key}`, `${CATALOG[key].name} not recorded: ${(error as Error).message}`);
+      this.diagnostics.warn('catalog.otel', `${entry.name} not recorded: ${errorText(error)}`);
     }
   }
 

@@ -46,8 +46,9 @@ const OPERATION_NAME = 'ai.operation.name';
  */
 class NamedRequests implements SpanExporter {
   constructor(private readonly inner: SpanExporter) {}
-  export(spans: ReadableSpan[], resultCallback: (result: ExportResult) => void): void {
-    this.inner.export(spans.map(named), resultCallback);
+  /** Returns the inner exporter's promise (it is an async function), so that its rejection is caught. */
+  export(spans: ReadableSpan[], resultCallback: (result: ExportResult) => void): unknown {
+    return this.inner.export(spans.map(named), resultCallback);
   }
   shutdown(): Promise<void> {
     return this.inner.shutdown();

@@ -7,6 +7,8 @@ import https from 'node:https';
 import { context } from '@opentelemetry/api';
 import { ExportResultCode, suppressTracing, type ExportResult } from '@opentelemetry/core';
 import type { ExportSummary } from '../types.js';
+import { printable } from '../util/printable.js';
+import { safeString } from '../util/safe-read.js';
 
 export class ExportHealth {
   batches = 0;
@@ -133,7 +135,7 @@ function describeError(error: unknown): { text: string; status?: number } {
   if (error === undefined || error === null) return { text: 'export failed' };
   const e = error as { code?: unknown; message?: unknown; data?: unknown; statusCode?: unknown; name?: unknown };
   const status = typeof e.code === 'number' ? e.code : typeof e.statusCode === 'number' ? e.statusCode : undefined;
-  let text = typeof e.message === 'string' && e.message ? e.message : String(error);
+  let text = typeof e.message === 'string' && e.message ? e.message : safeString(error);
   if (typeof e.code === 'string' && !text.includes(e.code)) text = `${e.code} ${text}`;
   if (status !== undefined && !text.includes(String(status))) text = `HTTP ${status} ${text}`;
   if (typeof e.data === 'string' && /InvalidOrExpiredToken/i.test(e.data)) text += ' InvalidOrExpiredToken';
@@ -146,16 +148,21 @@ function describeError(error: unknown): { text: string; status?: number } {
       return '[url]';
     }
   });
+  text = printable(text);
   return { text: text.length > 300 ? `${text.slice(0, 300)}…` : text, status };
 }
 
 interface AnyExporter<T> {
-  export(items: T, resultCallback: (result: ExportResult) => void): void;
+  /** Some exporters are async functions (the Application Insights ones): their rejections are caught too. */
+  export(items: T, resultCallback: (result: ExportResult) => void): unknown;
   shutdown(): Promise<void>;
   forceFlush?(): Promise<void>;
 }
 
-/** Wrap an exporter: count its results, never let it throw, run it with tracing suppressed. */
+/**
+ * Wrap an exporter: count its results, never let it throw or reject (an exporter that fails on
+ * what it was given fails its batch, it does not end the process), run it with tracing suppressed.
+ */
 export function guardExporter<T, E extends AnyExporter<T>>(inner: E, health: ExportHealth, count: (items: T) => number): E {
   const guarded = Object.create(inner) as E;
   guarded.export = (items: T, done: (result: ExportResult) => void): void => {
@@ -177,10 +184,12 @@ export function guardExporter<T, E extends AnyExporter<T>>(inner: E, health: Exp
       else health.failed(result.error);
       done(result);
     };
+    const failed = (error: unknown): void => finish({ code: ExportResultCode.FAILED, error: error as Error });
     try {
-      context.with(suppressTracing(context.active()), () => inner.export(items, finish));
+      const pending = context.with(suppressTracing(context.active()), () => inner.export(items, finish));
+      if (pending !== undefined && typeof (pending as Promise<unknown>).then === 'function') (pending as Promise<unknown>).then(undefined, failed);
     } catch (error) {
-      finish({ code: ExportResultCode.FAILED, error: error as Error });
+      failed(error);
     }
   };
   guarded.shutdown = () => inner.shutdown().catch(() => undefined);

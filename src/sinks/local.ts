@@ -5,13 +5,19 @@
 //     logs.jsonl     one log record a line, with the step dimensions and trace/span ids
 //     metrics.jsonl  the run.log history: one value (or list, row, table) a line
 //     spans.jsonl    every finished span
+//     step.lock      held while the process writes (folder-lock.ts); files of process index n carry
+//                    `.process-<n>` in their names
 // Records are buffered in memory and written in batches (a timer, a size bound, and every exit path),
-// never one synchronous write per call.
+// never one synchronous write per call. A write that fails (a full disk, a folder gone read-only)
+// stops that file at its last whole batch, so every line of it still parses; the failure is in
+// step.json (`local.complete: false`) and said again when the step ends.
 import fs from 'node:fs';
 import path from 'node:path';
 import { closeQuietly } from '../util/fd.js';
+import { errorText } from '../util/safe-read.js';
 import type { StepIdentity } from '../types.js';
 import type { Diagnostics } from '../diagnostics.js';
+import { FolderLock, processFileName, RESERVE_BYTES, TOUCH_EVERY_MS } from './folder-lock.js';
 
 const FLUSH_INTERVAL_MS = 200;
 const MAX_PENDING_ITEMS = 1024;
@@ -29,7 +35,8 @@ export class BatchedFile<T> {
   private pending: T[] = [];
   private queued: Buffer[] = [];
   private queuedBytes = 0;
-  private inflight: { buf: Buffer; pos: number } | undefined;
+  /** The batch being written off the main thread; `rewritten` once flushSync() has written it itself. */
+  private inflight: { buf: Buffer; pos: number; rewritten: boolean } | undefined;
   private position = 0;
   private closeWhenIdle = false;
   private failed = false;
@@ -37,6 +44,7 @@ export class BatchedFile<T> {
   constructor(
     readonly filePath: string,
     private readonly serialize: (item: T) => string,
+    /** Called once, at the first failed write: the file stops there. */
     private readonly onError: (error: unknown, file: string) => void,
   ) {
     try {
@@ -75,14 +83,19 @@ export class BatchedFile<T> {
     if (rest) bufs.push(rest);
     this.queued = [];
     this.queuedBytes = 0;
+    let at = this.inflight?.pos ?? this.position;
     try {
-      if (this.inflight) fs.writeSync(this.fd, this.inflight.buf, 0, this.inflight.buf.length, this.inflight.pos);
+      if (this.inflight) {
+        writeAllSync(this.fd, this.inflight.buf, this.inflight.pos);
+        this.inflight.rewritten = true;
+      }
       for (const buf of bufs) {
-        fs.writeSync(this.fd, buf, 0, buf.length, this.position);
+        at = this.position;
+        writeAllSync(this.fd, buf, at);
         this.position += buf.length;
       }
     } catch (error) {
-      this.fail(error);
+      this.fail(error, at);
     }
   }
 
@@ -110,39 +123,65 @@ export class BatchedFile<T> {
   private write(buf: Buffer): void {
     const fd = this.fd;
     if (fd === undefined) return;
-    const job = { buf, pos: this.position };
+    const job = { buf, pos: this.position, rewritten: false };
     this.position += buf.length;
     this.inflight = job;
-    fs.write(fd, buf, 0, buf.length, job.pos, (error) => {
-      if (this.inflight === job) this.inflight = undefined;
-      if (error) {
-        this.fail(error);
-        return;
-      }
-      if (this.closeWhenIdle) {
-        this.closeFd();
-        return;
-      }
-      if (this.inflight === undefined && this.queued.length > 0) {
-        const next = this.queued.length === 1 ? this.queued[0] : Buffer.concat(this.queued);
-        this.queued = [];
-        this.queuedBytes = 0;
-        this.write(next);
-      }
-    });
+    const from = (offset: number): void =>
+      fs.write(fd, buf, offset, buf.length - offset, job.pos + offset, (error, written) => {
+        if (!error && written > 0 && offset + written < buf.length) {
+          from(offset + written); // a short write (the disk is filling up): the rest, or its error
+          return;
+        }
+        this.written(job, error ?? (offset + written < buf.length ? new Error('nothing written (the disk is full)') : null));
+      });
+    from(0);
+  }
+
+  private written(job: { buf: Buffer; pos: number; rewritten: boolean }, error: Error | null): void {
+    if (this.inflight === job) this.inflight = undefined;
+    if (error && !job.rewritten) {
+      this.fail(error, job.pos);
+      return;
+    }
+    if (this.closeWhenIdle) {
+      this.closeFd();
+      return;
+    }
+    if (this.inflight === undefined && this.queued.length > 0) {
+      const next = this.queued.length === 1 ? this.queued[0]! : Buffer.concat(this.queued);
+      this.queued = [];
+      this.queuedBytes = 0;
+      this.write(next);
+    }
   }
 
   private closeFd(): void {
     this.fd = closeQuietly(this.fd);
   }
 
-  private fail(error: unknown): void {
+  /** Stop the file; `cutAt`: the offset of the batch that failed, so that no half of it stays. */
+  private fail(error: unknown, cutAt?: number): void {
+    if (cutAt !== undefined && this.fd !== undefined) {
+      try {
+        fs.ftruncateSync(this.fd, cutAt);
+      } catch {
+        // the half batch stays; the reader notes a half-written last line
+      }
+    }
     if (!this.failed) this.onError(error, this.filePath);
     this.failed = true;
     this.pending = [];
     this.queued = [];
     if (this.inflight === undefined) this.closeFd();
     else this.closeWhenIdle = true;
+  }
+}
+
+function writeAllSync(fd: number, buf: Buffer, pos: number): void {
+  for (let offset = 0; offset < buf.length; ) {
+    const n = fs.writeSync(fd, buf, offset, buf.length - offset, pos + offset);
+    if (n <= 0) throw new Error('nothing written (the disk is full)');
+    offset += n;
   }
 }
 
@@ -155,11 +194,6 @@ export function runFolderPath(dir: string, id: StepIdentity): string {
   const parts = [dir, segment(id.pipelineRunId), segment(id.stepName)];
   if (id.nodeCount > 1) parts.push(`node-${id.nodeRank}`);
   return path.join(...parts);
-}
-
-/** The file name for this process: `logs.jsonl`, or `logs.process-2.jsonl` for process index 2. */
-function fileName(base: string, ext: string, processIndex: number): string {
-  return processIndex > 0 ? `${base}.process-${processIndex}${ext}` : `${base}${ext}`;
 }
 
 export interface MetricLine {
@@ -198,6 +232,13 @@ function metricLineSerializer(dimsJson: string): (m: MetricLine) => string {
   };
 }
 
+/** A file of the run folder that stopped being written. */
+export interface LocalFailure {
+  readonly file: string;
+  readonly error: string;
+  readonly time: string;
+}
+
 export class LocalRunFolder {
   readonly logs: BatchedFile<string>;
   readonly driver: BatchedFile<string>;
@@ -205,53 +246,115 @@ export class LocalRunFolder {
   readonly spans: BatchedFile<string | (() => string)>;
   private readonly timer: NodeJS.Timeout;
   private readonly stepJsonPath: string;
+  private readonly failures: LocalFailure[] = [];
+  /** The last step.json written, to record a failure in it as soon as it happens. */
+  private lastStepJson: Record<string, unknown> | undefined;
 
   private constructor(
     readonly folder: string,
     id: StepIdentity,
     dimsJson: string,
-    diagnostics: Diagnostics,
+    private readonly diagnostics: Diagnostics,
+    private readonly lock: FolderLock | undefined,
+    suffix: string,
   ) {
-    const onError = (error: unknown, file: string): void =>
-      diagnostics.warn(`local.write:${file}`, `cannot write ${file} (${(error as Error)?.message ?? error}); local files for it stop here`);
+    const onError = (error: unknown, file: string): void => this.failed(path.basename(file), error);
     const p = id.processIndex;
-    this.logs = new BatchedFile(path.join(folder, fileName('logs', '.jsonl', p)), (line: string) => line, onError);
-    this.driver = new BatchedFile(path.join(folder, fileName('driver', '.log', p)), (line: string) => line, onError);
-    this.metrics = new BatchedFile(path.join(folder, fileName('metrics', '.jsonl', p)), metricLineSerializer(dimsJson), onError);
-    this.spans = new BatchedFile(
-      path.join(folder, fileName('spans', '.jsonl', p)),
-      (s: string | (() => string)) => (typeof s === 'string' ? s : s()),
-      onError,
-    );
-    this.stepJsonPath = path.join(folder, fileName('step', '.json', p));
-    this.timer = setInterval(() => this.flush(), FLUSH_INTERVAL_MS);
+    const file = (base: string, ext: string): string => path.join(folder, processFileName(base, ext, p, suffix));
+    this.logs = new BatchedFile(file('logs', '.jsonl'), (line: string) => line, onError);
+    this.driver = new BatchedFile(file('driver', '.log'), (line: string) => line, onError);
+    this.metrics = new BatchedFile(file('metrics', '.jsonl'), metricLineSerializer(dimsJson), onError);
+    this.spans = new BatchedFile(file('spans', '.jsonl'), (s: string | (() => string)) => (typeof s === 'string' ? s : s()), onError);
+    this.stepJsonPath = file('step', '.json');
+    let ticks = 0;
+    this.timer = setInterval(() => {
+      this.flush();
+      if (++ticks % (TOUCH_EVERY_MS / FLUSH_INTERVAL_MS) === 0) this.lock?.touch();
+    }, FLUSH_INTERVAL_MS);
     this.timer.unref();
   }
 
-  /** Create the run folder; undefined (with one diagnostic) when it cannot be written. */
+  /**
+   * Create the run folder and take its lock for this process index (another process holding it:
+   * files of this process's own, with one diagnostic); undefined (with one diagnostic) when the
+   * folder cannot be written.
+   */
   static open(dir: string, id: StepIdentity, dimsJson: string, diagnostics: Diagnostics): LocalRunFolder | undefined {
     const folder = runFolderPath(dir, id);
-    try {
-      fs.mkdirSync(folder, { recursive: true });
-      fs.accessSync(folder, fs.constants.W_OK);
-    } catch (error) {
-      diagnostics.warn(
-        'local.unwritable',
-        `STEP_TELEMETRY_DIR: expected a writable folder; cannot create ${folder} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message}); local files are off, other sinks go on`,
-      );
+    const problem = folderProblem(folder);
+    if (problem !== undefined) {
+      diagnostics.warn('local.unwritable', `STEP_TELEMETRY_DIR: expected a writable folder; cannot create ${folder} (${problem}); local files are off, other sinks go on`);
       return undefined;
     }
-    return new LocalRunFolder(folder, id, dimsJson, diagnostics);
+    const { lock, suffix, holder } = FolderLock.acquire(folder, id.processIndex, id.runId);
+    if (suffix !== '') {
+      const by = holder ? `process ${holder.pid} on ${holder.host}${holder.run_id ? ` (run ${holder.run_id}, since ${holder.started ?? '?'})` : ''}` : 'another process';
+      diagnostics.warn(
+        'local.folder-in-use',
+        `${folder} is being written by ${by} with the same process index ${id.processIndex}: this process writes files of its own beside them (${processFileName('logs', '.jsonl', id.processIndex, suffix)}, ...). ` +
+          'Give each process its own STEP_TELEMETRY_PROCESS_INDEX, or each run its own STEP_TELEMETRY_PIPELINE_RUN_ID',
+      );
+    }
+    return new LocalRunFolder(folder, id, dimsJson, diagnostics, lock, suffix);
   }
 
-  writeStepJson(value: unknown): void {
+  /** True while every file has been written as asked. */
+  get complete(): boolean {
+    return this.failures.length === 0;
+  }
+
+  /**
+   * Write step.json (atomically: a temporary file, then a rename). When that fails (a full disk),
+   * with the lock's reserve given back, then in place; only then is it given up, with a diagnostic.
+   * A failed local file is recorded in it as `local: { complete: false, failures }`.
+   */
+  writeStepJson(value: Record<string, unknown>): void {
+    this.lastStepJson = value;
+    const local = this.complete ? value.local : { ...(value.local as object | undefined), complete: false, failures: this.failures };
+    const text = `${JSON.stringify(this.complete ? value : { ...value, local }, null, 2)}\n`;
     const tmp = `${this.stepJsonPath}.tmp`;
+    const atomic = (): void => {
+      try {
+        fs.writeFileSync(tmp, text);
+        fs.renameSync(tmp, this.stepJsonPath);
+      } catch (error) {
+        try {
+          fs.rmSync(tmp, { force: true });
+        } catch {
+          // a read-only folder: nothing was written either
+        }
+        throw error;
+      }
+    };
     try {
-      fs.writeFileSync(tmp, `${JSON.stringify(value, null, 2)}\n`);
-      fs.renameSync(tmp, this.stepJsonPath);
+      atomic();
+      return;
     } catch {
-      // the jsonl files are the record; step.json is a convenience
+      // below: the reserve, then in place
     }
+    try {
+      // half the reserve at a time: a failure mid-run takes one half, the end of the step the other
+      if (this.lock?.giveBack(RESERVE_BYTES / 2)) {
+        atomic();
+        return;
+      }
+    } catch {
+      // in place, below
+    }
+    try {
+      fs.writeFileSync(this.stepJsonPath, text, { flag: 'r+' });
+      fs.truncateSync(this.stepJsonPath, Buffer.byteLength(text));
+    } catch (error) {
+      this.diagnostics.warn('local.write:step.json', `cannot write ${this.stepJsonPath} (${errorText(error)}); it may still say "running"`);
+    }
+  }
+
+  private failed(file: string, error: unknown): void {
+    const text = typeof (error as NodeJS.ErrnoException)?.code === 'string' ? (error as Error).message : errorText(error);
+    this.failures.push({ file, error: text, time: new Date().toISOString() });
+    this.diagnostics.warn(`local.write:${file}`, `cannot write ${file} (${text}); local files for it stop here`);
+    // said in step.json at once: a step killed later is not taken for one killed with whole files
+    if (this.lastStepJson) this.writeStepJson(this.lastStepJson);
   }
 
   flush(): void {
@@ -269,11 +372,31 @@ export class LocalRunFolder {
     this.spans.flushSync();
   }
 
+  /** Close the files and give up the lock; when files failed, say so (the outcome is the program's, not the files'). */
   close(): void {
     clearInterval(this.timer);
     this.driver.close();
     this.logs.close();
     this.metrics.close();
     this.spans.close();
+    this.lock?.release();
+    if (!this.complete) {
+      const files = [...new Set(this.failures.map((f) => f.file))].join(', ');
+      this.diagnostics.notice(
+        `the run folder ${this.folder} is incomplete: writing ${files} failed from ${this.failures[0]!.time} on (${this.failures[0]!.error}). ` +
+          'step.json says so, and `step-telemetry doctor` reports it; give STEP_TELEMETRY_DIR a folder with space.',
+      );
+    }
+  }
+}
+
+/** Why `folder` cannot hold a run folder (created if missing), or undefined when it can. */
+export function folderProblem(folder: string): string | undefined {
+  try {
+    fs.mkdirSync(folder, { recursive: true });
+    fs.accessSync(folder, fs.constants.W_OK);
+    return undefined;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code ?? errorText(error);
   }
 }

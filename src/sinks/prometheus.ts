@@ -6,6 +6,7 @@ import client from 'prom-client';
 import { CATALOG, prometheusLabels, prometheusName, sanitizePrometheusName, type CatalogKey } from '../catalog.js';
 import type { Diagnostics } from '../diagnostics.js';
 import type { ExemplarContext } from '../types.js';
+import { printable } from '../util/printable.js';
 
 type PromMetric = client.Counter<string> | client.Histogram<string> | client.Gauge<string>;
 
@@ -68,7 +69,7 @@ export class PrometheusSink {
       else if (metric instanceof client.Histogram) metric.observe({ labels, value, exemplarLabels: exemplarLabels(exemplar) });
       else metric.set(labels, value);
     } catch (error) {
-      this.diagnostics.warn(`prometheus.${key}`, `prometheus metric ${CATALOG[key].name} not updated: ${(error as Error).message}`);
+      this.diagnostics.warn('prometheus.update', `prometheus metric ${CATALOG[key].name} not updated: ${(error as Error).message}`);
     }
   }
 
@@ -80,11 +81,11 @@ export class PrometheusSink {
     const promName = sanitizePrometheusName(name);
     const owner = this.userNames.get(promName);
     if (owner !== undefined) {
-      if (owner !== name) this.diagnostics.warn(`prometheus.collision:${promName}`, `metric "${name}" maps to the Prometheus name ${promName}, already used by "${owner}"; it is kept in the local files and OpenTelemetry only`);
+      if (owner !== name) this.diagnostics.warn('prometheus.collision', `metric "${name}" maps to the Prometheus name ${promName}, already used by "${owner}"; it is kept in the local files and OpenTelemetry only`);
       return owner === name;
     }
     if (CATALOG_NAMES.has(promName) || CATALOG_NAMES.has(`${promName}_total`)) {
-      this.diagnostics.warn(`prometheus.reserved:${promName}`, `metric "${name}" would shadow the catalog metric ${promName}; it is kept in the local files and OpenTelemetry only`);
+      this.diagnostics.warn('prometheus.reserved', `metric "${name}" would shadow the catalog metric ${promName}; it is kept in the local files and OpenTelemetry only`);
       this.userNames.set(promName, '');
       return false;
     }
@@ -92,7 +93,7 @@ export class PrometheusSink {
     try {
       new client.Gauge({
         name: promName,
-        help: `run.log metric ${name}`,
+        help: `run.log metric ${printable(name)}`,
         labelNames: Object.keys(labels),
         registers: [this.registry],
         collect() {
@@ -103,7 +104,7 @@ export class PrometheusSink {
       this.userNames.set(promName, name);
       return true;
     } catch (error) {
-      this.diagnostics.warn(`prometheus.user:${promName}`, `metric "${name}" not exposed to Prometheus: ${(error as Error).message}`);
+      this.diagnostics.warn('prometheus.user', `metric "${name}" not exposed to Prometheus: ${(error as Error).message}`);
       this.userNames.set(promName, '');
       return false;
     }

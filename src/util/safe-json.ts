@@ -1,20 +1,37 @@
 // Serialisation that cannot throw: JSON.stringify first, then a bounded walk that replaces cycles,
-// BigInts and deep or wide structures, then a placeholder.
+// BigInts and deep or wide structures, then a placeholder. Values are read without trusting them:
+// getters and Proxy traps may throw, prototypes may be null.
+import { readOption, safeString } from './safe-read.js';
 
 const MAX_DEPTH = 8;
 const MAX_KEYS = 200;
 
+/** `value instanceof Error`, false when asking throws (a Proxy). */
+export function isError(value: unknown): value is Error {
+  try {
+    return value instanceof Error;
+  } catch {
+    return false;
+  }
+}
+
 function replaceErrors(_key: string, value: unknown): unknown {
-  if (value instanceof Error) return errorToJson(value);
+  if (isError(value)) return errorToJson(value);
   if (typeof value === 'bigint') return value.toString();
   return value;
 }
 
+/** `{ name, message, stack, code }` of an error, each read safely. */
 export function errorToJson(error: Error): Record<string, unknown> {
-  const out: Record<string, unknown> = { name: error.name, message: error.message };
-  if (error.stack) out.stack = error.stack;
-  const code = (error as { code?: unknown }).code;
-  if (code !== undefined) out.code = code;
+  const text = (key: string): string | undefined => {
+    const v = readOption(error, key).value;
+    return v === undefined || v === null ? undefined : safeString(v);
+  };
+  const out: Record<string, unknown> = { name: text('name') ?? 'Error', message: text('message') ?? '' };
+  const stack = text('stack');
+  if (stack) out.stack = stack;
+  const code = readOption(error, 'code').value;
+  if (code !== undefined) out.code = typeof code === 'number' || typeof code === 'string' ? code : safeString(code);
   return out;
 }
 
@@ -62,4 +79,26 @@ export function safeStringify(value: unknown): string {
       return '"[Unserializable]"';
     }
   }
+}
+
+/**
+ * JSON object text of a record's fields: `{...}` whatever they hold. A `toJSON` of the record
+ * itself is not called (it could make the line a number, or nothing); never throws.
+ */
+export function safeRecordJson(record: object): string {
+  try {
+    if (typeof (record as { toJSON?: unknown }).toJSON !== 'function') {
+      const json = JSON.stringify(record, replaceErrors);
+      if (json !== undefined && json.charCodeAt(0) === 123) return json;
+    }
+  } catch {
+    // the bounded walk below
+  }
+  try {
+    const copy = bounded(record, 0, new WeakSet());
+    if (copy !== null && typeof copy === 'object' && !Array.isArray(copy)) return JSON.stringify(copy);
+  } catch {
+    // the placeholder below
+  }
+  return '{"message":"[Unserializable]"}';
 }

@@ -64,3 +64,18 @@ export function marker<T = Record<string, any>>(stdout: string, name: string): T
   if (!line) throw new Error(`no ${name} line in stdout:\n${stdout}`);
   return JSON.parse(line.slice(name.length + 1)) as T;
 }
+
+/** Every line of every .jsonl file below `folder`, parsed (a line that does not parse throws, naming it); the record count per file. */
+export function allJsonLines(folder: string): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const entry of fs.readdirSync(folder, { withFileTypes: true, recursive: true })) {
+    if (!entry.isFile() || !entry.name.endsWith('.jsonl')) continue;
+    const file = path.join(entry.parentPath ?? (entry as any).path, entry.name);
+    const records = readJsonl(file);
+    for (const [i, r] of records.entries()) {
+      if (r === null || typeof r !== 'object' || Array.isArray(r)) throw new Error(`${file}:${i + 1}: not a JSON object`);
+    }
+    counts[path.relative(folder, file)] = records.length;
+  }
+  return counts;
+}
