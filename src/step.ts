@@ -12,27 +12,23 @@ import {
   type Tracer,
 } from '@opentelemetry/api';
 import type winston from 'winston';
-import { ConfigError, EnvReader, formatIssue, resolveConfig, type ResolvedConfig } from './config.js';
-import { Diagnostics } from './diagnostics.js';
-import { identityDimensions, metricDimensions, resolveIdentity, stepResourceAttributes, traceIdForPipelineRun } from './identity.js';
+import type { ResolvedConfig } from './config.js';
+import type { Diagnostics } from './diagnostics.js';
+import { identityDimensions, metricDimensions } from './identity.js';
 import { installProcessHandlers } from './lifecycle.js';
-import { contextFromEnvironment, environmentFor, propagatorFromEnv } from './otel/propagation.js';
-import { stepResource } from './otel/resource.js';
-import { RecordEverySpan, samplerFromEnv } from './otel/sampling.js';
-import { StepSdk, readSdkEnv, setupDiagLogger, withinBound } from './otel/sdk.js';
+import { environmentFor } from './otel/env-carrier.js';
+import type { StepSdk } from './otel/sdk.js';
 import { PENDING_METRICS_LIMIT, processState, type ActiveStep } from './process-state.js';
-import { collectRuntimeInfo } from './runtime-info.js';
 import { CatalogInstruments, MetricRecorder } from './signals/metrics.js';
 import { LogPipeline, bindLogger, processLogger, unbindLogger, withMiniBatch } from './signals/logs.js';
-import { TRACER_NAME, recordError, type FinishedSpan } from './signals/traces.js';
-import { createAzureExporters } from './sinks/azure.js';
-import type { BackendExporters } from './sinks/backend.js';
-import { createEnvExporters } from './sinks/env-exporters.js';
-import { ExporterAgents, type ExportHealth } from './sinks/export-health.js';
-import { LocalRunFolder } from './sinks/local.js';
-import { PrometheusSink } from './sinks/prometheus.js';
-import { PrometheusExport } from './sinks/prometheus-export.js';
+import { TRACER_NAME, recordError } from './signals/step-scope.js';
+import type { FinishedSpan } from './signals/traces.js';
+import type { ExporterAgents, ExportHealth } from './sinks/export-health.js';
+import type { LocalRunFolder } from './sinks/local.js';
+import type { PrometheusSink } from './sinks/prometheus.js';
+import type { PrometheusExport } from './sinks/prometheus-export.js';
 import { presumedSilent } from './sinks/verdicts.js';
+import { withinBound } from './util/within-bound.js';
 import type {
   Cell,
   EndOptions,
@@ -57,8 +53,6 @@ export class Step implements ActiveStep {
   readonly tracer: Tracer;
   /** The step's root span (kind SERVER, so Application Insights lists the step under requests). */
   readonly rootSpan: Span;
-  /** Prometheus registry holding the catalog metrics and the run.log gauges. */
-  readonly prometheus: PrometheusSink;
   /** @internal the `/metrics` endpoint and Pushgateway pusher, when configured */
   prometheusExport: PrometheusExport | undefined;
 
@@ -82,6 +76,8 @@ export class Step implements ActiveStep {
     rootSpanKind: StepOptions['rootSpanKind'],
     /** What TRACEPARENT, TRACESTATE and BAGGAGE gave this process (the step span's parent). */
     private readonly inherited: Context,
+    /** Prometheus registry holding the catalog metrics and the run.log gauges (created with the SDK, at start). */
+    readonly prometheus: PrometheusSink,
   ) {
     this.identity = identity;
     const dims = identityDimensions(identity);
@@ -89,7 +85,6 @@ export class Step implements ActiveStep {
     this.tracer = sdk.tracerProvider.getTracer(TRACER_NAME);
     this.rootSpan = this.tracer.startSpan(identity.stepName, { kind: rootSpanKind === 'internal' ? SpanKind.INTERNAL : SpanKind.SERVER, attributes: { ...dims, 'step.kind': 'step' } }, inherited);
     sdk.stepSpan = this.rootSpan;
-    this.prometheus = new PrometheusSink(mdims, diagnostics);
     this.instruments = new CatalogInstruments(sdk.meter, this.prometheus, mdims, diagnostics);
     this.recorder = new MetricRecorder(diagnostics, local, sdk.meter, this.prometheus, mdims, (kind, name, value) => {
       let json = JSON.stringify(value);
@@ -341,6 +336,7 @@ export async function startStep(options: StepOptions = {}): Promise<Step> {
     );
   }
   const starting = Promise.resolve().then(async () => {
+    const { createStep } = await import('./step-setup.js');
     const step = await createStep(options);
     await step.prometheusExport?.start();
     return step;
@@ -353,93 +349,6 @@ export async function startStep(options: StepOptions = {}): Promise<Step> {
   } finally {
     state.starting = undefined;
   }
-}
-
-async function createStep(options: StepOptions): Promise<Step> {
-  const env = process.env;
-  const config = resolveConfig(options, env);
-  const reader = new EnvReader(env);
-  const identity = resolveIdentity(options, env, reader);
-  // OpenTelemetry's configuration, read (and checked) before anything is opened or registered
-  setupDiagLogger(reader);
-  const sampler = new RecordEverySpan(samplerFromEnv(reader));
-  const propagator = await propagatorFromEnv(reader);
-  const resource = await stepResource(stepResourceAttributes(identity), options.resourceAttributes, reader);
-  const sdkEnv = readSdkEnv(reader);
-  const issues = [...config.issues, ...reader.issues];
-  if (issues.length > 0 && config.strict) throw new ConfigError(issues);
-
-  const diagnostics = new Diagnostics();
-  const disabled = config.disabled;
-  const dims = identityDimensions(identity);
-  const local = config.local && !disabled ? LocalRunFolder.open(config.dir, identity, JSON.stringify(dims), diagnostics) : undefined;
-  if (local) diagnostics.addSink((line) => local.driver.append(`${new Date().toISOString()} ${line}\n`));
-  for (const issue of issues) diagnostics.warn(`config.${issue.variable}`, `configuration: ${formatIssue(issue)}`);
-
-  const agents = new ExporterAgents();
-  const backends: BackendExporters[] = [];
-  if (!disabled) {
-    try {
-      backends.push(...(await createEnvExporters(config.exporters)));
-    } catch (error) {
-      diagnostics.warn('otlp.setup', `OpenTelemetry export is off: ${(error as Error).message}`);
-    }
-    if (config.azure) {
-      try {
-        backends.push(await createAzureExporters(config.azure, agents, Math.min(10_000, config.flushTimeoutMs), config.azureStatsbeat));
-      } catch (error) {
-        diagnostics.warn('azure.setup', `Application Insights export is off: ${(error as Error).message}`);
-      }
-    }
-  }
-  const healths = backends.flatMap((b) => b.healths);
-  const prometheusOn = !disabled && (config.prometheus.port !== undefined || config.prometheus.pushgatewayUrl !== undefined);
-  const sdk = new StepSdk({ config, sdkEnv, resource, sampler, propagator, backends, local, dims, traceId: traceIdForPipelineRun(identity.pipelineRunId), prometheus: prometheusOn && config.prometheus.port !== undefined });
-  // after the propagator is registered (the program's, or ours)
-  const inherited = contextFromEnvironment(env);
-  if (env.TRACEPARENT?.trim() && !trace.getSpanContext(inherited)) diagnostics.warn('config.TRACEPARENT', 'configuration: TRACEPARENT: expected a W3C traceparent such as 00-<32 hex>-<16 hex>-01; the step starts a trace of its own');
-  // The registry lives in the Step; the exporter reads it at scrape and push time.
-  let created: Step | undefined;
-  const prometheusExport = prometheusOn
-    ? new PrometheusExport({
-        registry: () => created!.prometheus.registry,
-        config: config.prometheus,
-        groupingLabels: { ...metricDimensions(identity), ...(identity.processIndex > 0 ? { process: String(identity.processIndex) } : {}) },
-        diagnostics,
-        agents,
-        requestTimeoutMs: Math.max(1, Math.min(10_000, config.flushTimeoutMs)),
-        otelText: sdk.prometheusText ? () => sdk.prometheusText!.text() : undefined,
-      })
-    : undefined;
-  if (prometheusExport?.pushHealth) healths.push(prometheusExport.pushHealth);
-
-  const staticInfo = {
-    identity,
-    resource: resource.attributes,
-    trace_id: undefined as string | undefined,
-    // false: the program registered its own global provider first, which stays (docs/opentelemetry.md)
-    otel_globals: sdk.registered,
-    runtime: collectRuntimeInfo(options.mainScript),
-    backends: healths.map((h) => ({ backend: h.backend, signal: h.signal, target: h.target })),
-    local: local ? { folder: local.folder } : undefined,
-  };
-  const step = new Step(config, identity, diagnostics, local, sdk, healths, agents, staticInfo, options.rootSpanKind, inherited);
-  created = step;
-  step.prometheusExport = prometheusExport;
-  staticInfo.trace_id = step.rootSpan.spanContext().traceId;
-  step.writeInitialStepJson();
-  // values logged through import-time handles before the start
-  const state = processState();
-  for (const m of state.pendingMetrics) step.log(m.name, m.value, m.options);
-  state.pendingMetrics = [];
-  if (state.pendingOverflow > 0) {
-    diagnostics.warn('metrics.pre-start-overflow', `${state.pendingOverflow} metric values logged before startStep() were dropped (the buffer holds ${PENDING_METRICS_LIMIT})`);
-    state.pendingOverflow = 0;
-  }
-  step.logger.info(`step ${identity.stepName} started`, {
-    backends: ['local', ...backends.map((b) => b.name)].filter((n) => n !== 'local' || local).join(', ') || 'none',
-  });
-  return step;
 }
 
 /** The process logger: usable at import time, records into the active step once it starts. */

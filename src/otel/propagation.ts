@@ -1,9 +1,8 @@
-// Propagation: the propagators OTEL_PROPAGATORS names (W3C trace context and baggage by default),
-// the context a step inherits from TRACEPARENT / TRACESTATE / BAGGAGE (environment variables as
-// carriers: the key upper-cased, `-` as `_`), and the variables it hands to a child process.
-import { ROOT_CONTEXT, propagation, type Context, type TextMapGetter, type TextMapPropagator, type TextMapSetter } from '@opentelemetry/api';
+// The propagators OTEL_PROPAGATORS names (W3C trace context and baggage by default), as sdk-node
+// builds them. The environment as a carrier is env-carrier.ts.
+import type { TextMapPropagator } from '@opentelemetry/api';
 import { CompositePropagator, W3CBaggagePropagator, W3CTraceContextPropagator } from '@opentelemetry/core';
-import type { Env, EnvReader } from '../config.js';
+import type { EnvReader } from '../config.js';
 
 const NAMES = ['tracecontext', 'baggage', 'b3', 'b3multi', 'jaeger', 'none'];
 
@@ -25,29 +24,4 @@ export async function propagatorFromEnv(r: EnvReader): Promise<TextMapPropagator
   }
   if (out.length === 0) return undefined;
   return out.length === 1 ? out[0] : new CompositePropagator({ propagators: out });
-}
-
-const envKey = (key: string): string => key.toUpperCase().replace(/-/g, '_');
-
-const envGetter: TextMapGetter<Env> = {
-  keys: (env) => Object.keys(env).map((k) => k.toLowerCase().replace(/_/g, '-')),
-  get: (env, key) => env[envKey(key)],
-};
-
-const envSetter: TextMapSetter<Record<string, string>> = {
-  set: (carrier, key, value) => {
-    carrier[envKey(key)] = value;
-  },
-};
-
-/** The context that TRACEPARENT, TRACESTATE and BAGGAGE (through the global propagator) give this process. */
-export function contextFromEnvironment(env: Env): Context {
-  return propagation.extract(ROOT_CONTEXT, env, envGetter);
-}
-
-/** The variables that carry `ctx` to a child process (TRACEPARENT, TRACESTATE, BAGGAGE, ...). */
-export function environmentFor(ctx: Context): Record<string, string> {
-  const carrier: Record<string, string> = {};
-  propagation.inject(ctx, carrier, envSetter);
-  return carrier;
 }

@@ -31,8 +31,9 @@ import { BatchLogRecordProcessor, LoggerProvider, SimpleLogRecordProcessor, type
 import { MeterProvider, PeriodicExportingMetricReader, type IMetricReader } from '@opentelemetry/sdk-metrics';
 import type { BasicTracerProvider, Sampler } from '@opentelemetry/sdk-trace-base';
 import type { EnvReader, ResolvedConfig } from '../config.js';
-import type { Diagnostics } from '../diagnostics.js';
-import { createTracerProvider, TRACER_NAME, type FinishedSpans, type PipelineTraceIdGenerator } from '../signals/traces.js';
+import { TRACER_NAME } from '../signals/step-scope.js';
+import { createTracerProvider, type FinishedSpans, type PipelineTraceIdGenerator } from '../signals/traces.js';
+import { withinBound } from '../util/within-bound.js';
 import { PrometheusTextReader, RunFolderMetricExporter } from '../signals/user-metrics.js';
 import type { BackendExporters } from '../sinks/backend.js';
 import { guardExporter, type ExportHealth, type ExporterAgents } from '../sinks/export-health.js';
@@ -232,19 +233,6 @@ function logRecordProcessor(
 ): LogRecordProcessor {
   const both = Object.assign(Object.create(exporter) as LogRecordExporter, { exporter, ...config });
   return new (Processor as unknown as new (a: unknown, b: unknown) => LogRecordProcessor)(both, config);
-}
-
-/** True when `work` settled within `ms`. The timer never holds the process. */
-export function withinBound(work: Promise<unknown>, ms: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => resolve(false), ms);
-    timer.unref();
-    const done = (): void => {
-      clearTimeout(timer);
-      resolve(true);
-    };
-    work.then(done, done);
-  });
 }
 
 let contextManagerSet = false;

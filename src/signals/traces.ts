@@ -24,10 +24,9 @@ import type { BackendExporters } from '../sinks/backend.js';
 import { guardExporter, type ExportHealth } from '../sinks/export-health.js';
 import type { LocalRunFolder } from '../sinks/local.js';
 import { isoFromHrTime } from '../util/iso-time.js';
+import { TRACER_NAME } from './step-scope.js';
 
 const ID_POOL_BYTES = 8192;
-/** The instrumentation scope of every span of a step. */
-export const TRACER_NAME = 'step-telemetry';
 
 /**
  * Root spans get the pipeline run's trace id. Span ids are random, hex-encoded from a pool that
@@ -273,21 +272,6 @@ export function createTracerProvider(options: TracingOptions): { provider: Basic
     Number.isFinite(limits?.attributeValueLengthLimit) ? limits!.attributeValueLengthLimit! : 0,
   );
   return { provider, ids, finished };
-}
-
-/** Record an error on a span: an `exception` event with type, message and stack, and ERROR status. */
-export function recordError(span: { recordException(e: Error | string): void; setStatus(s: { code: SpanStatusCode; message?: string }): void }, error: unknown): void {
-  const e = error instanceof Error ? error : new Error(typeof error === 'string' ? error : safeMessage(error));
-  span.recordException(e);
-  span.setStatus({ code: SpanStatusCode.ERROR, message: `${e.name}: ${e.message}` });
-}
-
-function safeMessage(value: unknown): string {
-  try {
-    return String(value);
-  } catch {
-    return 'non-Error value thrown';
-  }
 }
 
 export { SpanKind };

@@ -13,7 +13,7 @@ import {
   type ResourceMetrics,
 } from '@opentelemetry/sdk-metrics';
 import type { LocalRunFolder } from '../sinks/local.js';
-import { TRACER_NAME } from './traces.js';
+import { TRACER_NAME } from './step-scope.js';
 
 /** Only the program's scopes. */
 function usersOnly(rm: ResourceMetrics): ResourceMetrics {
