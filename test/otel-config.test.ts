@@ -1,13 +1,16 @@
 // The standard OpenTelemetry configuration, as a real step reads it: OTLP/HTTP over TLS with a
 // private CA (and mTLS), OTLP/gRPC against a real gRPC server (plain and TLS), the sampler and
 // propagator variables, the resource detectors and the console exporter.
+import fs from 'node:fs';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startOtlpGrpcReceiver } from './helpers/otlp-grpc-receiver.js';
-import { startOtlpReceiver } from './helpers/otlp-receiver.js';
+import { freeClosedPort, startOtlpReceiver } from './helpers/otlp-receiver.js';
 import { findRunFolder, marker, readRunFolder } from './helpers/run-folder.js';
 import { runStepScript, useTempDir } from './helpers/run-step.js';
 import { makeTestPki } from './helpers/tls.js';
+import { BEHAVE, makeFiles, readAllJsonl, runFolder, runRunner } from './fixtures/runner/harness.js';
 
 const STEP = fileURLToPath(new URL('./fixtures/otel/env-step.mjs', import.meta.url));
 const servers: Array<{ close(): Promise<void> }> = [];
@@ -161,10 +164,50 @@ describe('the resource', () => {
 });
 
 describe('other exporters and bad values', () => {
+  it('OTEL_METRICS_EXPORTER=prometheus serves the step registry on OTEL_EXPORTER_PROMETHEUS_HOST/PORT', async () => {
+    const port = await freeClosedPort();
+    const r = await runStep({ OTEL_METRICS_EXPORTER: 'prometheus', OTEL_EXPORTER_PROMETHEUS_HOST: '127.0.0.1', OTEL_EXPORTER_PROMETHEUS_PORT: String(port) });
+    expect(r.stderr).toBe('');
+    expect(marker(r.stdout, 'ENDPOINT')).toBe(`http://127.0.0.1:${port}/metrics`);
+  });
+
   it('OTEL_TRACES_EXPORTER=console prints spans; an unknown exporter or sampler is named at start', async () => {
     const r = await runStep({ OTEL_TRACES_EXPORTER: 'console,bogus', OTEL_TRACES_SAMPLER: 'sometimes' });
     expect(r.stdout).toMatch(/name: 'work'/);
     expect(r.stderr).toMatch(/OTEL_TRACES_EXPORTER: expected a list of otlp, zipkin, console, none \(got bogus\)/);
     expect(r.stderr).toMatch(/OTEL_TRACES_SAMPLER: expected one of always_on/);
+  });
+});
+
+describe("the program's own OpenTelemetry", () => {
+  it('joins global providers the program registered first: they stay, its spans join the step trace', async () => {
+    const dir = await useTempDir('st-joined-');
+    const r = await runStepScript({ script: fileURLToPath(new URL('./fixtures/otel/own-providers-step.mjs', import.meta.url)), env: { STEP_TELEMETRY_DIR: dir } });
+    expect(r.code, r.stderr).toBe(0);
+    const f = readRunFolder(findRunFolder(dir));
+    expect(f.step.otel_globals).toMatchObject({ trace: false });
+    const work = f.spans.find((s) => s.name === 'step-work')!;
+    expect(marker(r.stdout, 'USER_SPANS')).toEqual([{ name: 'user-work', traceId: work.trace_id, parent: work.span_id }]);
+    expect(f.spans.map((s) => s.name).sort()).toEqual(['joined', 'step-work']);
+  });
+});
+
+describe('sampling of the runner mini-batch spans', () => {
+  it('finished attempt spans follow the sampler: none exported with always_off, all kept locally, the metrics exact', async () => {
+    const receiver = track(await startOtlpReceiver());
+    const dir = await useTempDir('st-sampled-runner-');
+    fs.mkdirSync(path.join(dir, 'in'));
+    makeFiles(path.join(dir, 'in'), 6);
+    const r = await runRunner(['--entry-script', BEHAVE, '--input', 'in', '--output', 'out', '--mini-batch-size', '2'], {
+      cwd: dir,
+      env: { OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url, OTEL_TRACES_SAMPLER: 'always_off', OTEL_METRIC_EXPORT_INTERVAL: '600000', STEP_TELEMETRY_CONSOLE: 'false' },
+    });
+    expect(r.code, r.stderr).toBe(0);
+    expect(receiver.spans()).toEqual([]);
+    const attempts = readAllJsonl(runFolder(path.join(dir, 'telemetry')), 'spans').filter((s) => s.kind === 'CONSUMER');
+    expect(attempts).toHaveLength(3);
+    for (const a of attempts) expect(a.sampled).toBe(false);
+    const mb = receiver.metrics().filter((m) => m.name === 'step.minibatch.duration');
+    expect(mb.reduce((n, m) => n + (m.count ?? 0), 0)).toBe(3);
   });
 });
