@@ -63,6 +63,45 @@ console.table([
   },
 ]);
 
+// 2b. cold import with no backend against importing @opentelemetry/sdk-node alone (fresh processes)
+const cold = lastJson(execFileSync(process.execPath, [here('./cold-import.mjs'), '9'], { encoding: 'utf8', env: baseChildEnv() }));
+console.log('\ncold import (median of 9 fresh processes each):');
+console.table([{ 'step-telemetry, no backend': `${cold.stepTelemetryMs.toFixed(0)} ms`, '@opentelemetry/sdk-node alone': `${cold.sdkNodeMs.toFixed(0)} ms`, ratio: `${cold.ratio.toFixed(2)}× (target ≤ 1.2×)` }]);
+
+// 2c. from end() resolving to the process exit, per backend state (median of 5 runs each)
+console.log('\nend() resolved → process exit, and the end() itself (flush bound 2000 ms):');
+async function exitTimes(env: Record<string, string>): Promise<{ end: number; exit: number }> {
+  const ends: number[] = [];
+  const exits: number[] = [];
+  for (let i = 0; i < 5; i++) {
+    const child = spawn(process.execPath, [here('../test/fixtures/otel/exit-step.mjs')], { env: { ...baseChildEnv(), STEP_TELEMETRY_DIR: here('../node_modules/.cache/bench-telemetry'), STEP_TELEMETRY_FLUSH_TIMEOUT_MS: '2000', ...env }, stdio: ['ignore', 'pipe', 'ignore'] });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    await new Promise((resolve) => child.on('exit', resolve));
+    const exited = Date.now();
+    const at = (n: string) => Number(new RegExp(`^${n} (\\d+)$`, 'm').exec(out)?.[1]);
+    ends.push(at('ENDED') - at('ENDING'));
+    exits.push(exited - at('ENDED'));
+  }
+  const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[2]!;
+  return { end: med(ends), exit: med(exits) };
+}
+const exitRows = [];
+for (const state of ['ok', 'refused', 'unauthorized', 'hang'] as const) {
+  const otlp = state === 'refused' ? undefined : await startOtlpReceiver({ mode: state });
+  const ai = state === 'refused' ? undefined : await startAppInsightsReceiver({ mode: state === 'unauthorized' ? 'unauthorized' : state });
+  try {
+    const refusedUrl = `http://127.0.0.1:1`;
+    const o = await exitTimes({ OTEL_EXPORTER_OTLP_ENDPOINT: otlp?.url ?? refusedUrl });
+    const a = ai ? await exitTimes(ai.childEnv()) : await exitTimes({ APPLICATIONINSIGHTS_CONNECTION_STRING: 'InstrumentationKey=00000000-0000-4000-8000-0000000000a1;IngestionEndpoint=https://127.0.0.1:1/' });
+    exitRows.push({ backend: state, 'OTLP end()': `${o.end} ms`, 'OTLP exit after end()': `${o.exit} ms`, 'App Insights end()': `${a.end} ms`, 'App Insights exit after end()': `${a.exit} ms` });
+  } finally {
+    await otlp?.close();
+    await ai?.close();
+  }
+}
+console.table(exitRows);
+
 // 3. the HTML run report of a synthetic 100,000-mini-batch run: generation time and size
 console.log('\nrun report of a synthetic run:');
 execFileSync(process.execPath, ['--import', 'tsx', here('./report.ts')], { stdio: 'inherit', env: baseChildEnv() });

@@ -23,15 +23,31 @@ export function formatIssue(issue: ConfigIssue): string {
   return `${issue.variable}: expected ${issue.expected}`;
 }
 
-export type OtlpProtocol = 'http/protobuf' | 'http/json';
+export type OtlpProtocol = 'grpc' | 'http/protobuf' | 'http/json';
 export type Signal = 'traces' | 'metrics' | 'logs';
 export const SIGNALS: readonly Signal[] = ['traces', 'metrics', 'logs'];
 
+/** The exporter names of `OTEL_{TRACES,METRICS,LOGS}_EXPORTER` that a Node SDK knows, per signal. */
+export const EXPORTER_NAMES = {
+  traces: ['otlp', 'zipkin', 'console', 'none'],
+  metrics: ['otlp', 'prometheus', 'console', 'none'],
+  logs: ['otlp', 'console', 'none'],
+} as const;
+export type ExporterName = Exclude<(typeof EXPORTER_NAMES)[Signal][number], 'none'>;
+
+/** How one signal's OTLP exporter is made; its endpoint, headers, TLS and compression it reads itself. */
 export interface OtlpSignalConfig {
-  readonly url: string;
   readonly protocol: OtlpProtocol;
+  /** Where it sends (for messages: no user info, no query). */
+  readonly target: string;
   /** Export timeout: the OTEL_EXPORTER_OTLP_*TIMEOUT, capped by the flush bound. */
   readonly timeoutMs: number;
+}
+
+/** The exporters of one signal, from `OTEL_<SIGNAL>_EXPORTER` (see resolveExporters). */
+export interface SignalExporters {
+  readonly names: readonly ExporterName[];
+  readonly otlp?: OtlpSignalConfig;
 }
 
 export interface AzureConfig {
@@ -65,7 +81,10 @@ export interface ResolvedConfig {
   readonly strict: boolean;
   readonly handleProcessEvents: boolean;
   readonly metricExportIntervalMs: number;
-  readonly otlp: Partial<Record<Signal, OtlpSignalConfig>>;
+  readonly metricExportTimeoutMs: number;
+  readonly exporters: Readonly<Record<Signal, SignalExporters>>;
+  /** Opt-in to the Application Insights exporter's statsbeat and SDK stats (STEP_TELEMETRY_AZURE_STATSBEAT). */
+  readonly azureStatsbeat: boolean;
   readonly azure?: AzureConfig;
   readonly prometheus: PrometheusExportConfig;
   readonly issues: readonly ConfigIssue[];
@@ -161,7 +180,8 @@ export function resolveConfig(options: StepOptions, env: Env): ResolvedConfig {
     optionInt(r, 'flushTimeoutMs', options.flushTimeoutMs, 0, 600_000) ??
     r.int('STEP_TELEMETRY_FLUSH_TIMEOUT_MS', 0, 600_000) ??
     5000;
-  const otlp = sdkDisabled ? {} : resolveOtlp(r, flushTimeoutMs);
+  const exporters = resolveExporters(r, flushTimeoutMs, sdkDisabled);
+  const metricExportIntervalMs = r.int('OTEL_METRIC_EXPORT_INTERVAL', 1) ?? 60_000;
   const azureString = options.applicationInsightsConnectionString ?? r.string('APPLICATIONINSIGHTS_CONNECTION_STRING');
   const azure = sdkDisabled || azureString === undefined ? undefined : parseConnectionString(azureString, r);
   const local = options.local ?? r.bool('STEP_TELEMETRY_LOCAL') ?? true;
@@ -179,19 +199,29 @@ export function resolveConfig(options: StepOptions, env: Env): ResolvedConfig {
     flushTimeoutMs,
     strict,
     handleProcessEvents: options.handleProcessEvents ?? r.bool('STEP_TELEMETRY_HANDLE_PROCESS_EVENTS') ?? true,
-    metricExportIntervalMs: r.int('OTEL_METRIC_EXPORT_INTERVAL', 100) ?? 60_000,
-    otlp,
+    metricExportIntervalMs,
+    // as sdk-node: a timeout past the interval is clamped to it
+    metricExportTimeoutMs: Math.min(r.int('OTEL_METRIC_EXPORT_TIMEOUT', 1) ?? 30_000, metricExportIntervalMs),
+    exporters,
     azure,
-    prometheus: resolvePrometheusExport(options, r),
+    azureStatsbeat: r.bool('STEP_TELEMETRY_AZURE_STATSBEAT') ?? false,
+    prometheus: resolvePrometheusExport(options, r, exporters.metrics.names.includes('prometheus')),
     issues: r.issues,
   };
 }
 
 const PROMETHEUS_NAME_VALUE = /^[^/]+$/;
 
-function resolvePrometheusExport(options: StepOptions, r: EnvReader): PrometheusExportConfig {
-  const port = optionInt(r, 'prometheusPort', options.prometheusPort, 0, 65_535) ?? r.int('STEP_TELEMETRY_PROMETHEUS_PORT', 0, 65_535);
-  let host = options.prometheusHost ?? r.string('STEP_TELEMETRY_PROMETHEUS_HOST') ?? '127.0.0.1';
+/**
+ * `OTEL_METRICS_EXPORTER=prometheus` is the step's own `/metrics` endpoint, on
+ * OTEL_EXPORTER_PROMETHEUS_HOST/PORT (localhost:9464) unless step-telemetry's variables say otherwise.
+ */
+function resolvePrometheusExport(options: StepOptions, r: EnvReader, otelPrometheus: boolean): PrometheusExportConfig {
+  const port =
+    optionInt(r, 'prometheusPort', options.prometheusPort, 0, 65_535) ??
+    r.int('STEP_TELEMETRY_PROMETHEUS_PORT', 0, 65_535) ??
+    (otelPrometheus ? (r.int('OTEL_EXPORTER_PROMETHEUS_PORT', 0, 65_535) ?? 9464) : undefined);
+  let host = options.prometheusHost ?? r.string('STEP_TELEMETRY_PROMETHEUS_HOST') ?? (otelPrometheus ? r.string('OTEL_EXPORTER_PROMETHEUS_HOST') : undefined) ?? (otelPrometheus ? 'localhost' : '127.0.0.1');
   if (typeof host !== 'string' || host.trim() === '' || /[\s/]/.test(host)) {
     r.issue(options.prometheusHost !== undefined ? 'options.prometheusHost' : 'STEP_TELEMETRY_PROMETHEUS_HOST', 'a host name or IP address to bind, such as 127.0.0.1 or 0.0.0.0');
     host = '127.0.0.1';
@@ -229,36 +259,61 @@ function validUrl(value: string): URL | undefined {
   }
 }
 
-function resolveOtlp(r: EnvReader, flushTimeoutMs: number): Partial<Record<Signal, OtlpSignalConfig>> {
-  const out: Partial<Record<Signal, OtlpSignalConfig>> = {};
+const OTLP_DEFAULT: Record<'grpc' | 'http', string> = { grpc: 'http://localhost:4317', http: 'http://localhost:4318' };
+
+/**
+ * The exporters of each signal, as `OTEL_<SIGNAL>_EXPORTER` names them (a Node SDK's values;
+ * `none` alone turns the signal off). One deliberate exception to the specification: when the
+ * variable is unset, the signal is exported over OTLP only if an OTLP endpoint is set for it
+ * (`OTEL_EXPORTER_OTLP_ENDPOINT` or the signal's own), never to a default localhost:4318 that
+ * nobody asked for: the run folder is the embedded default.
+ */
+function resolveExporters(r: EnvReader, flushTimeoutMs: number, sdkDisabled: boolean): Record<Signal, SignalExporters> {
   const base = r.string('OTEL_EXPORTER_OTLP_ENDPOINT');
-  const baseOk = base !== undefined && validUrl(base) !== undefined;
-  if (base !== undefined && !baseOk) r.issue('OTEL_EXPORTER_OTLP_ENDPOINT', 'an http:// or https:// URL such as http://localhost:4318');
   const baseProtocol = readProtocol(r, 'OTEL_EXPORTER_OTLP_PROTOCOL');
   const baseTimeout = r.int('OTEL_EXPORTER_OTLP_TIMEOUT', 1);
+  const out = {} as Record<Signal, SignalExporters>;
   for (const signal of SIGNALS) {
     const upper = signal.toUpperCase();
-    const exporters = r.string(`OTEL_${upper}_EXPORTER`);
-    if (exporters !== undefined && exporters.split(',').map((s) => s.trim()).includes('none')) continue;
+    const variable = `OTEL_${upper}_EXPORTER`;
     const own = r.string(`OTEL_EXPORTER_OTLP_${upper}_ENDPOINT`);
-    let url: string | undefined;
-    if (own !== undefined) {
-      if (validUrl(own)) url = own;
-      else r.issue(`OTEL_EXPORTER_OTLP_${upper}_ENDPOINT`, 'an http:// or https:// URL such as http://localhost:4318/v1/' + signal);
-    } else if (base !== undefined && baseOk) {
-      url = signalUrl(base, signal);
+    const listed = r.string(variable);
+    let names: ExporterName[];
+    if (listed === undefined) names = own !== undefined || base !== undefined ? ['otlp'] : [];
+    else {
+      const values = [...new Set(listed.split(',').map((v) => v.trim()).filter((v) => v !== ''))];
+      const known = EXPORTER_NAMES[signal] as readonly string[];
+      const unknown = values.filter((v) => !known.includes(v));
+      if (unknown.length > 0) r.issue(variable, `a list of ${known.join(', ')} (got ${unknown.join(', ')})`);
+      names = values.includes('none') ? [] : (values.filter((v) => known.includes(v)) as ExporterName[]);
     }
-    if (url === undefined) continue;
-    const protocol = readProtocol(r, `OTEL_EXPORTER_OTLP_${upper}_PROTOCOL`) ?? baseProtocol ?? 'http/protobuf';
-    const timeout = r.int(`OTEL_EXPORTER_OTLP_${upper}_TIMEOUT`, 1) ?? baseTimeout ?? 10_000;
-    // An export never outlives the flush bound: its retries stop by the end of the step's flush.
-    out[signal] = { url, protocol, timeoutMs: Math.max(1, Math.min(timeout, flushTimeoutMs)) };
+    if (sdkDisabled) names = [];
+    let otlp: OtlpSignalConfig | undefined;
+    if (names.includes('otlp')) {
+      const protocol = readProtocol(r, `OTEL_EXPORTER_OTLP_${upper}_PROTOCOL`) ?? baseProtocol ?? 'http/protobuf';
+      const grpc = protocol === 'grpc';
+      let target: string;
+      if (own !== undefined) target = own;
+      else if (base !== undefined) target = grpc ? base : signalUrl(base, signal) ?? base;
+      else target = grpc ? OTLP_DEFAULT.grpc : `${OTLP_DEFAULT.http}/v1/${signal}`;
+      // gRPC also takes host:port; the HTTP exporters need a URL
+      if (!grpc && !validUrl(target)) {
+        r.issue(own !== undefined ? `OTEL_EXPORTER_OTLP_${upper}_ENDPOINT` : 'OTEL_EXPORTER_OTLP_ENDPOINT', `an http:// or https:// URL such as ${OTLP_DEFAULT.http}`);
+        names = names.filter((n) => n !== 'otlp');
+      } else {
+        const timeout = r.int(`OTEL_EXPORTER_OTLP_${upper}_TIMEOUT`, 1) ?? baseTimeout ?? 10_000;
+        // An export never outlives the flush bound: its retries stop by the end of the step's flush.
+        otlp = { protocol, target: redactUrl(target.includes('://') ? target : `grpc://${target}`), timeoutMs: Math.max(1, Math.min(timeout, flushTimeoutMs)) };
+      }
+    }
+    out[signal] = { names, otlp };
   }
   return out;
 }
 
 /** The base endpoint with `v1/<signal>` appended to its path (its query string, if any, kept). */
-function signalUrl(base: string, signal: Signal): string {
+function signalUrl(base: string, signal: Signal): string | undefined {
+  if (!validUrl(base)) return undefined;
   const u = new URL(base);
   u.pathname = `${u.pathname.replace(/\/+$/, '')}/v1/${signal}`;
   return u.toString();
@@ -267,8 +322,8 @@ function signalUrl(base: string, signal: Signal): string {
 function readProtocol(r: EnvReader, name: string): OtlpProtocol | undefined {
   const v = r.string(name);
   if (v === undefined) return undefined;
-  if (v === 'http/protobuf' || v === 'http/json') return v;
-  r.issue(name, `http/protobuf or http/json (got ${v === 'grpc' ? 'grpc, which step-telemetry does not send' : 'another value'}); using http/protobuf`);
+  if (v === 'http/protobuf' || v === 'http/json' || v === 'grpc') return v;
+  r.issue(name, 'grpc, http/protobuf or http/json; using http/protobuf');
   return undefined;
 }
 

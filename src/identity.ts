@@ -7,7 +7,7 @@ import { TraceFlags, type Attributes, type SpanContext } from '@opentelemetry/ap
 import type { Env, EnvReader } from './config.js';
 import type { StepIdentity, StepOptions } from './types.js';
 
-/** Parse `OTEL_RESOURCE_ATTRIBUTES` (`k=v,k2=v2`, values percent-encoded). */
+/** Parse `OTEL_RESOURCE_ATTRIBUTES` (`k=v,k2=v2`, values percent-encoded), for the identity's fallbacks. */
 export function parseResourceAttributes(value: string | undefined): Record<string, string> {
   const out: Record<string, string> = {};
   if (!value) return out;
@@ -96,21 +96,15 @@ export function metricDimensions(id: StepIdentity): { pipeline: string; step: st
 }
 
 /**
- * Resource attributes. Only chosen process facts: never `process.command_args` or the environment,
- * which may hold secrets.
+ * The step's own resource attributes (src/otel/resource.ts merges them with the detectors' and the
+ * user's). `service.name` here is the fallback when neither OTEL_SERVICE_NAME nor
+ * OTEL_RESOURCE_ATTRIBUTES names the service.
  */
-export function resourceAttributes(id: StepIdentity, env: Env, extra: Attributes = {}): Attributes {
-  const fromEnv = parseResourceAttributes(env.OTEL_RESOURCE_ATTRIBUTES);
-  const serviceName = env.OTEL_SERVICE_NAME?.trim() || fromEnv['service.name'] || id.stepName;
+export function stepResourceAttributes(id: StepIdentity): Attributes {
   return {
-    ...fromEnv,
-    'service.name': serviceName,
+    'service.name': id.stepName,
     'service.namespace': id.pipelineName,
     'service.instance.id': `${id.runId}/${id.nodeRank}/${id.processIndex}`,
-    'host.name': id.host,
-    'process.pid': id.pid,
-    'process.runtime.name': 'nodejs',
-    'process.runtime.version': process.versions.node,
     'step.id': id.stepId,
     'step.name': id.stepName,
     'step.run_id': id.runId,
@@ -119,7 +113,6 @@ export function resourceAttributes(id: StepIdentity, env: Env, extra: Attributes
     'step.node_rank': id.nodeRank,
     'step.node_count': id.nodeCount,
     'step.process_index': id.processIndex,
-    ...extra,
   };
 }
 
@@ -130,7 +123,7 @@ export function traceIdForPipelineRun(pipelineRunId: string): string {
 
 const TRACEPARENT = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/;
 
-/** Parse a W3C `traceparent`; undefined when absent or malformed (reported by the caller). */
+/** Parse a W3C `traceparent` (the runner hands one to each attempt: this is its fast path); undefined when absent or malformed. */
 export function parseTraceparent(value: string | undefined): SpanContext | undefined {
   if (!value) return undefined;
   const m = TRACEPARENT.exec(value.trim().toLowerCase());

@@ -1,50 +1,36 @@
 // startStep() and the Step: wires identity, sinks and signals together, and ends them within a
 // bounded time whatever happens to the process.
 import {
-  ROOT_CONTEXT,
   SpanKind,
   SpanStatusCode,
   context,
-  metrics,
+  propagation,
   trace,
   type Attributes,
   type Context,
-  type Meter,
   type Span,
   type Tracer,
 } from '@opentelemetry/api';
-import { logs } from '@opentelemetry/api-logs';
-import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
-import { resourceFromAttributes } from '@opentelemetry/resources';
-import { MeterProvider, PeriodicExportingMetricReader, type IMetricReader } from '@opentelemetry/sdk-metrics';
-import { BatchLogRecordProcessor, LoggerProvider, type LogRecordProcessor } from '@opentelemetry/sdk-logs';
-import type { BasicTracerProvider } from '@opentelemetry/sdk-trace-base';
 import type winston from 'winston';
-import { ConfigError, EnvReader, formatIssue, resolveConfig, type ResolvedConfig } from './config.js';
-import { Diagnostics } from './diagnostics.js';
-import {
-  identityDimensions,
-  metricDimensions,
-  parseTraceparent,
-  resolveIdentity,
-  resourceAttributes,
-  traceIdForPipelineRun,
-} from './identity.js';
+import type { ResolvedConfig } from './config.js';
+import type { Diagnostics } from './diagnostics.js';
+import { identityDimensions, metricDimensions } from './identity.js';
 import { installProcessHandlers } from './lifecycle.js';
+import { environmentFor } from './otel/env-carrier.js';
+import type { StepSdk } from './otel/sdk.js';
 import { PENDING_METRICS_LIMIT, processState, type ActiveStep } from './process-state.js';
-import { collectRuntimeInfo } from './runtime-info.js';
 import { CatalogInstruments, MetricRecorder } from './signals/metrics.js';
 import { LogPipeline, bindLogger, miniBatchIdOf, processLogger, unbindLogger, withMiniBatch } from './signals/logs.js';
 import { recordFailure, startSafeSpan } from './signals/safe-span.js';
-import { TRACER_NAME, createTracerProvider, recordError, type FinishedSpan, type FinishedSpans, type PipelineTraceIdGenerator } from './signals/traces.js';
-import { createAzureExporters } from './sinks/azure.js';
-import type { BackendExporters } from './sinks/backend.js';
-import { ExporterAgents, guardExporter, type ExportHealth } from './sinks/export-health.js';
-import { LocalRunFolder } from './sinks/local.js';
-import { createOtlpExporters } from './sinks/otlp.js';
-import { PrometheusSink } from './sinks/prometheus.js';
-import { PrometheusExport } from './sinks/prometheus-export.js';
+import { TRACER_NAME, recordError } from './signals/step-scope.js';
+import type { FinishedSpan } from './signals/traces.js';
+import type { ExporterAgents, ExportHealth } from './sinks/export-health.js';
+import type { LocalRunFolder } from './sinks/local.js';
+import type { PrometheusSink } from './sinks/prometheus.js';
+import type { PrometheusExport } from './sinks/prometheus-export.js';
+import { presumedSilent } from './sinks/verdicts.js';
 import { describeValue, readFields } from './util/safe-read.js';
+import { withinBound } from './util/within-bound.js';
 import type {
   Cell,
   EndOptions,
@@ -69,8 +55,6 @@ export class Step implements ActiveStep {
   readonly tracer: Tracer;
   /** The step's root span (kind SERVER, so Application Insights lists the step under requests). */
   readonly rootSpan: Span;
-  /** Prometheus registry holding the catalog metrics and the run.log gauges. */
-  readonly prometheus: PrometheusSink;
   /** @internal the `/metrics` endpoint and Pushgateway pusher, when configured */
   prometheusExport: PrometheusExport | undefined;
 
@@ -87,36 +71,31 @@ export class Step implements ActiveStep {
     identity: StepIdentity,
     private readonly diagnostics: Diagnostics,
     private readonly local: LocalRunFolder | undefined,
-    private readonly tracerProvider: BasicTracerProvider,
-    private readonly meterProvider: MeterProvider | undefined,
-    private readonly loggerProvider: LoggerProvider | undefined,
+    private readonly sdk: StepSdk,
     private readonly healths: readonly ExportHealth[],
     private readonly agents: ExporterAgents,
-    private readonly registeredGlobals: { trace: boolean; metrics: boolean; logs: boolean },
     private readonly staticInfo: Record<string, unknown>,
     rootSpanKind: StepOptions['rootSpanKind'],
-    private readonly spanIds: PipelineTraceIdGenerator,
-    private readonly finishedSpans: FinishedSpans,
+    /** What TRACEPARENT, TRACESTATE and BAGGAGE gave this process (the step span's parent). */
+    private readonly inherited: Context,
+    /** Prometheus registry holding the catalog metrics and the run.log gauges (created with the SDK, at start). */
+    readonly prometheus: PrometheusSink,
   ) {
     this.identity = identity;
     const dims = identityDimensions(identity);
     const mdims = metricDimensions(identity);
-    this.tracer = tracerProvider.getTracer(TRACER_NAME);
-    const traceparent = parseTraceparent(process.env.TRACEPARENT);
-    const parent = traceparent ? trace.setSpanContext(ROOT_CONTEXT, traceparent) : ROOT_CONTEXT;
-    this.rootSpan = this.tracer.startSpan(identity.stepName, { kind: rootSpanKind === 'internal' ? SpanKind.INTERNAL : SpanKind.SERVER, attributes: { ...dims, 'step.kind': 'step' } }, parent);
-    const meter: Meter | undefined = meterProvider?.getMeter('step-telemetry');
-    this.prometheus = new PrometheusSink(mdims, diagnostics);
-    this.instruments = new CatalogInstruments(meter, this.prometheus, mdims, diagnostics);
-    this.recorder = new MetricRecorder(diagnostics, local, meter, this.prometheus, mdims, (kind, name, value) => {
+    this.tracer = sdk.tracerProvider.getTracer(TRACER_NAME);
+    this.rootSpan = this.tracer.startSpan(identity.stepName, { kind: rootSpanKind === 'internal' ? SpanKind.INTERNAL : SpanKind.SERVER, attributes: { ...dims, 'step.kind': 'step' } }, inherited);
+    sdk.stepSpan = this.rootSpan;
+    this.instruments = new CatalogInstruments(sdk.meter, this.prometheus, mdims, diagnostics);
+    this.recorder = new MetricRecorder(diagnostics, local, sdk.meter, this.prometheus, mdims, (kind, name, value) => {
       let json = JSON.stringify(value);
       if (json.length > STRUCTURED_EVENT_LIMIT) json = `${json.slice(0, STRUCTURED_EVENT_LIMIT)}…`;
       this.rootSpan.addEvent(`metric.${kind}`, { 'metric.name': name, 'metric.value': json });
     });
-    const otelLogger = loggerProvider?.getLogger('step-telemetry');
     const otelDims: Attributes = { ...dims };
     const dimsJson = JSON.stringify(dims).slice(1, -1);
-    const pipeline = new LogPipeline(local, config.console, otelLogger, otelDims, identity.stepName, dimsJson, this.rootSpan);
+    const pipeline = new LogPipeline(local, config.console, sdk.logger, otelDims, identity.stepName, dimsJson, this.rootSpan);
     this.logger = bindLogger(processState().logs, { dims, dimsJson, stepSpan: this.rootSpan, pipeline }, config.logLevel, diagnostics);
     this.instruments.record('running', 1);
     for (const h of healths) {
@@ -208,7 +187,7 @@ export class Step implements ActiveStep {
    * context first, record the span when it is over.
    */
   newSpanId(): string {
-    return this.spanIds.newSpanId();
+    return this.sdk.spanIds.newSpanId();
   }
 
   /**
@@ -216,7 +195,7 @@ export class Step implements ActiveStep {
    * and spans.jsonl: for a span known whole only at its end, at a fraction of a live span's cost.
    */
   recordSpan(span: FinishedSpan): void {
-    this.finishedSpans.record(span);
+    this.sdk.finishedSpans.record(span);
   }
 
   /** Run `fn` with a mini-batch id in context: every log record inside carries `mini_batch_id`. */
@@ -224,6 +203,24 @@ export class Step implements ActiveStep {
     if (typeof fn !== 'function') throw new TypeError(`step.withMiniBatch(id, fn): fn must be a function, got ${describeValue(fn)}`);
     const id = miniBatchIdOf(miniBatchId, this.diagnostics);
     return id === undefined ? fn() : withMiniBatch(id, fn);
+  }
+
+  /**
+   * The environment variables that carry this step's context to a child process or the next step:
+   * TRACEPARENT (the active span, else the step span), TRACESTATE and BAGGAGE as the registered
+   * propagators write them, and the pipeline run's id and name (the same trace and run folder).
+   * Spread it over the child's environment: `{ ...process.env, ...step.childEnvironment() }`.
+   */
+  childEnvironment(): Record<string, string> {
+    const active = context.active();
+    let ctx = trace.getSpan(active) ? active : trace.setSpan(active, this.rootSpan);
+    if (propagation.getBaggage(ctx) === undefined) {
+      const inherited = propagation.getBaggage(this.inherited);
+      if (inherited) ctx = propagation.setBaggage(ctx, inherited);
+    }
+    const env = environmentFor(ctx);
+    env.TRACEPARENT ??= this.traceparent();
+    return { ...env, STEP_TELEMETRY_PIPELINE_RUN_ID: this.identity.pipelineRunId, STEP_TELEMETRY_PIPELINE_NAME: this.identity.pipelineName };
   }
 
   /** W3C traceparent of the step span, to hand to a child process or the next step. */
@@ -235,10 +232,7 @@ export class Step implements ActiveStep {
   /** Flush every sink now, within the bound; never rejects. */
   async flush(): Promise<boolean> {
     this.local?.flush();
-    return withinBound(
-      Promise.allSettled([this.tracerProvider.forceFlush(), this.meterProvider?.forceFlush(), this.loggerProvider?.forceFlush(), this.prometheusExport?.pushNow()]),
-      this.config.flushTimeoutMs,
-    );
+    return withinBound(Promise.allSettled([this.sdk.forceFlush(), this.prometheusExport?.pushNow()]), this.config.flushTimeoutMs);
   }
 
   /** End the step: record the outcome, flush every sink within the bound, summarise exports. */
@@ -301,29 +295,15 @@ export class Step implements ActiveStep {
     unbindLogger(processState().logs, this.diagnostics);
     this.local?.flush();
 
-    const flushed = await withinBound(
-      Promise.allSettled([this.tracerProvider.shutdown(), this.meterProvider?.shutdown(), this.loggerProvider?.shutdown(), this.prometheusExport?.shutdown()]),
-      this.config.flushTimeoutMs,
-    );
+    const silent = this.local ? presumedSilent(this.local.folder, this.started, this.healths) : new Set<ExportHealth>();
+    const flushed = await this.sdk.shutdown(this.healths, this.agents, this.config.flushTimeoutMs, this.prometheusExport ? [this.prometheusExport.shutdown()] : [], silent);
     // Cut what is still hanging, so that a dead backend cannot hold the process open.
     this.prometheusExport?.close();
-    this.agents.destroy();
-    if (!flushed) {
-      const reason = new Error(`no answer within the flush bound (STEP_TELEMETRY_FLUSH_TIMEOUT_MS=${this.config.flushTimeoutMs})`);
-      for (const h of this.healths) h.abandonInFlight(reason);
-    }
-    this.unregisterGlobals();
     const exports = this.healths.map((h) => h.summary());
     for (const h of this.healths) {
       if (h.troubled) this.diagnostics.notice(`${h.describe()}${this.local ? ` Everything is in ${this.local.folder}` : ''}`);
     }
     return { flushed, exports };
-  }
-
-  private unregisterGlobals(): void {
-    if (this.registeredGlobals.trace) trace.disable();
-    if (this.registeredGlobals.metrics) metrics.disable();
-    if (this.registeredGlobals.logs) logs.disable();
   }
 
   private stepJson(outcome: StepOutcome | 'running', extra: Record<string, unknown>): Record<string, unknown> {
@@ -344,33 +324,6 @@ export class Step implements ActiveStep {
   }
 }
 
-function withinBound(work: Promise<unknown>, ms: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => resolve(false), ms);
-    timer.unref();
-    work.then(
-      () => {
-        clearTimeout(timer);
-        resolve(true);
-      },
-      () => {
-        clearTimeout(timer);
-        resolve(true);
-      },
-    );
-  });
-}
-
-let contextManagerSet = false;
-
-function ensureContextManager(): void {
-  if (contextManagerSet) return;
-  contextManagerSet = true;
-  const manager = new AsyncLocalStorageContextManager();
-  manager.enable();
-  if (!context.setGlobalContextManager(manager)) manager.disable(); // someone registered one already
-}
-
 /**
  * Start the step of this process. Resolves identity and configuration (options > environment >
  * defaults), opens the sinks and returns the Step. A second call while a step runs returns the
@@ -387,7 +340,8 @@ export async function startStep(options: StepOptions = {}): Promise<Step> {
     );
   }
   const starting = Promise.resolve().then(async () => {
-    const step = createStep(options);
+    const { createStep } = await import('./step-setup.js');
+    const step = await createStep(options);
     await step.prometheusExport?.start();
     return step;
   });
@@ -399,135 +353,6 @@ export async function startStep(options: StepOptions = {}): Promise<Step> {
   } finally {
     state.starting = undefined;
   }
-}
-
-function createStep(options: StepOptions): Step {
-  const env = process.env;
-  const config = resolveConfig(options, env);
-  const reader = new EnvReader(env);
-  const identity = resolveIdentity(options, env, reader);
-  if (env.TRACEPARENT && !parseTraceparent(env.TRACEPARENT)) reader.issue('TRACEPARENT', 'a W3C traceparent such as 00-<32 hex>-<16 hex>-01; the step starts a trace of its own');
-  const issues = [...config.issues, ...reader.issues];
-  if (issues.length > 0 && config.strict) throw new ConfigError(issues);
-
-  const diagnostics = new Diagnostics();
-  const disabled = config.disabled;
-  const dims = identityDimensions(identity);
-  const local = config.local && !disabled ? LocalRunFolder.open(config.dir, identity, JSON.stringify(dims), diagnostics) : undefined;
-  if (local) diagnostics.addSink((line) => local.driver.append(`${new Date().toISOString()} ${line}\n`));
-  for (const issue of issues) diagnostics.warn(`config.${issue.variable}`, `configuration: ${formatIssue(issue)}`);
-
-  const agents = new ExporterAgents();
-  const backends: BackendExporters[] = [];
-  if (!disabled) {
-    if (Object.keys(config.otlp).length > 0) {
-      try {
-        backends.push(createOtlpExporters(config.otlp, agents));
-      } catch (error) {
-        diagnostics.warn('otlp.setup', `OTLP export is off: ${(error as Error).message}`);
-      }
-    }
-    if (config.azure) {
-      try {
-        backends.push(createAzureExporters(config.azure, agents, Math.min(10_000, config.flushTimeoutMs)));
-      } catch (error) {
-        diagnostics.warn('azure.setup', `Application Insights export is off: ${(error as Error).message}`);
-      }
-    }
-  }
-  const healths = backends.flatMap((b) => b.healths);
-  // The registry lives in the Step; the exporter reads it at scrape and push time.
-  let created: Step | undefined;
-  const prometheusExport =
-    !disabled && (config.prometheus.port !== undefined || config.prometheus.pushgatewayUrl !== undefined)
-      ? new PrometheusExport({
-          registry: () => created!.prometheus.registry,
-          config: config.prometheus,
-          groupingLabels: { ...metricDimensions(identity), ...(identity.processIndex > 0 ? { process: String(identity.processIndex) } : {}) },
-          diagnostics,
-          agents,
-          requestTimeoutMs: Math.max(1, Math.min(10_000, config.flushTimeoutMs)),
-        })
-      : undefined;
-  if (prometheusExport?.pushHealth) healths.push(prometheusExport.pushHealth);
-
-  ensureContextManager();
-  const resource = resourceFromAttributes(resourceAttributes(identity, env, options.resourceAttributes));
-  const { provider: tracerProvider, ids: spanIds, finished: finishedSpans } = createTracerProvider({
-    resource,
-    traceId: traceIdForPipelineRun(identity.pipelineRunId),
-    local,
-    backends,
-    spanDimensions: backends.some((b) => b.name === 'Application Insights') ? dims : undefined,
-    localOmit: new Set(Object.keys(dims)),
-  });
-
-  const readers: IMetricReader[] = [];
-  for (const b of backends) {
-    if (!b.metrics) continue;
-    const { exporter, health } = b.metrics;
-    readers.push(
-      new PeriodicExportingMetricReader({
-        exporter: guardExporter(exporter, health, () => 1),
-        exportIntervalMillis: config.metricExportIntervalMs,
-        exportTimeoutMillis: Math.min(config.metricExportIntervalMs, 30_000),
-      }),
-    );
-  }
-  const meterProvider = readers.length > 0 ? new MeterProvider({ resource, readers }) : undefined;
-
-  const logProcessors: LogRecordProcessor[] = [];
-  for (const b of backends) {
-    if (!b.logs) continue;
-    const { exporter, health } = b.logs;
-    const batch = new BatchLogRecordProcessor(guardExporter(exporter, health, (records: readonly unknown[]) => records.length), {
-      maxQueueSize: 2048,
-      maxExportBatchSize: 512,
-      scheduledDelayMillis: 1000,
-      exportTimeoutMillis: 10_000,
-    });
-    logProcessors.push({
-      onEmit: (record) => {
-        health.offeredItems++;
-        batch.onEmit(record);
-      },
-      forceFlush: () => batch.forceFlush(),
-      shutdown: () => batch.shutdown(),
-    });
-  }
-  const loggerProvider = logProcessors.length > 0 ? new LoggerProvider({ resource, processors: logProcessors }) : undefined;
-
-  const registeredGlobals = {
-    trace: trace.setGlobalTracerProvider(tracerProvider),
-    metrics: meterProvider ? metrics.setGlobalMeterProvider(meterProvider) : false,
-    logs: loggerProvider ? Boolean(logs.setGlobalLoggerProvider(loggerProvider)) : false,
-  };
-
-  const staticInfo = {
-    identity,
-    resource: resource.attributes,
-    trace_id: undefined as string | undefined,
-    runtime: collectRuntimeInfo(options.mainScript),
-    backends: healths.map((h) => ({ backend: h.backend, signal: h.signal, target: h.target })),
-    local: local ? { folder: local.folder } : undefined,
-  };
-  const step = new Step(config, identity, diagnostics, local, tracerProvider, meterProvider, loggerProvider, healths, agents, registeredGlobals, staticInfo, options.rootSpanKind, spanIds, finishedSpans);
-  created = step;
-  step.prometheusExport = prometheusExport;
-  staticInfo.trace_id = step.rootSpan.spanContext().traceId;
-  step.writeInitialStepJson();
-  // values logged through import-time handles before the start
-  const state = processState();
-  for (const m of state.pendingMetrics) step.log(m.name, m.value, m.options);
-  state.pendingMetrics = [];
-  if (state.pendingOverflow > 0) {
-    diagnostics.warn('metrics.pre-start-overflow', `${state.pendingOverflow} metric values logged before startStep() were dropped (the buffer holds ${PENDING_METRICS_LIMIT})`);
-    state.pendingOverflow = 0;
-  }
-  step.logger.info(`step ${identity.stepName} started`, {
-    backends: ['local', ...backends.map((b) => b.name)].filter((n) => n !== 'local' || local).join(', ') || 'none',
-  });
-  return step;
 }
 
 /** The process logger: usable at import time, records into the active step once it starts. */

@@ -108,6 +108,8 @@ export interface ExportSummary {
   readonly droppedItems: number;
   readonly lastError?: string;
   readonly hint?: string;
+  /** What the step concluded about the backend (the runner's parent does not wait again for one its workers found silent). */
+  readonly verdict?: 'ok' | 'refused' | 'unauthorized' | 'silent' | 'failing';
 }
 
 export type StepOutcome = 'success' | 'failure' | 'terminated' | 'crashed';

@@ -1,17 +1,21 @@
-// Traces: one tracer provider per step. Every finished span goes to spans.jsonl; each backend gets
-// a batch processor over its guarded exporter. Root spans take the pipeline run's trace id, so all
-// steps of one pipeline run land in one trace even when no TRACEPARENT is passed. Spans known only
-// once they are over (the runner's mini-batch attempts) skip the SDK's live span: FinishedSpans
-// hands them to the same processors as finished records.
+// Traces: one tracer provider per step. Every finished span goes to spans.jsonl, sampled or not
+// (the sampler of OTEL_TRACES_SAMPLER decides what the backends get, see otel/sampling.ts); each
+// backend gets the SDK's batch processor over its guarded exporter (OTEL_BSP_* apply), or its simple
+// one for the console. Root spans take the pipeline run's trace id, so all steps of one pipeline run
+// land in one trace even when no TRACEPARENT is passed. Spans known only once they are over (the
+// runner's mini-batch attempts) skip the SDK's live span: FinishedSpans hands them to the same
+// processors as finished records, sampled by the same sampler.
 import { randomBytes } from 'node:crypto';
-import { SpanKind, SpanStatusCode, TraceFlags, type Attributes, type Context, type SpanContext, type SpanStatus } from '@opentelemetry/api';
+import { ROOT_CONTEXT, SpanKind, SpanStatusCode, TraceFlags, trace, type Attributes, type Context, type SpanContext, type SpanStatus } from '@opentelemetry/api';
 import { hrTimeDuration, hrTimeToMilliseconds, millisToHrTime } from '@opentelemetry/core';
 import type { Resource } from '@opentelemetry/resources';
 import {
-  AlwaysOnSampler,
   BasicTracerProvider,
   BatchSpanProcessor,
+  SamplingDecision,
+  SimpleSpanProcessor,
   type IdGenerator,
+  type Sampler,
   type ReadableSpan,
   type Span,
   type SpanProcessor,
@@ -20,10 +24,9 @@ import type { BackendExporters } from '../sinks/backend.js';
 import { guardExporter, type ExportHealth } from '../sinks/export-health.js';
 import type { LocalRunFolder } from '../sinks/local.js';
 import { isoFromHrTime } from '../util/iso-time.js';
+import { TRACER_NAME } from './step-scope.js';
 
 const ID_POOL_BYTES = 8192;
-/** The instrumentation scope of every span of a step. */
-export const TRACER_NAME = 'step-telemetry';
 
 /**
  * Root spans get the pipeline run's trace id. Span ids are random, hex-encoded from a pool that
@@ -68,6 +71,10 @@ export function spanLine(span: ReadableSpan, omit: ReadonlySet<string>): string 
   const status = span.status;
   let line = `{"trace_id":"${sc.traceId}","span_id":"${sc.spanId}"`;
   if (parent) line += `,"parent_span_id":"${parent}"`;
+  // kept here, not exported: OTEL_TRACES_SAMPLER sampled it out
+  if ((sc.traceFlags & TraceFlags.SAMPLED) === 0) line += ',"sampled":false';
+  const scope = span.instrumentationScope.name;
+  if (scope !== TRACER_NAME) line += `,"scope":${JSON.stringify(scope)}`;
   line += `,"name":${JSON.stringify(span.name)},"kind":"${KIND_NAMES[span.kind] ?? span.kind}","start":"${isoFromHrTime(span.startTime)}"`;
   line += `,"duration_ms":${Math.round(hrTimeToMilliseconds(span.duration) * 1000) / 1000}`;
   line += `,"status":{"code":"${STATUS_NAMES[status.code]}"${status.message ? `,"message":${JSON.stringify(status.message)}` : ''}}`;
@@ -122,7 +129,8 @@ class CountingProcessor implements SpanProcessor {
     this.inner.onStart(span, parent);
   }
   onEnd(span: ReadableSpan): void {
-    this.health.offeredItems++;
+    // the SDK's processors export sampled spans only
+    if ((span.spanContext().traceFlags & TraceFlags.SAMPLED) !== 0) this.health.offeredItems++;
     this.inner.onEnd(span);
   }
   forceFlush(): Promise<void> {
@@ -135,6 +143,8 @@ class CountingProcessor implements SpanProcessor {
 
 export interface TracingOptions {
   readonly resource: Resource;
+  /** OTEL_TRACES_SAMPLER's, wrapped to record every span (otel/sampling.ts). */
+  readonly sampler: Sampler;
   /** Trace id for root spans (derived from the pipeline run id). */
   readonly traceId: string;
   readonly local?: LocalRunFolder;
@@ -166,11 +176,13 @@ export interface FinishedSpan {
  * Records finished spans straight into the provider's processors, without the SDK's live span
  * (attribute checks and copies, clocks): for a record that is known whole only at its end, the
  * live span is most of the cost. What the processors see is what the SDK would give them: the
- * sampler is always-on, the dimensions processor's attributes are added, the scope is the tracer's,
+ * provider's sampler decides (a span it drops is not recorded; one it records without sampling is
+ * not exported), the dimensions processor's attributes are added, the scope is the tracer's,
  * string values are cut to the span limits' attribute value length (OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT).
  */
 export class FinishedSpans {
   constructor(
+    private readonly sampler: Sampler,
     private readonly processors: readonly SpanProcessor[],
     private readonly resource: Resource,
     private readonly dims: Attributes | undefined,
@@ -179,10 +191,19 @@ export class FinishedSpans {
   ) {}
 
   record(s: FinishedSpan): void {
+    const sampled = this.sampler.shouldSample(trace.setSpanContext(ROOT_CONTEXT, s.parent), s.parent.traceId, s.name, s.kind, s.attributes, []);
+    if (sampled.decision === SamplingDecision.NOT_RECORD) return;
     const startTime = millisToHrTime(s.startTime);
     const endTime = millisToHrTime(Math.max(s.startTime, s.endTime));
-    const sc: SpanContext = { traceId: s.parent.traceId, spanId: s.spanId, traceFlags: TraceFlags.SAMPLED };
-    const attributes = this.limited(this.dims ? { ...s.attributes, ...this.dims } : s.attributes);
+    const sc: SpanContext = {
+      traceId: s.parent.traceId,
+      spanId: s.spanId,
+      traceFlags: sampled.decision === SamplingDecision.RECORD_AND_SAMPLED ? TraceFlags.SAMPLED : TraceFlags.NONE,
+      traceState: sampled.traceState ?? s.parent.traceState,
+    };
+    let attributes = this.dims ? { ...s.attributes, ...this.dims } : s.attributes;
+    if (sampled.attributes) attributes = { ...attributes, ...sampled.attributes };
+    attributes = this.limited(attributes);
     const e = s.exception;
     const span: ReadableSpan = {
       name: s.name,
@@ -235,40 +256,22 @@ export function createTracerProvider(options: TracingOptions): { provider: Basic
   for (const backend of options.backends) {
     if (!backend.traces) continue;
     const { exporter, health } = backend.traces;
-    const batch = new BatchSpanProcessor(guardExporter(exporter, health, (spans: ReadableSpan[]) => spans.length), {
-      maxQueueSize: 2048,
-      maxExportBatchSize: 512,
-      scheduledDelayMillis: 1000,
-      exportTimeoutMillis: 10_000,
-    });
-    processors.push(new CountingProcessor(batch, health));
+    const guarded = guardExporter(exporter, health, (spans: ReadableSpan[]) => spans.length);
+    processors.push(new CountingProcessor(backend.simple ? new SimpleSpanProcessor(guarded) : new BatchSpanProcessor(guarded), health));
   }
   const ids = new PipelineTraceIdGenerator(options.traceId);
-  const provider = new BasicTracerProvider({ resource: options.resource, idGenerator: ids, sampler: new AlwaysOnSampler(), spanProcessors: processors });
+  // span limits and OTEL_BSP_* come from the environment, read by the SDK itself
+  const provider = new BasicTracerProvider({ resource: options.resource, idGenerator: ids, sampler: options.sampler, spanProcessors: processors });
   // the limits the SDK resolved (options, then OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT, then OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT)
   const limits = (provider.getTracer(TRACER_NAME) as unknown as { getSpanLimits?(): { attributeValueLengthLimit?: number } }).getSpanLimits?.();
   const finished = new FinishedSpans(
+    options.sampler,
     processors.filter((p) => !(p instanceof DimensionsProcessor)),
     options.resource,
     options.spanDimensions,
     Number.isFinite(limits?.attributeValueLengthLimit) ? limits!.attributeValueLengthLimit! : 0,
   );
   return { provider, ids, finished };
-}
-
-/** Record an error on a span: an `exception` event with type, message and stack, and ERROR status. */
-export function recordError(span: { recordException(e: Error | string): void; setStatus(s: { code: SpanStatusCode; message?: string }): void }, error: unknown): void {
-  const e = error instanceof Error ? error : new Error(typeof error === 'string' ? error : safeMessage(error));
-  span.recordException(e);
-  span.setStatus({ code: SpanStatusCode.ERROR, message: `${e.name}: ${e.message}` });
-}
-
-function safeMessage(value: unknown): string {
-  try {
-    return String(value);
-  } catch {
-    return 'non-Error value thrown';
-  }
 }
 
 export { SpanKind };

@@ -1,13 +1,13 @@
-// Azure Application Insights, for all three signals, when a connection string is set.
+// Azure Application Insights, for all three signals, when a connection string is set. Loaded only
+// then (the exporter is about 320 modules).
 // Offline storage is off: the exporter would only resend from disk on a 60 s timer after a later
 // success, which a short step never sees, and it would leave caches in a temp folder. A step's
 // durable copy is its run folder; for buffering across outages, use the collector sidecar.
-import {
-  AzureMonitorLogExporter,
-  AzureMonitorMetricExporter,
-  AzureMonitorTraceExporter,
-  type AzureMonitorExporterOptions,
-} from '@azure/monitor-opentelemetry-exporter';
+// Statsbeat and SDK stats are off unless STEP_TELEMETRY_AZURE_STATSBEAT=true: they probe
+// 169.254.169.254 and Microsoft's regional hosts, and their meter providers keep the process alive
+// for 14-20 s after the step. The exporter reads APPLICATION_INSIGHTS_NO_STATSBEAT once, in its
+// constructor; it is set for that moment only (the environment is left as it was).
+import type { AzureMonitorExporterOptions } from '@azure/monitor-opentelemetry-exporter';
 import type { PipelinePolicy } from '@azure/core-rest-pipeline';
 import { SpanKind } from '@opentelemetry/api';
 import type { ExportResult } from '@opentelemetry/core';
@@ -65,8 +65,11 @@ function named(span: ReadableSpan): ReadableSpan {
   return view;
 }
 
+const NO_STATSBEAT = 'APPLICATION_INSIGHTS_NO_STATSBEAT';
+
 /** `timeoutMs` bounds each request: no answer by then counts as a failed export. */
-export function createAzureExporters(config: AzureConfig, agents: ExporterAgents, timeoutMs: number): BackendExporters {
+export async function createAzureExporters(config: AzureConfig, agents: ExporterAgents, timeoutMs: number, statsbeat: boolean): Promise<BackendExporters> {
+  const { AzureMonitorLogExporter, AzureMonitorMetricExporter, AzureMonitorTraceExporter } = await import('@azure/monitor-opentelemetry-exporter');
   const out: BackendExporters = { name: 'Application Insights', healths: [] };
   const make = (signal: Signal): { options: AzureMonitorExporterOptions; health: ExportHealth } => {
     const health = new ExportHealth('Application Insights', signal, config.endpoint, CREDENTIAL_VARIABLE);
@@ -79,11 +82,18 @@ export function createAzureExporters(config: AzureConfig, agents: ExporterAgents
     } as AzureMonitorExporterOptions;
     return { options, health };
   };
-  const t = make('traces');
-  out.traces = { exporter: new NamedRequests(new AzureMonitorTraceExporter(t.options)), health: t.health };
-  const m = make('metrics');
-  out.metrics = { exporter: new AzureMonitorMetricExporter(m.options), health: m.health };
-  const l = make('logs');
-  out.logs = { exporter: new AzureMonitorLogExporter(l.options), health: l.health };
+  const before = process.env[NO_STATSBEAT];
+  if (!statsbeat) process.env[NO_STATSBEAT] = 'true';
+  try {
+    const t = make('traces');
+    out.traces = { exporter: new NamedRequests(new AzureMonitorTraceExporter(t.options)), health: t.health };
+    const m = make('metrics');
+    out.metrics = { exporter: new AzureMonitorMetricExporter(m.options), health: m.health };
+    const l = make('logs');
+    out.logs = { exporter: new AzureMonitorLogExporter(l.options), health: l.health };
+  } finally {
+    if (before === undefined) delete process.env[NO_STATSBEAT];
+    else process.env[NO_STATSBEAT] = before;
+  }
   return out;
 }

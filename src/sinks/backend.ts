@@ -7,6 +7,8 @@ import type { ExportHealth } from './export-health.js';
 export interface BackendExporters {
   readonly name: string;
   readonly healths: ExportHealth[];
+  /** Export each span and log record as it ends (the console exporters, as sdk-node does), not in batches. */
+  readonly simple?: boolean;
   traces?: { exporter: SpanExporter; health: ExportHealth };
   metrics?: { exporter: PushMetricExporter; health: ExportHealth };
   logs?: { exporter: LogRecordExporter; health: ExportHealth };

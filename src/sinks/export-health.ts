@@ -1,14 +1,22 @@
 // What each backend did: every exporter is wrapped so that a failure is counted (never thrown,
 // never logged per batch) and summarised once at the end, with a hint for bad credentials.
-// Exporters run with tracing suppressed, and over agents whose sockets the step can cut at the
-// end of its flush bound, so a hung backend cannot hold the process open.
+// Exporters run with tracing suppressed and with their health in context, so the wire
+// (export-wire.ts) can tell a refused connection at once and cut a hung one at the end of the
+// flush bound: a dead backend cannot hold the flush or the process.
 import http from 'node:http';
 import https from 'node:https';
 import { context } from '@opentelemetry/api';
 import { ExportResultCode, suppressTracing, type ExportResult } from '@opentelemetry/core';
+import { EXPORT_HEALTH, watchExportWire } from './export-wire.js';
 import type { ExportSummary } from '../types.js';
 import { printable } from '../util/printable.js';
 import { safeString } from '../util/safe-read.js';
+
+/** What the step concluded about a backend, for the next process of the same step (the runner's parent). */
+export type BackendVerdict = 'ok' | 'refused' | 'unauthorized' | 'silent' | 'failing';
+
+/** Connection errors that say at once that nobody will answer. */
+const REFUSALS = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH']);
 
 export class ExportHealth {
   batches = 0;
@@ -30,9 +38,84 @@ export class ExportHealth {
     private readonly credentialVariable: string,
   ) {}
 
+  /** Each guarded export in progress, with the function that finishes it. */
+  private readonly pending = new Set<(result: ExportResult) => void>();
+  /** The sockets and requests of this backend's exports, cut at the end. */
+  private readonly connections = new Set<{ destroy(): unknown }>();
+  private stop: (() => void) | undefined;
+  /** Resolves once the step gave up on this backend: its exporter's shutdown is not awaited past it. */
+  readonly stopped = new Promise<void>((resolve) => (this.stop = resolve));
+  private ending = false;
+  private refusal: Error | undefined;
+  private silent = false;
+
   succeeded(items: number): void {
     this.batches++;
     this.deliveredItems += items;
+    this.refusal = undefined;
+  }
+
+  /** @internal a guarded export starts; `finish` ends it (once) */
+  hold(finish: (result: ExportResult) => void): void {
+    this.pending.add(finish);
+  }
+
+  /** @internal */
+  release(finish: (result: ExportResult) => void): void {
+    this.pending.delete(finish);
+  }
+
+  /** @internal a socket or request of one of this backend's exports (export-wire.ts) */
+  track(connection: { destroy(): unknown; once(event: 'close', listener: () => void): unknown }): void {
+    this.connections.add(connection);
+    connection.once('close', () => this.connections.delete(connection));
+  }
+
+  /**
+   * @internal a connection of an export failed. A refusal is known at once: while the step ends,
+   * the exports waiting on this backend fail now instead of retrying until their timeout.
+   */
+  connectFailed(error: Error & { code?: unknown }): void {
+    if (typeof error.code !== 'string' || !REFUSALS.has(error.code)) return;
+    this.refusal = error;
+    if (this.ending) this.giveUp(error);
+  }
+
+  /** The step ends: exports still retrying a refused connection fail now. */
+  beginEnding(): void {
+    this.ending = true;
+    if (this.refusal) this.giveUp(this.refusal);
+  }
+
+  /**
+   * Every export still waiting fails now (counted once), and the exporter's shutdown is no longer
+   * awaited: the flush bound passed, the backend refused, or an earlier process found it silent.
+   */
+  giveUp(reason: Error, silent = false): void {
+    if (silent) this.silent = true;
+    for (const finish of [...this.pending]) finish({ code: ExportResultCode.FAILED, error: reason });
+    this.stop?.();
+  }
+
+  /** Cut every connection of this backend's exports (after the flush). */
+  destroyConnections(): void {
+    for (const c of this.connections) {
+      try {
+        c.destroy();
+      } catch {
+        // already gone
+      }
+    }
+    this.connections.clear();
+  }
+
+  /** What this process found, for the next process of the step; undefined while nothing was tried. */
+  get verdict(): BackendVerdict | undefined {
+    if (this.lastStatus === 401 || this.lastStatus === 403) return 'unauthorized';
+    if (this.refusal) return 'refused';
+    if (this.silent) return 'silent';
+    if (this.failedBatches > 0) return 'failing';
+    return this.batches > 0 ? 'ok' : undefined;
   }
 
   /** An export starts; `settle()` must follow once it has an answer. */
@@ -52,6 +135,7 @@ export class ExportHealth {
 
   /** The flush bound passed: every export still waiting counts as failed, once. */
   abandonInFlight(reason: Error): void {
+    this.giveUp(reason, true);
     for (let i = 0; i < this.inFlight; i++) this.failed(reason);
     this.abandoned += this.inFlight;
     this.inFlight = 0;
@@ -110,6 +194,7 @@ export class ExportHealth {
       droppedItems: Math.max(0, this.offeredItems - this.deliveredItems),
       lastError: this.lastError,
       hint: this.hint,
+      verdict: this.verdict,
     };
   }
 
@@ -161,9 +246,12 @@ interface AnyExporter<T> {
 
 /**
  * Wrap an exporter: count its results, never let it throw or reject (an exporter that fails on
- * what it was given fails its batch, it does not end the process), run it with tracing suppressed.
+ * what it was given fails its batch, it does not end the process), run it with tracing suppressed
+ * and its health in context. An export the health gives up on (refused, past the bound) finishes
+ * as failed at once; the exporter's late answer is ignored.
  */
 export function guardExporter<T, E extends AnyExporter<T>>(inner: E, health: ExportHealth, count: (items: T) => number): E {
+  watchExportWire();
   const guarded = Object.create(inner) as E;
   guarded.export = (items: T, done: (result: ExportResult) => void): void => {
     const n = count(items);
@@ -172,6 +260,7 @@ export function guardExporter<T, E extends AnyExporter<T>>(inner: E, health: Exp
     const finish = (result: ExportResult): void => {
       if (called) return;
       called = true;
+      health.release(finish);
       if (!health.settle()) {
         done(result);
         return;
@@ -185,15 +274,16 @@ export function guardExporter<T, E extends AnyExporter<T>>(inner: E, health: Exp
       done(result);
     };
     const failed = (error: unknown): void => finish({ code: ExportResultCode.FAILED, error: error as Error });
+    health.hold(finish);
     try {
-      const pending = context.with(suppressTracing(context.active()), () => inner.export(items, finish));
+      const pending = context.with(suppressTracing(context.active()).setValue(EXPORT_HEALTH, health), () => inner.export(items, finish));
       if (pending !== undefined && typeof (pending as Promise<unknown>).then === 'function') (pending as Promise<unknown>).then(undefined, failed);
     } catch (error) {
       failed(error);
     }
   };
-  guarded.shutdown = () => inner.shutdown().catch(() => undefined);
-  if (inner.forceFlush) guarded.forceFlush = () => inner.forceFlush!().catch(() => undefined);
+  guarded.shutdown = () => Promise.race([inner.shutdown().catch(() => undefined), health.stopped]);
+  if (inner.forceFlush) guarded.forceFlush = () => Promise.race([inner.forceFlush!().catch(() => undefined), health.stopped]);
   return guarded;
 }
 

@@ -198,11 +198,13 @@ export function runFolderPath(dir: string, id: StepIdentity): string {
 
 export interface MetricLine {
   readonly time: number;
-  readonly kind: 'scalar' | 'list' | 'row' | 'table' | 'tags';
+  readonly kind: 'scalar' | 'list' | 'row' | 'table' | 'tags' | 'otel';
   readonly name: string;
   readonly value: unknown;
   readonly step?: number;
   readonly description?: string;
+  /** `otel` lines (the program's own OpenTelemetry instruments): the point's attributes, unit, instrument type and scope. */
+  readonly otel?: { readonly attributes: Readonly<Record<string, unknown>>; readonly unit?: string; readonly type: string; readonly scope: string };
 }
 
 /**
@@ -228,6 +230,7 @@ function metricLineSerializer(dimsJson: string): (m: MetricLine) => string {
     let line = `{"time":"${lastIso}","kind":"${m.kind}","name":${name},"value":${value}`;
     if (m.step !== undefined) line += `,"step":${m.step}`;
     if (m.description !== undefined) line += `,"description":${JSON.stringify(m.description)}`;
+    if (m.otel !== undefined) line += `,"attributes":${JSON.stringify(m.otel.attributes)},"type":"${m.otel.type}",${m.otel.unit ? `"unit":${JSON.stringify(m.otel.unit)},` : ''}"scope":${JSON.stringify(m.otel.scope)}`;
     return `${line}${dimsTail}}\n`;
   };
 }

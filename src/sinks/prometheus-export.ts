@@ -103,6 +103,14 @@ export interface PrometheusExportOptions {
   readonly agents: ExporterAgents;
   /** Bound on one push request, in ms. */
   readonly requestTimeoutMs: number;
+  /** The program's own OpenTelemetry metrics, in the Prometheus text format, served after the registry's. */
+  readonly otelText?: () => Promise<string>;
+}
+
+/** Prometheus text of OpenTelemetry's serializer, as OpenMetrics: counter families lose their `_total`. */
+function otelTextAsOpenMetrics(text: string): string {
+  const counters = new Set([...text.matchAll(/^# TYPE (\S+)_total counter$/gm)].map((m) => m[1]));
+  return text.replace(/^# (TYPE|HELP) (\S+)_total\b/gm, (line, what: string, name: string) => (counters.has(name) ? `# ${what} ${name}` : line));
 }
 
 /** The `/metrics` endpoint and the Pushgateway pusher of one step. */
@@ -229,7 +237,9 @@ export class PrometheusExport {
       }
       const om = wantsOpenMetrics(req.headers.accept);
       const registry = this.options.registry();
-      const body = om ? await renderOpenMetrics(registry) : await registry.metrics();
+      let body = om ? await renderOpenMetrics(registry) : await registry.metrics();
+      const otel = (await this.options.otelText?.().catch(() => '')) ?? '';
+      if (otel) body = om ? body.replace(/# EOF\n$/, `${otelTextAsOpenMetrics(otel)}# EOF\n`) : `${body}${otel}`;
       res.writeHead(200, { 'content-type': om ? OPENMETRICS_CONTENT_TYPE : PROMETHEUS_TEXT_CONTENT_TYPE, 'content-length': Buffer.byteLength(body) });
       res.end(req.method === 'HEAD' ? undefined : body);
     } catch (error) {

@@ -19,6 +19,7 @@
  * `WaiterSet`, `SocketTracker`) are exported for the Application Insights receiver.
  */
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import { createServer as createNetServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
 import { brotliDecompressSync, gunzipSync, inflateSync } from 'node:zlib';
 
@@ -1175,6 +1176,8 @@ export interface OtlpReceiverOptions {
   retryAfterSeconds?: number;
   /** Requests with a larger (wire) body are answered 413. Default 64 MiB. */
   maxBodyBytes?: number;
+  /** Serve HTTPS with this key and certificate; with `ca` and `requestCert`, only clients with a certificate that CA signed (mTLS). */
+  tls?: { key: string | Buffer; cert: string | Buffer; ca?: string | Buffer; requestCert?: boolean };
 }
 
 export interface ReceivedOtlpRequest {
@@ -1277,9 +1280,10 @@ class OtlpReceiverImpl implements OtlpReceiver {
     port: number,
     mode: ReceiverMode,
     private readonly retryAfterSeconds: number | undefined,
+    scheme = 'http',
   ) {
     this.port = port;
-    this.url = `http://127.0.0.1:${port}`;
+    this.url = `${scheme}://127.0.0.1:${port}`;
     this.tracesUrl = `${this.url}/v1/traces`;
     this.metricsUrl = `${this.url}/v1/metrics`;
     this.logsUrl = `${this.url}/v1/logs`;
@@ -1453,7 +1457,8 @@ class OtlpReceiverImpl implements OtlpReceiver {
 /** Starts an OTLP/HTTP receiver on 127.0.0.1 (a free port). Always `close()` it (afterEach / onTestFinished). */
 export async function startOtlpReceiver(opts: OtlpReceiverOptions = {}): Promise<OtlpReceiver> {
   const maxBodyBytes = opts.maxBodyBytes ?? 64 * 1024 * 1024;
-  const server = createServer();
+  const tls = opts.tls;
+  const server: Server = tls ? createHttpsServer({ key: tls.key, cert: tls.cert, ca: tls.ca, requestCert: tls.requestCert ?? false, rejectUnauthorized: tls.requestCert ?? false }) : createServer();
   const sockets = new SocketTracker(server);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -1463,7 +1468,7 @@ export async function startOtlpReceiver(opts: OtlpReceiverOptions = {}): Promise
     });
   });
   const { port } = server.address() as AddressInfo;
-  const receiver = new OtlpReceiverImpl(server, sockets, port, opts.mode ?? 'ok', opts.retryAfterSeconds);
+  const receiver = new OtlpReceiverImpl(server, sockets, port, opts.mode ?? 'ok', opts.retryAfterSeconds, tls ? 'https' : 'http');
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
     receiver.handle(req, res, maxBodyBytes).catch((err: unknown) => {
       if (!res.headersSent) {
