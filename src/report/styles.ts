@@ -77,6 +77,7 @@ table.logs .err{color:var(--bad)}
 .chart-svg text.axis-label{fill:#5f6b7a;font-weight:600}
 .chart-svg .cm-cell:hover{stroke:#1d2430;stroke-opacity:1;stroke-width:1.5}
 .heat-wrap{overflow-x:auto}
+.matrix .hint{font-size:12px}
 .legend svg.sw{vertical-align:-1px;margin-right:4px}
 .toggle>.toggle-box{margin:0 4px 0 0;vertical-align:-2px}
 .toggle>.toggle-label{font-size:12px;color:var(--muted);cursor:pointer;user-select:none}

@@ -16,6 +16,7 @@ const LATENCY_BUCKETS = 500;
 /** Successful attempts per bucket, on average, for a small run. */
 const PER_BUCKET = 5;
 const DOTS_LIMIT = 1500;
+const MIN_FOR_PERCENTILES = 2;
 const FAIL_MARKS = 1000;
 const HISTOGRAM_BINS = 40;
 /** A log axis by default when the slowest attempt is this many times the median. */
@@ -83,9 +84,12 @@ export function latencySection(view: StepView): string {
     }
     const sorted = Float64Array.from(b.ok).sort();
     const q = [percentile(sorted, 50), percentile(sorted, 95), percentile(sorted, 99)] as const;
-    p50.push({ x0, x1, y: q[0] });
-    p95.push({ x0, x1, y: q[1] });
-    p99.push({ x0, x1, y: q[2] });
+    // one attempt has no percentiles: its dot (or its range) shows it
+    if (sorted.length >= MIN_FOR_PERCENTILES) {
+      p50.push({ x0, x1, y: q[0] });
+      p95.push({ x0, x1, y: q[1] });
+      p99.push({ x0, x1, y: q[2] });
+    }
     boxes.push({ x0, x1, lo: sorted[0]!, hi: sorted[sorted.length - 1]! });
     hovers.push({
       x0,
@@ -138,7 +142,7 @@ export function latencySection(view: StepView): string {
   ];
   const caption =
     `Duration of attempts over the run: p50, p95 and p99 of the ${basis === ok ? 'successful attempts' : 'attempts (none succeeded)'} per time bucket ` +
-    `(${nb === 1 ? 'one bucket' : `${nb} buckets of ${formatDuration(width)}`}; a gap is a bucket without one)` +
+    `(${nb === 1 ? 'one bucket' : `${nb} buckets of ${formatDuration(width)}`}; a gap is a bucket with fewer than ${MIN_FOR_PERCENTILES})` +
     (failed.length > 0 ? `; ${plural(failed.length, 'failed attempt')} marked ${failMarks.length < failed.length ? 'per bucket' : 'one by one'}` : '');
   const over = toggle(`latency-log-${i}`, 'logarithmic y axis', chart(false), chart(true), logDefault);
   return (
