@@ -172,7 +172,7 @@ describe('the page', () => {
     const timeline = /<svg[^>]*id="timeline-svg-0"[\s\S]*?<\/svg>/.exec(html)![0];
     const rects = timeline.match(/<rect /g)!.length;
     expect(rects).toBeLessThan(6 * 400 * 3);
-    expect(/Duration of attempts over the run: [^<]*/.exec(html)?.[0]).toMatch(/p50, p95 and p99 of the successful attempts per time bucket \(500 buckets of [\d.]+ s; a gap is a bucket with fewer than 2\); 717 failed attempts marked one by one$/);
+    expect(/Duration of attempts over the run: [^<]*/.exec(html)?.[0]).toMatch(/p50, p95 and p99 of the successful attempts per time bucket \(500 buckets of [\d.]+ s; a gap is a bucket with fewer than 2\); 717 failed attempts marked by kind in 80 time slots$/);
     const data = JSON.parse(/<script type="application\/json" id="log-data">([\s\S]*?)<\/script>/.exec(html)![1]!);
     expect(data.records.length).toBe(5000);
     expect(data.total).toBeGreaterThan(20_000);

@@ -194,11 +194,19 @@ export function xyChartSvg(opts: XyChartOptions): string {
     parts.push(`<polygon points="${upper.concat(lower).join(' ')}" fill="${b.color}" fill-opacity="0.18" stroke="none">${title(b.title)}</polygon>`);
   }
   if (opts.boxes && opts.boxes.boxes.length > 0) {
-    const d = opts.boxes.boxes
-      .map((b) => {
-        const x0 = X(b.x0);
-        const y0 = Y(b.hi);
-        return `M${f(x0)} ${f(y0)}h${f(Math.max(0.8, X(b.x1) - x0))}V${f(Math.max(y0 + 0.8, Y(b.lo)))}H${f(x0)}z`;
+    // one stepped outline per run of adjacent buckets: nothing is drawn between runs
+    const runs: RangeBox[][] = [];
+    for (const b of opts.boxes.boxes) {
+      const last = runs[runs.length - 1];
+      const prev = last?.[last.length - 1];
+      if (prev && Math.abs(b.x0 - prev.x1) <= Math.abs(b.x1 - b.x0) * 1e-6) last!.push(b);
+      else runs.push([b]);
+    }
+    const d = runs
+      .map((run) => {
+        const top = run.map((b, k) => `${k === 0 ? `M${f(X(b.x0))} ${f(Y(b.hi))}` : `V${f(Y(b.hi))}`}H${f(X(b.x1))}`).join('');
+        const bottom = [...run].reverse().map((b) => `V${f(Y(b.lo))}H${f(X(b.x0))}`).join('');
+        return `${top}${bottom}z`;
       })
       .join('');
     parts.push(`<path class="range" d="${d}" fill="${opts.boxes.color}" fill-opacity="0.16"><title>min–max of the bucket</title></path>`);

@@ -17,7 +17,11 @@ const LATENCY_BUCKETS = 500;
 const PER_BUCKET = 5;
 const DOTS_LIMIT = 1500;
 const MIN_FOR_PERCENTILES = 2;
-const FAIL_MARKS = 1000;
+/** Failed attempts marked one by one up to this many; beyond, per kind and time slot. */
+const FAIL_MARKS = 300;
+const FAIL_SLOTS = 80;
+/** Buckets narrower than a few pixels get no tooltip column of their own. */
+const HOVER_BUCKETS = 200;
 const HISTOGRAM_BINS = 40;
 /** A log axis by default when the slowest attempt is this many times the median. */
 const LOG_RATIO = 50;
@@ -73,13 +77,14 @@ export function latencySection(view: StepView): string {
   const boxes: RangeBox[] = [];
   const hovers: { x0: number; x1: number; title: string }[] = [];
   const what = basis === ok ? 'successful attempt' : 'attempt';
+  const withHovers = nb <= HOVER_BUCKETS;
   buckets.forEach((b, k) => {
     if (!b) return;
     const x0 = k * width;
     const x1 = (k + 1) * width;
     const counts = b.failed > 0 ? ` and ${plural(b.failed, 'failed attempt')}` : '';
     if (b.ok.length === 0) {
-      hovers.push({ x0, x1, title: `${formatDuration(x0)} – ${formatDuration(x1)}: no ${what}${counts}` });
+      if (withHovers) hovers.push({ x0, x1, title: `${formatDuration(x0)} – ${formatDuration(x1)}: no ${what}${counts}` });
       return;
     }
     const sorted = Float64Array.from(b.ok).sort();
@@ -91,7 +96,7 @@ export function latencySection(view: StepView): string {
       p99.push({ x0, x1, y: q[2] });
     }
     boxes.push({ x0, x1, lo: sorted[0]!, hi: sorted[sorted.length - 1]! });
-    hovers.push({
+    if (withHovers) hovers.push({
       x0,
       x1,
       title: `${formatDuration(x0)} – ${formatDuration(x1)}: ${plural(b.ok.length, what)}${counts}; p50 ${formatDuration(q[0])} · p95 ${formatDuration(q[1])} · p99 ${formatDuration(q[2])} · max ${formatDuration(sorted[sorted.length - 1]!)}`,
@@ -101,9 +106,9 @@ export function latencySection(view: StepView): string {
   const marks: Mark[] = [];
   const dots = basis === ok && ok.length <= DOTS_LIMIT;
   if (dots) {
-    for (const a of ok) marks.push({ x: a.start - t0, y: a.durationMs, color: COLORS.success, size: 2.6, opacity: 0.6, title: `${a.id} attempt ${a.attempt}: ${formatDuration(a.durationMs)}`, mb: a.id });
+    for (const a of ok) marks.push({ x: a.start - t0, y: a.durationMs, color: COLORS.success, size: 2.6, opacity: 0.6, title: `${a.id} #${a.attempt}: ${formatDuration(a.durationMs)}`, mb: a.id });
   }
-  const failMarks = failureMarks(failed, t0, width, bucketOf);
+  const failMarks = failureMarks(failed, t0, span);
   marks.push(...failMarks);
   const timeout = timeoutMs(view);
   const durations = done.map((a) => a.durationMs);
@@ -137,13 +142,13 @@ export function latencySection(view: StepView): string {
     { label: 'p95', color: COLORS.p95, shape: 'line' },
     { label: 'p99', color: COLORS.p99, shape: 'dash' },
     dots ? { label: 'successful attempt', color: COLORS.success, shape: 'circle' } : { label: 'min–max per bucket', color: '#b8cce6' },
-    ...FAILURE_KINDS.filter((k) => failed.some((a) => a.outcome === k.outcome)).map((k) => ({ label: `${k.label}${failMarks.length < failed.length ? 's (per bucket)' : ''}`, color: outcomeColor(k.outcome), shape: k.shape })),
+    ...FAILURE_KINDS.filter((k) => failed.some((a) => a.outcome === k.outcome)).map((k) => ({ label: `${k.label}${failMarks.length < failed.length ? 's (the slowest per time slot)' : ''}`, color: outcomeColor(k.outcome), shape: k.shape })),
     ...(hlines.length > 0 ? [{ label: 'run_invocation_timeout', color: COLORS.timeout, shape: 'dash' as const }] : []),
   ];
   const caption =
     `Duration of attempts over the run: p50, p95 and p99 of the ${basis === ok ? 'successful attempts' : 'attempts (none succeeded)'} per time bucket ` +
     `(${nb === 1 ? 'one bucket' : `${nb} buckets of ${formatDuration(width)}`}; a gap is a bucket with fewer than ${MIN_FOR_PERCENTILES})` +
-    (failed.length > 0 ? `; ${plural(failed.length, 'failed attempt')} marked ${failMarks.length < failed.length ? 'per bucket' : 'one by one'}` : '');
+    (failed.length > 0 ? `; ${plural(failed.length, 'failed attempt')} marked ${failMarks.length < failed.length ? `by kind in ${FAIL_SLOTS} time slots` : 'one by one'}` : '');
   const over = toggle(`latency-log-${i}`, 'logarithmic y axis', chart(false), chart(true), logDefault);
   return (
     `<section class="sub" id="latency-${i}"><h3>Mini-batch latency</h3>` +
@@ -154,8 +159,8 @@ export function latencySection(view: StepView): string {
   );
 }
 
-/** One mark per failed attempt (clickable), or, for many, one per bucket and kind at the slowest of them. */
-function failureMarks(failed: readonly Attempt[], t0: number, width: number, bucketOf: (a: Attempt) => number): Mark[] {
+/** One mark per failed attempt (clickable), or, for many, one per kind and time slot at the slowest of them. */
+function failureMarks(failed: readonly Attempt[], t0: number, span: number): Mark[] {
   if (failed.length <= FAIL_MARKS) {
     return failed.map((a) => ({
       x: a.start - t0,
@@ -165,12 +170,13 @@ function failureMarks(failed: readonly Attempt[], t0: number, width: number, buc
       size: 4.5,
       cls: `mark-${a.outcome}`,
       mb: a.id,
-      title: `${a.id} attempt ${a.attempt}: ${a.outcome} after ${formatDuration(a.durationMs)}${a.errorMessage ? ` — ${a.errorMessage.split('\n')[0]!.slice(0, 160)}` : ''}`,
+      title: `${a.id} #${a.attempt}: ${a.outcome} after ${formatDuration(a.durationMs)}${a.errorMessage ? ` — ${a.errorMessage.split('\n')[0]!.slice(0, 100)}` : ''}`,
     }));
   }
+  const slot = span / FAIL_SLOTS;
   const groups = new Map<string, { k: number; outcome: string; n: number; max: number }>();
   for (const a of failed) {
-    const k = bucketOf(a);
+    const k = Math.min(FAIL_SLOTS - 1, Math.floor((a.start - t0) / slot));
     const key = `${a.outcome}|${k}`;
     const g = groups.get(key) ?? { k, outcome: a.outcome, n: 0, max: 0 };
     g.n++;
@@ -178,13 +184,13 @@ function failureMarks(failed: readonly Attempt[], t0: number, width: number, buc
     groups.set(key, g);
   }
   return [...groups.values()].map((g) => ({
-    x: (g.k + 0.5) * width,
+    x: (g.k + 0.5) * slot,
     y: g.max,
     color: outcomeColor(g.outcome),
     shape: shapeOf(g.outcome),
     size: 5,
     cls: `mark-${g.outcome}`,
-    title: `${formatDuration(g.k * width)} – ${formatDuration((g.k + 1) * width)}: ${plural(g.n, `${g.outcome} attempt`)}, the slowest ${formatDuration(g.max)}`,
+    title: `${formatDuration(g.k * slot)} – ${formatDuration((g.k + 1) * slot)}: ${plural(g.n, g.outcome)}, the slowest ${formatDuration(g.max)}`,
   }));
 }
 
