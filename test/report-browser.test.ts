@@ -15,7 +15,7 @@ import { pathToFileURL } from 'node:url';
 import { chromium, type BrowserContext, type Locator, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeTempDir, type TempDir } from './helpers/run-step.js';
-import { ROOT, cli, makeInputs, parallelRun, plainStep } from './fixtures/report/runs.js';
+import { ROOT, abortedRun, cli, makeInputs, parallelRun, plainStep } from './fixtures/report/runs.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const ARTIFACTS = path.join(ROOT, 'test-artifacts', 'report');
@@ -118,15 +118,7 @@ beforeAll(async () => {
     pages.latency = await makeReport(tel, 'pr-latency', 'latency');
   })();
   const failed = (async () => {
-    const input = makeInputs(path.join(tmp.path, 'in-failed'), 24, (i) => `img-${String(i).padStart(3, '0')}${i % 7 === 3 ? '-bad' : ''}.txt`);
-    const run = await parallelRun({
-      dir: tel,
-      pipelineRunId: 'pr-failed',
-      stepName: 'score',
-      input,
-      flags: ['--mini-batch-size', '2', '--process-count-per-node', '2', '--run-max-try', '1', '--error-threshold', '1'],
-      entryArgs: ['--sleep', '20', '--throw-on', '-bad'],
-    });
+    const run = await abortedRun(tel, 'pr-failed', { workers: 2, errorThreshold: 1, sleepMs: 20 });
     expect(run.result.code).toBe(1);
     pages.failed = await makeReport(tel, 'pr-failed', 'failed');
   })();

@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeTempDir, useTempDir, type TempDir } from './helpers/run-step.js';
-import { cli, makeInputs, parallelRun, plainStep } from './fixtures/report/runs.js';
+import { abortedRun, cli, makeInputs, parallelRun, plainStep } from './fixtures/report/runs.js';
 import { writeSyntheticRun } from './fixtures/report/synthetic-run.js';
 import { rewriteWorkerStops, setWorkerEnds, type WorkerStopForm } from './fixtures/report/worker-stops.js';
 
@@ -243,15 +243,7 @@ describe("the runner's workers are parts of the job", () => {
   });
 
   it('a run the runner aborted: its workers were stopped by the runner; the real errors are counted', async () => {
-    const input = makeInputs(path.join(tmp.path, 'in-bad'), 24, (i) => `img-${String(i).padStart(3, '0')}${i % 7 === 3 ? '-bad' : ''}.txt`);
-    const run = await parallelRun({
-      dir: path.join(tmp.path, 'tel-abort'),
-      pipelineRunId: 'pr-a',
-      stepName: 'score',
-      input,
-      flags: ['--mini-batch-size', '2', '--process-count-per-node', '2', '--run-max-try', '1', '--error-threshold', '1'],
-      entryArgs: ['--sleep', '30', '--throw-on', '-bad'],
-    });
+    const run = await abortedRun(path.join(tmp.path, 'tel-abort'), 'pr-a', { workers: 2, errorThreshold: 1, sleepMs: 30 });
     expect(run.result.code).toBe(1);
     const html = await report(run.folder, path.join(tmp.path, 'abort.html'));
     // both workers, also one that the runner stopped before its step wrote a step.json
@@ -264,15 +256,8 @@ describe("the runner's workers are parts of the job", () => {
 describe('one look at a failed run', () => {
   it('a failed parallel run: what failed, in which mini-batch and input, the first frame of the user\'s code, and links', async () => {
     const dir = await useTempDir();
-    const input = makeInputs(path.join(dir, 'in'), 24, (i) => `img-${String(i).padStart(3, '0')}${i % 7 === 3 ? '-bad' : ''}.txt`);
-    const run = await parallelRun({
-      dir: path.join(dir, 'tel'),
-      pipelineRunId: 'pr-f',
-      stepName: 'score',
-      input,
-      flags: ['--mini-batch-size', '2', '--process-count-per-node', '1', '--run-max-try', '1', '--error-threshold', '3'],
-      entryArgs: ['--throw-on', '-bad'],
-    });
+    // one worker: the first failure is mb-00001's
+    const run = await abortedRun(path.join(dir, 'tel'), 'pr-f', { workers: 1, errorThreshold: 3 });
     expect(run.result.code).toBe(1);
     const html = await report(path.dirname(run.folder), path.join(dir, 'f.html'));
     const sentence = /<section id="what-failed" class="headline"><p class="sentence">([\s\S]*?)<\/p><p class="links">([\s\S]*?)<\/p><\/section>/.exec(html);

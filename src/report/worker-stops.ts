@@ -38,10 +38,9 @@ const RUNNER_ENDS: Record<string, string> = {
   'killed-timeout': 'after its run() went past run_invocation_timeout',
 };
 
-function whyFromOutcome(outcome: string, status: string | undefined): string {
-  if (status === 'terminated') return RUNNER_ENDS.terminated!;
-  if (status === 'failed') return RUNNER_ENDS.aborted!;
-  return outcome === 'success' ? RUNNER_ENDS.stopped! : 'at the end of the job';
+/** Why, when only the job's own end says it. */
+function whyFromStatus(status: string | undefined): string {
+  return status === 'terminated' ? RUNNER_ENDS.terminated! : status === 'failed' ? RUNNER_ENDS.aborted! : RUNNER_ENDS.stopped!;
 }
 
 export function workerStops(step: StepRun): WorkerStops {
@@ -60,9 +59,9 @@ export function workerStops(step: StepRun): WorkerStops {
     const outcome = p?.outcome ?? 'unknown';
     const reason = endReasons.get(index);
     let why: string | undefined;
-    if (p?.json.stopped_by === 'runner') why = reason && RUNNER_ENDS[reason] ? RUNNER_ENDS[reason] : whyFromOutcome(outcome, status);
+    if (p?.json.stopped_by === 'runner') why = (reason && RUNNER_ENDS[reason]) || whyFromStatus(status);
     else if (reason !== undefined) why = RUNNER_ENDS[reason];
-    else if (outcome === 'terminated' && (status === 'succeeded' || status === 'failed')) why = whyFromOutcome(outcome, status);
+    else if (outcome === 'terminated' && (status === 'succeeded' || status === 'failed')) why = whyFromStatus(status);
     if (why) byProcess.set(index, { process: index, outcome, why });
   }
   const stopped = (process: number): boolean => byProcess.has(process);

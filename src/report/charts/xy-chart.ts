@@ -115,11 +115,15 @@ export function xyChartSvg(opts: XyChartOptions): string {
   const bottom = opts.xLabel ? 40 : 28;
   const xs: number[] = [];
   const ys: number[] = [];
-  for (const s of opts.lines ?? []) for (const [px, py] of s.points) xs.push(px), ys.push(py);
-  for (const s of opts.steps ?? []) for (const st of s.steps) xs.push(st.x0, st.x1), ys.push(st.y);
-  for (const m of opts.marks ?? []) xs.push(m.x), ys.push(m.y);
-  for (const b of opts.bands ?? []) for (const [px, lo, hi] of b.points) xs.push(px), ys.push(lo, hi);
-  for (const b of opts.boxes?.boxes ?? []) xs.push(b.x0, b.x1), ys.push(b.lo, b.hi);
+  const add = (x: number[], y: number[]): void => {
+    for (const v of x) xs.push(v);
+    for (const v of y) ys.push(v);
+  };
+  for (const s of opts.lines ?? []) for (const [px, py] of s.points) add([px], [py]);
+  for (const s of opts.steps ?? []) for (const st of s.steps) add([st.x0, st.x1], [st.y]);
+  for (const m of opts.marks ?? []) add([m.x], [m.y]);
+  for (const b of opts.bands ?? []) for (const [px, lo, hi] of b.points) add([px], [lo, hi]);
+  for (const b of opts.boxes?.boxes ?? []) add([b.x0, b.x1], [b.lo, b.hi]);
   for (const h of opts.hlines ?? []) ys.push(h.y);
   let [xMin, xMax] = opts.xDomain ?? [minOf(xs), maxOf(xs)];
   if (!Number.isFinite(xMin) || !Number.isFinite(xMax)) [xMin, xMax] = [0, 1];
