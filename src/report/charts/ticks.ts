@@ -7,9 +7,8 @@ export function niceTicks(min: number, max: number, count = 5, integer = false):
   if (max <= min) return [min];
   const span = max - min;
   const raw = span / Math.max(1, count);
-  const mag = 10 ** Math.floor(Math.log10(raw));
-  let step = [1, 2, 2.5, 5, 10].map((m) => m * mag).find((s) => span / s <= count) ?? 10 * mag;
-  if (integer) step = step < 1 ? 1 : step === 2.5 ? 2 : Math.round(step);
+  const mag = integer ? Math.max(1, 10 ** Math.floor(Math.log10(raw))) : 10 ** Math.floor(Math.log10(raw));
+  const step = (integer ? [1, 2, 5, 10] : [1, 2, 2.5, 5, 10]).map((m) => m * mag).find((s) => span / s <= count) ?? 10 * mag;
   const out: number[] = [];
   for (let v = Math.ceil(min / step - 1e-9) * step; v <= max + step * 1e-9; v += step) out.push(Math.abs(v) < step * 1e-9 ? 0 : v);
   return out;
