@@ -7,10 +7,12 @@ import { writeReport } from './index.js';
 export const REPORT_USAGE = `Usage: step-telemetry report <run folder> [-o FILE]
 
 Writes one self-contained HTML file (no network needed to view it) for a pipeline run folder
-(<dir>/<pipeline_run_id>) or a step folder: steps and mini-batches on a timeline, mini-batch latency
-over time and its distribution (p50/p95/p99), failures and retries grouped by cause with stack
-traces, the step.log metrics as charts and tables, the progress overview, the doctor's findings, and
-the log records filterable by level, step, mini-batch and text.
+(<dir>/<pipeline_run_id>) or a step folder: for a failed run, one sentence on what failed and where;
+the doctor's findings; steps and mini-batches on a timeline; mini-batch latency over time (p50/p95/p99
+per bucket, failed attempts marked by kind) and its distribution; failures and retries grouped by
+cause with stack traces; the step.log metrics as charts (train and validation series overlaid),
+confusion matrices as heatmaps; the progress overview and the workers; and the log records
+filterable by level, step, mini-batch and text.
 
   -o, --output FILE   where to write (default: report.html inside the run folder)
   --title TEXT        the page title
