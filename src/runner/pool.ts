@@ -167,8 +167,9 @@ export class WorkerProcess {
   }
 
   /**
-   * SIGTERM now (the worker's step flushes and exits 143), SIGKILL after `graceMs`. Once only: a
-   * second SIGTERM would cut the worker's flush short.
+   * A stop message that says `terminated`, and SIGTERM with it for a worker that cannot read it yet
+   * (its step flushes and exits 143 either way), SIGKILL after `graceMs`. Once only: a second
+   * SIGTERM would cut the worker's flush short.
    */
   terminate(graceMs: number, reason: WorkerEndReason): Promise<void> {
     if (!this.alive || this.terminating) return this.exited;
@@ -176,6 +177,7 @@ export class WorkerProcess {
     this.expectingExit = true;
     this.endReason ??= reason;
     this.state = 'stopping';
+    this.send({ type: 'stop', terminated: true });
     this.signal('SIGTERM');
     this.timers.push(setTimeout(() => this.signal('SIGKILL'), graceMs));
     return this.exited;

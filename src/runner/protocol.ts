@@ -56,9 +56,14 @@ export interface RunMessage {
   readonly attempts: readonly AttemptTask[];
 }
 
-/** Parent → worker: end the step and exit. */
+/**
+ * Parent → worker: end the step and exit (step.json says `"stopped_by": "runner"`). At the job's
+ * normal end the outcome is `success` and the exit code 0; `terminated` (an abort, a timeout, a
+ * signal: SIGTERM follows the message) ends it as `terminated` with exit code 143.
+ */
 export interface StopMessage {
   readonly type: 'stop';
+  readonly terminated?: boolean;
 }
 
 export type ParentMessage = StartMessage | RunMessage | StopMessage;

@@ -71,7 +71,10 @@ process.on('message', (message: ParentMessage) => {
       break;
     }
     case 'stop':
-      void stop(0);
+      // the runner ends this step: at the job's end (success), or on an abort or a timeout
+      // (terminated, with SIGTERM right behind; whichever comes first ends the step, once)
+      step?.markStoppedBy('runner');
+      void stop(message.terminated ? 143 : 0, message.terminated ? 'terminated' : 'success');
       break;
   }
 });
@@ -111,12 +114,12 @@ process.on('disconnect', () => {
 });
 
 let stopping = false;
-async function stop(code: number): Promise<void> {
+async function stop(code: number, outcome?: 'success' | 'terminated'): Promise<void> {
   if (stopping) return;
   stopping = true;
   flushResults();
   try {
-    await step?.end();
+    await step?.end(outcome === undefined ? {} : { outcome });
   } finally {
     process.exit(code);
   }
