@@ -336,10 +336,10 @@ describe('parallel-run telemetry through OTLP', () => {
         expect(a.data.baseData.properties).toMatchObject({ 'worker.id': expect.stringMatching(/^worker-\d$/), step_name: 'score' });
         // the same span, with the same id, in spans.jsonl
         const local = spans.find((s) => s.span_id === a.data.baseData.id);
-        expect(local?.attributes['mini_batch.id']).toBe(a.data.baseData.properties['mini_batch.id']);
+        expect(local?.attributes['mini_batch.id']).toBe((a.data.baseData.properties as Record<string, string>)['mini_batch.id']);
       }
       const failed = attempts.filter((a) => a.data.baseData.success === false);
-      expect(failed.map((a) => [a.data.baseData.properties['mini_batch.id'], a.data.baseData.properties['mini_batch.attempt']])).toEqual([['mb-00003', '1']]);
+      expect(failed.map((a) => [(a.data.baseData.properties as Record<string, string>)['mini_batch.id'], (a.data.baseData.properties as Record<string, string>)['mini_batch.attempt']])).toEqual([['mb-00003', '1']]);
       // its exception, with the worker's stack, under exceptions, in the attempt's operation
       const exception = ai.exceptions().find((e) => e.tags['ai.operation.parentId'] === failed[0]!.data.baseData.id);
       expect(JSON.stringify(exception?.data.baseData)).toMatch(/transient failure on attempt 1[\s\S]*behave\.mjs/);

@@ -111,10 +111,23 @@ export class ProgressPrinter {
   }
 }
 
+/** Streams whose reader went away (EPIPE, `| head`): nothing more is written to them. */
+const closed = new WeakSet<NodeJS.WriteStream>();
+const watched = new WeakSet<NodeJS.WriteStream>();
+
+/**
+ * Write to the console. A closed pipe reports EPIPE as an 'error' event after the write: it
+ * stops the printing to that stream, never the job.
+ */
 function write(stream: NodeJS.WriteStream, text: string): void {
+  if (closed.has(stream)) return;
+  if (!watched.has(stream)) {
+    watched.add(stream);
+    stream.on('error', () => closed.add(stream));
+  }
   try {
     stream.write(text);
   } catch {
-    // a closed console must not stop the run
+    closed.add(stream);
   }
 }
