@@ -27,3 +27,16 @@ describe('parallel-run output closed', () => {
     }
   });
 });
+
+describe('parallel-run worker start-up', () => {
+  it('a worker SIGKILLed during start-up is replaced instead of aborting the job', async () => {
+    const dir = await useTempDir('runner-startup-kill-');
+    makeFiles(path.join(dir, 'in'), 6);
+    const r = await runRunner(['--entry-script', BEHAVE, '--input', 'in', '--output', 'out', '--mini-batch-size', '2', '--', '--init-kill-once', dir], { cwd: dir });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/worker-0 \(pid \d+\) was killed by SIGKILL before init\(\) finished; a fresh worker takes its place/);
+    const folder = runFolder(path.join(dir, 'telemetry'));
+    expect(readJson(path.join(folder, 'result.json'))).toMatchObject({ status: 'succeeded', worker_restarts: 1, items: { succeeded: 6 } });
+    expect(fs.existsSync(path.join(dir, 'init-killed'))).toBe(true);
+  });
+});

@@ -21,6 +21,8 @@ import type { ParallelRunErrorInfo } from './types.js';
 
 /** A timed-out worker gets this long to die on SIGTERM before SIGKILL. */
 const TIMEOUT_KILL_GRACE_MS = 1000;
+/** Workers killed by a signal during start-up are replaced up to this many times per slot. */
+const STARTUP_KILLS_PER_WORKER = 3;
 
 /** An attempt sent to a worker; it is on the worker's lane until its outcome is known. */
 export interface Attempt extends LaneAttempt {
@@ -106,6 +108,8 @@ export class Scheduler {
   lastProgress = performance.now();
   /** The job is ending: nothing more is handed out, and nothing goes back to the source. */
   private halted = false;
+  /** Workers killed by a signal before they were ready (see onExit). */
+  private startupKills = 0;
   private readonly workerEnv: NodeJS.ProcessEnv;
   private readonly logger: winston.Logger;
   readonly graceMs: number;
@@ -496,6 +500,16 @@ export class Scheduler {
     const tail = w.stderrTail.filter((l) => l.trim() !== '').slice(-15).join('\n');
     const stderr = tail ? `\nlast stderr lines of ${w.name}:\n${tail}` : '';
     if (w.readyAt === undefined && !this.halted) {
+      // killed from outside during start-up (the OOM killer, a node under pressure): a fresh
+      // worker takes its place, a bounded number of times; an exit of its own is init()'s failure
+      if (signal !== null && this.startupKills < STARTUP_KILLS_PER_WORKER * this.slots.length) {
+        this.startupKills++;
+        const text = `${w.name} (pid ${w.pid}) ${how} before init() finished; a fresh worker takes its place`;
+        this.logger.warn(text, { worker: w.name, pid: w.pid, signal });
+        this.events.notice(text);
+        this.ensureWorkers();
+        return;
+      }
       this.events.initFailed({ category: 'InitFailure', message: `${w.name} (pid ${w.pid}) ${how} before init() finished${stderr}`, worker: w.name });
       return;
     }
