@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { useTempDir } from './helpers/run-step.js';
-import { BEHAVE, makeFiles, readJson, runFolder, runRunner } from './fixtures/runner/harness.js';
+import { BEHAVE, makeFiles, readCsv, readJson, runFolder, runRunner } from './fixtures/runner/harness.js';
 
 describe('parallel-run output closed', () => {
   it('parallel-run | head -2: a closed stdout or stderr stops the printing, not the job (no EPIPE crash, step.json not left running)', async () => {
@@ -38,5 +38,46 @@ describe('parallel-run worker start-up', () => {
     const folder = runFolder(path.join(dir, 'telemetry'));
     expect(readJson(path.join(folder, 'result.json'))).toMatchObject({ status: 'succeeded', worker_restarts: 1, items: { succeeded: 6 } });
     expect(fs.existsSync(path.join(dir, 'init-killed'))).toBe(true);
+  });
+});
+
+describe('parallel-run reports that add up', () => {
+  it('after an abort, progress-overview.txt adds up to result.json, shows no ETA, and a mini-batch waiting for its retry has its row in processed-mini-batches.csv', async () => {
+    const dir = await useTempDir('runner-addup-');
+    makeFiles(path.join(dir, 'in'), 8);
+    // mb-00001 hangs: killed at 1 s, its retry waits for the fresh worker; SIGTERM comes then
+    const r = await runRunner(['--entry-script', BEHAVE, '--input', 'in', '--output', 'out', '--mini-batch-size', '1', '--run-invocation-timeout', '1', '--run-max-try', '2', '--', '--hang', 'f001'], {
+      cwd: dir,
+      signalWhen: { signal: 'SIGTERM', when: (_out, err) => /mb-00001 attempt 1\/2 failed/.test(err) },
+    });
+    expect(r.code, r.stderr).toBe(143);
+    const folder = runFolder(path.join(dir, 'telemetry'));
+    const result = readJson(path.join(folder, 'result.json'));
+    const overview = fs.readFileSync(path.join(folder, 'progress-overview.txt'), 'utf8');
+    const m = /mini-batches: (\d+) of 8 done \(\d+ succeeded, \d+ failed\), (\d+) not processed/.exec(overview);
+    expect(m, overview).not.toBeNull();
+    expect(Number(m![1]) + Number(m![2])).toBe(8);
+    expect(Number(m![2])).toBe(result.mini_batches.not_processed);
+    expect(overview).toMatch(new RegExp(`items: \\d+ of 8 done .*, ${result.items.not_processed} not processed`));
+    expect(overview).not.toMatch(/ETA/);
+    const row = readCsv(path.join(folder, 'processed-mini-batches.csv')).find((p) => p.mini_batch_id === 'mb-00001');
+    expect(row).toMatchObject({ status: 'ABORTED', times_picked: '1', error_category: 'RunTimeout' });
+    expect(row!.error_message).toMatch(/not finished: 1 attempt\(s\) failed, the job stopped before the next; last: run\(\) did not return within 1 s/);
+    expect(Number(row!.run_method_seconds)).toBeGreaterThanOrEqual(0.9);
+  });
+
+  it('worker-summary.csv counts failed items per worker, a RUN_TIMEOUT row has its run() time, and no replacement is promised that does not happen', async () => {
+    const dir = await useTempDir('runner-addup2-');
+    makeFiles(path.join(dir, 'in'), 12);
+    const r = await runRunner(['--entry-script', BEHAVE, '--input', 'in', '--output', 'out', '--mini-batch-size', '2', '--run-invocation-timeout', '1', '--run-max-try', '1', '--', '--throw', 'f00', '--hang', 'f011'], { cwd: dir });
+    expect(r.code, r.stderr).toBe(0);
+    const folder = runFolder(path.join(dir, 'telemetry'));
+    const result = readJson(path.join(folder, 'result.json'));
+    expect(result).toMatchObject({ items: { failed: 12 }, timeouts: 1, worker_restarts: 0 });
+    const workers = readCsv(path.join(folder, 'worker-summary.csv'));
+    expect(workers.reduce((n, w) => n + Number(w.items_failed), 0)).toBe(12);
+    const timeout = readCsv(path.join(folder, 'processed-mini-batches.csv')).find((p) => p.status === 'RUN_TIMEOUT')!;
+    expect(Number(timeout.run_method_seconds)).toBeGreaterThanOrEqual(0.9);
+    expect(r.stderr).not.toMatch(/replaced/);
   });
 });

@@ -9,7 +9,7 @@ import type { Step } from '../step.js';
 import { Accounting, type Counts } from './accounting.js';
 import { AttemptTelemetry } from './attempt-telemetry.js';
 import type { ResolvedRunConfig } from './config.js';
-import { explainFailedItems } from './failed-items.js';
+import { describeError, explainFailedItems } from './failed-items.js';
 import type { AppendRowOutput } from './output.js';
 import type { MiniBatch } from './partition.js';
 import type { WorkerProcess } from './pool.js';
@@ -17,7 +17,7 @@ import { type ProgressPrinter, type ProgressSnapshot } from './progress.js';
 import type { AttemptResult, ItemFailure } from './protocol.js';
 import { ErrorLedger, FILES, oneLine, overviewText, round3, writeAtomic, type MiniBatchStatus, type ProcessedReport } from './reports.js';
 import { Scheduler, type Attempt, type SchedulerEvents } from './scheduler.js';
-import type { MiniBatchSource } from './source.js';
+import type { MiniBatchSource, MiniBatchState } from './source.js';
 import type { ParallelRunErrorInfo, ParallelRunStatus } from './types.js';
 
 /** Failure lines printed on the console before the rest only go to the files. */
@@ -150,8 +150,6 @@ export class Job implements SchedulerEvents {
         { code: SpanStatusCode.OK },
       );
       this.telemetry.duration(seconds, 'success', sc);
-      w.itemsSucceeded += r.succeeded;
-      w.itemsFailed += failed;
       st.done = true;
       this.finishMiniBatch(st.mb, r.ran ? 'RUN_DONE' : 'INPUT_ERROR', r.succeeded, r.failures ?? [], st.lastError, {
         attempts: st.attempts,
@@ -185,6 +183,8 @@ export class Job implements SchedulerEvents {
   attemptLost(a: Attempt, how: 'timeout' | 'crash', start: number, end: number, message: string): void {
     const timeout = how === 'timeout';
     const type = timeout ? 'RunTimeout' : 'WorkerCrash';
+    // run() ran until its worker was killed or died (run_method_seconds of its report row)
+    a.st.lastRunMs = end - start;
     this.attemptEnded(a, start);
     const sc = this.telemetry.span(a, start, end, { 'mini_batch.outcome': how, 'error.type': type }, { code: SpanStatusCode.ERROR, message: timeout ? message : oneLine(message, 500) });
     this.telemetry.duration((end - start) / 1000, how, sc);
@@ -215,6 +215,28 @@ export class Job implements SchedulerEvents {
       status: 'ABORTED',
       error_category: this.outcome?.cause?.category ?? '',
       error_message: message,
+    });
+  }
+
+  /** A mini-batch whose failed attempt was to be retried when the job stopped. */
+  private notRetried(st: MiniBatchState): void {
+    const now = Date.now();
+    const e = st.lastError;
+    this.processed?.add({
+      mini_batch_id: st.mb.id,
+      times_picked: st.attempts,
+      worker: e?.worker ?? '',
+      pid: '',
+      start_time: st.firstStart,
+      end_time: now,
+      total_items: st.mb.items,
+      succeeded_items: 0,
+      failed_items: 0,
+      elapsed_seconds: round3((now - st.firstStart) / 1000),
+      run_method_seconds: round3(st.lastRunMs / 1000),
+      status: 'ABORTED',
+      error_category: e?.category ?? '',
+      error_message: oneLine(`not finished: ${st.attempts} attempt(s) failed, the job stopped before the next${e ? `; last: ${describeError(e)}` : ''}`, 500),
     });
   }
 
@@ -293,6 +315,11 @@ export class Job implements SchedulerEvents {
     const { id, items } = mb;
     const failed = items - succeeded;
     this.acc.miniBatchFinished(status === 'RUN_DONE', succeeded, failed);
+    // the items of a mini-batch count for the worker of its last attempt, succeeded or failed
+    if (info.worker) {
+      info.worker.itemsSucceeded += succeeded;
+      info.worker.itemsFailed += failed;
+    }
     const { category, message } = explainFailedItems({ mb, status, succeeded, failures, error, attempts: info.attempts, returned: info.returned }, this.ledger);
     const end = Date.now();
     this.processed?.add({
@@ -351,6 +378,8 @@ export class Job implements SchedulerEvents {
       ...(cause.stack ? { stack: cause.stack } : {}),
     });
     this.scheduler.halt(outcome.status === 'terminated' ? 'terminated' : 'aborted');
+    // mini-batches waiting for a retry had failed attempts: each gets its report row
+    for (const st of this.source.waiting()) if (st.attempts > 0) this.notRetried(st);
     this.finish();
   }
 
@@ -382,6 +411,7 @@ export class Job implements SchedulerEvents {
       started: this.started,
       progress: this.snapshot(),
       miniBatchesSucceeded: this.acc.mbSucceeded,
+      inFlight: this.scheduler.inFlight,
       waitingRetry: this.source.waitingRetry,
       notStarted: this.source.notStarted,
       errorThreshold: c.errorThreshold,

@@ -36,14 +36,15 @@ export function rateAndEta(p: ProgressSnapshot): { rate: number; eta: number } {
   return { rate, eta: rate > 0 ? left / rate : left === 0 ? 0 : Number.NaN };
 }
 
-export function progressLine(p: ProgressSnapshot): string {
+/** One line of progress; `eta` false once the job is over. */
+export function progressLine(p: ProgressSnapshot, eta = true): string {
   const done = p.itemsSucceeded + p.itemsFailed;
-  const { rate, eta } = rateAndEta(p);
+  const r = rateAndEta(p);
   const pct = p.itemsTotal > 0 ? Math.floor((100 * done) / p.itemsTotal) : 100;
   return (
     `${pct}% ${done}/${p.itemsTotal} items (${p.itemsFailed} failed), ` +
     `${p.miniBatchesDone}/${p.miniBatchesTotal} mini-batches (${p.miniBatchesFailed} failed, ${p.running} running), ` +
-    `${rate.toFixed(1)} items/s, ETA ${formatDuration(eta)}` +
+    `${r.rate.toFixed(1)} items/s${eta ? `, ETA ${formatDuration(r.eta)}` : ''}` +
     (p.retries + p.timeouts + p.workerRestarts > 0 ? `, ${p.retries} retries, ${p.timeouts} timeouts, ${p.workerRestarts} worker restarts` : '')
   );
 }

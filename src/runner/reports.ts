@@ -330,6 +330,8 @@ export interface OverviewInput {
   readonly started: number;
   readonly progress: ProgressSnapshot;
   readonly miniBatchesSucceeded: number;
+  /** Mini-batches sent to workers and not reported. */
+  readonly inFlight: number;
   readonly waitingRetry: number;
   readonly notStarted: number;
   readonly errorThreshold: number;
@@ -342,20 +344,27 @@ export interface OverviewInput {
 export function overviewText(o: OverviewInput): string {
   const p = o.progress;
   const { rate, eta } = rateAndEta(p);
+  const over = o.status !== 'running';
+  // the mini-batches add up: done + on workers + waiting + not started, or done + not processed at the end
+  const where = over
+    ? `${p.miniBatchesTotal - p.miniBatchesDone} not processed`
+    : `${o.inFlight} running on ${p.running} worker(s), ${o.waitingRetry} waiting for a retry, ${o.notStarted} not started`;
   return [
     `step: ${o.stepName} (node ${o.nodeRank} of ${o.nodeCount})`,
     `status: ${o.status}`,
     `updated: ${new Date().toISOString()}`,
     `started: ${new Date(o.started).toISOString()}`,
     `elapsed: ${formatDuration(p.elapsedMs / 1000)}`,
-    `mini-batches: ${p.miniBatchesDone} of ${p.miniBatchesTotal} done (${o.miniBatchesSucceeded} succeeded, ${p.miniBatchesFailed} failed), ${p.running} running, ${o.waitingRetry} waiting for a retry, ${o.notStarted} not started`,
-    `items: ${p.itemsSucceeded + p.itemsFailed} of ${p.itemsTotal} done (${p.itemsSucceeded} succeeded, ${p.itemsFailed} failed)`,
-    `rate: ${rate.toFixed(2)} items/s, ETA ${formatDuration(eta)}`,
+    `mini-batches: ${p.miniBatchesDone} of ${p.miniBatchesTotal} done (${o.miniBatchesSucceeded} succeeded, ${p.miniBatchesFailed} failed), ${where}`,
+    `items: ${p.itemsSucceeded + p.itemsFailed} of ${p.itemsTotal} done (${p.itemsSucceeded} succeeded, ${p.itemsFailed} failed)` +
+      `${over && p.itemsSucceeded + p.itemsFailed < p.itemsTotal ? `, ${p.itemsTotal - p.itemsSucceeded - p.itemsFailed} not processed` : ''}`,
+    // an ETA only while the job runs
+    `rate: ${rate.toFixed(2)} items/s${over ? '' : `, ETA ${formatDuration(eta)}`}`,
     `retries: ${p.retries}, timeouts: ${p.timeouts}, worker restarts: ${p.workerRestarts}`,
     `error budget: ${o.errorThreshold >= 0 ? `${p.itemsFailed} of error_threshold ${o.errorThreshold} failed items` : 'error_threshold -1 (failures ignored)'}` +
       `${o.allowedFailedCount >= 0 ? `; ${p.miniBatchesFailed} of allowed_failed_count ${o.allowedFailedCount} failed mini-batches` : ''}`,
     `workers:\n  ${o.workers.join('\n  ')}`,
-    `progress: ${progressLine(p)}`,
+    `progress: ${progressLine(p, !over)}`,
     '',
   ].join('\n');
 }

@@ -141,6 +141,11 @@ export class Scheduler {
     return this.unassigned() + this.outstanding;
   }
 
+  /** Mini-batches sent to workers and not reported. */
+  get inFlight(): number {
+    return this.outstanding;
+  }
+
   /** Workers with attempts on their lane. */
   busyWorkers(): number {
     let n = 0;
@@ -477,7 +482,7 @@ export class Scheduler {
       return;
     }
     const a = head[0]!;
-    const message = `run() did not return within ${t} s (run_invocation_timeout) on ${w.name} (pid ${w.pid}); the worker was killed and will be replaced`;
+    const message = `run() did not return within ${t} s (run_invocation_timeout) on ${w.name} (pid ${w.pid}); the worker was killed`;
     w.failedAttempts++;
     w.attempts++;
     this.giveBack(all.slice(1));

@@ -42,6 +42,8 @@ export interface MiniBatchSource {
   /** Mini-batches waiting to be handed out: for a retry, and not started. */
   readonly waitingRetry: number;
   readonly notStarted: number;
+  /** Those waiting for a retry, in order (at the end of an aborted job: their failed attempts are reported). */
+  waiting(): readonly MiniBatchState[];
   /** A mini-batch reached its final status (done, or failed after all tries). */
   settled(st: MiniBatchState, status: MiniBatchStatus): void;
   /** Called when mini-batches become available after take() found none (a shared queue); unused locally. */
@@ -80,6 +82,10 @@ export class LocalSource implements MiniBatchSource {
 
   get waitingRetry(): number {
     return this.retries.length;
+  }
+
+  waiting(): readonly MiniBatchState[] {
+    return this.retries;
   }
 
   get notStarted(): number {
