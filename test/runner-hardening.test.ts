@@ -81,3 +81,26 @@ describe('parallel-run reports that add up', () => {
     expect(r.stderr).not.toMatch(/replaced/);
   });
 });
+
+describe('parallel-run append_row', () => {
+  it('append_row rows match the succeeded items: more elements than items fail the mini-batch, a row with a line break fails its item', async () => {
+    const dir = await useTempDir('runner-rows-');
+    makeFiles(path.join(dir, 'in'), 20);
+    const extra = await runRunner(['--entry-script', BEHAVE, '--input', 'in', '--output', 'out', '--mini-batch-size', '10', '--run-max-try', '1', '--', '--extra', '1'], { cwd: dir });
+    expect(extra.code, extra.stderr).toBe(0);
+    expect(extra.stderr).toMatch(/RunException: TooManyResults: run\(\) returned 11 elements for 10 items/);
+    const folder = runFolder(path.join(dir, 'telemetry'));
+    expect(readJson(path.join(folder, 'result.json'))).toMatchObject({ items: { succeeded: 0, failed: 20 }, mini_batches: { failed: 2 } });
+    expect(fs.readFileSync(path.join(dir, 'out', 'parallel_run_step.txt'), 'utf8')).toBe('');
+
+    const nl = await runRunner(['--entry-script', BEHAVE, '--input', 'in', '--output', 'out2', '--mini-batch-size', '10', '--', '--newline', 'f003'], { cwd: dir, env: { STEP_TELEMETRY_DIR: path.join(dir, 't2') } });
+    expect(nl.code, nl.stderr).toBe(0);
+    const f2 = runFolder(path.join(dir, 't2'));
+    const result = readJson(path.join(f2, 'result.json'));
+    expect(result).toMatchObject({ items: { succeeded: 19, failed: 1 } });
+    const lines = fs.readFileSync(path.join(dir, 'out2', 'parallel_run_step.txt'), 'utf8').split('\n').filter(Boolean);
+    expect(lines).toHaveLength(19);
+    expect(lines.every((l) => JSON.parse(l).item !== undefined)).toBe(true);
+    expect(fs.readFileSync(path.join(f2, 'error-summary.txt'), 'utf8')).toMatch(/element 3 returned for mb-00000\tmb-00000\tItemError\tthe row holds a line break/);
+  });
+});

@@ -134,7 +134,7 @@ export class Job implements SchedulerEvents {
     const seconds = (end - start) / 1000;
     const runMs = Math.round(r.runMs * 1000) / 1000;
     // the rows are on disk before the mini-batch counts as done
-    if (r.ok && r.lines !== undefined && this.output && !this.output.write(r.lines, r.returned)) {
+    if (r.ok && r.lines !== undefined && this.output && !this.output.write(r.lines, r.succeeded)) {
       const message = this.output.error ?? 'cannot write the output file';
       this.telemetry.span(a, start, end, { 'mini_batch.run_ms': runMs, 'mini_batch.outcome': 'error', 'error.type': 'OutputError' }, { code: SpanStatusCode.ERROR, message });
       this.abort({ category: 'InternalError', message, mini_batch_id: st.mb.id });

@@ -349,13 +349,30 @@ function finish(a: Attempt, returned: unknown): void {
     sendError(a, new TypeError(`run() returned ${returned === null ? 'null' : typeof returned}; expected an array with one element per succeeded item`));
     return;
   }
-  const succeeded = Math.min(rows.length, a.items.length);
+  if (rows.length > a.items.length) {
+    // one element per succeeded item: more elements than items is a bug of run(), never silently cut
+    const error = new RangeError(`run() returned ${rows.length} elements for ${a.items.length} items; it must return at most one element per item (a missing element is a failed item)`);
+    error.name = 'TooManyResults';
+    sendError(a, error);
+    return;
+  }
+  let succeeded = rows.length;
   let lines: string | undefined;
+  let all = a.userFailures.length > 0 ? a.failures.concat(a.userFailures) : a.failures;
   if (start!.outputAction === 'append_row' && rows.length > 0) {
     lines = '';
-    for (const row of rows) lines += `${toLine(row)}\n`;
+    for (let i = 0; i < rows.length; i++) {
+      const line = toLine(rows[i]);
+      // one line per item: a line break inside a row is refused (the item fails), never written
+      if (line.includes('\n') || line.includes('\r')) {
+        succeeded--;
+        if (all === a.failures) all = a.failures.slice();
+        all.push({ item: `element ${i} returned for ${m.id}`, reason: 'the row holds a line break; append_row writes one line per item: return an object (written as JSON, which escapes it) or remove the line break' });
+        continue;
+      }
+      lines += `${line}\n`;
+    }
   }
-  const all = a.userFailures.length > 0 ? a.failures.concat(a.userFailures) : a.failures;
   report(a, { id: m.id, attempt: m.attempt, ok: true, ran: true, succeeded, returned: rows.length, lines, failures: all.length > 0 ? all.slice(0, MAX_FAILURES_PER_RESULT) : undefined, start: epoch(a.start), end: epoch(end), runMs });
 }
 
