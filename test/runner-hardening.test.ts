@@ -5,6 +5,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { useTempDir } from './helpers/run-step.js';
 import { BEHAVE, makeFiles, readCsv, readJson, runFolder, runRunner } from './fixtures/runner/harness.js';
+import { cli, doctorJson } from './fixtures/report/runs.js';
 
 describe('parallel-run output closed', () => {
   it('parallel-run | head -2: a closed stdout or stderr stops the printing, not the job (no EPIPE crash, step.json not left running)', async () => {
@@ -102,5 +103,26 @@ describe('parallel-run append_row', () => {
     expect(lines).toHaveLength(19);
     expect(lines.every((l) => JSON.parse(l).item !== undefined)).toBe(true);
     expect(fs.readFileSync(path.join(f2, 'error-summary.txt'), 'utf8')).toMatch(/element 3 returned for mb-00000\tmb-00000\tItemError\tthe row holds a line break/);
+  });
+});
+
+describe('doctor on a hung mini-batch', () => {
+  it('doctor reads a hung mini-batch as a hang (hung-mini-batch: which, which input, how long), never as a tight timeout to raise', async () => {
+    const dir = await useTempDir('runner-hung-');
+    makeFiles(path.join(dir, 'in'), 20);
+    const r = await runRunner(['--entry-script', BEHAVE, '--input', 'in', '--output', 'out', '--mini-batch-size', '1', '--run-invocation-timeout', '1', '--run-max-try', '2', '--', '--hang', 'f007'], { cwd: dir });
+    expect(r.code, r.stderr).toBe(0);
+    const folder = runFolder(path.join(dir, 'telemetry'));
+    const { json, code } = await doctorJson(folder);
+    const f = json.findings.find((x) => x.id === 'hung-mini-batch');
+    expect(f, JSON.stringify(json.findings, null, 2)).toBeDefined();
+    expect(f!.severity).toBe('error'); // it failed for good
+    expect(f!.data.miniBatches).toEqual(['mb-00007']);
+    expect(f!.evidence.join('\n')).toMatch(/mb-00007 \(input: .*f007\.txt\): attempt 1 on worker-0 ran 1\.\d+ s until killed; attempt 2 on worker-0 ran 1\.\d+ s until killed; failed for good/);
+    expect(json.findings.map((x) => x.id)).not.toContain('timeout-tight');
+    expect(code).toBe(1);
+    const text = await cli(['doctor', folder]);
+    expect(text.stdout).toMatch(/hung/);
+    expect(text.stdout).not.toMatch(/Raise run_invocation_timeout/);
   });
 });
