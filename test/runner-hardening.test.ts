@@ -126,3 +126,27 @@ describe('doctor on a hung mini-batch', () => {
     expect(text.stdout).not.toMatch(/Raise run_invocation_timeout/);
   });
 });
+
+describe('parallel-run on the terminal', () => {
+  it('failure lines stop after 20 with "N more not shown"', async () => {
+    const dir = await useTempDir('runner-lines-');
+    makeFiles(path.join(dir, 'in'), 30);
+    const r = await runRunner(['--entry-script', BEHAVE, '--input', 'in', '--output', 'out', '--mini-batch-size', '1', '--run-max-try', '1', '--', '--throw', 'f0'], { cwd: dir });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr.match(/attempt 1\/1 failed/g)).toHaveLength(20);
+    expect(r.stderr).toMatch(/20 failure lines shown; the others go to the run folder's logs and error-summary\.txt/);
+    expect(r.stderr).toMatch(/\[parallel-run\] 10 more failure lines not shown: see .*error-summary\.txt/);
+  });
+
+  it('console.log in init() and run() is shown prefixed by its worker, and control bytes are printed escaped', async () => {
+    const dir = await useTempDir('runner-console-');
+    makeFiles(path.join(dir, 'in'), 2);
+    const r = await runRunner(['--entry-script', BEHAVE, '--input', 'in', '--output', 'out', '--mini-batch-size', '1', '--', '--console'], { cwd: dir });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain('[worker-0] hello from init \\x1b[31mred\\x1b[0m');
+    expect(r.stdout).toMatch(/\[worker-0\] run\(\) says mb-00000/);
+    expect(r.stdout + r.stderr).not.toContain('\x1b');
+    // and the copy in the run folder keeps what the worker wrote
+    expect(fs.readFileSync(path.join(runFolder(path.join(dir, 'telemetry')), 'console.process-1.log'), 'utf8')).toContain('hello from init \x1b[31mred');
+  });
+});

@@ -10,6 +10,7 @@ import { parseParallelRunArgs } from '../src/runner/cli.js';
 import { cutTabularFile, listInputFiles } from '../src/runner/partition.js';
 import { parseDelimited, readTabularRange } from '../src/runner/tabular.js';
 import { CHUNK_BELOW_MS, CHUNK_TARGET_MS, HOLD_MS, Lane, MAX_CHUNK, chunkSize } from '../src/runner/lane.js';
+import { progressBar } from '../src/runner/progress.js';
 
 function issues(fn: () => unknown): string[] {
   try {
@@ -211,5 +212,18 @@ describe('chunks and lanes', () => {
     expect([lane.head().map((a) => a.id), lane.deadlineSlack()]).toEqual([['e'], 0]);
     expect(lane.clear().map((a) => a.id)).toEqual(['e']);
     expect([lane.busy, lane.chunks, lane.head()]).toEqual([false, 0, []]);
+  });
+});
+
+describe('the progress bar', () => {
+  it('fits the terminal width and keeps the rate and the ETA at 80 columns', () => {
+    const p = { elapsedMs: 60_000, itemsTotal: 1_234_567, itemsSucceeded: 600_000, itemsFailed: 1234, miniBatchesTotal: 123_457, miniBatchesDone: 60_123, miniBatchesFailed: 12, running: 4, retries: 0, timeouts: 0, workerRestarts: 0 };
+    for (const columns of [200, 120, 80, 60]) {
+      const line = progressBar(p, 'score-images-with-a-long-name', columns);
+      expect(line.length, line).toBeLessThan(columns);
+      if (columns >= 80) expect(line).toMatch(/items\/s · ETA \d+:\d\d$/);
+    }
+    expect(progressBar(p, 'score', 200)).toMatch(/^score \[█+░+\] 48% /);
+    expect(progressBar(p, 'score-images-with-a-long-name', 80)).not.toContain('…');
   });
 });

@@ -38,6 +38,8 @@ export class Job implements SchedulerEvents {
   private readonly started = Date.now();
   private readonly t0 = performance.now();
   private printedFailures = 0;
+  /** Failure lines not printed once PRINTED_FAILURES were. */
+  private unprintedFailures = 0;
   private outcome: Outcome | undefined;
   private settle!: () => void;
   private readonly settled = new Promise<void>((resolve) => {
@@ -250,21 +252,31 @@ export class Job implements SchedulerEvents {
   }
 
   notice(text: string): void {
-    this.printFailure(text, 400);
+    this.printFailure(oneLine(text, 400));
   }
 
-  workerStderr(w: WorkerProcess, line: string): void {
-    if (line.trim() !== '') this.printer.print(`[${w.name}] ${line}`, 'err');
+  workerOutput(w: WorkerProcess, line: string, stream: 'stdout' | 'stderr'): void {
+    if (line.trim() !== '') this.printer.print(`[${w.name}] ${line}`, stream === 'stderr' ? 'err' : 'out');
   }
 
   // ---------------------------------------------------------------------------------------------
   // outcomes of attempts and mini-batches
 
-  /** A failure line on the console, while fewer than PRINTED_FAILURES were printed. */
-  private printFailure(text: string, max: number): void {
-    if (this.printedFailures >= PRINTED_FAILURES) return;
+  /** A failure line on the console, while fewer than PRINTED_FAILURES were printed; the rest are counted. */
+  private printFailure(text: string): void {
+    const label = this.step.identity.stepName;
+    if (this.printedFailures >= PRINTED_FAILURES) {
+      if (this.unprintedFailures++ === 0) this.printer.print(`[${label}] ${PRINTED_FAILURES} failure lines shown; the others go to the run folder's logs and ${FILES.errors} (their count comes at the end)`, 'err');
+      return;
+    }
     this.printedFailures++;
-    this.printer.print(`[${this.step.identity.stepName}] ${oneLine(text, max)}`, 'err');
+    this.printer.print(`[${label}] ${text}`, 'err');
+  }
+
+  /** At the end: how many failure lines were not printed. */
+  printUnprinted(): void {
+    if (this.unprintedFailures === 0) return;
+    this.printer.print(`[${this.step.identity.stepName}] ${this.unprintedFailures} more failure line${this.unprintedFailures === 1 ? '' : 's'} not shown${this.runFolder ? `: see ${path.join(this.runFolder, FILES.errors)}` : ''}`, 'err');
   }
 
   /** An attempt's outcome is known: it counts as a retry or sets its mini-batch's first start (epoch ms). */
@@ -290,10 +302,7 @@ export class Job implements SchedulerEvents {
         ...(error.stack ? { stack: error.stack } : {}),
       }),
     );
-    if (this.printedFailures < PRINTED_FAILURES) {
-      this.printedFailures++;
-      this.printer.print(`[${this.step.identity.stepName}] ${oneLine(what, 400)}${last ? '; no tries left' : '; retrying'}`, 'err');
-    }
+    this.printFailure(`${oneLine(what, 400)}${last ? '; no tries left' : '; retrying'}`);
     if (!last) {
       this.source.retry(st);
       this.scheduler.wake();
@@ -348,7 +357,7 @@ export class Job implements SchedulerEvents {
           error_message: message,
         }),
       );
-      if (status === 'RUN_DONE') this.printFailure(`${id}: ${oneLine(message, 300)}`, Infinity);
+      if (status === 'RUN_DONE') this.printFailure(`${id}: ${oneLine(message, 300)}`);
     } else if (this.debug) {
       this.step.withMiniBatch(id, () => this.step.logger.debug(`${id} done`, { status, items, attempts: info.attempts }));
     }

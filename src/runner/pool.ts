@@ -21,7 +21,8 @@ export type WorkerEndReason = 'stopped' | 'crashed' | 'killed-timeout' | 'init-f
 export interface WorkerHandlers {
   onMessage(worker: WorkerProcess, message: WorkerMessage): void;
   onExit(worker: WorkerProcess, code: number | null, signal: NodeJS.Signals | null): void;
-  onStderrLine(worker: WorkerProcess, line: string): void;
+  /** A line of the worker's stdout or stderr (without its line break). */
+  onOutputLine(worker: WorkerProcess, line: string, stream: 'stdout' | 'stderr'): void;
 }
 
 export interface WorkerSpawnOptions {
@@ -123,7 +124,7 @@ export class WorkerProcess {
       });
       this.child.on('error', (error) => {
         if (this.child.pid !== undefined && this.child.exitCode === null && this.child.signalCode === null) return; // e.g. a failed kill(): the process lives on
-        this.pushStderr(`failed to start the worker process: ${error.message}`);
+        this.pushLine(`failed to start the worker process: ${error.message}`, 'stderr');
         // 'exit' may or may not follow a spawn error
         setImmediate(() => finish(this.child.exitCode ?? 1, this.child.signalCode));
       });
@@ -203,22 +204,23 @@ export class WorkerProcess {
     stream.setEncoding('utf8');
     stream.on('data', (chunk: string) => {
       this.writeConsole(name === 'stderr' ? chunk.replace(/^(?=.)/gm, '[stderr] ') : chunk);
-      if (name !== 'stderr') return;
       const text = partial + chunk;
       const lines = text.split('\n');
       partial = lines.pop() ?? '';
-      for (const line of lines) this.pushStderr(line);
+      for (const line of lines) this.pushLine(line, name);
     });
     stream.on('end', () => {
-      if (partial) this.pushStderr(partial);
+      if (partial) this.pushLine(partial, name);
       partial = '';
     });
   }
 
-  private pushStderr(line: string): void {
-    this.stderrTail.push(line);
-    if (this.stderrTail.length > STDERR_TAIL_LINES) this.stderrTail.shift();
-    this.options.handlers.onStderrLine(this, line);
+  private pushLine(line: string, stream: 'stdout' | 'stderr'): void {
+    if (stream === 'stderr') {
+      this.stderrTail.push(line);
+      if (this.stderrTail.length > STDERR_TAIL_LINES) this.stderrTail.shift();
+    }
+    this.options.handlers.onOutputLine(this, line, stream);
   }
 
   private writeConsole(text: string): void {

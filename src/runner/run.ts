@@ -176,6 +176,7 @@ export async function runWith(api: ParallelRunConfig, flags: Readonly<Record<str
     'parallel_run.items_failed': counts.items.failed,
     'parallel_run.mini_batches_failed': counts.mini_batches.failed,
   });
+  j.printUnprinted();
   printSummary(printer, label, result, output?.rows);
 
   if (handleSignals) {

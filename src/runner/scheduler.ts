@@ -51,8 +51,8 @@ export interface SchedulerEvents {
   restarted(): void;
   /** Something the user should see (a line for the console's failure lines). */
   notice(text: string): void;
-  /** A line a worker wrote to stderr. */
-  workerStderr(w: WorkerProcess, line: string): void;
+  /** A line a worker wrote to its stdout (console.log in init() or run()) or stderr. */
+  workerOutput(w: WorkerProcess, line: string, stream: 'stdout' | 'stderr'): void;
 }
 
 function flushTimeoutMs(env: NodeJS.ProcessEnv): number {
@@ -244,7 +244,7 @@ export class Scheduler {
     const handlers: WorkerHandlers = {
       onMessage: (w, m) => this.onMessage(w, m),
       onExit: (w, code, signal) => this.onExit(w, code, signal),
-      onStderrLine: (w, line) => this.events.workerStderr(w, line),
+      onOutputLine: (w, line, stream) => this.events.workerOutput(w, line, stream),
     };
     const w = new WorkerProcess({
       slot,
