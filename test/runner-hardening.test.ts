@@ -150,3 +150,19 @@ describe('parallel-run on the terminal', () => {
     expect(fs.readFileSync(path.join(runFolder(path.join(dir, 'telemetry')), 'console.process-1.log'), 'utf8')).toContain('hello from init \x1b[31mred');
   });
 });
+
+describe('parallel-run over a CSV with a stray quote', () => {
+  it('CSV: one stray quote (1,12" monitor) fails that row as an item naming file and line, and the other rows are read', async () => {
+    const dir = await useTempDir('runner-quote-');
+    fs.mkdirSync(path.join(dir, 'in'));
+    const file = path.join(dir, 'in', 'products.csv');
+    fs.writeFileSync(file, 'id,name\n0,keyboard\n1,12" monitor\n2,mouse\n3,"cable, usb"\n4,dock\n');
+    const r = await runRunner(['--entry-script', BEHAVE, '--input', 'in', '--input-type', 'tabular', '--output', 'out', '--mini-batch-size', '20B'], { cwd: dir });
+    expect(r.code, r.stderr).toBe(0);
+    const folder = runFolder(path.join(dir, 'telemetry'));
+    expect(readJson(path.join(folder, 'result.json'))).toMatchObject({ items: { total: 5, succeeded: 4, failed: 1 } });
+    const rows = fs.readFileSync(path.join(dir, 'out', 'parallel_run_step.txt'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    expect(rows.map((x) => x.name).sort()).toEqual(['cable, usb', 'dock', 'keyboard', 'mouse']);
+    expect(fs.readFileSync(path.join(folder, 'error-summary.txt'), 'utf8')).toMatch(new RegExp(`${file.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}:3\\tmb-\\d+\\tInputError\\tline 3: not valid CSV \\(Invalid Opening Quote: a quote is found on field 1, value is "12"\\)`));
+  });
+});

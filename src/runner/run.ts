@@ -37,7 +37,7 @@ export async function runWith(api: ParallelRunConfig, flags: Readonly<Record<str
   const partStarted = Date.now();
   let part: Partition;
   try {
-    part = cutInput(config);
+    part = await cutInput(config);
   } catch (error) {
     if (error instanceof RunnerConfigError) throw error;
     throw new RunnerConfigError([{ field: 'input', source: 'input', expected: 'readable input files and folders', got: (error as Error).message }]);
