@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { useTempDir } from './helpers/run-step.js';
 import { BEHAVE, makeFiles, readCsv, readJson, runFolder, runRunner } from './fixtures/runner/harness.js';
 import { cli, doctorJson } from './fixtures/report/runs.js';
+import { freeClosedPort } from './helpers/otlp-receiver.js';
 
 describe('parallel-run output closed', () => {
   it('parallel-run | head -2: a closed stdout or stderr stops the printing, not the job (no EPIPE crash, step.json not left running)', async () => {
@@ -164,5 +165,34 @@ describe('parallel-run over a CSV with a stray quote', () => {
     const rows = fs.readFileSync(path.join(dir, 'out', 'parallel_run_step.txt'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
     expect(rows.map((x) => x.name).sort()).toEqual(['cable, usb', 'dock', 'keyboard', 'mouse']);
     expect(fs.readFileSync(path.join(folder, 'error-summary.txt'), 'utf8')).toMatch(new RegExp(`${file.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}:3\\tmb-\\d+\\tInputError\\tline 3: not valid CSV \\(Invalid Opening Quote: a quote is found on field 1, value is "12"\\)`));
+  });
+});
+
+describe('parallel-run and Prometheus', () => {
+  it('workers do not inherit STEP_TELEMETRY_PROMETHEUS_PORT (no EADDRINUSE): one /metrics per job, the runner\'s, with the workers\' step.log() values', async () => {
+    const dir = await useTempDir('runner-prom-');
+    makeFiles(path.join(dir, 'in'), 40);
+    const port = await freeClosedPort();
+    const run = runRunner(['--entry-script', BEHAVE, '--input', 'in', '--output', 'out', '--mini-batch-size', '1', '--process-count-per-node', '2', '--', '--sleep', '100', '--metric'], {
+      cwd: dir,
+      env: { STEP_TELEMETRY_PROMETHEUS_PORT: String(port) },
+    });
+    let exited = false;
+    void run.then(() => (exited = true));
+    // the runner's endpoint shows the forwarded gauge while the job runs
+    let body = '';
+    while (!exited && !/^behave_items\{[^}]*\} \d+/m.test(body)) {
+      body = await fetch(`http://127.0.0.1:${port}/metrics`).then((r) => r.text(), () => '');
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    const r = await run;
+    expect(body, r.stderr).toMatch(/^behave_items\{[^}]*step="parallel-run"[^}]*\} \d+/m);
+    expect(body).toMatch(/^step_minibatches_total\{/m);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).not.toMatch(/EADDRINUSE|cannot serve \/metrics/);
+    const folder = runFolder(path.join(dir, 'telemetry'));
+    for (const f of fs.readdirSync(folder).filter((x) => /^step\.process-\d+\.json$/.test(x))) {
+      expect(JSON.stringify(readJson(path.join(folder, f)).diagnostics)).not.toMatch(/PROMETHEUS/);
+    }
   });
 });

@@ -3,6 +3,7 @@
 // when the outcome is known), one sample of the duration histogram with the span as exemplar, and
 // the job's counters, which reach the instruments once per tick rather than once per mini-batch.
 import { SpanKind, TraceFlags, type Attributes, type SpanContext, type SpanStatus } from '@opentelemetry/api';
+import { otelInstrumentName } from '../signals/metrics.js';
 import type { Step } from '../step.js';
 import type { Accounting } from './accounting.js';
 import type { SerializedError } from './protocol.js';
@@ -18,6 +19,8 @@ export class AttemptTelemetry {
   /** What counts() last gave the instruments. */
   private recorded = { mbSucceeded: 0, mbFailed: 0, itemsSucceeded: 0, itemsFailed: 0, lastFinish: 0 };
   private budgetRecorded = 0;
+  /** The workers' run.log scalars, served by this process's Prometheus registry. */
+  private readonly scalars = new Map<string, { value: number }>();
 
   constructor(private readonly step: Step) {
     const sc = step.rootSpan.spanContext();
@@ -55,6 +58,21 @@ export class AttemptTelemetry {
     for (const k in attributes) attrs[k] = attributes[k];
     this.step.recordSpan({ name: 'mini-batch', kind: SpanKind.CONSUMER, spanId: a.spanId, parent: this.stepSpanContext, startTime: start, endTime: end, attributes: attrs, status, exception });
     return { traceId: this.stepSpanContext.traceId, spanId: a.spanId, traceFlags: TraceFlags.SAMPLED };
+  }
+
+  /** The latest run.log scalars of a worker: gauges of the runner's Prometheus registry (one per name for the job). */
+  workerScalars(scalars: readonly (readonly [string, number])[]): void {
+    for (const [name, value] of scalars) {
+      if (typeof name !== 'string' || typeof value !== 'number') continue;
+      const entry = this.scalars.get(name);
+      if (entry) {
+        entry.value = value;
+        continue;
+      }
+      const fresh = { value };
+      this.scalars.set(name, fresh);
+      this.step.prometheus.userGauge(otelInstrumentName(name), () => fresh.value);
+    }
   }
 
   /** One sample of step.minibatch.duration, with the attempt span as exemplar. */

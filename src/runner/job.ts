@@ -255,6 +255,10 @@ export class Job implements SchedulerEvents {
     this.printFailure(oneLine(text, 400));
   }
 
+  workerMetrics(scalars: readonly (readonly [string, number])[]): void {
+    this.telemetry.workerScalars(scalars);
+  }
+
   workerOutput(w: WorkerProcess, line: string, stream: 'stdout' | 'stderr'): void {
     if (line.trim() !== '') this.printer.print(`[${w.name}] ${line}`, stream === 'stderr' ? 'err' : 'out');
   }

@@ -51,6 +51,8 @@ export interface SchedulerEvents {
   restarted(): void;
   /** Something the user should see (a line for the console's failure lines). */
   notice(text: string): void;
+  /** The latest run.log scalars of a worker (only when the runner serves Prometheus). */
+  workerMetrics(scalars: readonly (readonly [string, number])[]): void;
   /** A line a worker wrote to its stdout (console.log in init() or run()) or stderr. */
   workerOutput(w: WorkerProcess, line: string, stream: 'stdout' | 'stderr'): void;
 }
@@ -88,6 +90,9 @@ function workerEnvironment(config: ResolvedRunConfig, step: Step, runFolder: str
   if (runFolder) env.STEP_TELEMETRY_DIR = telemetryDir(runFolder, id.nodeCount);
   else env.STEP_TELEMETRY_LOCAL = 'false';
   delete env.STEP_TELEMETRY_PROCESS_INDEX;
+  // one Prometheus endpoint (and push) per job: the runner's, which the workers' scalars reach
+  delete env.STEP_TELEMETRY_PROMETHEUS_PORT;
+  delete env.STEP_TELEMETRY_PUSHGATEWAY_URL;
   return env;
 }
 
@@ -113,6 +118,8 @@ export class Scheduler {
   private readonly workerEnv: NodeJS.ProcessEnv;
   private readonly logger: winston.Logger;
   readonly graceMs: number;
+  /** This process serves Prometheus: the workers send it their run.log scalars. */
+  private readonly forwardMetrics: boolean;
 
   constructor(
     private readonly config: ResolvedRunConfig,
@@ -127,6 +134,7 @@ export class Scheduler {
     this.logger = step.logger;
     this.graceMs = flushTimeoutMs(process.env) + 1000;
     this.workerEnv = workerEnvironment(config, step, runFolder);
+    this.forwardMetrics = step.prometheusExport !== undefined;
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -260,6 +268,7 @@ export class Scheduler {
         processIndex,
         inputType: this.config.inputType,
         outputAction: this.config.outputAction,
+        forwardMetrics: this.forwardMetrics,
       },
     });
     this.lanes.set(w, new Lane<Attempt>());
@@ -298,6 +307,9 @@ export class Scheduler {
       }
       case 'results':
         this.onResults(w, m);
+        break;
+      case 'metrics':
+        this.events.workerMetrics(m.scalars);
         break;
     }
   }

@@ -113,11 +113,39 @@ process.on('disconnect', () => {
   void stop(0);
 });
 
+/** run.log scalars logged and not yet sent to the runner: the latest value per name. */
+const scalars = new Map<string, number>();
+let scalarsTimer: NodeJS.Timeout | undefined;
+const SCALARS_EVERY_MS = 1000;
+
+/** The worker's step.log() values also go to the runner, whose Prometheus endpoint is the job's. */
+function forwardScalars(s: Step): void {
+  const log = s.log.bind(s);
+  s.log = (name, value, options) => {
+    log(name, value, options);
+    if (typeof name !== 'string' || typeof value !== 'number' || !Number.isFinite(value)) return;
+    scalars.set(name, value);
+    if (scalarsTimer === undefined) {
+      scalarsTimer = setTimeout(sendScalars, SCALARS_EVERY_MS);
+      scalarsTimer.unref();
+    }
+  };
+}
+
+function sendScalars(): void {
+  if (scalarsTimer !== undefined) clearTimeout(scalarsTimer);
+  scalarsTimer = undefined;
+  if (scalars.size === 0) return;
+  send({ type: 'metrics', scalars: [...scalars] });
+  scalars.clear();
+}
+
 let stopping = false;
 async function stop(code: number, outcome?: 'success' | 'terminated'): Promise<void> {
   if (stopping) return;
   stopping = true;
   flushResults();
+  sendScalars();
   try {
     await step?.end(outcome === undefined ? {} : { outcome });
   } finally {
@@ -140,6 +168,7 @@ async function onStart(message: StartMessage): Promise<void> {
   start = message;
   step = await startStep({ processIndex: message.processIndex, mainScript: message.entryScript, rootSpanKind: 'internal' });
   const s = step;
+  if (message.forwardMetrics) forwardScalars(s);
   baseContext = { logger: s.logger, step: s, args: message.args, worker: message.worker, input_type: message.inputType };
   let mod: Record<string, unknown>;
   try {
