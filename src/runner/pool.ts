@@ -4,7 +4,9 @@ import { fork, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { Step } from '../step.js';
 import { closeQuietly } from '../util/fd.js';
+import type { ResolvedRunConfig } from './config.js';
 import type { ParentMessage, StartMessage, WorkerMessage } from './protocol.js';
 
 const STDERR_TAIL_LINES = 40;
@@ -33,6 +35,46 @@ export interface WorkerSpawnOptions {
   /** Where the worker's raw stdout/stderr go (created on the first byte); undefined: nowhere. */
   readonly consoleFile: string | undefined;
   readonly handlers: WorkerHandlers;
+}
+
+/** How long a worker asked to stop may take: its step's flush bound (STEP_TELEMETRY_FLUSH_TIMEOUT_MS) and a second. */
+export function workerGraceMs(env: NodeJS.ProcessEnv): number {
+  const n = Number(env.STEP_TELEMETRY_FLUSH_TIMEOUT_MS);
+  return (Number.isInteger(n) && n >= 0 ? n : 5000) + 1000;
+}
+
+/** The run folder's root (`STEP_TELEMETRY_DIR`), from the run folder and the identity. */
+function telemetryDir(runFolder: string, nodeCount: number): string {
+  let dir = path.dirname(path.dirname(runFolder));
+  if (nodeCount > 1) dir = path.dirname(dir);
+  return dir;
+}
+
+/** The environment of the worker processes: the runner's, the job's extra variables, and the step's identity. */
+export function workerEnvironment(config: ResolvedRunConfig, step: Step, runFolder: string | undefined): NodeJS.ProcessEnv {
+  const id = step.identity;
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    ...config.environmentVariables,
+    STEP_TELEMETRY_STEP_NAME: id.stepName,
+    STEP_TELEMETRY_STEP_ID: id.stepId,
+    STEP_TELEMETRY_RUN_ID: id.runId,
+    STEP_TELEMETRY_PIPELINE_RUN_ID: id.pipelineRunId,
+    STEP_TELEMETRY_PIPELINE_NAME: id.pipelineName,
+    STEP_TELEMETRY_NODE_RANK: String(config.nodeRank),
+    STEP_TELEMETRY_NODE_COUNT: String(config.nodeCount),
+    STEP_TELEMETRY_LOG_LEVEL: config.loggingLevel,
+    STEP_TELEMETRY_CONSOLE: 'false',
+    STEP_TELEMETRY_HANDLE_PROCESS_EVENTS: 'true',
+    TRACEPARENT: step.traceparent(),
+  };
+  if (runFolder) env.STEP_TELEMETRY_DIR = telemetryDir(runFolder, id.nodeCount);
+  else env.STEP_TELEMETRY_LOCAL = 'false';
+  delete env.STEP_TELEMETRY_PROCESS_INDEX;
+  // one Prometheus endpoint (and push) per job: the runner's, which the workers' scalars reach
+  delete env.STEP_TELEMETRY_PROMETHEUS_PORT;
+  delete env.STEP_TELEMETRY_PUSHGATEWAY_URL;
+  return env;
 }
 
 /** The worker module next to this file (worker.js in dist, worker.ts when run from source). */

@@ -12,7 +12,7 @@ import type winston from 'winston';
 import type { Step } from '../step.js';
 import type { ResolvedRunConfig } from './config.js';
 import { Lane, CHUNK_BELOW_MS, chunkSize, type LaneAttempt } from './lane.js';
-import { WorkerProcess, type WorkerEndReason, type WorkerHandlers } from './pool.js';
+import { WorkerProcess, workerEnvironment, workerGraceMs, type WorkerEndReason, type WorkerHandlers } from './pool.js';
 import type { AttemptResult, AttemptTask, ResultsMessage, WorkerMessage } from './protocol.js';
 import { round3 } from './reports.js';
 import type { MiniBatchSource, MiniBatchState } from './source.js';
@@ -57,45 +57,6 @@ export interface SchedulerEvents {
   workerOutput(w: WorkerProcess, line: string, stream: 'stdout' | 'stderr'): void;
 }
 
-function flushTimeoutMs(env: NodeJS.ProcessEnv): number {
-  const n = Number(env.STEP_TELEMETRY_FLUSH_TIMEOUT_MS);
-  return Number.isInteger(n) && n >= 0 ? n : 5000;
-}
-
-/** The run folder's root (`STEP_TELEMETRY_DIR`), from the run folder and the identity. */
-function telemetryDir(runFolder: string, nodeCount: number): string {
-  let dir = path.dirname(path.dirname(runFolder));
-  if (nodeCount > 1) dir = path.dirname(dir);
-  return dir;
-}
-
-/** The environment of the worker processes: the runner's, the job's extra variables, and the step's identity. */
-function workerEnvironment(config: ResolvedRunConfig, step: Step, runFolder: string | undefined): NodeJS.ProcessEnv {
-  const id = step.identity;
-  const env: NodeJS.ProcessEnv = {
-    ...process.env,
-    ...config.environmentVariables,
-    STEP_TELEMETRY_STEP_NAME: id.stepName,
-    STEP_TELEMETRY_STEP_ID: id.stepId,
-    STEP_TELEMETRY_RUN_ID: id.runId,
-    STEP_TELEMETRY_PIPELINE_RUN_ID: id.pipelineRunId,
-    STEP_TELEMETRY_PIPELINE_NAME: id.pipelineName,
-    STEP_TELEMETRY_NODE_RANK: String(config.nodeRank),
-    STEP_TELEMETRY_NODE_COUNT: String(config.nodeCount),
-    STEP_TELEMETRY_LOG_LEVEL: config.loggingLevel,
-    STEP_TELEMETRY_CONSOLE: 'false',
-    STEP_TELEMETRY_HANDLE_PROCESS_EVENTS: 'true',
-    TRACEPARENT: step.traceparent(),
-  };
-  if (runFolder) env.STEP_TELEMETRY_DIR = telemetryDir(runFolder, id.nodeCount);
-  else env.STEP_TELEMETRY_LOCAL = 'false';
-  delete env.STEP_TELEMETRY_PROCESS_INDEX;
-  // one Prometheus endpoint (and push) per job: the runner's, which the workers' scalars reach
-  delete env.STEP_TELEMETRY_PROMETHEUS_PORT;
-  delete env.STEP_TELEMETRY_PUSHGATEWAY_URL;
-  return env;
-}
-
 export class Scheduler {
   private readonly slots: (WorkerProcess | undefined)[];
   private readonly slotUsed: boolean[];
@@ -132,7 +93,7 @@ export class Scheduler {
     this.slots = new Array<WorkerProcess | undefined>(config.processCountPerNode).fill(undefined);
     this.slotUsed = new Array<boolean>(config.processCountPerNode).fill(false);
     this.logger = step.logger;
-    this.graceMs = flushTimeoutMs(process.env) + 1000;
+    this.graceMs = workerGraceMs(process.env);
     this.workerEnv = workerEnvironment(config, step, runFolder);
     this.forwardMetrics = step.prometheusExport !== undefined;
   }
