@@ -96,6 +96,8 @@ export class Scheduler {
     this.graceMs = workerGraceMs(process.env);
     this.workerEnv = workerEnvironment(config, step, runFolder);
     this.forwardMetrics = step.prometheusExport !== undefined;
+    // a source that fills up later (a shared queue) says so: idle workers get the new work
+    source.onAvailable = () => this.wake();
   }
 
   // ---------------------------------------------------------------------------------------------

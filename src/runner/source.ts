@@ -46,7 +46,7 @@ export interface MiniBatchSource {
   waiting(): readonly MiniBatchState[];
   /** A mini-batch reached its final status (done, or failed after all tries). */
   settled(st: MiniBatchState, status: MiniBatchStatus): void;
-  /** Called when mini-batches become available after take() found none (a shared queue); unused locally. */
+  /** Set by the scheduler: the source calls it when mini-batches arrive after take() found none (a shared queue; never locally). */
   onAvailable?: () => void;
 }
 
