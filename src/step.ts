@@ -64,6 +64,8 @@ export class Step implements ActiveStep {
   private endedFlag = false;
   private readonly uninstall: () => void;
   private readonly tags: Record<string, string> = {};
+  /** Who ended this step from outside (`runner`: a parallel-run worker stopped by its runner), for step.json. */
+  private stoppedBy: string | undefined;
 
   /** @internal use startStep() */
   constructor(
@@ -313,9 +315,15 @@ export class Step implements ActiveStep {
       started: new Date(this.started).toISOString(),
       ended: outcome === 'running' ? undefined : new Date().toISOString(),
       outcome,
+      ...(this.stoppedBy === undefined ? {} : { stopped_by: this.stoppedBy }),
       ...extra,
       diagnostics: this.diagnostics.records(),
     };
+  }
+
+  /** @internal The runner ends this worker's step: step.json says `"stopped_by": by`. */
+  markStoppedBy(by: string): void {
+    this.stoppedBy = by;
   }
 
   /** @internal */

@@ -173,7 +173,7 @@ describe('parallel-run under SIGTERM', () => {
     // a worker still loading when the signal came dies before its step exists; every step that started ended as terminated
     const workerSteps = workers.map((w) => path.join(folder, `step.process-${w.process_index}.json`)).filter((f) => fs.existsSync(f));
     expect(workerSteps.length).toBeGreaterThanOrEqual(1);
-    for (const f of workerSteps) expect(readJson(f).outcome).toBe('terminated');
+    for (const f of workerSteps) expect(readJson(f)).toMatchObject({ outcome: 'terminated', stopped_by: 'runner' });
     const attempts = readAllJsonl(folder, 'spans').filter((s) => s.name === 'mini-batch');
     expect(attempts.length).toBe(processed.length);
     expect(readAllJsonl(folder, 'logs').some((l) => l.message === 'processing mini-batch' && l.mini_batch_id)).toBe(true);

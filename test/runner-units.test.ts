@@ -8,8 +8,11 @@ import { BEHAVE } from './fixtures/runner/harness.js';
 import { RunnerConfigError, globToRegExp, parseSize, resolveRunConfig } from '../src/runner/config.js';
 import { parseParallelRunArgs } from '../src/runner/cli.js';
 import { cutTabularFile, listInputFiles } from '../src/runner/partition.js';
-import { parseDelimited, readTabularRange } from '../src/runner/tabular.js';
+import { readTabularRange } from '../src/runner/tabular.js';
+import { parseCsv } from '../src/util/csv.js';
+import { readCsvFile } from '../src/run-folder/files.js';
 import { CHUNK_BELOW_MS, CHUNK_TARGET_MS, HOLD_MS, Lane, MAX_CHUNK, chunkSize } from '../src/runner/lane.js';
+import { progressBar } from '../src/runner/progress.js';
 
 function issues(fn: () => unknown): string[] {
   try {
@@ -128,13 +131,20 @@ describe('runner configuration', () => {
 });
 
 describe('tabular scanner and parser', () => {
-  it('parses RFC 4180 CSV: quotes, doubled quotes, newlines in fields, CRLF, a BOM, blank lines', () => {
-    const text = '\ufeffa,b\r\n1,"x, ""y"""\r\n\r\n2,"multi\nline"\n3,\n';
-    expect(parseDelimited(text, ',')).toEqual([
-      { fields: ['a', 'b'], line: 1 },
-      { fields: ['1', 'x, "y"'], line: 2 },
-      { fields: ['2', 'multi\nline'], line: 4 },
-      { fields: ['3', ''], line: 6 },
+  it('parses RFC 4180 CSV: quotes, doubled quotes, newlines in fields, CRLF, a BOM, blank lines; a malformed record is one, with its line', () => {
+    const text = '\ufeffa,b\r\n1,"x, ""y"""\r\n\r\n2,"multi\r\nline"\r\n3,\r\n4,12" monitor\r\n5,z\r\n';
+    const seen: unknown[] = [];
+    parseCsv(Buffer.from(text), ',', 1, {
+      record: (fields, line, end, nextLine) => seen.push({ fields, line, end, nextLine }),
+      malformed: (reason, line) => seen.push({ reason, line }),
+    });
+    expect(seen).toEqual([
+      { fields: ['a', 'b'], line: 1, end: 8, nextLine: 2 },
+      { fields: ['1', 'x, "y"'], line: 2, end: 22, nextLine: 3 },
+      { fields: ['2', 'multi\r\nline'], line: 4, end: 41, nextLine: 6 },
+      { fields: ['3', ''], line: 6, end: 45, nextLine: 7 },
+      { reason: expect.stringMatching(/^Invalid Opening Quote: a quote is found on field 1, value is "12"$/), line: 7 },
+      { fields: ['5', 'z'], line: 8, end: text.length + 2, nextLine: 9 },
     ]);
   });
 
@@ -151,7 +161,7 @@ describe('tabular scanner and parser', () => {
     }
     fs.writeFileSync(file, csv);
     for (const size of [1, 64, 333, 10_000]) {
-      const batches = cutTabularFile(file, 'csv', size);
+      const batches = await cutTabularFile(file, 'csv', size);
       const rows = batches.flatMap((b) => {
         const parsed = readTabularRange(file, 'csv', b.start, b.end, b.firstLine, b.header);
         expect(parsed).toHaveLength(b.items);
@@ -162,7 +172,7 @@ describe('tabular scanner and parser', () => {
     }
     const jl = path.join(dir, 't.jsonl');
     fs.writeFileSync(jl, '{"a":1}\n  \n{"a":2}\r\n{"a":3}');
-    const jb = cutTabularFile(jl, 'jsonl', 1);
+    const jb = await cutTabularFile(jl, 'jsonl', 1);
     expect(jb.map((b) => [b.firstRow, b.firstLine, b.items])).toEqual([
       [0, 1, 1],
       [1, 3, 1],
@@ -211,5 +221,39 @@ describe('chunks and lanes', () => {
     expect([lane.head().map((a) => a.id), lane.deadlineSlack()]).toEqual([['e'], 0]);
     expect(lane.clear().map((a) => a.id)).toEqual(['e']);
     expect([lane.busy, lane.chunks, lane.head()]).toEqual([false, 0, []]);
+  });
+});
+
+describe('the progress bar', () => {
+  it('fits the terminal width and keeps the rate and the ETA at 80 columns', () => {
+    const p = { elapsedMs: 60_000, itemsTotal: 1_234_567, itemsSucceeded: 600_000, itemsFailed: 1234, miniBatchesTotal: 123_457, miniBatchesDone: 60_123, miniBatchesFailed: 12, running: 4, retries: 0, timeouts: 0, workerRestarts: 0 };
+    for (const columns of [200, 120, 80, 60]) {
+      const line = progressBar(p, 'score-images-with-a-long-name', columns);
+      expect(line.length, line).toBeLessThan(columns);
+      if (columns >= 80) expect(line).toMatch(/items\/s · ETA \d+:\d\d$/);
+    }
+    expect(progressBar(p, 'score', 200)).toMatch(/^score \[█+░+\] 48% /);
+    expect(progressBar(p, 'score-images-with-a-long-name', 80)).not.toContain('…');
+  });
+});
+
+describe('the run-folder reader parses CSV with the same parser', () => {
+  it('tolerates a half-written last record (no line break, or a quote never closed) and names the line of a corrupt one', async () => {
+    const dir = await useTempDir('csv-read-');
+    const f = path.join(dir, 'p.csv');
+    const read = (text: string) => {
+      fs.writeFileSync(f, text);
+      const notes: { message: string }[] = [];
+      return { csv: readCsvFile(f, 'p.csv', notes as never[]), notes: notes.map((n) => n.message) };
+    };
+    const ok = read('a,b\r\n1,"x\ny"\r\n2,3\r\n4,"half');
+    expect(ok.csv.rows).toEqual([
+      { line: 2, cells: ['1', 'x\ny'] },
+      { line: 4, cells: ['2', '3'] },
+    ]);
+    expect(ok.notes).toEqual(['p.csv:5: the last line is half-written (the writer was stopped mid-line); ignored']);
+    expect(read('a,b\n1,2\n3,').notes).toEqual(['p.csv:3: the last line is half-written (the writer was stopped mid-line); ignored']);
+    expect(() => read('a,b\n1,2" x\n3,4\n')).toThrow(/^p\.csv:2: not valid CSV: Invalid Opening Quote/);
+    expect(() => read('a,b\n1,2,3\n')).toThrow(/^p\.csv:2: expected 2 columns as in the header, found 3/);
   });
 });

@@ -6,7 +6,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { globToRegExp, RunnerConfigError, type ResolvedRunConfig } from './config.js';
 import type { TabularTask } from './protocol.js';
-import { headerNames, parseDelimited, scanRecords, tabularFormat, TABULAR_EXTENSIONS, type TabularFormat } from './tabular.js';
+import { parseCsvFile } from '../util/csv.js';
+import { headerNames, scanJsonLines, tabularFormat, TABULAR_EXTENSIONS, type TabularFormat } from './tabular.js';
 
 interface MiniBatchBase {
   /** Global index over all nodes. */
@@ -90,7 +91,7 @@ export function listInputFiles(inputs: readonly string[], pattern: string | unde
 }
 
 /** Cut the input into mini-batches and keep this node's share. Throws RunnerConfigError for a tabular input of unknown type. */
-export function partition(config: ResolvedRunConfig): Partition {
+export async function partition(config: ResolvedRunConfig): Promise<Partition> {
   const files = listInputFiles(config.inputs, config.inputPattern);
   let items = 0;
   const mine: MiniBatch[] = [];
@@ -121,7 +122,7 @@ export function partition(config: ResolvedRunConfig): Partition {
     }
     for (const file of files) {
       try {
-        for (const mb of cutTabularFile(file, tabularFormat(file)!, config.miniBatchSize)) push(mb);
+        for (const mb of await cutTabularFile(file, tabularFormat(file)!, config.miniBatchSize)) push(mb);
       } catch (error) {
         push({ kind: 'unreadable', file, reason: readReason(error), items: 1 });
       }
@@ -135,8 +136,12 @@ function readReason(error: unknown): string {
   return e?.code && !String(e.message).startsWith(e.code) ? `${e.code}: ${e.message}` : String((e as Error)?.message ?? e);
 }
 
-/** Mini-batches of at most `size` bytes (at least one record each) within one file. */
-export function cutTabularFile(file: string, format: TabularFormat, size: number): Omit<TabularMiniBatch, 'index' | 'id'>[] {
+/**
+ * Mini-batches of at most `size` bytes (at least one record each) within one file. CSV/TSV: a
+ * malformed record (csv-parse cannot read it) goes with the record after it, one item more that
+ * the worker fails with its line; the first record is the header.
+ */
+export async function cutTabularFile(file: string, format: TabularFormat, size: number): Promise<Omit<TabularMiniBatch, 'index' | 'id'>[]> {
   const out: Omit<TabularMiniBatch, 'index' | 'id'>[] = [];
   let header: string[] | undefined;
   let start = -1;
@@ -150,36 +155,42 @@ export function cutTabularFile(file: string, format: TabularFormat, size: number
     rows = 0;
     start = -1;
   };
-  let headerRange: [number, number] | undefined;
-  scanRecords(
-    file,
-    format,
-    (s, e, line) => {
-      if (rows > 0 && e - start > size) close();
-      if (rows === 0) {
-        start = s;
-        firstRow = row;
-        firstLine = line;
-      }
-      end = e;
-      rows++;
-      row++;
-    },
-    (s, e) => {
-      headerRange = [s, e];
-    },
-  );
-  close();
-  if (format !== 'jsonl' && headerRange) {
-    const fd = fs.openSync(file, 'r');
-    try {
-      const buf = Buffer.alloc(headerRange[1] - headerRange[0]);
-      fs.readSync(fd, buf, 0, buf.length, headerRange[0]);
-      header = headerNames(parseDelimited(buf.toString('utf8'), format === 'tsv' ? '\t' : ',')[0]?.fields ?? []);
-    } finally {
-      fs.closeSync(fd);
+  /** Records [s, e) starting on `line`, `n` items. */
+  const add = (s: number, e: number, line: number, n: number): void => {
+    if (rows > 0 && e - start > size) close();
+    if (rows === 0) {
+      start = s;
+      firstRow = row;
+      firstLine = line;
     }
-    return out.map((mb) => ({ ...mb, header }));
+    end = e;
+    rows += n;
+    row += n;
+  };
+  if (format === 'jsonl') {
+    scanJsonLines(file, (s, e, line) => add(s, e, line, 1));
+    close();
+    return out;
   }
-  return out;
+  // a unit runs from the end of the last good record (its next line) to the end of the next
+  // one, with the malformed records between them
+  let unitStart = 0;
+  let unitLine = 1;
+  let malformed = 0;
+  await parseCsvFile(file, format === 'tsv' ? '\t' : ',', {
+    record(fields, _line, e, nextLine) {
+      if (header === undefined) header = headerNames(fields);
+      else add(unitStart, e, unitLine, malformed + 1);
+      unitStart = e;
+      unitLine = nextLine;
+      malformed = 0;
+    },
+    malformed(reason, line) {
+      if (header === undefined) throw new Error(`the header (line ${line}) is not valid CSV: ${reason}`);
+      malformed++;
+    },
+  });
+  if (malformed > 0) add(unitStart, fs.statSync(file).size, unitLine, malformed);
+  close();
+  return out.map((mb) => ({ ...mb, header }));
 }

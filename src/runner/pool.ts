@@ -4,7 +4,9 @@ import { fork, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { Step } from '../step.js';
 import { closeQuietly } from '../util/fd.js';
+import type { ResolvedRunConfig } from './config.js';
 import type { ParentMessage, StartMessage, WorkerMessage } from './protocol.js';
 
 const STDERR_TAIL_LINES = 40;
@@ -21,7 +23,8 @@ export type WorkerEndReason = 'stopped' | 'crashed' | 'killed-timeout' | 'init-f
 export interface WorkerHandlers {
   onMessage(worker: WorkerProcess, message: WorkerMessage): void;
   onExit(worker: WorkerProcess, code: number | null, signal: NodeJS.Signals | null): void;
-  onStderrLine(worker: WorkerProcess, line: string): void;
+  /** A line of the worker's stdout or stderr (without its line break). */
+  onOutputLine(worker: WorkerProcess, line: string, stream: 'stdout' | 'stderr'): void;
 }
 
 export interface WorkerSpawnOptions {
@@ -32,6 +35,46 @@ export interface WorkerSpawnOptions {
   /** Where the worker's raw stdout/stderr go (created on the first byte); undefined: nowhere. */
   readonly consoleFile: string | undefined;
   readonly handlers: WorkerHandlers;
+}
+
+/** How long a worker asked to stop may take: its step's flush bound (STEP_TELEMETRY_FLUSH_TIMEOUT_MS) and a second. */
+export function workerGraceMs(env: NodeJS.ProcessEnv): number {
+  const n = Number(env.STEP_TELEMETRY_FLUSH_TIMEOUT_MS);
+  return (Number.isInteger(n) && n >= 0 ? n : 5000) + 1000;
+}
+
+/** The run folder's root (`STEP_TELEMETRY_DIR`), from the run folder and the identity. */
+function telemetryDir(runFolder: string, nodeCount: number): string {
+  let dir = path.dirname(path.dirname(runFolder));
+  if (nodeCount > 1) dir = path.dirname(dir);
+  return dir;
+}
+
+/** The environment of the worker processes: the runner's, the job's extra variables, and the step's identity. */
+export function workerEnvironment(config: ResolvedRunConfig, step: Step, runFolder: string | undefined): NodeJS.ProcessEnv {
+  const id = step.identity;
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    ...config.environmentVariables,
+    STEP_TELEMETRY_STEP_NAME: id.stepName,
+    STEP_TELEMETRY_STEP_ID: id.stepId,
+    STEP_TELEMETRY_RUN_ID: id.runId,
+    STEP_TELEMETRY_PIPELINE_RUN_ID: id.pipelineRunId,
+    STEP_TELEMETRY_PIPELINE_NAME: id.pipelineName,
+    STEP_TELEMETRY_NODE_RANK: String(config.nodeRank),
+    STEP_TELEMETRY_NODE_COUNT: String(config.nodeCount),
+    STEP_TELEMETRY_LOG_LEVEL: config.loggingLevel,
+    STEP_TELEMETRY_CONSOLE: 'false',
+    STEP_TELEMETRY_HANDLE_PROCESS_EVENTS: 'true',
+    TRACEPARENT: step.traceparent(),
+  };
+  if (runFolder) env.STEP_TELEMETRY_DIR = telemetryDir(runFolder, id.nodeCount);
+  else env.STEP_TELEMETRY_LOCAL = 'false';
+  delete env.STEP_TELEMETRY_PROCESS_INDEX;
+  // one Prometheus endpoint (and push) per job: the runner's, which the workers' scalars reach
+  delete env.STEP_TELEMETRY_PROMETHEUS_PORT;
+  delete env.STEP_TELEMETRY_PUSHGATEWAY_URL;
+  return env;
 }
 
 /** The worker module next to this file (worker.js in dist, worker.ts when run from source). */
@@ -123,7 +166,7 @@ export class WorkerProcess {
       });
       this.child.on('error', (error) => {
         if (this.child.pid !== undefined && this.child.exitCode === null && this.child.signalCode === null) return; // e.g. a failed kill(): the process lives on
-        this.pushStderr(`failed to start the worker process: ${error.message}`);
+        this.pushLine(`failed to start the worker process: ${error.message}`, 'stderr');
         // 'exit' may or may not follow a spawn error
         setImmediate(() => finish(this.child.exitCode ?? 1, this.child.signalCode));
       });
@@ -167,8 +210,9 @@ export class WorkerProcess {
   }
 
   /**
-   * SIGTERM now (the worker's step flushes and exits 143), SIGKILL after `graceMs`. Once only: a
-   * second SIGTERM would cut the worker's flush short.
+   * A stop message that says `terminated`, and SIGTERM with it for a worker that cannot read it yet
+   * (its step flushes and exits 143 either way), SIGKILL after `graceMs`. Once only: a second
+   * SIGTERM would cut the worker's flush short.
    */
   terminate(graceMs: number, reason: WorkerEndReason): Promise<void> {
     if (!this.alive || this.terminating) return this.exited;
@@ -176,6 +220,7 @@ export class WorkerProcess {
     this.expectingExit = true;
     this.endReason ??= reason;
     this.state = 'stopping';
+    this.send({ type: 'stop', terminated: true });
     this.signal('SIGTERM');
     this.timers.push(setTimeout(() => this.signal('SIGKILL'), graceMs));
     return this.exited;
@@ -201,22 +246,23 @@ export class WorkerProcess {
     stream.setEncoding('utf8');
     stream.on('data', (chunk: string) => {
       this.writeConsole(name === 'stderr' ? chunk.replace(/^(?=.)/gm, '[stderr] ') : chunk);
-      if (name !== 'stderr') return;
       const text = partial + chunk;
       const lines = text.split('\n');
       partial = lines.pop() ?? '';
-      for (const line of lines) this.pushStderr(line);
+      for (const line of lines) this.pushLine(line, name);
     });
     stream.on('end', () => {
-      if (partial) this.pushStderr(partial);
+      if (partial) this.pushLine(partial, name);
       partial = '';
     });
   }
 
-  private pushStderr(line: string): void {
-    this.stderrTail.push(line);
-    if (this.stderrTail.length > STDERR_TAIL_LINES) this.stderrTail.shift();
-    this.options.handlers.onStderrLine(this, line);
+  private pushLine(line: string, stream: 'stdout' | 'stderr'): void {
+    if (stream === 'stderr') {
+      this.stderrTail.push(line);
+      if (this.stderrTail.length > STDERR_TAIL_LINES) this.stderrTail.shift();
+    }
+    this.options.handlers.onOutputLine(this, line, stream);
   }
 
   private writeConsole(text: string): void {

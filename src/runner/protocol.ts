@@ -19,6 +19,8 @@ export interface StartMessage {
   readonly processIndex: number;
   readonly inputType: InputType;
   readonly outputAction: OutputAction;
+  /** The runner serves Prometheus (endpoint or Pushgateway): send it the run.log scalars (see MetricsMessage). */
+  readonly forwardMetrics: boolean;
 }
 
 export interface FilesTask {
@@ -56,9 +58,14 @@ export interface RunMessage {
   readonly attempts: readonly AttemptTask[];
 }
 
-/** Parent → worker: end the step and exit. */
+/**
+ * Parent → worker: end the step and exit (step.json says `"stopped_by": "runner"`). At the job's
+ * normal end the outcome is `success` and the exit code 0; `terminated` (an abort, a timeout, a
+ * signal: SIGTERM follows the message) ends it as `terminated` with exit code 143.
+ */
 export interface StopMessage {
   readonly type: 'stop';
+  readonly terminated?: boolean;
 }
 
 export type ParentMessage = StartMessage | RunMessage | StopMessage;
@@ -122,7 +129,17 @@ export interface ResultsMessage {
   readonly running?: { readonly id: string; readonly attempt: number; readonly start: number };
 }
 
-export type WorkerMessage = ReadyMessage | InitErrorMessage | ResultsMessage;
+/**
+ * Worker → parent: the latest value of each run.log scalar logged since the last such message
+ * (at most one a second, and at the end). Prometheus has one endpoint per job, the runner's: a
+ * worker serves none (STEP_TELEMETRY_PROMETHEUS_PORT and _PUSHGATEWAY_URL are not passed on).
+ */
+export interface MetricsMessage {
+  readonly type: 'metrics';
+  readonly scalars: readonly (readonly [string, number])[];
+}
+
+export type WorkerMessage = ReadyMessage | InitErrorMessage | ResultsMessage | MetricsMessage;
 
 export function serializeError(error: unknown): SerializedError {
   if (error instanceof Error) {

@@ -12,6 +12,7 @@ import path from 'node:path';
 import { closeQuietly } from '../util/fd.js';
 import type { MiniBatch } from './partition.js';
 import type { WorkerProcess } from './pool.js';
+import { formatDuration, progressLine, rateAndEta, type ProgressSnapshot } from './progress.js';
 import type { ParallelRunErrorCategory, ParallelRunErrorInfo, ParallelRunResult } from './types.js';
 
 export const FILES = {
@@ -318,4 +319,52 @@ function indent(text: string, n = 4): string {
     .filter((l) => l.trim() !== '')
     .map((l) => pad + l.trimStart())
     .join('\n');
+}
+
+export interface OverviewInput {
+  readonly stepName: string;
+  readonly nodeRank: number;
+  readonly nodeCount: number;
+  readonly status: string;
+  /** Epoch ms. */
+  readonly started: number;
+  readonly progress: ProgressSnapshot;
+  readonly miniBatchesSucceeded: number;
+  /** Mini-batches sent to workers and not reported. */
+  readonly inFlight: number;
+  readonly waitingRetry: number;
+  readonly notStarted: number;
+  readonly errorThreshold: number;
+  readonly allowedFailedCount: number;
+  /** One line per worker (Scheduler.describeWorkers). */
+  readonly workers: readonly string[];
+}
+
+/** progress-overview.txt: where the job stands, rewritten while it runs and once at its end. */
+export function overviewText(o: OverviewInput): string {
+  const p = o.progress;
+  const { rate, eta } = rateAndEta(p);
+  const over = o.status !== 'running';
+  // the mini-batches add up: done + on workers + waiting + not started, or done + not processed at the end
+  const where = over
+    ? `${p.miniBatchesTotal - p.miniBatchesDone} not processed`
+    : `${o.inFlight} running on ${p.running} worker(s), ${o.waitingRetry} waiting for a retry, ${o.notStarted} not started`;
+  return [
+    `step: ${o.stepName} (node ${o.nodeRank} of ${o.nodeCount})`,
+    `status: ${o.status}`,
+    `updated: ${new Date().toISOString()}`,
+    `started: ${new Date(o.started).toISOString()}`,
+    `elapsed: ${formatDuration(p.elapsedMs / 1000)}`,
+    `mini-batches: ${p.miniBatchesDone} of ${p.miniBatchesTotal} done (${o.miniBatchesSucceeded} succeeded, ${p.miniBatchesFailed} failed), ${where}`,
+    `items: ${p.itemsSucceeded + p.itemsFailed} of ${p.itemsTotal} done (${p.itemsSucceeded} succeeded, ${p.itemsFailed} failed)` +
+      `${over && p.itemsSucceeded + p.itemsFailed < p.itemsTotal ? `, ${p.itemsTotal - p.itemsSucceeded - p.itemsFailed} not processed` : ''}`,
+    // an ETA only while the job runs
+    `rate: ${rate.toFixed(2)} items/s${over ? '' : `, ETA ${formatDuration(eta)}`}`,
+    `retries: ${p.retries}, timeouts: ${p.timeouts}, worker restarts: ${p.workerRestarts}`,
+    `error budget: ${o.errorThreshold >= 0 ? `${p.itemsFailed} of error_threshold ${o.errorThreshold} failed items` : 'error_threshold -1 (failures ignored)'}` +
+      `${o.allowedFailedCount >= 0 ? `; ${p.miniBatchesFailed} of allowed_failed_count ${o.allowedFailedCount} failed mini-batches` : ''}`,
+    `workers:\n  ${o.workers.join('\n  ')}`,
+    `progress: ${progressLine(p, !over)}`,
+    '',
+  ].join('\n');
 }

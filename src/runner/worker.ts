@@ -71,7 +71,10 @@ process.on('message', (message: ParentMessage) => {
       break;
     }
     case 'stop':
-      void stop(0);
+      // the runner ends this step: at the job's end (success), or on an abort or a timeout
+      // (terminated, with SIGTERM right behind; whichever comes first ends the step, once)
+      step?.markStoppedBy('runner');
+      void stop(message.terminated ? 143 : 0, message.terminated ? 'terminated' : 'success');
       break;
   }
 });
@@ -110,13 +113,41 @@ process.on('disconnect', () => {
   void stop(0);
 });
 
+/** run.log scalars logged and not yet sent to the runner: the latest value per name. */
+const scalars = new Map<string, number>();
+let scalarsTimer: NodeJS.Timeout | undefined;
+const SCALARS_EVERY_MS = 1000;
+
+/** The worker's step.log() values also go to the runner, whose Prometheus endpoint is the job's. */
+function forwardScalars(s: Step): void {
+  const log = s.log.bind(s);
+  s.log = (name, value, options) => {
+    log(name, value, options);
+    if (typeof name !== 'string' || typeof value !== 'number' || !Number.isFinite(value)) return;
+    scalars.set(name, value);
+    if (scalarsTimer === undefined) {
+      scalarsTimer = setTimeout(sendScalars, SCALARS_EVERY_MS);
+      scalarsTimer.unref();
+    }
+  };
+}
+
+function sendScalars(): void {
+  if (scalarsTimer !== undefined) clearTimeout(scalarsTimer);
+  scalarsTimer = undefined;
+  if (scalars.size === 0) return;
+  send({ type: 'metrics', scalars: [...scalars] });
+  scalars.clear();
+}
+
 let stopping = false;
-async function stop(code: number): Promise<void> {
+async function stop(code: number, outcome?: 'success' | 'terminated'): Promise<void> {
   if (stopping) return;
   stopping = true;
   flushResults();
+  sendScalars();
   try {
-    await step?.end();
+    await step?.end(outcome === undefined ? {} : { outcome });
   } finally {
     process.exit(code);
   }
@@ -137,6 +168,7 @@ async function onStart(message: StartMessage): Promise<void> {
   start = message;
   step = await startStep({ processIndex: message.processIndex, mainScript: message.entryScript, rootSpanKind: 'internal' });
   const s = step;
+  if (message.forwardMetrics) forwardScalars(s);
   baseContext = { logger: s.logger, step: s, args: message.args, worker: message.worker, input_type: message.inputType };
   let mod: Record<string, unknown>;
   try {
@@ -346,13 +378,30 @@ function finish(a: Attempt, returned: unknown): void {
     sendError(a, new TypeError(`run() returned ${returned === null ? 'null' : typeof returned}; expected an array with one element per succeeded item`));
     return;
   }
-  const succeeded = Math.min(rows.length, a.items.length);
+  if (rows.length > a.items.length) {
+    // one element per succeeded item: more elements than items is a bug of run(), never silently cut
+    const error = new RangeError(`run() returned ${rows.length} elements for ${a.items.length} items; it must return at most one element per item (a missing element is a failed item)`);
+    error.name = 'TooManyResults';
+    sendError(a, error);
+    return;
+  }
+  let succeeded = rows.length;
   let lines: string | undefined;
+  let all = a.userFailures.length > 0 ? a.failures.concat(a.userFailures) : a.failures;
   if (start!.outputAction === 'append_row' && rows.length > 0) {
     lines = '';
-    for (const row of rows) lines += `${toLine(row)}\n`;
+    for (let i = 0; i < rows.length; i++) {
+      const line = toLine(rows[i]);
+      // one line per item: a line break inside a row is refused (the item fails), never written
+      if (line.includes('\n') || line.includes('\r')) {
+        succeeded--;
+        if (all === a.failures) all = a.failures.slice();
+        all.push({ item: `element ${i} returned for ${m.id}`, reason: 'the row holds a line break; append_row writes one line per item: return an object (written as JSON, which escapes it) or remove the line break' });
+        continue;
+      }
+      lines += `${line}\n`;
+    }
   }
-  const all = a.userFailures.length > 0 ? a.failures.concat(a.userFailures) : a.failures;
   report(a, { id: m.id, attempt: m.attempt, ok: true, ran: true, succeeded, returned: rows.length, lines, failures: all.length > 0 ? all.slice(0, MAX_FAILURES_PER_RESULT) : undefined, start: epoch(a.start), end: epoch(end), runMs });
 }
 
