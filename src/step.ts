@@ -43,6 +43,7 @@ import { LocalRunFolder } from './sinks/local.js';
 import { createOtlpExporters } from './sinks/otlp.js';
 import { PrometheusSink } from './sinks/prometheus.js';
 import { PrometheusExport } from './sinks/prometheus-export.js';
+import { ResourceSampler } from './resources/sampler.js';
 import type {
   Cell,
   EndOptions,
@@ -71,6 +72,8 @@ export class Step implements ActiveStep {
   readonly prometheus: PrometheusSink;
   /** @internal the `/metrics` endpoint and Pushgateway pusher, when configured */
   prometheusExport: PrometheusExport | undefined;
+  /** @internal CPU, memory, event loop and GPU sampling (src/resources/), unless STEP_TELEMETRY_RESOURCES=false */
+  readonly resources: ResourceSampler | undefined;
 
   private readonly recorder: MetricRecorder;
   private readonly started = Date.now();
@@ -117,6 +120,7 @@ export class Step implements ActiveStep {
     const pipeline = new LogPipeline(local, config.console, otelLogger, otelDims, identity.stepName, dimsJson, this.rootSpan);
     this.logger = bindLogger(processState().logs, { dims, dimsJson, stepSpan: this.rootSpan, pipeline }, config.logLevel, diagnostics);
     this.instruments.record('running', 1);
+    this.resources = config.resources.enabled ? new ResourceSampler({ intervalMs: config.resources.intervalMs, folder: local?.folder, processIndex: identity.processIndex, instruments: this.instruments, diagnostics }) : undefined;
     for (const h of healths) {
       const attributes = { backend: h.backend, signal: h.signal };
       h.onFailure = () => this.instruments.record('exportFailures', 1, attributes);
@@ -280,6 +284,7 @@ export class Step implements ActiveStep {
 
   /** The step span gets the outcome; every sink is flushed and shut down within the bound. */
   private async closeSignals(options: EndOptions, outcome: StepOutcome, durationMs: number): Promise<{ flushed: boolean; exports: ExportSummary[] }> {
+    this.resources?.stop();
     if (options.error !== undefined) {
       recordError(this.rootSpan, options.error);
       this.logger.error(`step ${this.identity.stepName} failed`, { error: options.error instanceof Error ? options.error : String(options.error) });

@@ -3,7 +3,7 @@
 // The hot path of step.log is a validation, one map write and one array push: the OpenTelemetry
 // and Prometheus gauges read the last value when they are collected.
 import type { Attributes, Counter, Gauge, Histogram, Meter, ObservableGauge } from '@opentelemetry/api';
-import { CATALOG, type CatalogKey } from '../catalog.js';
+import { CATALOG, sanitizePrometheusName, type BoundedAttribute, type CatalogKey } from '../catalog.js';
 import type { Diagnostics } from '../diagnostics.js';
 import type { LocalRunFolder, MetricLine } from '../sinks/local.js';
 import type { PrometheusSink } from '../sinks/prometheus.js';
@@ -183,7 +183,17 @@ function tableProblem(table: unknown): string | undefined {
   return undefined;
 }
 
-type CatalogAttributes = { outcome?: string; backend?: string; signal?: string };
+/** Values of a catalog entry's own attributes (beyond the step dimensions), by attribute name. */
+export type CatalogAttributes = Readonly<Partial<Record<BoundedAttribute, string>>>;
+
+/** One attribute set of an entry: as OpenTelemetry attributes and as Prometheus labels (`cpu.mode` → `cpu_mode`). */
+interface MergedAttributes {
+  readonly otel: Record<string, string>;
+  readonly prom: Record<string, string>;
+}
+
+/** Attribute sets are bounded by design; past this many the merged objects are not cached. */
+const MAX_CACHED_ATTRIBUTE_SETS = 2048;
 
 /**
  * The catalog's instruments, each recorded to OpenTelemetry (when a backend wants metrics) and to
@@ -191,14 +201,17 @@ type CatalogAttributes = { outcome?: string; backend?: string; signal?: string }
  */
 export class CatalogInstruments {
   private readonly otel = new Map<CatalogKey, Counter | Histogram | Gauge>();
-  private readonly attributeCache = new Map<string, Record<string, string>>();
+  private readonly attributeCache = new Map<string, MergedAttributes>();
+  private readonly plain: MergedAttributes;
 
   constructor(
     private readonly meter: Meter | undefined,
     private readonly prometheus: PrometheusSink,
     private readonly dims: Readonly<Record<string, string>>,
     private readonly diagnostics: Diagnostics,
-  ) {}
+  ) {
+    this.plain = { otel: dims as Record<string, string>, prom: dims as Record<string, string> };
+  }
 
   /**
    * Add to a counter, record into a histogram or set a gauge, by the entry's kind. `exemplar`
@@ -210,28 +223,38 @@ export class CatalogInstruments {
       return;
     }
     const attrs = this.merged(key, attributes);
-    this.prometheus.update(key, attrs, value, exemplar);
+    this.prometheus.update(key, attrs.prom, value, exemplar);
     if (this.meter === undefined) return;
     try {
       const instrument = this.instrument(key);
-      if ('add' in instrument) instrument.add(value, attrs);
-      else instrument.record(value, attrs);
+      if ('add' in instrument) instrument.add(value, attrs.otel);
+      else instrument.record(value, attrs.otel);
     } catch (error) {
       this.diagnostics.warn(`catalog.otel:${key}`, `${CATALOG[key].name} not recorded: ${(error as Error).message}`);
     }
   }
 
-  private merged(key: CatalogKey, attributes: CatalogAttributes | undefined): Record<string, string> {
-    if (attributes === undefined) return this.dims;
-    const cacheKey = `${key}|${attributes.outcome ?? ''}|${attributes.backend ?? ''}|${attributes.signal ?? ''}`;
+  private merged(key: CatalogKey, attributes: CatalogAttributes | undefined): MergedAttributes {
+    if (attributes === undefined) return this.plain;
+    const names: readonly BoundedAttribute[] = CATALOG[key].attributes;
+    let cacheKey: string = key;
+    for (const name of names) cacheKey += `|${attributes[name] ?? ''}`;
     let merged = this.attributeCache.get(cacheKey);
     if (merged === undefined) {
-      merged = { ...this.dims };
-      for (const name of CATALOG[key].attributes) {
-        const v = attributes[name as keyof CatalogAttributes];
-        if (v !== undefined) merged[name] = String(v);
+      const otel: Record<string, string> = { ...this.dims };
+      let prom = otel;
+      for (const name of names) {
+        const v = attributes[name];
+        if (v === undefined) continue;
+        otel[name] = String(v);
+        if (name.includes('.')) {
+          if (prom === otel) prom = { ...otel };
+          delete prom[name];
+          prom[sanitizePrometheusName(name)] = String(v);
+        } else if (prom !== otel) prom[name] = String(v);
       }
-      this.attributeCache.set(cacheKey, merged);
+      merged = { otel, prom };
+      if (this.attributeCache.size < MAX_CACHED_ATTRIBUTE_SETS) this.attributeCache.set(cacheKey, merged);
     }
     return merged;
   }

@@ -5,6 +5,7 @@
 //     logs.jsonl     one log record a line, with the step dimensions and trace/span ids
 //     metrics.jsonl  the run.log history: one value (or list, row, table) a line
 //     spans.jsonl    every finished span
+//     resources.jsonl  CPU, memory, event loop, GC and GPU samples (written by src/resources/)
 // Records are buffered in memory and written in batches (a timer, a size bound, and every exit path),
 // never one synchronous write per call.
 import fs from 'node:fs';
@@ -158,7 +159,7 @@ export function runFolderPath(dir: string, id: StepIdentity): string {
 }
 
 /** The file name for this process: `logs.jsonl`, or `logs.process-2.jsonl` for process index 2. */
-function fileName(base: string, ext: string, processIndex: number): string {
+export function fileName(base: string, ext: string, processIndex: number): string {
   return processIndex > 0 ? `${base}.process-${processIndex}${ext}` : `${base}${ext}`;
 }
 

@@ -1,0 +1,113 @@
+// The runtime's own view: event loop delay (perf_hooks.monitorEventLoopDelay), event loop
+// utilisation, and garbage collection pauses by kind (a PerformanceObserver on 'gc' entries, every
+// entry of each batch). Both cost nothing between samples but a libuv timer and V8's GC callbacks.
+import { constants, monitorEventLoopDelay, performance, PerformanceObserver, type EventLoopUtilization } from 'node:perf_hooks';
+import v8 from 'node:v8';
+
+/** Sampling period of the event loop delay monitor, ms: 50 wake-ups a second, and a block of any length is recorded whole. */
+const DELAY_RESOLUTION_MS = 20;
+
+export interface DelayStats {
+  /** Seconds. */
+  readonly p50: number;
+  readonly p99: number;
+  readonly max: number;
+}
+
+const NO_DELAY: DelayStats = { p50: 0, p99: 0, max: 0 };
+
+/** Seconds by which a wake-up interval (ns) exceeded the monitor's period. */
+function beyond(ns: number): number {
+  return Math.max(0, ns / 1e9 - DELAY_RESOLUTION_MS / 1000);
+}
+
+/**
+ * Event loop delay over two windows: since the last `tick()` (the metrics), and since the last
+ * `period()` (a line of resources.jsonl, which may stand for several ticks). The delay histogram
+ * restarts at each tick, so a period's max is exact and its p50 and p99 are the highest of its
+ * ticks' (an upper bound).
+ */
+export class EventLoopMonitor {
+  private readonly delay = monitorEventLoopDelay({ resolution: DELAY_RESOLUTION_MS });
+  private periodDelay: DelayStats = NO_DELAY;
+  private lastTick: EventLoopUtilization = performance.eventLoopUtilization();
+  private lastPeriod: EventLoopUtilization = this.lastTick;
+
+  constructor() {
+    this.delay.enable();
+  }
+
+  /** Delay and utilisation since the last tick; the window restarts. */
+  tick(): { delay: DelayStats; utilization: number } {
+    const h = this.delay;
+    // the histogram holds the time between the monitor's wake-ups: the delay is what exceeds its period
+    const delay = h.count === 0 ? NO_DELAY : { p50: beyond(h.percentile(50)), p99: beyond(h.percentile(99)), max: beyond(h.max) };
+    h.reset();
+    const p = this.periodDelay;
+    this.periodDelay = { p50: Math.max(p.p50, delay.p50), p99: Math.max(p.p99, delay.p99), max: Math.max(p.max, delay.max) };
+    const now = performance.eventLoopUtilization();
+    const utilization = performance.eventLoopUtilization(now, this.lastTick).utilization;
+    this.lastTick = now;
+    return { delay, utilization: Number.isFinite(utilization) ? utilization : 0 };
+  }
+
+  /** Delay and utilisation since the last period (call after tick()); the period restarts. */
+  period(): { delay: DelayStats; utilization: number } {
+    const delay = this.periodDelay;
+    this.periodDelay = NO_DELAY;
+    const now = this.lastTick;
+    const utilization = performance.eventLoopUtilization(now, this.lastPeriod).utilization;
+    this.lastPeriod = now;
+    return { delay, utilization: Number.isFinite(utilization) ? utilization : 0 };
+  }
+
+  stop(): void {
+    this.delay.disable();
+  }
+}
+
+export const GC_KINDS = ['major', 'minor', 'incremental', 'weakcb'] as const;
+export type GcKind = (typeof GC_KINDS)[number];
+
+const KIND_OF: Record<number, GcKind> = {
+  [constants.NODE_PERFORMANCE_GC_MAJOR]: 'major',
+  [constants.NODE_PERFORMANCE_GC_MINOR]: 'minor',
+  [constants.NODE_PERFORMANCE_GC_INCREMENTAL]: 'incremental',
+  [constants.NODE_PERFORMANCE_GC_WEAKCB]: 'weakcb',
+};
+
+/** Cumulative GC pauses by kind, and the heap used just after the last major GC (the live heap). */
+export class GcMonitor {
+  readonly seconds: Record<GcKind, number> = { major: 0, minor: 0, incremental: 0, weakcb: 0 };
+  readonly counts: Record<GcKind, number> = { major: 0, minor: 0, incremental: 0, weakcb: 0 };
+  /** Heap used after the last major GC since `takeHeapAfterGc()`, bytes. */
+  private heapAfterGc: number | undefined;
+  private readonly observer: PerformanceObserver;
+
+  /** `onPause` sees every pause (for the v8js.gc.duration histogram); it must not throw. */
+  constructor(onPause: (kind: GcKind, seconds: number) => void) {
+    this.observer = new PerformanceObserver((list) => {
+      // every entry: several GCs often arrive in one batch
+      for (const entry of list.getEntries()) {
+        const kind = KIND_OF[(entry as { detail?: { kind?: number } }).detail?.kind ?? -1] ?? 'minor';
+        const s = entry.duration / 1000;
+        this.seconds[kind] += s;
+        this.counts[kind]++;
+        if (kind === 'major') this.heapAfterGc = v8.getHeapStatistics().used_heap_size;
+        onPause(kind, s);
+      }
+    });
+    this.observer.observe({ entryTypes: ['gc'] });
+  }
+
+  /** The heap after the last major GC since the previous call, or undefined when there was none. */
+  takeHeapAfterGc(): number | undefined {
+    const h = this.heapAfterGc;
+    this.heapAfterGc = undefined;
+    return h;
+  }
+
+  stop(): void {
+    this.observer.disconnect();
+  }
+}
