@@ -8,6 +8,7 @@ import { performance } from 'node:perf_hooks';
 import { SpanKind, SpanStatusCode, TraceFlags, type Attributes, type SpanContext, type SpanStatus } from '@opentelemetry/api';
 import { startStep, type Step } from '../step.js';
 import { RunnerConfigError, resolveRunConfig, type ResolvedRunConfig } from './config.js';
+import { crashCause } from './crash.js';
 import { Lane, CHUNK_BELOW_MS, chunkSize, type LaneAttempt } from './lane.js';
 import { AppendRowOutput } from './output.js';
 import { partition as cutInput, type MiniBatch, type Partition } from './partition.js';
@@ -267,7 +268,7 @@ class Job {
     const w = new WorkerProcess({
       slot,
       processIndex,
-      env: { ...this.workerEnv, STEP_TELEMETRY_PROCESS_INDEX: String(processIndex) },
+      env: { ...this.workerEnv, STEP_TELEMETRY_PROCESS_INDEX: String(processIndex), STEP_TELEMETRY_WORKER: `worker-${slot}` },
       consoleFile: this.runFolder ? path.join(this.runFolder, `console.process-${processIndex}.log`) : undefined,
       handlers,
       start: {
@@ -627,7 +628,7 @@ class Job {
       return;
     }
     w.endReason ??= 'crashed';
-    const how = signal ? `was killed by ${signal}` : `exited with code ${code}`;
+    const { how, type } = crashCause(code, signal, w.fatalError);
     const tail = w.stderrTail.filter((l) => l.trim() !== '').slice(-15).join('\n');
     const stderr = tail ? `\nlast stderr lines of ${w.name}:\n${tail}` : '';
     if (w.readyAt === undefined && !this.outcome) {
@@ -643,12 +644,12 @@ class Job {
       this.lastProgress = now;
       const message = `${w.name} (pid ${w.pid}) ${how} while running ${a.st.mb.id} (attempt ${a.no})${stderr}`;
       this.attemptEnded(a, performance.timeOrigin + since);
-      const sc = this.attemptSpan(a, performance.timeOrigin + since, performance.timeOrigin + now, { 'mini_batch.outcome': 'crash', 'error.type': 'WorkerCrash' }, { code: SpanStatusCode.ERROR, message: oneLine(message, 500) });
+      const sc = this.attemptSpan(a, performance.timeOrigin + since, performance.timeOrigin + now, { 'mini_batch.outcome': 'crash', 'error.type': type }, { code: SpanStatusCode.ERROR, message: oneLine(message, 500) });
       this.step.instruments.record('minibatchDuration', (now - since) / 1000, { outcome: 'crash' }, sc);
       w.busyMs += now - since;
       w.failedAttempts++;
       w.attempts++;
-      this.attemptFailed(a, { category: 'WorkerCrash', type: 'WorkerCrash', message, worker: w.name, mini_batch_id: a.st.mb.id }, 'PROCESS_CRASH', []);
+      this.attemptFailed(a, { category: 'WorkerCrash', type, message, worker: w.name, mini_batch_id: a.st.mb.id }, 'PROCESS_CRASH', []);
     }
     this.ensureWorkers();
   }
