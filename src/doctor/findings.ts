@@ -19,6 +19,7 @@ import {
 } from '../run-folder/analysis.js';
 import type { ReadNote } from '../run-folder/files.js';
 import type { RunData, Runtime, StepRun } from '../run-folder/model.js';
+import { correlateLatencyWithMemory, cpuSaturated, eventLoopBlocked, ioBound, memoryGrowth, outOfMemory } from './resource-findings.js';
 
 export type Severity = 'error' | 'warning' | 'info';
 
@@ -74,6 +75,11 @@ export const CHECKS = [
   'rerun',
   'local-files-incomplete',
   'truncated-file',
+  'memory-growth',
+  'out-of-memory',
+  'io-bound',
+  'cpu-saturated',
+  'event-loop-blocked',
 ] as const;
 
 const SEVERITY_ORDER: Record<Severity, number> = { error: 0, warning: 1, info: 2 };
@@ -777,6 +783,15 @@ export function diagnose(run: RunData, options: CheckOptions = {}): Diagnosis {
     add(emptyOutput(step));
     add(rerun(step));
     add(localFilesIncomplete(step));
+    // resources (resource-findings.ts)
+    add(memoryGrowth(step));
+    add(outOfMemory(step));
+    add(eventLoopBlocked(step));
+    if (step.attempts.length > 0) {
+      add(ioBound(step));
+      add(cpuSaturated(step));
+    }
+    correlateLatencyWithMemory(findings, step.label);
   }
   add(explicitOutputs(run, options.outputs ?? []));
   add(truncatedFiles(run.notes));
