@@ -41,6 +41,8 @@ export interface CatalogEntry {
   readonly outcomes?: readonly string[];
   /** Explicit histogram bucket boundaries (seconds). */
   readonly buckets?: readonly number[];
+  /** A resource sample (src/resources/): recorded every sampling interval, not by the step's own calls. */
+  readonly resource?: boolean;
 }
 
 /** Buckets of `v8js.gc.duration`: most pauses are under a millisecond, a major GC of a big heap takes seconds. */
@@ -139,6 +141,7 @@ export const CATALOG = {
   processCpuTime: {
     name: 'process.cpu.time',
     kind: 'counter',
+    resource: true,
     unit: 's',
     description: 'CPU time of the process, by mode (user, system).',
     attributes: ['worker', 'cpu.mode'],
@@ -146,6 +149,7 @@ export const CATALOG = {
   processCpuUtilization: {
     name: 'process.cpu.utilization',
     kind: 'gauge',
+    resource: true,
     unit: '1',
     description: 'CPU time of the process over the last sampling interval, divided by the interval and the number of CPUs.',
     attributes: ['worker'],
@@ -153,6 +157,7 @@ export const CATALOG = {
   processMemoryUsage: {
     name: 'process.memory.usage',
     kind: 'gauge',
+    resource: true,
     unit: 'By',
     description: 'Resident memory (RSS) of the process.',
     attributes: ['worker'],
@@ -160,6 +165,7 @@ export const CATALOG = {
   processMemoryLimit: {
     name: 'step.process.memory.limit',
     kind: 'gauge',
+    resource: true,
     unit: 'By',
     description: 'The memory limit of the process: its cgroup memory limit, else the machine memory.',
     attributes: ['worker'],
@@ -167,6 +173,7 @@ export const CATALOG = {
   processMemoryExternal: {
     name: 'step.process.memory.external',
     kind: 'gauge',
+    resource: true,
     unit: 'By',
     description: 'Memory of C++ objects bound to JavaScript objects (Buffers, ArrayBuffers), outside the V8 heap.',
     attributes: ['worker'],
@@ -174,6 +181,7 @@ export const CATALOG = {
   processDiskIo: {
     name: 'process.disk.io',
     kind: 'counter',
+    resource: true,
     unit: 'By',
     description: 'Bytes the process read from and wrote to storage (Linux /proc/self/io), by direction.',
     attributes: ['worker', 'disk.io.direction'],
@@ -181,6 +189,7 @@ export const CATALOG = {
   heapUsed: {
     name: 'v8js.memory.heap.used',
     kind: 'gauge',
+    resource: true,
     unit: 'By',
     description: 'V8 heap memory used, by heap space.',
     attributes: ['worker', 'v8js.heap.space.name'],
@@ -188,6 +197,7 @@ export const CATALOG = {
   heapSpaceSize: {
     name: 'v8js.memory.heap.limit',
     kind: 'gauge',
+    resource: true,
     unit: 'By',
     description: 'V8 heap memory reserved (space_size), by heap space: the heap total.',
     attributes: ['worker', 'v8js.heap.space.name'],
@@ -195,6 +205,7 @@ export const CATALOG = {
   heapSizeLimit: {
     name: 'step.process.heap.size_limit',
     kind: 'gauge',
+    resource: true,
     unit: 'By',
     description: "V8's heap size limit (heap_size_limit: --max-old-space-size and the young generation).",
     attributes: ['worker'],
@@ -202,6 +213,7 @@ export const CATALOG = {
   gcDuration: {
     name: 'v8js.gc.duration',
     kind: 'histogram',
+    resource: true,
     unit: 's',
     description: 'Garbage collection pauses, by kind (major, minor, incremental, weakcb).',
     attributes: ['worker', 'v8js.gc.type'],
@@ -210,6 +222,7 @@ export const CATALOG = {
   eventLoopDelayP50: {
     name: 'nodejs.eventloop.delay.p50',
     kind: 'gauge',
+    resource: true,
     unit: 's',
     description: 'Median event loop delay over the last sampling interval.',
     attributes: ['worker'],
@@ -217,6 +230,7 @@ export const CATALOG = {
   eventLoopDelayP99: {
     name: 'nodejs.eventloop.delay.p99',
     kind: 'gauge',
+    resource: true,
     unit: 's',
     description: '99th percentile of the event loop delay over the last sampling interval.',
     attributes: ['worker'],
@@ -224,6 +238,7 @@ export const CATALOG = {
   eventLoopDelayMax: {
     name: 'nodejs.eventloop.delay.max',
     kind: 'gauge',
+    resource: true,
     unit: 's',
     description: 'Longest event loop delay over the last sampling interval (a synchronous block shows here).',
     attributes: ['worker'],
@@ -231,6 +246,7 @@ export const CATALOG = {
   eventLoopUtilization: {
     name: 'nodejs.eventloop.utilization',
     kind: 'gauge',
+    resource: true,
     unit: '1',
     description: 'Share of the last sampling interval the event loop was busy.',
     attributes: ['worker'],
@@ -238,20 +254,24 @@ export const CATALOG = {
   systemCpuUtilization: {
     name: 'system.cpu.utilization',
     kind: 'gauge',
+    resource: true,
     unit: '1',
     description: "The node's CPU time over the last sampling interval by mode (user, nice, system, idle, iowait, interrupt, steal), as a share of all CPUs.",
     attributes: ['cpu.mode'],
   },
   systemCpuCount: {
-    name: 'system.cpu.logical.count',
+    // not the conventions' system.cpu.logical.count: a gauge named *_count in Prometheus is what promtool lints against
+    name: 'step.node.cpus',
     kind: 'gauge',
+    resource: true,
     unit: '{cpu}',
-    description: 'Logical CPUs of the node.',
+    description: 'Logical CPUs of the node (the conventions name it system.cpu.logical.count).',
     attributes: [],
   },
   systemLoad1m: {
     name: 'system.cpu.load_average.1m',
     kind: 'gauge',
+    resource: true,
     unit: '{thread}',
     description: "The node's 1-minute load average (runnable and waiting threads; the collector hostmetrics receiver's name).",
     attributes: [],
@@ -259,6 +279,7 @@ export const CATALOG = {
   systemMemoryLimit: {
     name: 'system.memory.limit',
     kind: 'gauge',
+    resource: true,
     unit: 'By',
     description: 'Total memory of the node.',
     attributes: [],
@@ -266,6 +287,7 @@ export const CATALOG = {
   systemMemoryAvailable: {
     name: 'system.memory.linux.available',
     kind: 'gauge',
+    resource: true,
     unit: 'By',
     description: 'Memory available for new work without swapping (MemAvailable).',
     attributes: [],
@@ -273,6 +295,7 @@ export const CATALOG = {
   gpuUtilization: {
     name: 'hw.gpu.utilization',
     kind: 'gauge',
+    resource: true,
     unit: '1',
     description: 'Share of time a GPU was busy (nvidia-smi utilization.gpu), by device index.',
     attributes: ['hw.id'],
@@ -280,6 +303,7 @@ export const CATALOG = {
   gpuMemoryUsage: {
     name: 'hw.gpu.memory.usage',
     kind: 'gauge',
+    resource: true,
     unit: 'By',
     description: 'GPU memory used, by device index.',
     attributes: ['hw.id'],
@@ -287,6 +311,7 @@ export const CATALOG = {
   gpuMemoryLimit: {
     name: 'hw.gpu.memory.limit',
     kind: 'gauge',
+    resource: true,
     unit: 'By',
     description: 'GPU memory size, by device index.',
     attributes: ['hw.id'],

@@ -50,7 +50,7 @@ describe('the metric catalog', () => {
       'nodejs.eventloop.delay.max': 'nodejs_eventloop_delay_max_seconds',
       'nodejs.eventloop.utilization': 'nodejs_eventloop_utilization_ratio',
       'system.cpu.utilization': 'system_cpu_utilization_ratio',
-      'system.cpu.logical.count': 'system_cpu_logical_count',
+      'step.node.cpus': 'step_node_cpus',
       'system.cpu.load_average.1m': 'system_cpu_load_average_1m',
       'system.memory.limit': 'system_memory_limit_bytes',
       'system.memory.linux.available': 'system_memory_linux_available_bytes',
