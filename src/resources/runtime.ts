@@ -4,8 +4,8 @@
 import { constants, monitorEventLoopDelay, performance, PerformanceObserver, type EventLoopUtilization } from 'node:perf_hooks';
 import v8 from 'node:v8';
 
-/** Sampling period of the event loop delay monitor, ms: 50 wake-ups a second, and a block of any length is recorded whole. */
-const DELAY_RESOLUTION_MS = 20;
+/** Sampling period of the event loop delay monitor, ms: 10 wake-ups a second (an idle process pays for each), and a block of any length is recorded whole. */
+const DELAY_RESOLUTION_MS = 100;
 
 export interface DelayStats {
   /** Seconds. */
