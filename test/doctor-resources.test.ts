@@ -64,7 +64,7 @@ const CGROUP = memoryCgroupRoot();
 describe('doctor on resources', () => {
   it('a worker that keeps 3 MiB per mini-batch: memory-growth with the slope per mini-batch and the time to the heap limit; latency-trend says memory grows with it', async () => {
     const dir = await useTempDir();
-    const { folder } = await run({ dir, name: 'leak', inputs: 60, flags: ['--process-count-per-node', '1'], entryArgs: ['--leak', '3', '--scan', '4', '--sleep', '10'] });
+    const { folder } = await run({ dir, name: 'leak', inputs: 60, flags: ['--process-count-per-node', '1'], entryArgs: ['--leak', '3', '--wait-per-kept', '1', '--sleep', '5'] });
     // the worker's samples: one a line, the last written on its way out
     const lines = readJsonl(path.join(folder, 'resources.process-1.jsonl'));
     expect(lines.length).toBeGreaterThan(8);
