@@ -69,7 +69,7 @@ try {
     const c = process.cpuUsage(c0); const wall = performance.now() - t0;
     let sink = 0; const k = 200_000;
     const t1 = performance.now();
-    for (let i = 0; i < k; i++) sink += s.snapshot().rssBytes;
+    for (let i = 0; i < k; i++) sink += s.snapshot()?.rssBytes ?? 0;
     const snap = (performance.now() - t1) / k;
     await step.end();
     console.log(JSON.stringify({ sampleUs: (wall * 1000) / rounds, sampleCpuUs: (c.user + c.system) / rounds, snapshotUs: snap * 1000, sink: sink > 0 }));`,

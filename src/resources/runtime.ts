@@ -96,13 +96,17 @@ export class GcMonitor {
   constructor(onPause: (kind: GcKind, seconds: number) => void) {
     this.observer = new PerformanceObserver((list) => {
       // every entry: several GCs often arrive in one batch
-      for (const entry of list.getEntries()) {
-        const kind = KIND_OF[(entry as { detail?: { kind?: number } }).detail?.kind ?? -1] ?? 'minor';
-        const s = entry.duration / 1000;
-        this.seconds[kind] += s;
-        this.counts[kind]++;
-        if (kind === 'major') this.heapAfterGc = v8.getHeapStatistics().used_heap_size;
-        onPause(kind, s);
+      try {
+        for (const entry of list.getEntries()) {
+          const kind = KIND_OF[(entry as { detail?: { kind?: number } }).detail?.kind ?? -1] ?? 'minor';
+          const s = entry.duration / 1000;
+          this.seconds[kind] += s;
+          this.counts[kind]++;
+          if (kind === 'major') this.heapAfterGc = v8.getHeapStatistics().used_heap_size;
+          onPause(kind, s);
+        }
+      } catch {
+        // an observer callback that throws would be an uncaught exception: telemetry never breaks the step
       }
     });
     this.observer.observe({ entryTypes: ['gc'] });

@@ -80,7 +80,7 @@ export class ResourceSampler {
   private stopped = false;
   private readonly onExit = (): void => this.stop();
 
-  constructor(private readonly options: ResourceSamplerOptions) {
+  private constructor(private readonly options: ResourceSamplerOptions) {
     const env = options.env ?? process.env;
     this.worker = workerLabel(env, options.processIndex);
     this.nodeOwner = options.processIndex === 0;
@@ -113,10 +113,24 @@ export class ResourceSampler {
     this.sample(false);
   }
 
-  /** CPU time and memory now, for a worker to take around an attempt. */
-  snapshot(): ResourceSnapshot {
-    const cpu = process.cpuUsage();
-    return { time: performance.now(), cpuUserUs: cpu.user, cpuSystemUs: cpu.system, rssBytes: process.memoryUsage.rss(), heapUsedBytes: v8.getHeapStatistics().used_heap_size };
+  /** A sampler, or undefined (with one diagnostic) when this platform cannot sample. */
+  static start(options: ResourceSamplerOptions): ResourceSampler | undefined {
+    try {
+      return new ResourceSampler(options);
+    } catch (error) {
+      options.diagnostics.warn('resources.start', `resource sampling is off: ${(error as Error)?.message ?? String(error)}`);
+      return undefined;
+    }
+  }
+
+  /** CPU time and memory now, for a worker to take around an attempt; undefined if the OS would not say. */
+  snapshot(): ResourceSnapshot | undefined {
+    try {
+      const cpu = process.cpuUsage();
+      return { time: performance.now(), cpuUserUs: cpu.user, cpuSystemUs: cpu.system, rssBytes: process.memoryUsage.rss(), heapUsedBytes: v8.getHeapStatistics().used_heap_size };
+    } catch {
+      return undefined;
+    }
   }
 
   /** Take the last sample (written whatever the stride, marked `final`) and stop. Idempotent. */
