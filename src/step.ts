@@ -120,7 +120,7 @@ export class Step implements ActiveStep {
     const pipeline = new LogPipeline(local, config.console, otelLogger, otelDims, identity.stepName, dimsJson, this.rootSpan);
     this.logger = bindLogger(processState().logs, { dims, dimsJson, stepSpan: this.rootSpan, pipeline }, config.logLevel, diagnostics);
     this.instruments.record('running', 1);
-    this.resources = config.resources.enabled ? ResourceSampler.start({ intervalMs: config.resources.intervalMs, folder: local?.folder, processIndex: identity.processIndex, instruments: this.instruments, diagnostics }) : undefined;
+    this.resources = config.resources.enabled ? ResourceSampler.start({ intervalMs: config.resources.intervalMs, file: local?.resourcesFile, processIndex: identity.processIndex, instruments: this.instruments, diagnostics }) : undefined;
     for (const h of healths) {
       const attributes = { backend: h.backend, signal: h.signal };
       h.onFailure = () => this.instruments.record('exportFailures', 1, attributes);

@@ -6,12 +6,10 @@
 // the last sample is written on every exit path JavaScript still runs on (end(), SIGTERM, an
 // uncaught exception, process.exit()). Nothing here throws into the step.
 import os from 'node:os';
-import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import v8 from 'node:v8';
 import type { Diagnostics } from '../diagnostics.js';
 import type { CatalogAttributes, CatalogInstruments } from '../signals/metrics.js';
-import { fileName } from '../sinks/local.js';
 import { GpuSampler, type GpuReading } from './gpu.js';
 import { CPU_MODES, cgroupMemoryLimit, cpuCount, cpuShares, readCpuTimes, readProcessIo, type CpuTimes, type ProcessIo } from './proc.js';
 import { ResourceLog } from './resource-log.js';
@@ -19,8 +17,8 @@ import { EventLoopMonitor, GC_KINDS, GcMonitor, type GcKind } from './runtime.js
 
 export interface ResourceSamplerOptions {
   readonly intervalMs: number;
-  /** The run folder, when local files are on. */
-  readonly folder: string | undefined;
+  /** resources.jsonl of this process in the run folder, when local files are on. */
+  readonly file: string | undefined;
   readonly processIndex: number;
   readonly instruments: CatalogInstruments;
   readonly diagnostics: Diagnostics;
@@ -99,8 +97,8 @@ export class ResourceSampler {
     const cpuTimes = this.nodeOwner ? readCpuTimes() : undefined;
     this.last = { time: now, cpu: { user: 0, system: 0 }, io: undefined, cpuTimes };
     this.period = { start: now, rssMax: 0, heapMax: 0, cpuUs: 0, cpuTimes };
-    if (options.folder !== undefined) {
-      const file = path.join(options.folder, fileName('resources', '.jsonl', options.processIndex));
+    const file = options.file;
+    if (file !== undefined) {
       this.log = new ResourceLog(file, (error) =>
         options.diagnostics.warn(`local.write:${file}`, `cannot write ${file} (${(error as Error)?.message ?? error}); local files for it stop here`),
       );

@@ -159,7 +159,7 @@ export function runFolderPath(dir: string, id: StepIdentity): string {
 }
 
 /** The file name for this process: `logs.jsonl`, or `logs.process-2.jsonl` for process index 2. */
-export function fileName(base: string, ext: string, processIndex: number): string {
+function fileName(base: string, ext: string, processIndex: number): string {
   return processIndex > 0 ? `${base}.process-${processIndex}${ext}` : `${base}${ext}`;
 }
 
@@ -204,6 +204,8 @@ export class LocalRunFolder {
   readonly driver: BatchedFile<string>;
   readonly metrics: BatchedFile<MetricLine>;
   readonly spans: BatchedFile<string | (() => string)>;
+  /** Where src/resources/ appends this process's samples (it writes the file itself, a line per interval). */
+  readonly resourcesFile: string;
   private readonly timer: NodeJS.Timeout;
   private readonly stepJsonPath: string;
 
@@ -225,6 +227,7 @@ export class LocalRunFolder {
       onError,
     );
     this.stepJsonPath = path.join(folder, fileName('step', '.json', p));
+    this.resourcesFile = path.join(folder, fileName('resources', '.jsonl', p));
     this.timer = setInterval(() => this.flush(), FLUSH_INTERVAL_MS);
     this.timer.unref();
   }
