@@ -109,3 +109,7 @@ execFileSync(process.execPath, ['--import', 'tsx', here('./report.ts')], { stdio
 // 4. the mini-batch runner's own cost against a bare worker pool doing the same no-op tasks
 console.log('\nmini-batch runner overhead:');
 execFileSync(process.execPath, [here('./runner/bench-runner.mjs')], { stdio: 'inherit', env: baseChildEnv() });
+
+// 5. resource sampling: one sample, an idle step with sampling on and off, the runner on and off
+console.log('\nresource sampling:');
+execFileSync(process.execPath, [here('./resources.mjs')], { stdio: 'inherit', env: baseChildEnv() });

@@ -31,6 +31,7 @@ import type { PrometheusExport } from './sinks/prometheus-export.js';
 import { presumedSilent } from './sinks/verdicts.js';
 import { describeValue, readFields } from './util/safe-read.js';
 import { withinBound } from './util/within-bound.js';
+import { ResourceSampler } from './resources/sampler.js';
 import type {
   Cell,
   EndOptions,
@@ -57,6 +58,8 @@ export class Step implements ActiveStep {
   readonly rootSpan: Span;
   /** @internal the `/metrics` endpoint and Pushgateway pusher, when configured */
   prometheusExport: PrometheusExport | undefined;
+  /** @internal CPU, memory, event loop and GPU sampling (src/resources/), unless STEP_TELEMETRY_RESOURCES=false */
+  readonly resources: ResourceSampler | undefined;
 
   private readonly recorder: MetricRecorder;
   private readonly started = Date.now();
@@ -100,6 +103,7 @@ export class Step implements ActiveStep {
     const pipeline = new LogPipeline(local, config.console, sdk.logger, otelDims, identity.stepName, dimsJson, this.rootSpan);
     this.logger = bindLogger(processState().logs, { dims, dimsJson, stepSpan: this.rootSpan, pipeline }, config.logLevel, diagnostics);
     this.instruments.record('running', 1);
+    this.resources = config.resources.enabled ? ResourceSampler.start({ intervalMs: config.resources.intervalMs, file: local?.resourcesFile, processIndex: identity.processIndex, instruments: this.instruments, diagnostics }) : undefined;
     for (const h of healths) {
       const attributes = { backend: h.backend, signal: h.signal };
       h.onFailure = () => this.instruments.record('exportFailures', 1, attributes);
@@ -280,6 +284,7 @@ export class Step implements ActiveStep {
 
   /** The step span gets the outcome; every sink is flushed and shut down within the bound. */
   private async closeSignals(options: EndOptions, outcome: StepOutcome, durationMs: number): Promise<{ flushed: boolean; exports: ExportSummary[] }> {
+    this.resources?.stop();
     if (options.error !== undefined) {
       recordError(this.rootSpan, options.error);
       this.logger.error(`step ${this.identity.stepName} failed`, { error: options.error instanceof Error ? options.error : String(options.error) });

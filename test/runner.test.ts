@@ -8,6 +8,7 @@ import { useTempDir } from './helpers/run-step.js';
 import { startOtlpReceiver } from './helpers/otlp-receiver.js';
 import { startAppInsightsReceiver } from './helpers/appinsights-receiver.js';
 import { BEHAVE, FIXTURES, makeFiles, outputRows, readAllJsonl, readCsv, readJson, readJsonl, runFolder, runRunner } from './fixtures/runner/harness.js';
+import { BOUNDED_ATTRIBUTES } from '../src/catalog.js';
 
 describe('parallel-run over files', () => {
   it('runs every mini-batch, writes append_row output that maps back to the inputs, and the reports', async () => {
@@ -299,7 +300,7 @@ describe('parallel-run telemetry through OTLP', () => {
       expect(byName('step.minibatch.retries')[0]?.value).toBe(3);
       expect(byName('step.items.expected')[0]?.value).toBe(12);
       for (const m of metrics.filter((x) => x.name.startsWith('step.'))) {
-        for (const key of Object.keys(m.attributes)) expect(['pipeline', 'step', 'node', 'outcome', 'backend', 'signal']).toContain(key);
+        for (const key of Object.keys(m.attributes)) expect(BOUNDED_ATTRIBUTES).toContain(key);
       }
       const userLogs = receiver.logs().filter((l) => l.body === 'processing mini-batch');
       expect(userLogs).toHaveLength(6);

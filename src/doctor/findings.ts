@@ -19,6 +19,7 @@ import {
 } from '../run-folder/analysis.js';
 import { readJsonLines, type ReadNote } from '../run-folder/files.js';
 import type { Attempt, RunData, Runtime, StepRun } from '../run-folder/model.js';
+import { correlateLatencyWithMemory, cpuSaturated, eventLoopBlocked, ioBound, memoryGrowth, outOfMemory } from './resource-findings.js';
 
 export type Severity = 'error' | 'warning' | 'info';
 
@@ -76,6 +77,11 @@ export const CHECKS = [
   'concurrent-writers',
   'local-files-incomplete',
   'truncated-file',
+  'memory-growth',
+  'out-of-memory',
+  'io-bound',
+  'cpu-saturated',
+  'event-loop-blocked',
 ] as const;
 
 const SEVERITY_ORDER: Record<Severity, number> = { error: 0, warning: 1, info: 2 };
@@ -916,6 +922,15 @@ export function diagnose(run: RunData, options: CheckOptions = {}): Diagnosis {
     add(rerun(step));
     add(concurrentWriters(step));
     add(localFilesIncomplete(step));
+    // resources (resource-findings.ts)
+    add(memoryGrowth(step));
+    add(outOfMemory(step));
+    add(eventLoopBlocked(step));
+    if (step.attempts.length > 0) {
+      add(ioBound(step));
+      add(cpuSaturated(step));
+    }
+    correlateLatencyWithMemory(findings, step.label);
   }
   add(explicitOutputs(run, options.outputs ?? []));
   add(truncatedFiles(run.notes));

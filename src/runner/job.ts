@@ -182,15 +182,16 @@ export class Job implements SchedulerEvents {
     this.telemetry.timeout();
   }
 
-  attemptLost(a: Attempt, how: 'timeout' | 'crash', start: number, end: number, message: string): void {
+  /** `type`: what killed a crashed worker (`OutOfMemory` for V8's heap limit), `WorkerCrash` by default. */
+  attemptLost(a: Attempt, how: 'timeout' | 'crash', start: number, end: number, message: string, crashType: 'OutOfMemory' | 'WorkerCrash' = 'WorkerCrash'): void {
     const timeout = how === 'timeout';
-    const type = timeout ? 'RunTimeout' : 'WorkerCrash';
+    const type = timeout ? 'RunTimeout' : crashType;
     // run() ran until its worker was killed or died (run_method_seconds of its report row)
     a.st.lastRunMs = end - start;
     this.attemptEnded(a, start);
     const sc = this.telemetry.span(a, start, end, { 'mini_batch.outcome': how, 'error.type': type }, { code: SpanStatusCode.ERROR, message: timeout ? message : oneLine(message, 500) });
     this.telemetry.duration((end - start) / 1000, how, sc);
-    this.attemptFailed(a, { category: type, type, message, worker: a.worker.name, mini_batch_id: a.st.mb.id }, timeout ? 'RUN_TIMEOUT' : 'PROCESS_CRASH', []);
+    this.attemptFailed(a, { category: timeout ? 'RunTimeout' : 'WorkerCrash', type, message, worker: a.worker.name, mini_batch_id: a.st.mb.id }, timeout ? 'RUN_TIMEOUT' : 'PROCESS_CRASH', []);
   }
 
   /**

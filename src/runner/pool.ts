@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import type { Step } from '../step.js';
 import { closeQuietly } from '../util/fd.js';
 import type { ResolvedRunConfig } from './config.js';
+import { isNativeFrame, v8FatalLine } from './crash.js';
 import type { ParentMessage, StartMessage, WorkerMessage } from './protocol.js';
 
 const STDERR_TAIL_LINES = 40;
@@ -114,6 +115,8 @@ export class WorkerProcess {
   /** terminate() was called: the SIGTERM is sent and the SIGKILL scheduled. */
   private terminating = false;
   readonly stderrTail: string[] = [];
+  /** V8's fatal-error line (e.g. "... JavaScript heap out of memory"), when the worker printed one. */
+  fatalError: string | undefined;
   // statistics for the worker summary
   attempts = 0;
   failedAttempts = 0;
@@ -259,6 +262,8 @@ export class WorkerProcess {
 
   private pushLine(line: string, stream: 'stdout' | 'stderr'): void {
     if (stream === 'stderr') {
+      this.fatalError ??= v8FatalLine(line);
+      if (isNativeFrame(line)) return; // V8's native frames say nothing to the user; console.process-N.log keeps them
       this.stderrTail.push(line);
       if (this.stderrTail.length > STDERR_TAIL_LINES) this.stderrTail.shift();
     }

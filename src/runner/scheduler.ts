@@ -11,6 +11,7 @@ import { performance } from 'node:perf_hooks';
 import type winston from 'winston';
 import type { Step } from '../step.js';
 import type { ResolvedRunConfig } from './config.js';
+import { crashCause } from './crash.js';
 import { Lane, CHUNK_BELOW_MS, chunkSize, type LaneAttempt } from './lane.js';
 import { WorkerProcess, workerEnvironment, workerGraceMs, type WorkerEndReason, type WorkerHandlers } from './pool.js';
 import type { AttemptResult, AttemptTask, ResultsMessage, WorkerMessage } from './protocol.js';
@@ -42,7 +43,7 @@ export interface SchedulerEvents {
   /** A worker ran past run_invocation_timeout and is being killed (once per kill, whatever it ran). */
   timeout(): void;
   /** The attempt that ran on a worker killed at its timeout, or that died, failed from `start` to `end`. */
-  attemptLost(a: Attempt, how: 'timeout' | 'crash', start: number, end: number, message: string): void;
+  attemptLost(a: Attempt, how: 'timeout' | 'crash', start: number, end: number, message: string, crashType?: 'OutOfMemory' | 'WorkerCrash'): void;
   /** An attempt cut short by the end of the job; `maybeRan`: one of a chunk whose results the worker held. */
   abandoned(a: Attempt, start: number, maybeRan: boolean): void;
   /** A worker could not load the entry script, or init() failed: the job cannot run. */
@@ -220,7 +221,7 @@ export class Scheduler {
     const w = new WorkerProcess({
       slot,
       processIndex,
-      env: { ...this.workerEnv, STEP_TELEMETRY_PROCESS_INDEX: String(processIndex) },
+      env: { ...this.workerEnv, STEP_TELEMETRY_PROCESS_INDEX: String(processIndex), STEP_TELEMETRY_WORKER: `worker-${slot}` },
       consoleFile: this.runFolder ? path.join(this.runFolder, `console.process-${processIndex}.log`) : undefined,
       handlers,
       start: {
@@ -476,7 +477,7 @@ export class Scheduler {
       return;
     }
     w.endReason ??= 'crashed';
-    const how = signal ? `was killed by ${signal}` : `exited with code ${code}`;
+    const { how, type } = crashCause(code, signal, w.fatalError);
     const tail = w.stderrTail.filter((l) => l.trim() !== '').slice(-15).join('\n');
     const stderr = tail ? `\nlast stderr lines of ${w.name}:\n${tail}` : '';
     if (w.readyAt === undefined && !this.halted) {
@@ -504,7 +505,7 @@ export class Scheduler {
       w.failedAttempts++;
       w.attempts++;
       const message = `${w.name} (pid ${w.pid}) ${how} while running ${a.st.mb.id} (attempt ${a.no})${stderr}`;
-      this.events.attemptLost(a, 'crash', performance.timeOrigin + since, performance.timeOrigin + now, message);
+      this.events.attemptLost(a, 'crash', performance.timeOrigin + since, performance.timeOrigin + now, message, type);
     }
     this.ensureWorkers();
   }
