@@ -36,7 +36,7 @@ describe('parallel-run worker start-up', () => {
     makeFiles(path.join(dir, 'in'), 6);
     const r = await runRunner(['--entry-script', BEHAVE, '--input', 'in', '--output', 'out', '--mini-batch-size', '2', '--', '--init-kill-once', dir], { cwd: dir });
     expect(r.code, r.stderr).toBe(0);
-    expect(r.stderr).toMatch(/worker-0 \(pid \d+\) was killed by SIGKILL before init\(\) finished; a fresh worker takes its place/);
+    expect(r.stderr).toMatch(/worker-0 \(pid \d+\) was killed by SIGKILL \(what the kernel's out-of-memory killer sends, or a kill -9\) before init\(\) finished; a fresh worker takes its place/);
     const folder = runFolder(path.join(dir, 'telemetry'));
     expect(readJson(path.join(folder, 'result.json'))).toMatchObject({ status: 'succeeded', worker_restarts: 1, items: { succeeded: 6 } });
     expect(fs.existsSync(path.join(dir, 'init-killed'))).toBe(true);
