@@ -3,22 +3,10 @@
 // run folder, so the HTML report shows the same findings.
 import fs from 'node:fs';
 import path from 'node:path';
-import {
-  categoryOf,
-  completedDurations,
-  fates,
-  groupFailures,
-  isFailure,
-  mannKendall,
-  median,
-  messagePattern,
-  summarize,
-  theilSen,
-  topFrame,
-  type MiniBatchFate,
-} from '../run-folder/analysis.js';
-import { readJsonLines, type ReadNote } from '../run-folder/files.js';
-import type { Attempt, RunData, Runtime, StepRun } from '../run-folder/model.js';
+import { categoryOf, completed, groupFailures, isFailure, mannKendall, messagePattern, retried, summarizeDurations, theilSen, topFrame } from '../run-folder/analysis.js';
+import type { ReadNote } from '../run-folder/files.js';
+import { miniBatchInputs } from '../run-folder/inputs.js';
+import type { Attempt, Fates, RunData, Runtime, StepRun } from '../run-folder/model.js';
 import { correlateLatencyWithMemory, cpuSaturated, eventLoopBlocked, ioBound, memoryGrowth, outOfMemory } from './resource-findings.js';
 
 export type Severity = 'error' | 'warning' | 'info';
@@ -134,7 +122,7 @@ function stepFailed(step: StepRun): Finding[] {
     if (frame) evidence.push(`at ${frame}`);
     data.cause = cause.category;
   }
-  const lastError = [...step.logs].reverse().find((l) => l.level === 'error');
+  const lastError = step.logs.lastError;
   if (lastError && !result) {
     evidence.push(`last error logged: ${firstLine(lastError.message)}${lastError.error ? ` (${firstLine(lastError.error)})` : ''}`);
     const frame = topFrame(lastError.stack);
@@ -158,8 +146,8 @@ function stepFailed(step: StepRun): Finding[] {
 
 function stepNotEnded(step: StepRun): Finding[] {
   if (step.outcome !== 'running' || localFailures(step).length > 0) return []; // a full disk, not a kill: local-files-incomplete
-  const lastLog = step.logs[step.logs.length - 1];
-  const last = Math.max(lastLog?.time ?? 0, ...step.attempts.slice(-50).map((a) => a.start + a.durationMs));
+  const lastLog = step.logs.last;
+  const last = Math.max(lastLog?.time ?? 0, step.attempts.lastEnd ?? 0);
   const evidence = ['step.json still says "running": the process never reached end(), a signal handler or its exit hooks'];
   if (last > 0) evidence.push(`the last record is from ${new Date(last).toISOString()}${lastLog ? `: "${firstLine(lastLog.message)}"` : ''}`);
   return [
@@ -185,10 +173,23 @@ function firstLine(s: string): string {
 
 const TREND_MIN_ATTEMPTS = 40;
 
+/** The median of attempts' durations, each counted as often as its weight. */
+function medianOf(attempts: readonly Attempt[]): number {
+  return summarizeDurations(attempts).p50;
+}
+
 function latencyTrend(step: StepRun, timeoutS: number | undefined): Finding[] | Skipped {
-  const ok = step.attempts.filter((a) => a.outcome === 'success');
-  if (ok.length < TREND_MIN_ATTEMPTS) return { id: 'latency-trend', step: step.label, reason: `${ok.length} successful mini-batch attempts (needs ${TREND_MIN_ATTEMPTS})` };
-  const n = ok.length;
+  // successful attempts in start order; in a large run a sample, each at its position among all of them
+  const ok = step.attempts.kept.filter((a) => a.outcome === 'success');
+  const n = step.attempts.byOutcome.success?.n ?? 0;
+  if (n < TREND_MIN_ATTEMPTS) return { id: 'latency-trend', step: step.label, reason: `${n} successful mini-batch attempts (needs ${TREND_MIN_ATTEMPTS})` };
+  const position: number[] = [];
+  let at = 0;
+  for (const a of ok) {
+    position.push(at);
+    at += a.weight;
+  }
+  const between = (from: number, to: number): Attempt[] => ok.filter((_, k) => position[k]! >= from && position[k]! < to);
   const groups = Math.min(60, Math.floor(n / 8));
   const t0 = ok[0]!.start;
   const meds: number[] = [];
@@ -197,31 +198,32 @@ function latencyTrend(step: StepRun, timeoutS: number | undefined): Finding[] | 
   for (let g = 0; g < groups; g++) {
     const from = Math.floor((g * n) / groups);
     const to = Math.floor(((g + 1) * n) / groups);
-    const slice = ok.slice(from, to);
-    meds.push(median(slice.map((a) => a.durationMs)));
+    const slice = between(from, to);
+    if (slice.length === 0) continue;
+    meds.push(medianOf(slice));
     midTimes.push((slice[Math.floor(slice.length / 2)]!.start - t0) / 1000);
     midIndex.push((from + to - 1) / 2);
   }
   const mk = mannKendall(meds);
   const tenth = Math.max(5, Math.floor(n / 10));
-  const first = ok.slice(0, tenth);
-  const last = ok.slice(n - tenth);
-  const firstMed = median(first.map((a) => a.durationMs));
-  const lastMed = median(last.map((a) => a.durationMs));
+  const first = between(0, tenth);
+  const last = between(n - tenth, Infinity);
+  const firstMed = medianOf(first);
+  const lastMed = medianOf(last);
   const ratio = firstMed > 0 ? lastMed / firstMed : Number.POSITIVE_INFINITY;
   const delta = lastMed - firstMed;
   if (!(mk.pIncrease < 0.01 && mk.tau >= 0.3 && ratio >= 1.5 && delta >= 10)) return [];
   const perMb = theilSen(midIndex, meds); // ms per mini-batch
   const perSecond = theilSen(midTimes, meds); // ms per second of run time
   const evidence = [
-    `successful attempts slow down from a median of ${seconds(firstMed)} (first ${first.length}: ${range(first)}) to ${seconds(lastMed)} (last ${last.length}: ${range(last)}): ${ratio.toFixed(1)}×`,
+    `successful attempts slow down from a median of ${seconds(firstMed)} (first ${tenth}: ${range(first)}) to ${seconds(lastMed)} (last ${tenth}: ${range(last)}): ${ratio.toFixed(1)}×`,
     `trend over ${n} successful attempts in ${groups} groups: Theil-Sen slope +${seconds(perMb)} per mini-batch (+${seconds(perSecond * 60)} per minute of run time); Mann-Kendall τ ${mk.tau.toFixed(2)}, p ${mk.pIncrease < 0.001 ? '< 0.001' : mk.pIncrease.toFixed(3)}`,
   ];
   const data: Record<string, unknown> = {
     attempts: n,
     groups,
-    first: { from: first[0]!.id, to: first[first.length - 1]!.id, count: first.length, medianMs: round(firstMed) },
-    last: { from: last[0]!.id, to: last[last.length - 1]!.id, count: last.length, medianMs: round(lastMed) },
+    first: { from: first[0]!.id, to: first[first.length - 1]!.id, count: tenth, medianMs: round(firstMed) },
+    last: { from: last[0]!.id, to: last[last.length - 1]!.id, count: tenth, medianMs: round(lastMed) },
     ratio: round(ratio),
     slopeMsPerMiniBatch: round(perMb),
     slopeMsPerMinute: round(perSecond * 60),
@@ -273,9 +275,9 @@ function fixForCategory(category: string, frame: string | undefined, step: StepR
   }
 }
 
-function dominantFailure(step: StepRun, fateMap: Map<string, MiniBatchFate>): Finding[] {
+function dominantFailure(step: StepRun): Finding[] {
   const out: Finding[] = [];
-  const causes = groupFailures(step, fateMap);
+  const causes = groupFailures(step);
   const failed = causes.reduce((s, c) => s + c.attempts, 0);
   const top = causes[0];
   if (top && failed >= 3 && top.attempts / failed >= 0.5 && !(top.finalFailures === 0 && top.recovered === top.miniBatches.size)) {
@@ -318,8 +320,7 @@ function dominantFailure(step: StepRun, fateMap: Map<string, MiniBatchFate>): Fi
   // item-level failures inside mini-batches that ran (context.failItem, unreadable inputs)
   const itemCauses = new Map<string, { category: string; pattern: string; example: string; items: number; miniBatches: number; ids: string[] }>();
   let itemsFailed = 0;
-  for (const m of step.miniBatches) {
-    if (m.status !== 'RUN_DONE' || m.failedItems <= 0) continue;
+  for (const m of step.miniBatches.itemFailures) {
     itemsFailed += m.failedItems;
     const reason = m.errorMessage.replace(/^\d+ item\(s\) failed; first: /, '');
     const pattern = messagePattern(reason);
@@ -349,11 +350,11 @@ function dominantFailure(step: StepRun, fateMap: Map<string, MiniBatchFate>): Fi
   return out;
 }
 
-function flakyRetries(step: StepRun, fateMap: Map<string, MiniBatchFate>, timeout: { seconds: number } | undefined): Finding[] {
-  const retried = [...fateMap.values()].filter((f) => f.attempts.length > 1 || f.attempts[0]!.attempt > 1);
-  if (retried.length < 3) return [];
-  const recovered = retried.filter((f) => f.final === 'success');
-  const share = recovered.length / retried.length;
+function flakyRetries(step: StepRun, fates: Fates, timeout: { seconds: number } | undefined): Finding[] {
+  const again = [...fates.troubled.values()].filter(retried);
+  if (again.length < 3) return [];
+  const recovered = again.filter((f) => f.final === 'success');
+  const share = recovered.length / again.length;
   if (share < 0.6) return [];
   const firstFailures = new Map<string, number>();
   for (const f of recovered) {
@@ -367,15 +368,15 @@ function flakyRetries(step: StepRun, fateMap: Map<string, MiniBatchFate>, timeou
   const tight = timeoutsShare >= 0.5 && hungAttempts(step, timeout).length === 0;
   const hangs = timeoutsShare >= 0.5 && !tight;
   const extraAttempts = recovered.reduce((s, f) => s + Math.max(f.attempts.length, f.attempts[0]!.attempt) - 1, 0);
-  const total = fateMap.size;
+  const total = fates.total;
   return [
     {
       id: 'flaky-retries',
       severity: 'warning',
       step: step.label,
-      title: `${step.label}: retries mostly succeed (${recovered.length} of ${retried.length} retried mini-batches): ${tight ? 'the timeout is too tight' : hangs ? 'run() hangs now and then' : 'flaky input or dependency'}`,
+      title: `${step.label}: retries mostly succeed (${recovered.length} of ${again.length} retried mini-batches): ${tight ? 'the timeout is too tight' : hangs ? 'run() hangs now and then' : 'flaky input or dependency'}`,
       evidence: [
-        `${retried.length} of ${total} mini-batches needed more than one attempt; ${recovered.length} (${pct(share)}) then succeeded: ${ids(recovered.map((f) => f.id))}`,
+        `${again.length} of ${total} mini-batches needed more than one attempt; ${recovered.length} (${pct(share)}) then succeeded: ${ids(recovered.map((f) => f.id))}`,
         `what failed first: ${breakdown.map(([c, k]) => `${c} × ${k}`).join(', ')}`,
         `the retries cost ${extraAttempts} extra attempt${extraAttempts === 1 ? '' : 's'}`,
       ],
@@ -384,7 +385,7 @@ function flakyRetries(step: StepRun, fateMap: Map<string, MiniBatchFate>, timeou
         : tight
           ? 'The first attempts ran into run_invocation_timeout and the retries made it: the timeout is too tight for the normal spread of mini-batch times. Raise run_invocation_timeout above the observed p99 (see the latency chart), or make mini-batches smaller.'
           : 'The same mini-batch fails and then succeeds: the failure depends on something other than the input (a remote service, rate limits, a shared file, memory pressure, a race). Retry the flaky call inside run() with backoff, make run() idempotent, and fix the dependency; retries of whole mini-batches hide the problem and multiply the cost.',
-      data: { retried: retried.length, recovered: recovered.length, miniBatches: total, share: round(share), firstFailure: Object.fromEntries(breakdown), extraAttempts, exampleMiniBatches: recovered.slice(0, 12).map((f) => f.id) },
+      data: { retried: again.length, recovered: recovered.length, miniBatches: total, share: round(share), firstFailure: Object.fromEntries(breakdown), extraAttempts, exampleMiniBatches: recovered.slice(0, 12).map((f) => f.id) },
     },
   ];
 }
@@ -401,32 +402,30 @@ export function findTimeout(step: StepRun, override?: number): { seconds: number
   const fromResult = r?.run_invocation_timeout ?? (r?.config as Record<string, unknown> | undefined)?.run_invocation_timeout;
   if (typeof fromResult === 'number' && fromResult > 0) return { seconds: fromResult, source: 'result.json' };
   const re = /within ([\d.]+) s \(run_invocation_timeout\)/;
-  for (const a of step.attempts) {
+  for (const a of step.attempts.failed) {
     if (a.outcome !== 'timeout' || !a.errorMessage) continue;
     const m = re.exec(a.errorMessage);
     if (m) return { seconds: Number(m[1]), source: 'the message of a timed-out attempt' };
   }
-  for (const m of step.miniBatches) {
-    const x = re.exec(m.errorMessage);
-    if (x) return { seconds: Number(x[1]), source: 'processed-mini-batches.csv' };
-  }
+  const x = re.exec(step.miniBatches.timeoutMessage ?? '');
+  if (x) return { seconds: Number(x[1]), source: 'processed-mini-batches.csv' };
   return undefined;
 }
 
-function timeoutTight(step: StepRun, timeout: { seconds: number; source: string } | undefined, fateMap: Map<string, MiniBatchFate>): Finding[] | Skipped {
-  if (step.attempts.length === 0) return { id: 'timeout-tight', step: step.label, reason: 'no mini-batch attempts' };
+function timeoutTight(step: StepRun, timeout: { seconds: number; source: string } | undefined): Finding[] | Skipped {
+  if (step.attempts.count === 0) return { id: 'timeout-tight', step: step.label, reason: 'no mini-batch attempts' };
   if (!timeout) return { id: 'timeout-tight', step: step.label, reason: 'run_invocation_timeout is not recorded (pass --run-invocation-timeout)' };
   // a hang is not a slow attempt: it says nothing about how tight the timeout is (see hungMiniBatch)
   const hung = new Set(hungAttempts(step, timeout));
-  const ran = completedDurations(hung.size > 0 ? step.attempts.filter((a) => !hung.has(a)) : step.attempts, new Set(['success', 'timeout']));
-  if (ran.length < 5) return { id: 'timeout-tight', step: step.label, reason: `${ran.length} attempts ran to an answer or the timeout (needs 5)` };
-  const all = summarize(ran);
-  const ok = summarize(completedDurations(step.attempts, new Set(['success'])));
+  const kept = step.attempts.kept;
+  const all = summarizeDurations(completed(hung.size > 0 ? kept.filter((a) => !hung.has(a)) : kept, new Set(['success', 'timeout'])));
+  if (all.n < 5) return { id: 'timeout-tight', step: step.label, reason: `${all.n} attempts ran to an answer or the timeout (needs 5)` };
+  const ok = summarizeDurations(completed(kept, new Set(['success'])));
   const limitMs = timeout.seconds * 1000;
   const ratio = all.p99 / limitMs;
-  const timedOut = step.attempts.filter((a) => a.outcome === 'timeout');
+  const timedOut = step.attempts.failed.filter((a) => a.outcome === 'timeout');
   if (ratio < 0.7) return [];
-  const lostForGood = [...fateMap.values()].filter((f) => f.final === 'timeout');
+  const lostForGood = [...step.attempts.fates.troubled.values()].filter((f) => f.final === 'timeout');
   const severity: Severity = timedOut.length > 0 && (ratio >= 0.9 || lostForGood.length > 0) ? 'error' : 'warning';
   const suggestion = Math.max(timeout.seconds * 2, Math.ceil((2 * (ok.n > 0 ? ok.p99 : all.p99)) / 1000));
   const evidence = [
@@ -474,44 +473,32 @@ const HANG_SHARE = 0.25;
  */
 function hungAttempts(step: StepRun, timeout: { seconds: number } | undefined): Attempt[] {
   if (!timeout) return [];
-  const timedOut = step.attempts.filter((a) => a.outcome === 'timeout');
+  const timedOut = step.attempts.failed.filter((a) => a.outcome === 'timeout');
   if (timedOut.length === 0) return [];
-  const ok = completedDurations(step.attempts, new Set(['success']));
-  if (ok.length === 0 || summarize(ok).p99 >= HANG_SHARE * timeout.seconds * 1000) return [];
+  const ok = completed(step.attempts.kept, new Set(['success']));
+  if (ok.length === 0 || summarizeDurations(ok).p99 >= HANG_SHARE * timeout.seconds * 1000) return [];
   return timedOut;
 }
 
 /** The inputs of the mini-batches `ids` per mini-batches.jsonl, as one short text each. */
 function inputsOf(step: StepRun, ids: ReadonlySet<string>): Map<string, string> {
   const out = new Map<string, string>();
-  const file = path.join(step.folder, 'mini-batches.jsonl');
-  if (!fs.existsSync(file)) return out;
-  try {
-    readJsonLines(file, 'mini-batches.jsonl', (m) => {
-      const id = String(m.mini_batch_id);
-      if (!ids.has(id)) return;
-      if (Array.isArray(m.files)) {
-        const files = m.files.map(String);
-        out.set(id, `${files.slice(0, 3).join(', ')}${files.length > 3 ? ` and ${files.length - 3} more` : ''}`);
-      } else if (typeof m.file === 'string') {
-        const first = Number(m.first_row);
-        out.set(id, `rows ${first}..${first + Number(m.items) - 1} of ${m.file} (from line ${m.first_line})`);
-      }
-    }, []);
-  } catch {
-    // the manifest is evidence, not a requirement
+  for (const [id, m] of miniBatchInputs(step.folder, ids)) {
+    if (m.firstRow !== undefined) out.set(id, `rows ${m.firstRow}..${m.firstRow + (m.rows ?? 0) - 1} of ${m.files[0]} (from line ${m.firstLine})`);
+    else if (m.files.length > 0) out.set(id, `${m.files.slice(0, 3).join(', ')}${m.files.length > 3 ? ` and ${m.files.length - 3} more` : ''}`);
   }
   return out;
 }
 
 /** A mini-batch whose run() hung: which one, on which input, how long, never a timeout to raise. */
-function hungMiniBatch(step: StepRun, timeout: { seconds: number; source: string } | undefined, fateMap: Map<string, MiniBatchFate>): Finding[] {
+function hungMiniBatch(step: StepRun, timeout: { seconds: number; source: string } | undefined): Finding[] {
   const hung = hungAttempts(step, timeout);
   if (hung.length === 0) return [];
   const byId = new Map<string, Attempt[]>();
   for (const a of hung) byId.set(a.id, [...(byId.get(a.id) ?? []), a]);
   const inputs = inputsOf(step, new Set(byId.keys()));
-  const ok = summarize(completedDurations(step.attempts, new Set(['success'])));
+  const ok = summarizeDurations(completed(step.attempts.kept, new Set(['success'])));
+  const fateMap = step.attempts.fates.troubled;
   const lost = [...byId.keys()].filter((id) => fateMap.get(id)?.final === 'timeout');
   const shown = [...byId.entries()].slice(0, 5);
   const evidence = shown.map(([id, as]) => {
@@ -791,16 +778,14 @@ function outputFinding(label: string | undefined, shown: string, p: string, from
 function rerun(step: StepRun): Finding[] {
   const out: Finding[] = [];
   const runs = step.runIds;
-  const counts = new Map<string, number>();
-  for (const m of step.miniBatches) counts.set(m.id, (counts.get(m.id) ?? 0) + 1);
-  const twice = [...counts.entries()].filter(([, n]) => n > 1).map(([id]) => id);
+  const twice = step.miniBatches.repeated;
   const starts = step.starts;
-  if (writersInUse(step).length > 0 && twice.length === 0) return out; // at the same time, not again: concurrent-writers
-  if (runs.length > 1 || twice.length > 0 || starts.length > 1) {
+  if (writersInUse(step).length > 0 && twice.count === 0) return out; // at the same time, not again: concurrent-writers
+  if (runs.length > 1 || twice.count > 0 || starts.length > 1) {
     const evidence: string[] = [];
     if (runs.length > 1) evidence.push(`${runs.length} runs wrote into this folder: ${runs.map((r) => `${r.runId} (from ${new Date(r.first).toISOString()}, ${r.records} log records)`).join('; ')}`);
     else if (starts.length > 1) evidence.push(`the step started ${starts.length} times under the same run id ${runs[0]?.runId ?? ''}: at ${starts.map((t) => new Date(t).toISOString()).join(', ')}`);
-    if (twice.length > 0) evidence.push(`${twice.length} mini-batch${twice.length === 1 ? ' was' : 'es were'} reported more than once in processed-mini-batches.csv: ${ids(twice)}`);
+    if (twice.count > 0) evidence.push(`${twice.count} mini-batch${twice.count === 1 ? ' was' : 'es were'} reported more than once in processed-mini-batches.csv: ${ids(twice.examples, 6, twice.count)}`);
     out.push({
       id: 'rerun',
       severity: 'warning',
@@ -810,7 +795,7 @@ function rerun(step: StepRun): Finding[] {
       fix:
         'A step re-ran under the same pipeline run id: an orchestrator retry after a failure or preemption, or a resubmission that reused the id. Its files mix both runs. ' +
         'If the re-run was unexpected, look at why the first run stopped (the earlier run id\'s last records) and at the job\'s retry settings; give a deliberate re-run a new STEP_TELEMETRY_PIPELINE_RUN_ID.',
-      data: { runs: runs.map((r) => ({ runId: r.runId, first: new Date(r.first).toISOString(), records: r.records })), starts: starts.map((t) => new Date(t).toISOString()), duplicateMiniBatches: twice.length },
+      data: { runs: runs.map((r) => ({ runId: r.runId, first: new Date(r.first).toISOString(), records: r.records })), starts: starts.map((t) => new Date(t).toISOString()), duplicateMiniBatches: twice.count },
     });
   }
   return out;
@@ -902,17 +887,16 @@ export function diagnose(run: RunData, options: CheckOptions = {}): Diagnosis {
     else skipped.push(r);
   };
   for (const step of run.steps) {
-    const fateMap = fates(step.attempts);
     const timeout = findTimeout(step, options.runInvocationTimeout);
     add(stepFailed(step));
     add(stepNotEnded(step));
-    if (step.attempts.length > 0) {
+    if (step.attempts.count > 0) {
       add(latencyTrend(step, timeout?.seconds));
-      add(dominantFailure(step, fateMap));
-      add(flakyRetries(step, fateMap, timeout));
-      add(timeoutTight(step, timeout, fateMap));
-      add(hungMiniBatch(step, timeout, fateMap));
-    } else if (step.miniBatches.length === 0) {
+      add(dominantFailure(step));
+      add(flakyRetries(step, step.attempts.fates, timeout));
+      add(timeoutTight(step, timeout));
+      add(hungMiniBatch(step, timeout));
+    } else if (step.miniBatches.count === 0) {
       skipped.push({ id: 'latency-trend, dominant-failure, flaky-retries, timeout-tight, hung-mini-batch', step: step.label, reason: 'no mini-batches recorded (a plain step)' });
     }
     add(exportFailures(step));
@@ -926,7 +910,7 @@ export function diagnose(run: RunData, options: CheckOptions = {}): Diagnosis {
     add(memoryGrowth(step));
     add(outOfMemory(step));
     add(eventLoopBlocked(step));
-    if (step.attempts.length > 0) {
+    if (step.attempts.count > 0) {
       add(ioBound(step));
       add(cpuSaturated(step));
     }

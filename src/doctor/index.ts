@@ -42,7 +42,7 @@ export function runDoctor(target: string, options: DoctorOptions = {}): DoctorRe
     folder: run.folder,
     kind: run.kind,
     pipelineRunId: run.pipelineRunId,
-    steps: run.steps.map((s) => ({ label: s.label, outcome: s.outcome, attempts: s.attempts.length, miniBatches: new Set(s.attempts.map((a) => a.id)).size || s.miniBatches.length })),
+    steps: run.steps.map((s) => ({ label: s.label, outcome: s.outcome, attempts: s.attempts.count, miniBatches: s.attempts.fates.total || s.miniBatches.count })),
     findings,
     skipped,
     notes: run.notes.map((n) => n.message),

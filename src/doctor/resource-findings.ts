@@ -46,12 +46,19 @@ function byProcess(step: StepRun): Map<number, ResourceSample[]> {
   return out;
 }
 
-/** The attempts a process ran: its worker name, within the time its samples cover. */
+/** The attempts a process ran (in a large run, a sample: see weightOf): its worker name, within the time its samples cover. */
 function attemptsOf(step: StepRun, samples: readonly ResourceSample[]): Attempt[] {
   const first = samples[0]!;
   const last = samples[samples.length - 1]!;
   const from = first.time - first.periodS * 1000 - 1000;
-  return step.attempts.filter((a) => a.worker === first.worker && a.start >= from && a.start <= last.time);
+  return step.attempts.kept.filter((a) => a.worker === first.worker && a.start >= from && a.start <= last.time);
+}
+
+/** How many attempts these stand for. */
+function weightOf(attempts: readonly Attempt[]): number {
+  let w = 0;
+  for (const a of attempts) w += a.weight;
+  return Math.round(w);
 }
 
 /** At most `max` points: medians of equal groups (Theil-Sen is quadratic in the points). */
@@ -110,7 +117,7 @@ function growthOf(step: StepRun, samples: readonly ResourceSample[], nodeMemory:
       limitName: run[run.length - 1]!.memoryLimit !== undefined ? 'the cgroup memory limit' : "the node's memory",
     },
   ];
-  const starts = attempts.map((a) => a.start);
+  const miniBatches = weightOf(attempts);
   for (const c of candidates) {
     if (c.points.length < (c.metric === 'heap after GC' ? 6 : GROWTH_MIN_SAMPLES)) continue;
     const ys = c.points.map(c.value);
@@ -125,8 +132,15 @@ function growthOf(step: StepRun, samples: readonly ResourceSample[], nodeMemory:
     if (!(grown >= GROWTH_MIN_BYTES && grown >= 0.2 * start)) continue;
     // mini-batch index of each point: how many of the process's attempts had started by then
     let perMiniBatch: number | undefined;
-    if (starts.length >= 5) {
-      const idx = c.points.map((s) => starts.filter((t) => t <= s.time).length);
+    if (miniBatches >= 5) {
+      // both in time order: one sweep
+      const idx: number[] = [];
+      let k = 0;
+      let started = 0;
+      for (const s of c.points) {
+        while (k < attempts.length && attempts[k]!.start <= s.time) started += attempts[k++]!.weight;
+        idx.push(Math.round(started));
+      }
       const t2 = thin(idx, ys);
       perMiniBatch = theilSen(t2.xs, t2.ys);
     }
@@ -143,7 +157,7 @@ function growthOf(step: StepRun, samples: readonly ResourceSample[], nodeMemory:
       last,
       perSecond,
       perMiniBatch,
-      miniBatches: attempts.length,
+      miniBatches,
       limit: c.limit,
       limitName: c.limitName,
       secondsToLimit,
@@ -275,7 +289,7 @@ function nearLimit(step: StepRun, last: ResourceSample | undefined, at: number):
 
 export function outOfMemory(step: StepRun): Finding[] {
   const cases: OomCase[] = [];
-  for (const a of step.attempts) {
+  for (const a of step.attempts.failed) {
     if (a.outcome !== 'crash') continue;
     const message = a.errorMessage ?? '';
     const pid = Number(PID.exec(message)?.[1]) || undefined;
@@ -362,7 +376,7 @@ export function eventLoopBlocked(step: StepRun): Finding[] {
     const top = list.reduce((m, s) => (s.eventLoopDelayMaxS > m.eventLoopDelayMaxS ? s : m));
     // the attempts of that worker within the line's period; the culprit ran at least as long as the block
     const from = top.time - top.periodS * 1000;
-    const overlapping = step.attempts.filter((a) => a.worker === top.worker && a.start <= top.time && a.start + a.durationMs >= from);
+    const overlapping = step.attempts.kept.filter((a) => a.worker === top.worker && a.start <= top.time && a.start + a.durationMs >= from);
     const long = overlapping.filter((a) => a.durationMs >= 900 * top.eventLoopDelayMaxS);
     const during = (long.length > 0 ? long : overlapping).map((a) => a.id);
     for (const id of during) running.add(id);
@@ -418,9 +432,9 @@ function workerCpu(step: StepRun): WorkerCpu[] {
     out.push({
       worker: last.worker,
       pid: last.pid,
-      busyS: inWindow.reduce((s, a) => s + a.durationMs, 0) / 1000,
+      busyS: inWindow.reduce((s, a) => s + a.durationMs * a.weight, 0) / 1000,
       cpuS: Math.max(0, last.cpuS - base.cpuS),
-      attempts: inWindow.length,
+      attempts: weightOf(inWindow),
       readChars: last.readChars !== undefined && base.readChars !== undefined ? last.readChars - base.readChars : undefined,
       diskReadBytes: last.diskReadBytes !== undefined && base.diskReadBytes !== undefined ? last.diskReadBytes - base.diskReadBytes : undefined,
     });
@@ -430,16 +444,16 @@ function workerCpu(step: StepRun): WorkerCpu[] {
 
 /** process 0's node samples taken while mini-batches ran. */
 function nodeSamplesDuringRun(step: StepRun): ResourceSample[] {
-  if (step.attempts.length === 0) return [];
-  const from = step.attempts[0]!.start;
-  const to = Math.max(...step.attempts.slice(-200).map((a) => a.start + a.durationMs));
+  const from = step.attempts.firstStart;
+  const to = step.attempts.lastEnd;
+  if (from === undefined || to === undefined) return [];
   return step.resources.filter((s) => s.process === 0 && s.node?.cpuUtilization !== undefined && s.time > from && s.time - s.periodS * 1000 < to);
 }
 
 function workersOf(step: StepRun): number {
   const attr = step.stepSpanAttributes['parallel_run.process_count_per_node'];
   if (typeof attr === 'number' && attr > 0) return attr;
-  return new Set(step.attempts.map((a) => a.worker)).size;
+  return step.attempts.byWorker.size;
 }
 
 export function ioBound(step: StepRun): Finding[] | Skipped {

@@ -24,7 +24,7 @@ export function defaultReportFile(folder: string): string {
 /** Read `folder` and write its report to `output` (default: report.html in the folder). */
 export function writeReport(folder: string, output?: string, options: ReportOptions = {}): WriteReportResult {
   const t0 = performance.now();
-  const run = readRunFolder(folder);
+  const run = readRunFolder(folder, { logSample: options.maxLogRecords });
   const t1 = performance.now();
   const html = buildReport(run, options);
   const t2 = performance.now();
@@ -39,7 +39,7 @@ export function writeReport(folder: string, output?: string, options: ReportOpti
     readMs: t1 - t0,
     buildMs: t2 - t1,
     steps: run.steps.length,
-    attempts: run.steps.reduce((s, st) => s + st.attempts.length, 0),
+    attempts: run.steps.reduce((s, st) => s + st.attempts.count, 0),
     notes: run.notes.map((n) => n.message),
   };
 }

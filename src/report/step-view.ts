@@ -14,15 +14,9 @@ export interface StepView {
 
 /** From the step's own start and end, widened to its mini-batch attempts. */
 export function stepRange(step: StepRun): { start?: number; end?: number } {
-  let start = step.started;
-  let end = step.ended;
-  if (step.attempts.length > 0) {
-    start = Math.min(start ?? Infinity, step.attempts[0]!.start);
-    let last = -Infinity;
-    for (const a of step.attempts) if (a.start + a.durationMs > last) last = a.start + a.durationMs;
-    end = Math.max(end ?? -Infinity, last);
-  }
-  return { start, end };
+  const { firstStart, lastEnd } = step.attempts;
+  if (firstStart === undefined || lastEnd === undefined) return { start: step.started, end: step.ended };
+  return { start: Math.min(step.started ?? Infinity, firstStart), end: Math.max(step.ended ?? -Infinity, lastEnd) };
 }
 
 export function stepView(step: StepRun, index: number): StepView {

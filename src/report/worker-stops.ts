@@ -70,12 +70,12 @@ export function workerStops(step: StepRun): WorkerStops {
     rec.level === 'error' && stopped(rec.process) && rec.message === endMessage && (rec.error === undefined || /^Terminated\b/.test(rec.error));
   const isStopSpan = (span: ErrorSpan): boolean => stopped(span.process) && span.name === step.name && (span.type === undefined || span.type === 'Terminated');
   let stopRecords = 0;
-  if (byProcess.size > 0) for (const rec of step.logs) if (isStopRecord(rec)) stopRecords++;
+  if (byProcess.size > 0) for (const rec of step.logs.records) if (isStopRecord(rec)) stopRecords++;
   return {
     byProcess,
     isStopRecord,
     isStopSpan,
-    errors: Math.max(0, (step.logCounts.error ?? 0) - stopRecords),
+    errors: Math.max(0, (step.logs.counts.error ?? 0) - stopRecords),
     stopRecords,
   };
 }

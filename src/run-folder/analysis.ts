@@ -1,6 +1,6 @@
-// Statistics over a step's mini-batch attempts, shared by the report and the doctor: percentiles,
-// a trend test, failures grouped by cause, and the fate of each mini-batch.
-import type { Attempt, StepRun } from './model.js';
+// Statistics over a step's mini-batch attempts, shared by the report and the doctor: percentiles
+// (weighted, for the sampled attempts of a large run), a trend test, failures grouped by cause.
+import type { Attempt, AttemptSet, DurationStats, MiniBatchFate, StepRun } from './model.js';
 
 /** Linear-interpolated percentile of sorted values (p in 0..100). */
 export function percentile(sorted: ArrayLike<number>, p: number): number {
@@ -23,7 +23,13 @@ export interface Summary {
   readonly max: number;
 }
 
-export function summarize(values: readonly number[]): Summary {
+/**
+ * n, min, mean, max and the percentiles of `values`; with `weights`, of each value counted as many
+ * times as its weight (a sampled attempt stands for several): the same figures when every weight
+ * is 1.
+ */
+export function summarize(values: readonly number[], weights?: readonly number[]): Summary {
+  if (weights !== undefined && weights.some((w) => w !== 1)) return summarizeWeighted(values, weights);
   const sorted = Float64Array.from(values).sort();
   let sum = 0;
   for (const v of sorted) sum += v;
@@ -37,6 +43,54 @@ export function summarize(values: readonly number[]): Summary {
     p99: percentile(sorted, 99),
     max: n ? sorted[n - 1]! : Number.NaN,
   };
+}
+
+function summarizeWeighted(values: readonly number[], weights: readonly number[]): Summary {
+  const order = Array.from(values.keys()).sort((a, b) => values[a]! - values[b]!);
+  const v = Float64Array.from(order, (k) => values[k]!);
+  const w = Float64Array.from(order, (k) => weights[k]!);
+  let total = 0;
+  let sum = 0;
+  for (let k = 0; k < v.length; k++) {
+    total += w[k]!;
+    sum += v[k]! * w[k]!;
+  }
+  const n = v.length;
+  return {
+    n: Math.round(total),
+    min: n ? v[0]! : Number.NaN,
+    mean: n ? sum / total : Number.NaN,
+    p50: weightedPercentile(v, w, total, 50),
+    p95: weightedPercentile(v, w, total, 95),
+    p99: weightedPercentile(v, w, total, 99),
+    max: n ? v[n - 1]! : Number.NaN,
+  };
+}
+
+/**
+ * `percentile` of sorted values each repeated as often as its weight: the value at rank
+ * p/100 × (W − 1) of the W copies, interpolated to the next one.
+ */
+function weightedPercentile(sorted: Float64Array, weights: Float64Array, total: number, p: number): number {
+  const n = sorted.length;
+  if (n === 0) return Number.NaN;
+  const rank = (p / 100) * Math.max(0, total - 1);
+  const lo = Math.floor(rank);
+  let k = 0;
+  let covered = weights[0]!;
+  while (k < n - 1 && covered <= lo) covered += weights[++k]!;
+  const at = sorted[k]!;
+  // the copy after `lo`: the same value while this one's copies last
+  const next = lo + 1 < covered || k === n - 1 ? at : sorted[k + 1]!;
+  return at + (next - at) * (rank - lo);
+}
+
+/** Durations (ms) of attempts, each weighted as it is sampled. */
+export function summarizeDurations(attempts: readonly Attempt[]): Summary {
+  return summarize(
+    attempts.map((a) => a.durationMs),
+    attempts.map((a) => a.weight),
+  );
 }
 
 export function median(values: readonly number[]): number {
@@ -144,40 +198,25 @@ export interface Cause {
   readonly exampleIds: string[];
 }
 
-/** The fate of every mini-batch that has attempts: its attempts in order and how it ended. */
-export interface MiniBatchFate {
-  readonly id: string;
-  readonly attempts: Attempt[];
-  /** The last attempt's outcome. */
-  final: string;
+function typeOf(a: Attempt, category: string): string | undefined {
+  return a.errorType && a.errorType !== category ? a.errorType : undefined;
 }
 
-export function fates(attempts: readonly Attempt[]): Map<string, MiniBatchFate> {
-  const out = new Map<string, MiniBatchFate>();
-  for (const a of attempts) {
-    let f = out.get(a.id);
-    if (!f) {
-      f = { id: a.id, attempts: [], final: a.outcome };
-      out.set(a.id, f);
-    }
-    f.attempts.push(a);
-  }
-  for (const f of out.values()) {
-    f.attempts.sort((a, b) => a.attempt - b.attempt || a.start - b.start);
-    f.final = f.attempts[f.attempts.length - 1]!.outcome;
-  }
-  return out;
+/** What groups failed attempts: the category, the error type and the message with its variable parts masked. */
+export function causeKey(a: Attempt): string {
+  const category = categoryOf(a);
+  return `${category}|${typeOf(a, category) ?? ''}|${messagePattern(a.errorMessage ?? a.outcome)}`;
 }
 
 /** Failed attempts grouped by cause (category, error type and message pattern), most frequent first. */
-export function groupFailures(step: StepRun, fateMap: Map<string, MiniBatchFate> = fates(step.attempts)): Cause[] {
+export function groupFailures(step: StepRun): Cause[] {
   const causes = new Map<string, Cause>();
-  for (const a of step.attempts) {
-    if (!isFailure(a)) continue;
+  const fateMap: ReadonlyMap<string, MiniBatchFate> = step.attempts.fates.troubled;
+  for (const a of step.attempts.failed) {
     const category = categoryOf(a);
     const message = a.errorMessage ?? a.outcome;
     const pattern = messagePattern(message);
-    const type = a.errorType && a.errorType !== category ? a.errorType : undefined;
+    const type = typeOf(a, category);
     const key = `${category}|${type ?? ''}|${pattern}`;
     let c = causes.get(key);
     if (!c) {
@@ -207,7 +246,7 @@ export function groupFailures(step: StepRun, fateMap: Map<string, MiniBatchFate>
       if (fate) {
         const last = fate.attempts[fate.attempts.length - 1]!;
         if (last.outcome === 'success') c.recovered++;
-        else if (isFailure(last) && `${categoryOf(last)}|${last.errorType && last.errorType !== categoryOf(last) ? last.errorType : ''}|${messagePattern(last.errorMessage ?? last.outcome)}` === key) c.finalFailures++;
+        else if (isFailure(last) && causeKey(last) === key) c.finalFailures++;
       }
     }
     c.workers.add(a.worker);
@@ -217,9 +256,32 @@ export function groupFailures(step: StepRun, fateMap: Map<string, MiniBatchFate>
   return [...causes.values()].sort((a, b) => b.attempts - a.attempts || b.miniBatches.size - a.miniBatches.size);
 }
 
-/** Durations (ms) of the attempts that ran to an answer or to the timeout, in start order. */
-export function completedDurations(attempts: readonly Attempt[], outcomes: ReadonlySet<string> = new Set(['success', 'error', 'timeout'])): number[] {
-  const out: number[] = [];
-  for (const a of attempts) if (outcomes.has(a.outcome)) out.push(a.durationMs);
-  return out;
+/** The attempts that ran to an answer or to the timeout (by default), in start order. */
+export function completed(attempts: readonly Attempt[], outcomes: ReadonlySet<string> = new Set(['success', 'error', 'timeout'])): Attempt[] {
+  return attempts.filter((a) => outcomes.has(a.outcome));
+}
+
+/** Mini-batches that took more than one attempt (or started past the first: only the processed report). */
+export function retried(fate: MiniBatchFate): boolean {
+  return fate.attempts.length > 1 || fate.attempts[0]!.attempt > 1;
+}
+
+/** Attempts that failed (error, timeout, crash), exact. */
+export function failedCount(attempts: AttemptSet): number {
+  return attempts.count - (attempts.byOutcome.success?.n ?? 0) - (attempts.byOutcome.aborted?.n ?? 0);
+}
+
+/** A summary whose count, min, mean and max are the exact figures (its percentiles may come from a sample). */
+export function exactSummary(s: Summary, stats: readonly DurationStats[]): Summary {
+  let n = 0;
+  let sum = 0;
+  let min = Infinity;
+  let max = -Infinity;
+  for (const x of stats) {
+    n += x.n;
+    sum += x.sumMs;
+    if (x.minMs < min) min = x.minMs;
+    if (x.maxMs > max) max = x.maxMs;
+  }
+  return n === 0 ? s : { ...s, n, min, mean: sum / n, max };
 }

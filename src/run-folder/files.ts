@@ -2,7 +2,7 @@
 // checked line by line. A file that is corrupt stops the read with an error naming the file and
 // the line; a half-written last line (what a killed step leaves) is tolerated and reported.
 import fs from 'node:fs';
-import { parseCsv } from '../util/csv.js';
+import { CsvLineRecords } from '../util/csv.js';
 
 /** A run folder (or one of its files) that cannot be read as one. */
 export class RunFolderError extends Error {
@@ -35,12 +35,12 @@ function preview(text: string, max = 120): string {
  * Call `onLine` for every line of a file, with its 1-based number. The last line is passed with
  * `last: true`, and `terminated` tells whether it ended with a newline.
  */
-export function forEachLine(file: string, onLine: (text: string, line: number, last: boolean, terminated: boolean) => void): void {
+export function forEachLine(file: string, onLine: (text: string, line: number, last: boolean, terminated: boolean) => void, label = file): void {
   let fd: number;
   try {
     fd = fs.openSync(file, 'r');
   } catch (error) {
-    throw new RunFolderError(`${file}: cannot open (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`, file);
+    throw new RunFolderError(`${label}: cannot read (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`, label);
   }
   try {
     const buf = Buffer.allocUnsafe(CHUNK_BYTES);
@@ -121,7 +121,7 @@ export function readJsonLines(
       return;
     }
     throw new RunFolderError(`${label}:${line}: not a valid JSON record (${problem}): ${preview(text)}`, label, line);
-  });
+  }, label);
   return count;
 }
 
@@ -183,71 +183,60 @@ export function readJsonFile(file: string, label: string): Record<string, unknow
   }
 }
 
-export interface CsvFile {
-  readonly header: readonly string[];
-  /** Records with the line each starts on. */
-  readonly rows: { readonly line: number; readonly cells: readonly string[] }[];
-}
-
 /**
- * An RFC 4180 CSV file with a header line, parsed by csv-parse (src/util/csv.ts, the parser of
- * the runner's tabular input too). Quoted cells may hold commas, quotes and newlines. Every
- * record must have as many cells as the header, except a half-written last one (no line break
- * at its end, or a quote never closed: what a killed writer leaves).
+ * The records of an RFC 4180 CSV file with a header line, in one pass (memory bounded whatever
+ * its size; src/util/csv.ts: csv-parse for what has quotes): the header is returned, each record
+ * is given to `onRow` with the line it starts on. Quoted cells may hold commas, quotes and
+ * newlines (`onHeader` gets the header first). Every record must have as many cells as the header, except a half-written last one
+ * (no line break at its end, or a quote never closed: what a killed writer leaves), which is noted.
  */
-export function readCsvFile(file: string, label: string, notes: ReadNote[], expectColumns?: readonly string[]): CsvFile {
-  let data: Buffer;
-  try {
-    data = fs.readFileSync(file);
-  } catch (error) {
-    throw new RunFolderError(`${label}: cannot read (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`, label);
-  }
-  const records: { line: number; cells: string[]; complete: boolean }[] = [];
-  const malformed: { line: number; reason: string; after: number }[] = [];
-  const terminated = data.length > 0 && data[data.length - 1] === NEWLINE;
-  parseCsv(data, ',', 1, {
-    record(cells, line, end) {
-      records.push({ line, cells, complete: end < data.length || terminated });
+export function readCsvRecords(
+  file: string,
+  label: string,
+  notes: ReadNote[],
+  expectColumns: readonly string[] | undefined,
+  onRow: (cells: readonly string[], line: number) => void,
+  onHeader?: (columns: readonly string[]) => void,
+): readonly string[] {
+  let header: string[] | undefined;
+  let cut: number | undefined;
+  const records = new CsvLineRecords(',', {
+    record(cells, line, terminated) {
+      if (cut !== undefined) throw new RunFolderError(`${label}:${cut}: not valid CSV: a quote not closed before the end of the record`, label, cut);
+      if (header === undefined) {
+        if (!terminated) throw new RunFolderError(`${label}:1: the header line is half-written (truncated)`, label, 1);
+        header = cells;
+        const missing = (expectColumns ?? []).filter((c) => !cells.includes(c));
+        if (missing.length > 0) {
+          throw new RunFolderError(`${label}:1: not the expected header: missing column${missing.length === 1 ? '' : 's'} ${missing.join(', ')} (found: ${preview(cells.join(','), 200)})`, label, 1);
+        }
+        onHeader?.(cells);
+        return;
+      }
+      if (!terminated) {
+        // every line is written with its newline: one without it was cut short
+        notes.push({ file: label, line, message: `${label}:${line}: the last line is half-written (the writer was stopped mid-line); ignored` });
+        return;
+      }
+      if (cells.length !== header.length) {
+        throw new RunFolderError(`${label}:${line}: expected ${header.length} columns as in the header, found ${cells.length}: ${preview(cells.join(','))}`, label, line);
+      }
+      onRow(cells, line);
     },
     malformed(reason, line) {
-      malformed.push({ line, reason, after: records.length });
+      // a quote never closed can only be the last record, cut short; anything else is corrupt
+      if (!/quote not closed/i.test(reason)) throw new RunFolderError(`${label}:${line}: not valid CSV: ${reason}`, label, line);
+      cut = line;
     },
   });
-  // a quote never closed can only be the last record, cut short; anything else is corrupt
-  const bad = malformed.find((m) => m.after < records.length || !/quote not closed/i.test(m.reason));
-  if (bad) throw new RunFolderError(`${label}:${bad.line}: not valid CSV: ${bad.reason}`, label, bad.line);
-  const cut = malformed[0];
-  if (records.length === 0) {
-    if (cut) throw new RunFolderError(`${label}:1: the header line is half-written (truncated)`, label, 1);
+  forEachLine(file, (text, line, _last, terminated) => records.line(text, line, terminated), label);
+  records.end();
+  if (header === undefined) {
+    if (cut !== undefined) throw new RunFolderError(`${label}:1: the header line is half-written (truncated)`, label, 1);
     throw new RunFolderError(`${label}: the file is empty (no header line)`, label, 1);
   }
-  const header = records[0]!;
-  if (!header.complete) throw new RunFolderError(`${label}:1: the header line is half-written (truncated)`, label, 1);
-  if (expectColumns) {
-    const missing = expectColumns.filter((c) => !header.cells.includes(c));
-    if (missing.length > 0) {
-      throw new RunFolderError(`${label}:1: not the expected header: missing column${missing.length === 1 ? '' : 's'} ${missing.join(', ')} (found: ${preview(header.cells.join(','), 200)})`, label, 1);
-    }
-  }
-  const rows: { line: number; cells: string[] }[] = [];
-  for (let k = 1; k < records.length; k++) {
-    const r = records[k]!;
-    if (k === records.length - 1 && !r.complete) {
-      // every line is written with its newline: one without it was cut short
-      notes.push({ file: label, line: r.line, message: `${label}:${r.line}: the last line is half-written (the writer was stopped mid-line); ignored` });
-      continue;
-    }
-    if (r.cells.length !== header.cells.length) {
-      throw new RunFolderError(
-        `${label}:${r.line}: expected ${header.cells.length} columns as in the header, found ${r.cells.length}: ${preview(r.cells.join(','))}`,
-        label,
-        r.line,
-      );
-    }
-    rows.push({ line: r.line, cells: r.cells });
-  }
-  if (cut) notes.push({ file: label, line: cut.line, message: `${label}:${cut.line}: the last line is half-written (the writer was stopped mid-line); ignored` });
-  return { header: header.cells, rows };
+  if (cut !== undefined) notes.push({ file: label, line: cut, message: `${label}:${cut}: the last line is half-written (the writer was stopped mid-line); ignored` });
+  return header;
 }
 
 /** The last `maxBytes` of a text file, from a line start. */

@@ -12,6 +12,8 @@ export interface MiniBatchInputs {
   /** A tabular mini-batch: its first row (0-based, after the header) and how many rows. */
   readonly firstRow?: number;
   readonly rows?: number;
+  /** The line of the file its first row is on. */
+  readonly firstLine?: number;
 }
 
 export function miniBatchInputs(stepFolder: string, ids: Iterable<string>): Map<string, MiniBatchInputs> {
@@ -24,7 +26,7 @@ export function miniBatchInputs(stepFolder: string, ids: Iterable<string>): Map<
       if (out.size === wanted.size) return;
       const m = /"mini_batch_id":"([^"]+)"/.exec(text);
       if (!m || !wanted.has(m[1]!)) return;
-      let rec: { files?: unknown; file?: unknown; first_row?: unknown; items?: unknown };
+      let rec: { files?: unknown; file?: unknown; first_row?: unknown; first_line?: unknown; items?: unknown };
       try {
         rec = JSON.parse(text) as typeof rec;
       } catch {
@@ -35,6 +37,7 @@ export function miniBatchInputs(stepFolder: string, ids: Iterable<string>): Map<
         files,
         firstRow: typeof rec.first_row === 'number' ? rec.first_row : undefined,
         rows: typeof rec.first_row === 'number' && typeof rec.items === 'number' ? rec.items : undefined,
+        firstLine: typeof rec.first_line === 'number' ? rec.first_line : undefined,
       });
     });
   } catch {

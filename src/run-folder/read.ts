@@ -4,20 +4,29 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { FILES, PROCESSED_COLUMNS } from '../runner/reports.js';
-import { RunFolderError, readCsvFile, readJsonFile, readJsonLines, readTail, readText, type ReadNote } from './files.js';
-import type { Attempt, ErrorSpan, ExportRecord, LogRecord, MetricRecord, MiniBatchRow, ResourceSample, RunData, Runtime, StepProcess, StepRun } from './model.js';
+import { AttemptCollector } from './attempts.js';
+import { RunFolderError, readCsvRecords, readJsonFile, readJsonLines, readTail, readText, type ReadNote } from './files.js';
+import { IdTable } from './id-table.js';
+import { LogCollector } from './log-summary.js';
+import { MetricCollector } from './metric-series.js';
+import { MiniBatchRowCollector } from './mini-batch-rows.js';
+import type { ErrorSpan, ExportRecord, MiniBatchRow, ResourceSample, RunData, Runtime, StepProcess, StepRun } from './model.js';
 
 /** Files that only a step folder holds. */
 const STEP_FILE = /^(?:step(?:\.process-\d+)?\.json|(?:logs|metrics|spans|resources)(?:\.process-\d+)?\.jsonl|driver(?:\.process-\d+)?\.log|processed-mini-batches\.csv)$/;
 const NODE_DIR = /^node-(\d+)$/;
-const MAX_LOGS = 300_000;
-const MAX_METRICS = 500_000;
+/** Log records kept of each kind (the report's default --max-logs). */
+const LOG_SAMPLE = 5000;
 const MAX_ERROR_SPANS = 10_000;
 const MAX_RESOURCE_SAMPLES = 200_000;
 
 export interface ReadOptions {
-  /** Keep only the error and warning log records and no metric records (the files are still read and checked). */
+  /** Keep only the error log records and no metric records (the files are still read and checked): the doctor. */
   readonly light?: boolean;
+  /** Log records kept of each kind: the report's sample size (default 5,000). */
+  readonly logSample?: number;
+  /** Successful first attempts kept before they are sampled (default 200,000). */
+  readonly attemptSample?: number;
 }
 
 function entries(dir: string): fs.Dirent[] {
@@ -224,7 +233,8 @@ function readStep(folder: string, label: string, nodeRank: number | undefined, n
   for (const [k, v] of Object.entries(obj(main?.json.tags) ?? {})) tags[k] = String(v);
 
   // spans
-  const attempts: Attempt[] = [];
+  const ids = new IdTable();
+  const attempts = new AttemptCollector(ids, options.attemptSample);
   const errorSpans: ErrorSpan[] = [];
   let stepSpanAttributes: Record<string, unknown> = {};
   let spanCount = 0;
@@ -251,7 +261,7 @@ function readStep(folder: string, label: string, nodeRank: number | undefined, n
         if (kind === 'CONSUMER' && typeof mb === 'string') {
           const outcome = str(attrs['mini_batch.outcome']) ?? (status?.code === 'ERROR' ? 'error' : 'success');
           const statusMessage = str(status?.message);
-          attempts.push({
+          attempts.add({
             id: mb,
             attempt: num(attrs['mini_batch.attempt']) ?? 1,
             items: num(attrs['mini_batch.items']) ?? 0,
@@ -263,6 +273,7 @@ function readStep(folder: string, label: string, nodeRank: number | undefined, n
             errorMessage: str(exception?.['exception.message']) ?? (outcome === 'success' ? undefined : statusMessage),
             stack: str(exception?.['exception.stacktrace']),
             itemsFailed: num(attrs['mini_batch.items_failed']),
+            weight: 1,
           });
           return;
         }
@@ -282,41 +293,38 @@ function readStep(folder: string, label: string, nodeRank: number | undefined, n
       notes,
     );
   }
-  attempts.sort((a, b) => a.start - b.start || a.attempt - b.attempt);
 
-  // the runner's files
-  let miniBatches: MiniBatchRow[] = [];
+  // the runner's files; the processed report gives the attempts when there are no spans
+  const rows = new MiniBatchRowCollector(ids);
+  const fromSpans = attempts.size > 0;
   if (names.has(FILES.processed)) {
-    const csv = readCsvFile(path.join(folder, FILES.processed), rel(FILES.processed), notes, ['mini_batch_id', 'status']);
-    const col = (c: (typeof PROCESSED_COLUMNS)[number]): number => csv.header.indexOf(c);
-    const idx = Object.fromEntries(PROCESSED_COLUMNS.map((c) => [c, col(c)])) as Record<(typeof PROCESSED_COLUMNS)[number], number>;
-    const cell = (cells: readonly string[], c: (typeof PROCESSED_COLUMNS)[number]): string => (idx[c] >= 0 ? (cells[idx[c]] ?? '') : '');
-    const n = (cells: readonly string[], c: (typeof PROCESSED_COLUMNS)[number]): number => {
-      const v = Number(cell(cells, c));
-      return Number.isFinite(v) ? v : 0;
-    };
-    miniBatches = csv.rows.map(({ line, cells }) => ({
-      id: cell(cells, 'mini_batch_id'),
-      timesPicked: n(cells, 'times_picked'),
-      worker: cell(cells, 'worker'),
-      start: time(cell(cells, 'start_time')) ?? 0,
-      end: time(cell(cells, 'end_time')) ?? 0,
-      totalItems: n(cells, 'total_items'),
-      succeededItems: n(cells, 'succeeded_items'),
-      failedItems: n(cells, 'failed_items'),
-      elapsedSeconds: n(cells, 'elapsed_seconds'),
-      runMethodSeconds: n(cells, 'run_method_seconds'),
-      status: cell(cells, 'status'),
-      errorCategory: cell(cells, 'error_category'),
-      errorMessage: cell(cells, 'error_message'),
-      line,
-    }));
-  }
-  let attemptsSource: StepRun['attemptsSource'] = attempts.length > 0 ? 'spans' : 'none';
-  if (attempts.length === 0 && miniBatches.length > 0) {
-    attemptsSource = 'processed-report';
-    for (const m of miniBatches) {
-      attempts.push({
+    let idx: Record<(typeof PROCESSED_COLUMNS)[number], number> | undefined;
+    readCsvRecords(path.join(folder, FILES.processed), rel(FILES.processed), notes, ['mini_batch_id', 'status'], (cells, line) => {
+      const at = idx!;
+      const cell = (c: (typeof PROCESSED_COLUMNS)[number]): string => (at[c] >= 0 ? (cells[at[c]] ?? '') : '');
+      const n = (c: (typeof PROCESSED_COLUMNS)[number]): number => {
+        const v = Number(cell(c));
+        return Number.isFinite(v) ? v : 0;
+      };
+      const m: MiniBatchRow = {
+        id: cell('mini_batch_id'),
+        timesPicked: n('times_picked'),
+        worker: cell('worker'),
+        start: time(cell('start_time')) ?? 0,
+        end: time(cell('end_time')) ?? 0,
+        totalItems: n('total_items'),
+        succeededItems: n('succeeded_items'),
+        failedItems: n('failed_items'),
+        elapsedSeconds: n('elapsed_seconds'),
+        runMethodSeconds: n('run_method_seconds'),
+        status: cell('status'),
+        errorCategory: cell('error_category'),
+        errorMessage: cell('error_message'),
+        line,
+      };
+      rows.add(m);
+      if (fromSpans) return;
+      attempts.add({
         id: m.id,
         attempt: Math.max(1, m.timesPicked),
         items: m.totalItems,
@@ -326,15 +334,19 @@ function readStep(folder: string, label: string, nodeRank: number | undefined, n
         outcome: STATUS_OUTCOME[m.status] ?? 'error',
         errorType: m.errorCategory || undefined,
         errorMessage: m.errorMessage || undefined,
+        stack: undefined,
         itemsFailed: m.failedItems,
+        weight: 1,
       });
-    }
-    attempts.sort((a, b) => a.start - b.start);
+    }, (columns) => {
+      idx = Object.fromEntries(PROCESSED_COLUMNS.map((c) => [c, columns.indexOf(c)])) as Record<(typeof PROCESSED_COLUMNS)[number], number>;
+    });
   }
+  const attemptSet = attempts.finish(fromSpans ? 'spans' : attempts.size > 0 ? 'processed-report' : 'none');
   let workers: Record<string, string>[] = [];
   if (names.has(FILES.workers)) {
-    const csv = readCsvFile(path.join(folder, FILES.workers), rel(FILES.workers), notes, ['worker']);
-    workers = csv.rows.map(({ cells }) => Object.fromEntries(csv.header.map((h, i) => [h, cells[i] ?? ''])));
+    let header: readonly string[] = [];
+    readCsvRecords(path.join(folder, FILES.workers), rel(FILES.workers), notes, ['worker'], (cells) => workers.push(Object.fromEntries(header.map((h, i) => [h, cells[i] ?? '']))), (columns) => (header = columns));
   }
   const result = names.has(FILES.result) ? readJsonFile(path.join(folder, FILES.result), rel(FILES.result)) : undefined;
   const progressOverview = names.has(FILES.overview) ? readText(path.join(folder, FILES.overview)) : undefined;
@@ -344,32 +356,32 @@ function readStep(folder: string, label: string, nodeRank: number | undefined, n
     .map((f) => ({ file: f.name, tail: readTail(path.join(folder, f.name), 4096) }));
 
   // logs
-  const logs: LogRecord[] = [];
-  const logCounts: Record<string, number> = {};
+  const logs = new LogCollector(options.logSample ?? LOG_SAMPLE, options.light === true);
   const runIds = new Map<string, { runId: string; first: number; records: number }>();
   const starts: number[] = [];
   for (const name of matching('logs', '.jsonl')) {
     const proc = processOf(name);
     let lastTime = 0;
+    /** The run writing this file: named on the first record of each start (on every record in folders written before 0.2). */
+    let run: { runId: string; first: number; records: number } | undefined;
     readJsonLines(
       path.join(folder, name),
       rel(name),
       (rec) => {
         const level = str(rec.level) ?? 'info';
-        logCounts[level] = (logCounts[level] ?? 0) + 1;
         const t = time(rec.timestamp) ?? lastTime;
         lastTime = t;
         const runId = str(rec.run_id);
-        if (runId !== undefined) {
-          const r = runIds.get(runId);
-          if (r) {
-            r.records++;
-            if (t < r.first) r.first = t;
-          } else runIds.set(runId, { runId, first: t, records: 1 });
+        // a record that carries the identity (a field of the program's own named run_id does not)
+        if (runId !== undefined && rec.step_name !== undefined && rec.pipeline_run_id !== undefined && runId !== run?.runId) {
+          run = runIds.get(runId);
+          if (!run) runIds.set(runId, (run = { runId, first: t, records: 0 }));
         }
-        if (proc === 0 && typeof rec.message === 'string' && rec.message.startsWith('step ') && rec.message.endsWith(' started') && rec.span_id !== undefined) starts.push(t);
-        if (options.light && level !== 'error' && level !== 'warn') return;
-        if (logs.length >= MAX_LOGS) return;
+        if (run) {
+          run.records++;
+          if (t < run.first) run.first = t;
+        }
+        if (proc === 0 && typeof rec.message === 'string' && rec.message.startsWith('step ') && rec.message.endsWith(' started') && rec.mini_batch_id === undefined) starts.push(t);
         const err = obj(rec.error);
         let error: string | undefined;
         let stack = str(rec.stack);
@@ -378,36 +390,34 @@ function readStep(folder: string, label: string, nodeRank: number | undefined, n
           stack = str(err.stack) ?? stack;
         } else if (typeof rec.error === 'string') error = rec.error;
         const message = typeof rec.message === 'string' ? rec.message : JSON.stringify(rec.message ?? '');
-        logs.push({ time: t, level, message, process: proc, miniBatch: str(rec.mini_batch_id), runId, error, stack });
+        logs.add({ time: t, level, message, process: proc, miniBatch: str(rec.mini_batch_id), runId: run?.runId, error, stack });
+      },
+      notes,
+    );
+    logs.endFile();
+  }
+
+  // metrics: read (and checked) even when light, kept only when not
+  const metrics = new MetricCollector();
+  for (const name of matching('metrics', '.jsonl')) {
+    const proc = processOf(name);
+    const label = rel(name);
+    readJsonLines(
+      path.join(folder, name),
+      label,
+      (rec, line) => {
+        const metricName = rec.name;
+        const kind = rec.kind;
+        if (typeof metricName !== 'string' || typeof kind !== 'string') {
+          throw new RunFolderError(`${label}:${line}: not a metric record (expected "kind" and "name")`, label, line);
+        }
+        if (options.light) return;
+        metrics.add({ time: time(rec.time) ?? 0, kind, name: metricName, value: rec.value, step: num(rec.step), process: proc });
       },
       notes,
     );
   }
-  logs.sort((a, b) => a.time - b.time);
-
-  // metrics
-  const metrics: MetricRecord[] = [];
-  {
-    // read (and checked) even when light, kept only when not
-    for (const name of matching('metrics', '.jsonl')) {
-      const proc = processOf(name);
-      const label = rel(name);
-      readJsonLines(
-        path.join(folder, name),
-        label,
-        (rec, line) => {
-          const metricName = rec.name;
-          const kind = rec.kind;
-          if (typeof metricName !== 'string' || typeof kind !== 'string') {
-            throw new RunFolderError(`${label}:${line}: not a metric record (expected "kind" and "name")`, label, line);
-          }
-          if (options.light || metrics.length >= MAX_METRICS) return;
-          metrics.push({ time: time(rec.time) ?? 0, kind, name: metricName, value: rec.value, step: num(rec.step), process: proc });
-        },
-        notes,
-      );
-    }
-  }
+  if (metrics.dropped > 0) notes.push({ file: rel('metrics.jsonl'), line: 0, message: `${rel('metrics.jsonl')}: more than 10,000 metric names: ${metrics.dropped} records of the others are not shown` });
 
   // resources (src/resources/)
   const resources: ResourceSample[] = [];
@@ -462,9 +472,9 @@ function readStep(folder: string, label: string, nodeRank: number | undefined, n
   const stepName = str(identity.stepName) ?? (nodeRank !== undefined ? path.basename(path.dirname(folder)) : path.basename(folder));
   let outcome = main?.outcome ?? 'unknown';
   if (outcome === 'unknown' && str(result?.status)) outcome = result!.status === 'succeeded' ? 'success' : result!.status === 'terminated' ? 'terminated' : 'failure';
-  const firstSeen = Math.min(attempts[0]?.start ?? Infinity, logs[0]?.time ?? Infinity, stepSpanStart ?? Infinity);
-  const lastAttempt = attempts.length > 0 ? Math.max(...attempts.slice(-200).map((a) => a.start + a.durationMs)) : -Infinity;
-  const lastSeen = Math.max(lastAttempt, logs[logs.length - 1]?.time ?? -Infinity, stepSpanEnd ?? -Infinity);
+  const logSummary = logs.finish();
+  const firstSeen = Math.min(attemptSet.firstStart ?? Infinity, logSummary.firstTime ?? Infinity, stepSpanStart ?? Infinity);
+  const lastSeen = Math.max(attemptSet.lastEnd ?? -Infinity, logSummary.last?.time ?? -Infinity, stepSpanEnd ?? -Infinity);
   return {
     folder,
     label,
@@ -480,16 +490,14 @@ function readStep(folder: string, label: string, nodeRank: number | undefined, n
     exports,
     diagnostics,
     stepSpanAttributes,
-    attempts,
-    attemptsSource,
-    miniBatches,
+    attempts: attemptSet,
+    miniBatches: rows.finish(),
     workers,
     result,
     progressOverview,
     errorSummary,
-    logs,
-    logCounts,
-    metrics,
+    logs: logSummary,
+    metrics: metrics.finish(),
     errorSpans,
     spanCount,
     runIds: [...runIds.values()].sort((a, b) => a.first - b.first),

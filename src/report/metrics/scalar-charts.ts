@@ -1,7 +1,7 @@
 // step.log scalars as line charts over their step index (whole-number ticks when the index is
 // one), a long series as its mean and min–max per bucket; series that share a stem (train_loss /
 // val_loss) overlaid in one chart, with a toggle to see them apart.
-import type { MetricRecord } from '../../run-folder/model.js';
+import type { MetricRecord, MetricSeries } from '../../run-folder/model.js';
 import { xyChartSvg, type Band, type LineSeries } from '../charts/xy-chart.js';
 import { COLORS, PALETTE } from '../colors.js';
 import { formatNumber, maxOf, minOf } from '../format.js';
@@ -16,19 +16,42 @@ export interface SeriesData {
   readonly withStep: boolean;
   /** All x are whole numbers (a step index, or the record number). */
   readonly integer: boolean;
-  readonly values: number[];
+  /** Values, the last, the smallest, the largest. */
+  readonly n: number;
+  readonly last: number;
+  readonly min: number;
+  readonly max: number;
   /** Set when the series was aggregated: min–max per bucket. */
   readonly band?: [number, number, number][];
 }
 
-/** The records of one scalar as points: over their step index when every record has one, else in order. */
-export function seriesData(records: readonly MetricRecord[]): SeriesData {
+/** A scalar's values as points: over their step index when every record has one, else in order. */
+export function seriesData(series: MetricSeries): SeriesData {
+  const b = series.buckets;
+  if (b) {
+    // more values than were kept: their buckets (the reader's)
+    return {
+      points: b.buckets.map((x) => [x.x, x.mean]),
+      withStep: b.withStep,
+      integer: b.integer,
+      n: b.n,
+      last: b.last,
+      min: b.min,
+      max: b.max,
+      band: b.buckets.map((x) => [x.x, x.min, x.max]),
+    };
+  }
+  return recordsData(series.records);
+}
+
+function recordsData(records: readonly MetricRecord[]): SeriesData {
   const withStep = records.every((r) => r.step !== undefined);
   const pts: [number, number][] = records.map((r, k) => [withStep ? r.step! : k + 1, r.value as number]);
   if (withStep) pts.sort((a, b) => a[0] - b[0]);
   const values = records.map((r) => r.value as number);
   const integer = pts.every(([x]) => Number.isInteger(x));
-  if (pts.length <= METRIC_POINTS) return { points: pts, withStep, integer, values };
+  const figures = { n: values.length, last: values[values.length - 1]!, min: minOf(values), max: maxOf(values) };
+  if (pts.length <= METRIC_POINTS) return { points: pts, withStep, integer, ...figures };
   const xMin = pts[0]![0];
   const xMax = pts[pts.length - 1]![0];
   const nb = METRIC_POINTS / 2;
@@ -49,12 +72,11 @@ export function seriesData(records: readonly MetricRecord[]): SeriesData {
     points.push([a.x / a.n, a.sum / a.n]);
     band.push([a.x / a.n, a.min, a.max]);
   }
-  return { points, withStep, integer, values, band };
+  return { points, withStep, integer, ...figures, band };
 }
 
 function summary(name: string, d: SeriesData): string {
-  const last = d.values[d.values.length - 1]!;
-  return `<b>${esc(name)}</b> · ${plural(d.values.length, 'value')} · last ${esc(formatNumber(last))} · min ${esc(formatNumber(minOf(d.values)))} · max ${esc(formatNumber(maxOf(d.values)))}${d.band ? ' · mean and min–max per bucket' : ''}`;
+  return `<b>${esc(name)}</b> · ${plural(d.n, 'value')} · last ${esc(formatNumber(d.last))} · min ${esc(formatNumber(d.min))} · max ${esc(formatNumber(d.max))}${d.band ? ' · mean and min–max per bucket' : ''}`;
 }
 
 function chart(id: string, label: string, series: readonly { name: string; data: SeriesData; color: string }[]): string {
@@ -73,16 +95,16 @@ function chart(id: string, label: string, series: readonly { name: string; data:
 }
 
 /** One scalar series. */
-export function scalarFigure(name: string, records: readonly MetricRecord[], id: string): string {
-  const data = seriesData(records);
+export function scalarFigure(name: string, series: MetricSeries, id: string): string {
+  const data = seriesData(series);
   return `<figure class="chart small" data-chart="metric"><figcaption>${summary(name, data)}</figcaption>${chart(id, `metric ${name}`, [{ name, data, color: COLORS.line }])}</figure>`;
 }
 
 /** Series of one stem in one chart (a toggle shows them one by one). */
-export function overlayFigure(stem: string, members: readonly { name: string; records: readonly MetricRecord[] }[], id: string): string {
-  const series = members.map((m, k) => ({ name: m.name, data: seriesData(m.records), color: PALETTE[k % PALETTE.length]! }));
+export function overlayFigure(stem: string, members: readonly MetricSeries[], id: string): string {
+  const series = members.map((m, k) => ({ name: m.name, data: seriesData(m), color: PALETTE[k % PALETTE.length]! }));
   const together = chart(id, `metrics ${series.map((s) => s.name).join(', ')}`, series) + legend(series.map((s) => ({ label: s.name, color: s.color, shape: 'line' as const })));
   const apart = series.map((s, k) => `<div class="apart"><div class="cap">${summary(s.name, s.data)}</div>${chart(`${id}-${k}`, `metric ${s.name}`, [{ name: s.name, data: s.data, color: s.color }])}</div>`).join('');
-  const caption = `<b>${esc(stem)}</b>: ${series.map((s) => `${esc(s.name)} (last ${esc(formatNumber(s.data.values[s.data.values.length - 1]!))})`).join(' · ')}`;
+  const caption = `<b>${esc(stem)}</b>: ${series.map((s) => `${esc(s.name)} (last ${esc(formatNumber(s.data.last))})`).join(' · ')}`;
   return `<figure class="chart small" data-chart="overlay" data-stem="${esc(stem)}"><figcaption>${caption}</figcaption>${toggle(`${id}-apart`, 'separate charts', together, apart)}</figure>`;
 }

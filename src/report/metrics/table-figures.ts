@@ -1,7 +1,7 @@
 // step.logList, logRow and logTable records: a list as a line chart over its positions, a
 // confusion matrix as a heatmap, other rows and tables as tables. The numbers behind a picture are
 // one click away (a <details> under it).
-import type { MetricRecord } from '../../run-folder/model.js';
+import type { MetricRecord, MetricSeries } from '../../run-folder/model.js';
 import { heatmapSvg } from '../charts/heatmap.js';
 import { xyChartSvg } from '../charts/xy-chart.js';
 import { COLORS } from '../colors.js';
@@ -17,17 +17,18 @@ function more(n: number, shown: number, what: string): string {
   return n > shown ? `<p class="hint">${formatCount(n - shown)} more ${what} not shown</p>` : '';
 }
 
-function times(list: readonly MetricRecord[]): string {
-  return list.length > 1 ? `, logged ${list.length} times (the last shown)` : '';
+function times(series: MetricSeries): string {
+  return series.count > 1 ? `, logged ${series.count} times (the last shown)` : '';
 }
 
 /** A list of numbers: a line chart over its positions, its values behind a toggle. */
-export function listFigure(name: string, list: readonly MetricRecord[], id: string): string {
-  const last = list[list.length - 1]!;
+export function listFigure(series: MetricSeries, id: string): string {
+  const { name, records } = series;
+  const last = records[records.length - 1]!;
   const values = Array.isArray(last.value) ? (last.value as unknown[]) : [];
   const numbers = values.filter((v): v is number => typeof v === 'number' && Number.isFinite(v));
   const valuesTable = table(['#', 'value'], values.slice(0, LIST_ROWS).map((v, k) => [esc(String(k)), cellText(v)]), 'num') + more(values.length, LIST_ROWS, 'values');
-  const head = `<b>${esc(name)}</b> · list${esc(times(list))}, ${plural(values.length, 'value')}`;
+  const head = `<b>${esc(name)}</b> · list${esc(times(series))}, ${plural(values.length, 'value')}`;
   if (numbers.length < 2 || numbers.length !== values.length) {
     return `<div class="mtable"><h4>${head}</h4>${valuesTable}</div>`;
   }
@@ -65,25 +66,27 @@ function matrixFigure(name: string, m: ConfusionMatrix, id: string, what: string
 }
 
 /** logRow records: one table (or a confusion matrix, from the rows of the last step when they carry one). */
-export function rowsFigure(name: string, list: readonly MetricRecord[], id: string): string {
+export function rowsFigure(series: MetricSeries, id: string): string {
+  const { name, records: list } = series;
   const cols: string[] = [];
   for (const r of list) for (const k of Object.keys((r.value as Record<string, unknown>) ?? {})) if (!cols.includes(k)) cols.push(k);
-  const rowsHtml = (records: readonly MetricRecord[]): string =>
+  const rowsHtml = (records: readonly MetricRecord[], total = records.length): string =>
     table(
       ['step', ...cols.map(esc)],
       records.slice(0, TABLE_ROWS).map((r) => [r.step !== undefined ? esc(String(r.step)) : '', ...cols.map((c) => cellText((r.value as Record<string, unknown>)?.[c]))]),
-    ) + more(records.length, TABLE_ROWS, 'rows');
+    ) + more(total, TABLE_ROWS, 'rows');
   const steps = new Set(list.map((r) => r.step));
   const lastStep = list[list.length - 1]!.step;
   const latest = steps.size > 1 ? list.filter((r) => r.step === lastStep) : list;
   const m = asConfusionMatrix(name, rowsToColumns(latest.map((r) => (r.value as Record<string, unknown>) ?? {})));
   if (m) return matrixFigure(name, m, id, `rows${steps.size > 1 ? ` of step ${lastStep}` : ''}`, rowsHtml(latest));
-  return `<div class="mtable"><h4>${esc(name)} <small>rows, ${plural(list.length, 'row')}</small></h4>${rowsHtml(list)}</div>`;
+  return `<div class="mtable"><h4>${esc(name)} <small>rows, ${plural(series.count, 'row')}</small></h4>${rowsHtml(list, series.count)}</div>`;
 }
 
 /** A logTable record (the last one logged): a confusion matrix, or a table. */
-export function tableFigure(name: string, list: readonly MetricRecord[], id: string): string {
-  const last = list[list.length - 1]!;
+export function tableFigure(series: MetricSeries, id: string): string {
+  const { name, records } = series;
+  const last = records[records.length - 1]!;
   const t = (last.value as Record<string, unknown[]>) ?? {};
   const cols = Object.keys(t);
   const n = cols.length > 0 && Array.isArray(t[cols[0]!]) ? t[cols[0]!]!.length : 0;
@@ -91,6 +94,6 @@ export function tableFigure(name: string, list: readonly MetricRecord[], id: str
   for (let r = 0; r < Math.min(n, TABLE_ROWS); r++) rows.push(cols.map((c) => cellText(t[c]?.[r])));
   const tableHtml = table(cols.map(esc), rows) + more(n, TABLE_ROWS, 'rows');
   const m = asConfusionMatrix(name, t);
-  if (m) return matrixFigure(name, m, id, `table${times(list)}, ${plural(n, 'row')}`, tableHtml);
-  return `<div class="mtable"><h4>${esc(name)} <small>table${esc(times(list))}, ${plural(n, 'row')}</small></h4>${tableHtml}</div>`;
+  if (m) return matrixFigure(name, m, id, `table${times(series)}, ${plural(n, 'row')}`, tableHtml);
+  return `<div class="mtable"><h4>${esc(name)} <small>table${esc(times(series))}, ${plural(n, 'row')}</small></h4>${tableHtml}</div>`;
 }

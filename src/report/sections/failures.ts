@@ -1,7 +1,7 @@
 // Failures and retries: failed attempts grouped by cause (with their stack traces and example
 // mini-batches), failed items of mini-batches that ran, and errors outside mini-batches (failed
 // spans, error log records; not what a worker's step wrote when the runner stopped it).
-import { categoryOf, fates, groupFailures, isFailure, messagePattern, topFrame, type Cause } from '../../run-folder/analysis.js';
+import { categoryOf, groupFailures, messagePattern, retried, topFrame, type Cause } from '../../run-folder/analysis.js';
 import { formatCount, formatDuration } from '../format.js';
 import { esc, firstLine, iso, mbButton, plural, table } from '../html.js';
 import type { StepView } from '../step-view.js';
@@ -29,23 +29,22 @@ function causeRow(c: Cause, t0: number): string[] {
 export function failuresSection(view: StepView): string {
   const { step, index: i, stops } = view;
   const parts: string[] = [];
-  const fateMap = fates(step.attempts);
-  const causes = groupFailures(step, fateMap);
-  const failed = step.attempts.filter(isFailure);
-  if (step.attempts.length > 0) {
-    const all = [...fateMap.values()];
-    const retried = all.filter((f) => f.attempts.length > 1 || f.attempts[0]!.attempt > 1);
-    const recovered = retried.filter((f) => f.final === 'success').length;
-    const lost = all.filter((f) => f.final !== 'success' && f.final !== 'aborted').length;
+  const causes = groupFailures(step);
+  const failed = step.attempts.failed;
+  if (step.attempts.count > 0) {
+    const troubled = [...step.attempts.fates.troubled.values()];
+    const again = troubled.filter(retried);
+    const recovered = again.filter((f) => f.final === 'success').length;
+    const lost = troubled.filter((f) => f.final !== 'success' && f.final !== 'aborted').length;
     const byCat = new Map<string, number>();
     for (const a of failed) byCat.set(categoryOf(a), (byCat.get(categoryOf(a)) ?? 0) + 1);
     parts.push(
       `<p>${plural(failed.length, 'failed attempt')}${byCat.size > 0 ? ` (${[...byCat.entries()].map(([k, v]) => `${esc(k)} × ${formatCount(v)}`).join(', ')})` : ''}; ` +
-        `${plural(retried.length, 'mini-batch', 'mini-batches')} retried, ${formatCount(recovered)} of them then succeeded; ${plural(lost, 'mini-batch', 'mini-batches')} failed for good.</p>`,
+        `${plural(again.length, 'mini-batch', 'mini-batches')} retried, ${formatCount(recovered)} of them then succeeded; ${plural(lost, 'mini-batch', 'mini-batches')} failed for good.</p>`,
     );
   }
   if (causes.length > 0) {
-    const t0 = step.attempts[0]!.start;
+    const t0 = step.attempts.firstStart!;
     parts.push(`<h4>Failed attempts by cause</h4>`);
     parts.push(
       table(
@@ -60,7 +59,7 @@ export function failuresSection(view: StepView): string {
     }
   }
   // item-level failures of mini-batches that ran
-  const itemRows = step.miniBatches.filter((m) => m.failedItems > 0 && m.status === 'RUN_DONE');
+  const itemRows = step.miniBatches.itemFailures;
   if (itemRows.length > 0) {
     const groups = new Map<string, { category: string; example: string; items: number; ids: string[] }>();
     for (const m of itemRows) {
@@ -90,7 +89,7 @@ export function failuresSection(view: StepView): string {
     g.count++;
     other.set(key, g);
   }
-  for (const l of step.logs) {
+  for (const l of step.logs.records) {
     if (l.level !== 'error' || l.miniBatch || stops.isStopRecord(l)) continue;
     const text = l.error ? `${l.message} (${l.error})` : l.message;
     const key = `log|${messagePattern(text)}`;
@@ -115,6 +114,8 @@ export function failuresSection(view: StepView): string {
       ),
     );
   }
+  if (!step.attempts.fates.complete) parts.push('<p class="hint">More than 100,000 mini-batches failed or were retried: the causes, retries and failures above are of the first 100,000 of them.</p>');
+  if (!step.logs.errorsComplete) parts.push(`<p class="hint">${plural(step.logs.counts.error ?? 0, 'error record')}: the errors outside mini-batches above are from the first 10,000.</p>`);
   if (stops.stopRecords > 0) {
     parts.push(
       `<p class="hint">${plural(stops.byProcess.size, 'worker')} stopped by the runner: what their steps recorded on the way out (${plural(stops.stopRecords, 'record')} "step ${esc(step.name)} failed", Terminated) is not an error of the run and is not counted.</p>`,
@@ -122,7 +123,7 @@ export function failuresSection(view: StepView): string {
   }
   if (step.errorSummary) parts.push(`<details class="file"><summary>error-summary.txt</summary><pre>${esc(step.errorSummary)}</pre></details>`);
   if (failed.length === 0 && other.size === 0 && itemRows.length === 0) {
-    if (step.attempts.length === 0 && !step.errorSummary) return '';
+    if (step.attempts.count === 0 && !step.errorSummary) return '';
     parts.push('<p class="ok">No failures.</p>');
   }
   return `<section class="sub" id="failures-${i}"><h3>Failures and retries</h3>${parts.join('')}</section>`;

@@ -10,7 +10,7 @@ export function findingAnchor(index: number): string {
 export function findingsSection(findings: readonly Finding[], steps: readonly StepRun[]): string {
   const head = `<section id="findings"><h2>Findings</h2>`;
   if (findings.length === 0) {
-    const checked = steps.some((s) => s.attempts.length > 0) ? 'latency trend, failures, retries, timeouts, ' : '';
+    const checked = steps.some((s) => s.attempts.count > 0) ? 'latency trend, failures, retries, timeouts, ' : '';
     return `${head}<p class="ok">No findings: the doctor's checks (${checked}exports, dependencies, outputs, re-runs) found nothing to report.</p></section>`;
   }
   const items = findings

@@ -56,7 +56,7 @@ function failureOf(step: StepRun): Failure {
     if (top) {
       return { verb, decision, error: `${top.type ?? top.category}: ${firstLine(top.example, 200)}`, miniBatch: top.exampleIds[0], stack: top.stack, finding: 'dominant-failure' };
     }
-    const items = step.miniBatches.find((m) => m.failedItems > 0);
+    const items = step.miniBatches.firstWithFailedItems;
     return { verb, decision, error: items ? firstLine(items.errorMessage, 200) : undefined, miniBatch: items?.id, finding: 'dominant-failure' };
   }
   if (cause?.category) {
@@ -64,7 +64,7 @@ function failureOf(step: StepRun): Failure {
     return { verb, error: `${cause.category}${type}: ${firstLine(cause.message ?? '', 200)}`, miniBatch: cause.mini_batch_id, worker: cause.worker, stack: cause.stack, finding: 'step-failed' };
   }
   if (step.outcome === 'running') {
-    const last = step.logs[step.logs.length - 1];
+    const last = step.logs.last;
     return {
       verb,
       error: `step.json still says "running": the process was killed (out of memory, a hard timeout, a lost node)${last ? `; the last record: "${firstLine(last.message, 120)}"` : ''}`,
@@ -72,8 +72,7 @@ function failureOf(step: StepRun): Failure {
     };
   }
   // a plain step: what its end recorded, else its last error
-  const main = step.logs.filter((l) => l.process === 0 && l.level === 'error');
-  const end = main.find((l) => l.message === `step ${step.name} failed`) ?? main[main.length - 1];
+  const end = step.logs.records.find((l) => l.process === 0 && l.level === 'error' && l.message === `step ${step.name} failed`) ?? step.logs.lastErrorOf.get(0);
   if (end) return { verb, error: end.error ?? firstLine(end.message, 200), miniBatch: end.miniBatch, stack: end.stack, finding: 'step-failed' };
   const span = step.errorSpans.find((s) => s.process === 0);
   if (span) return { verb, error: `${span.type ? `${span.type}: ` : ''}${firstLine(span.message, 200)}`, stack: span.stack, finding: 'step-failed' };

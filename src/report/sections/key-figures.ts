@@ -1,7 +1,7 @@
 // The figures at the top of a step: outcome, duration, mini-batches and items, retries,
 // timeouts, latency percentiles, and the errors logged (real errors only: not what a worker's step
 // wrote when the runner stopped it).
-import { fates, summarize } from '../../run-folder/analysis.js';
+import { summarizeDurations } from '../../run-folder/analysis.js';
 import { formatCount, formatDuration } from '../format.js';
 import { badge, esc, tiles } from '../html.js';
 import type { StepView } from '../step-view.js';
@@ -26,26 +26,25 @@ export function keyFigures(view: StepView): string {
     items.push({ label: 'mini-batches succeeded', value: esc(`${formatCount(m.succeeded ?? 0)} / ${formatCount(m.total ?? 0)}`) });
     items.push({ label: 'mini-batches failed', value: esc(formatCount(m.failed ?? 0)), tone: m.failed ? 'bad' : undefined });
     if (m.not_processed) items.push({ label: 'not processed', value: esc(formatCount(m.not_processed)), tone: 'warn' });
-  } else if (step.attempts.length > 0) {
-    const finals = [...fates(step.attempts).values()];
-    const ok = finals.filter((f) => f.final === 'success').length;
-    items.push({ label: 'mini-batches succeeded', value: esc(`${formatCount(ok)} / ${formatCount(finals.length)}`) });
-    items.push({ label: 'mini-batches failed', value: esc(formatCount(finals.length - ok)), tone: finals.length - ok > 0 ? 'bad' : undefined });
+  } else if (step.attempts.count > 0) {
+    const { total, succeeded } = step.attempts.fates;
+    items.push({ label: 'mini-batches succeeded', value: esc(`${formatCount(succeeded)} / ${formatCount(total)}`) });
+    items.push({ label: 'mini-batches failed', value: esc(formatCount(total - succeeded)), tone: total - succeeded > 0 ? 'bad' : undefined });
   }
   if (r?.items) items.push({ label: 'items succeeded', value: esc(`${formatCount(r.items.succeeded ?? 0)} / ${formatCount(r.items.total ?? 0)}`) });
-  const retries = r?.retries ?? step.attempts.filter((a) => a.attempt > 1).length;
-  const timeouts = r?.timeouts ?? step.attempts.filter((a) => a.outcome === 'timeout').length;
-  if (step.attempts.length > 0 || r) {
+  const retries = r?.retries ?? step.attempts.retries;
+  const timeouts = r?.timeouts ?? step.attempts.byOutcome.timeout?.n ?? 0;
+  if (step.attempts.count > 0 || r) {
     items.push({ label: 'retries', value: esc(formatCount(retries)), tone: retries ? 'warn' : undefined });
     items.push({ label: 'timeouts', value: esc(formatCount(timeouts)), tone: timeouts ? 'warn' : undefined });
   }
   if (r?.worker_restarts) items.push({ label: 'worker restarts', value: esc(String(r.worker_restarts)), tone: 'warn' });
-  const ok = step.attempts.filter((a) => a.outcome === 'success').map((a) => a.durationMs);
+  const ok = step.attempts.kept.filter((a) => a.outcome === 'success');
   if (ok.length > 0) {
-    const s = summarize(ok);
+    const s = summarizeDurations(ok);
     items.push({ label: 'p50 / p95 / p99 (successful attempts)', value: esc(`${formatDuration(s.p50)} / ${formatDuration(s.p95)} / ${formatDuration(s.p99)}`) });
   }
-  items.push({ label: 'errors / warnings logged', value: esc(`${stops.errors} / ${step.logCounts.warn ?? 0}`), tone: stops.errors ? 'bad' : undefined });
+  items.push({ label: 'errors / warnings logged', value: esc(`${stops.errors} / ${step.logs.counts.warn ?? 0}`), tone: stops.errors ? 'bad' : undefined });
   const reason = typeof r?.reason === 'string' ? `<p class="reason">${esc(r.reason)}</p>` : '';
   return tiles(items) + reason;
 }

@@ -3,12 +3,12 @@
 // marked by kind (error ×, timeout ▲, crash ◆) instead of being mixed into the percentiles; the
 // timeout as a line; a logarithmic y axis to switch to (the default when max/median > 50). Then
 // the distribution, stacked by outcome, and the numbers.
-import { percentile, summarize, type Summary } from '../../run-folder/analysis.js';
-import type { Attempt } from '../../run-folder/model.js';
+import { exactSummary, summarizeDurations, type Summary } from '../../run-folder/analysis.js';
+import type { Attempt, DurationStats } from '../../run-folder/model.js';
 import { histogramSvg, type HistogramBin } from '../charts/histogram.js';
 import { xyChartSvg, type Mark, type MarkShape, type RangeBox, type Step } from '../charts/xy-chart.js';
 import { COLORS, outcomeColor } from '../colors.js';
-import { formatCount, formatDuration, maxOf, minOf } from '../format.js';
+import { formatCount, formatDuration } from '../format.js';
 import { esc, legend, plural, table, toggle, type LegendItem } from '../html.js';
 import type { StepView } from '../step-view.js';
 
@@ -45,18 +45,28 @@ function timeoutMs(view: StepView): number | undefined {
 }
 
 interface Bucket {
-  ok: number[];
+  ok: Attempt[];
   failed: number;
+}
+
+/** "12 successful attempts", or "about 12 …" when they are counted from a sample. */
+function counted(n: number, what: string, sampled: boolean): string {
+  return `${sampled ? 'about ' : ''}${plural(Math.round(n), what)}`;
 }
 
 export function latencySection(view: StepView): string {
   const { step, index: i } = view;
-  const done = step.attempts.filter((a) => a.outcome !== 'aborted');
+  const sampled = step.attempts.sampled !== undefined;
+  // in a large run, `kept` samples the successful attempts (each weighted); the failed ones are all there
+  const done = step.attempts.kept.filter((a) => a.outcome !== 'aborted');
   if (done.length === 0) return '';
   const ok = done.filter((a) => a.outcome === 'success');
   const failed = done.filter((a) => a.outcome !== 'success');
   // percentiles of the successful attempts; of all when none succeeded
   const basis = ok.length > 0 ? ok : done;
+  const stats = Object.entries(step.attempts.byOutcome).filter(([o]) => o !== 'aborted');
+  const basisStats = basis === ok ? stats.filter(([o]) => o === 'success') : stats;
+  const basisCount = basisStats.reduce((s, [, x]) => s + x.n, 0);
   let t0 = Infinity;
   let tMax = -Infinity;
   for (const a of done) {
@@ -64,11 +74,11 @@ export function latencySection(view: StepView): string {
     if (a.start > tMax) tMax = a.start;
   }
   const span = Math.max(1, tMax - t0);
-  const nb = Math.max(1, Math.min(LATENCY_BUCKETS, Math.ceil(basis.length / PER_BUCKET)));
+  const nb = Math.max(1, Math.min(LATENCY_BUCKETS, Math.ceil(basisCount / PER_BUCKET)));
   const width = span / nb;
   const bucketOf = (a: Attempt): number => Math.min(nb - 1, Math.floor(((a.start - t0) / span) * nb));
   const buckets: (Bucket | undefined)[] = new Array(nb);
-  for (const a of basis) (buckets[bucketOf(a)] ??= { ok: [], failed: 0 }).ok.push(a.durationMs);
+  for (const a of basis) (buckets[bucketOf(a)] ??= { ok: [], failed: 0 }).ok.push(a);
   if (basis === ok) for (const a of failed) (buckets[bucketOf(a)] ??= { ok: [], failed: 0 }).failed++;
 
   const p50: Step[] = [];
@@ -87,34 +97,32 @@ export function latencySection(view: StepView): string {
       if (withHovers) hovers.push({ x0, x1, title: `${formatDuration(x0)} – ${formatDuration(x1)}: no ${what}${counts}` });
       return;
     }
-    const sorted = Float64Array.from(b.ok).sort();
-    const q = [percentile(sorted, 50), percentile(sorted, 95), percentile(sorted, 99)] as const;
+    const q = summarizeDurations(b.ok);
     // one attempt has no percentiles: its dot (or its range) shows it
-    if (sorted.length >= MIN_FOR_PERCENTILES) {
-      p50.push({ x0, x1, y: q[0] });
-      p95.push({ x0, x1, y: q[1] });
-      p99.push({ x0, x1, y: q[2] });
+    if (b.ok.length >= MIN_FOR_PERCENTILES) {
+      p50.push({ x0, x1, y: q.p50 });
+      p95.push({ x0, x1, y: q.p95 });
+      p99.push({ x0, x1, y: q.p99 });
     }
-    boxes.push({ x0, x1, lo: sorted[0]!, hi: sorted[sorted.length - 1]! });
+    boxes.push({ x0, x1, lo: q.min, hi: q.max });
     if (withHovers) hovers.push({
       x0,
       x1,
-      title: `${formatDuration(x0)} – ${formatDuration(x1)}: ${plural(b.ok.length, what)}${counts}; p50 ${formatDuration(q[0])} · p95 ${formatDuration(q[1])} · p99 ${formatDuration(q[2])} · max ${formatDuration(sorted[sorted.length - 1]!)}`,
+      title: `${formatDuration(x0)} – ${formatDuration(x1)}: ${counted(q.n, what, sampled)}${counts}; p50 ${formatDuration(q.p50)} · p95 ${formatDuration(q.p95)} · p99 ${formatDuration(q.p99)} · max ${formatDuration(q.max)}`,
     });
   });
 
   const marks: Mark[] = [];
-  const dots = basis === ok && ok.length <= DOTS_LIMIT;
+  const dots = basis === ok && basisCount <= DOTS_LIMIT;
   if (dots) {
     for (const a of ok) marks.push({ x: a.start - t0, y: a.durationMs, color: COLORS.success, size: 2.6, opacity: 0.6, title: `${a.id} #${a.attempt}: ${formatDuration(a.durationMs)}`, mb: a.id });
   }
   const failMarks = failureMarks(failed, t0, span);
   marks.push(...failMarks);
   const timeout = timeoutMs(view);
-  const durations = done.map((a) => a.durationMs);
-  const max = maxOf(durations);
+  const max = Math.max(...stats.map(([, x]) => x.maxMs));
   const hlines = timeout !== undefined && (failed.some((a) => a.outcome === 'timeout') || max >= timeout * 0.5) ? [{ y: timeout, label: `run_invocation_timeout ${formatDuration(timeout)}`, color: COLORS.timeout }] : [];
-  const median = percentile(Float64Array.from(basis.map((a) => a.durationMs)).sort(), 50);
+  const median = summarizeDurations(basis).p50;
   const logDefault = median > 0 && Math.max(max, hlines[0]?.y ?? 0) / median > LOG_RATIO;
   const chart = (log: boolean): string =>
     xyChartSvg({
@@ -153,8 +161,8 @@ export function latencySection(view: StepView): string {
   return (
     `<section class="sub" id="latency-${i}"><h3>Mini-batch latency</h3>` +
     `<figure class="chart" data-chart="latency"><figcaption>${esc(caption)}</figcaption>${over}${legend(legendItems)}</figure>` +
-    distribution(view, done, basis === ok) +
-    statsTable(done) +
+    distribution(view, done, basis === ok, stats) +
+    statsTable(done, stats) +
     '</section>'
   );
 }
@@ -201,11 +209,10 @@ const LAYERS = [
   { outcome: 'crash', name: 'crash', color: COLORS.crash },
 ] as const;
 
-function distribution(view: StepView, done: readonly Attempt[], ofSuccesses: boolean): string {
-  const durations = done.map((a) => a.durationMs);
-  const positive = durations.filter((d) => d > 0);
-  const lo = positive.length ? minOf(positive) : 0;
-  const hi = maxOf(durations);
+function distribution(view: StepView, done: readonly Attempt[], ofSuccesses: boolean, stats: readonly [string, DurationStats][]): string {
+  const positive = Math.min(...stats.map(([, x]) => x.minPositiveMs));
+  const lo = Number.isFinite(positive) ? positive : 0;
+  const hi = Math.max(...stats.map(([, x]) => x.maxMs));
   const log = lo > 0 && hi / lo >= 20;
   const layerOf = (outcome: string): number => Math.max(0, LAYERS.findIndex((l) => l.outcome === outcome));
   const bins: { lo: number; hi: number; counts: number[] }[] = [];
@@ -218,14 +225,16 @@ function distribution(view: StepView, done: readonly Attempt[], ofSuccesses: boo
     for (const a of done) {
       const v = Math.max(a.durationMs, lo);
       const k = log ? Math.floor((Math.log(v / lo) / Math.log(hi / lo)) * HISTOGRAM_BINS) : Math.floor(((v - lo) / (hi - lo)) * HISTOGRAM_BINS);
-      bins[Math.min(HISTOGRAM_BINS - 1, Math.max(0, k))]!.counts[layerOf(a.outcome)]!++;
+      bins[Math.min(HISTOGRAM_BINS - 1, Math.max(0, k))]!.counts[layerOf(a.outcome)]! += a.weight;
     }
+    // a sampled attempt counts as its weight: whole numbers again
+    for (const b of bins) b.counts = b.counts.map(Math.round);
   } else {
     const counts = LAYERS.map(() => 0);
-    for (const a of done) counts[layerOf(a.outcome)]!++;
-    bins.push({ lo: lo * 0.9, hi: lo * 1.1 || 1, counts });
+    for (const a of done) counts[layerOf(a.outcome)]! += a.weight;
+    bins.push({ lo: lo * 0.9, hi: lo * 1.1 || 1, counts: counts.map(Math.round) });
   }
-  const s = summarize(ofSuccesses ? done.filter((a) => a.outcome === 'success').map((a) => a.durationMs) : durations);
+  const s = summarizeDurations(ofSuccesses ? done.filter((a) => a.outcome === 'success') : done);
   const used = LAYERS.filter((_, k) => bins.some((b) => b.counts[k]! > 0));
   const hist = histogramSvg({
     id: `histogram-svg-${view.index}`,
@@ -247,14 +256,19 @@ function distribution(view: StepView, done: readonly Attempt[], ofSuccesses: boo
   );
 }
 
-function statsTable(done: readonly Attempt[]): string {
-  const byOutcome = new Map<string, number[]>();
+/** Counts, min, mean and max exact; the percentiles of a large run from its sample. */
+function statsTable(done: readonly Attempt[], stats: readonly [string, DurationStats][]): string {
+  const byOutcome = new Map<string, Attempt[]>();
   for (const a of done) {
     const l = byOutcome.get(a.outcome);
-    if (l) l.push(a.durationMs);
-    else byOutcome.set(a.outcome, [a.durationMs]);
+    if (l) l.push(a);
+    else byOutcome.set(a.outcome, [a]);
   }
-  const rows: [string, Summary][] = [['all attempts', summarize(done.map((a) => a.durationMs))], ...[...byOutcome.entries()].map(([o, v]) => [o, summarize(v)] as [string, Summary])];
+  const exact = new Map(stats);
+  const rows: [string, Summary][] = [
+    ['all attempts', exactSummary(summarizeDurations(done), stats.map(([, x]) => x))],
+    ...[...byOutcome.entries()].map(([o, v]) => [o, exactSummary(summarizeDurations(v), [exact.get(o)!])] as [string, Summary]),
+  ];
   return table(
     ['attempts', 'count', 'min', 'mean', 'p50', 'p95', 'p99', 'max'],
     rows.map(([label, st]) => [

@@ -13,7 +13,7 @@ const STOP_NOTE = 'not an error: the runner stopped this worker';
 function sampleLogs(run: RunData, max: number): { step: number; rec: LogRecord }[] {
   const all: { step: number; rec: LogRecord }[] = [];
   run.steps.forEach((s, k) => {
-    for (const rec of s.logs) all.push({ step: k, rec });
+    for (const rec of s.logs.records) all.push({ step: k, rec });
   });
   if (all.length <= max) return all.sort((a, b) => a.rec.time - b.rec.time);
   const severe = all.filter((x) => x.rec.level === 'error' || x.rec.level === 'warn');
@@ -27,9 +27,9 @@ function sampleLogs(run: RunData, max: number): { step: number; rec: LogRecord }
 
 export function logsSection(run: RunData, views: readonly StepView[], max: number): { html: string; data: string } {
   const sample = sampleLogs(run, max);
-  const total = run.steps.reduce((s, st) => s + Object.values(st.logCounts).reduce((a, b) => a + b, 0), 0);
+  const total = run.steps.reduce((s, st) => s + st.logs.total, 0);
   const counts: Record<string, number> = {};
-  for (const s of run.steps) for (const [k, v] of Object.entries(s.logCounts)) counts[k] = (counts[k] ?? 0) + v;
+  for (const s of run.steps) for (const [k, v] of Object.entries(s.logs.counts)) counts[k] = (counts[k] ?? 0) + v;
   for (const v of views) {
     if (v.stops.stopRecords === 0) continue;
     counts.error = (counts.error ?? 0) - v.stops.stopRecords;

@@ -1,39 +1,33 @@
 // The step.log metrics: scalar series as charts (those that share a stem overlaid), single
 // values in a table, lists as charts, confusion matrices as heatmaps, other rows and tables as
 // tables, and the tags.
-import type { MetricRecord } from '../../run-folder/model.js';
-import { formatNumber, maxOf, minOf } from '../format.js';
+import type { MetricSeries } from '../../run-folder/model.js';
+import { formatNumber } from '../format.js';
 import { esc, iso, table } from '../html.js';
-import { overlayFigure, scalarFigure } from '../metrics/scalar-charts.js';
+import { overlayFigure, scalarFigure, seriesData } from '../metrics/scalar-charts.js';
 import { stemGroups } from '../metrics/stems.js';
 import { listFigure, rowsFigure, tableFigure } from '../metrics/table-figures.js';
 import type { StepView } from '../step-view.js';
 
 const METRIC_CHARTS = 40;
 
+/** Finite values of a scalar. */
+function valuesOf(s: MetricSeries): number {
+  return s.buckets?.n ?? s.records.length;
+}
+
 export function metricsSection(view: StepView): string {
   const { step, index: i } = view;
   if (step.metrics.length === 0) return '';
-  const byKey = new Map<string, MetricRecord[]>();
-  for (const m of step.metrics) {
-    const key = `${m.kind}\u0000${m.name}`;
-    const list = byKey.get(key);
-    if (list) list.push(m);
-    else byKey.set(key, [m]);
-  }
   // scalar series (two values or more) and the groups among them
-  const series = new Map<string, MetricRecord[]>();
-  for (const list of byKey.values()) {
-    if (list[0]!.kind !== 'scalar') continue;
-    const numeric = list.filter((r) => typeof r.value === 'number' && Number.isFinite(r.value));
-    if (numeric.length > 0) series.set(list[0]!.name, numeric);
-  }
-  const charted = [...series.entries()].filter(([, v]) => v.length > 1).map(([k]) => k);
+  const series = new Map<string, MetricSeries>();
+  for (const m of step.metrics) if (m.kind === 'scalar' && valuesOf(m) > 0) series.set(m.name, m);
+  const charted = [...series.entries()].filter(([, v]) => valuesOf(v) > 1).map(([k]) => k);
   const groupOf = new Map<string, { stem: string; names: string[] }>();
   for (const g of stemGroups(charted)) {
     const names = g.names.filter((n) => !groupOf.has(n));
     // one x axis: all with a step index, or none
-    const withStep = new Set(names.map((n) => series.get(n)!.every((r) => r.step !== undefined)));
+    const withStep = new Set(names.map((n) => seriesData(series.get(n)!).withStep));
     if (names.length < 2 || withStep.size > 1) continue;
     for (const n of names) groupOf.set(n, { stem: g.stem, names });
   }
@@ -45,30 +39,30 @@ export function metricsSection(view: StepView): string {
   let tags: Record<string, string> = {};
   let n = 0;
   const id = (): string => `metric-svg-${i}-${n++}`;
-  for (const list of byKey.values()) {
-    const { kind, name } = list[0]!;
+  for (const m of step.metrics) {
+    const { kind, name } = m;
     if (kind === 'scalar') {
       const numeric = series.get(name);
       if (!numeric) continue;
-      if (numeric.length === 1) {
-        const r = numeric[0]!;
+      if (valuesOf(numeric) === 1) {
+        const r = numeric.records[0]!;
         singles.push([esc(name), esc(formatNumber(r.value as number)), r.step !== undefined ? esc(String(r.step)) : '', esc(iso(r.time))]);
         continue;
       }
       const group = groupOf.get(name);
       if (group && group.names[0] !== name) continue; // drawn with the group's first
       if (charts.length < METRIC_CHARTS) {
-        charts.push(group ? overlayFigure(group.stem, group.names.map((g) => ({ name: g, records: series.get(g)! })), id()) : scalarFigure(name, numeric, id()));
+        charts.push(group ? overlayFigure(group.stem, group.names.map((g) => series.get(g)!), id()) : scalarFigure(name, numeric, id()));
         continue;
       }
       for (const g of group?.names ?? [name]) {
-        const v = series.get(g)!.map((r) => r.value as number);
-        overflow.push([esc(g), esc(String(v.length)), esc(formatNumber(v[v.length - 1]!)), esc(formatNumber(minOf(v))), esc(formatNumber(maxOf(v)))]);
+        const d = seriesData(series.get(g)!);
+        overflow.push([esc(g), esc(String(d.n)), esc(formatNumber(d.last)), esc(formatNumber(d.min)), esc(formatNumber(d.max))]);
       }
-    } else if (kind === 'list') tables.push(listFigure(name, list, id()));
-    else if (kind === 'row') tables.push(rowsFigure(name, list, id()));
-    else if (kind === 'table') tables.push(tableFigure(name, list, id()));
-    else if (kind === 'tags') for (const r of list) tags = { ...tags, ...((r.value as Record<string, string>) ?? {}) };
+    } else if (kind === 'list') tables.push(listFigure(m, id()));
+    else if (kind === 'row') tables.push(rowsFigure(m, id()));
+    else if (kind === 'table') tables.push(tableFigure(m, id()));
+    else if (kind === 'tags') for (const r of m.records) tags = { ...tags, ...((r.value as Record<string, string>) ?? {}) };
   }
   const parts: string[] = [];
   if (charts.length > 0) parts.push(`<div class="grid">${charts.join('')}</div>`);

@@ -1,5 +1,5 @@
 // The pipeline run at a glance: its steps on a timeline and in a table.
-import { isFailure } from '../../run-folder/analysis.js';
+import { failedCount } from '../../run-folder/analysis.js';
 import type { RunData } from '../../run-folder/model.js';
 import { timelineSvg, type Lane } from '../charts/timeline.js';
 import { outcomeColor } from '../colors.js';
@@ -9,8 +9,8 @@ import type { StepView } from '../step-view.js';
 
 export function overviewSection(run: RunData, views: readonly StepView[]): string {
   const rows = views.map(({ step: s, index, start, end, stops }) => {
-    const mbs = new Set(s.attempts.map((a) => a.id)).size || s.miniBatches.length;
-    const failedAttempts = s.attempts.filter(isFailure).length;
+    const mbs = s.attempts.fates.total || s.miniBatches.count;
+    const failedAttempts = failedCount(s.attempts);
     return [
       `<a href="#step-${index}">${esc(s.label)}</a>`,
       badge(s.outcome),

@@ -1,7 +1,6 @@
 // The runner's progress overview, its worker summary (with how each worker's own step ended: the
 // runner stopping a worker is not a failure), per-worker counts when there is no summary, and the
 // parallel run settings from the step span.
-import { fates, isFailure } from '../../run-folder/analysis.js';
 import type { StepProcess } from '../../run-folder/model.js';
 import { formatCount, formatDuration } from '../format.js';
 import { badge, cellText, esc, iso, plural, table } from '../html.js';
@@ -31,22 +30,13 @@ export function progressSection(view: StepView): string {
       .map((p) => [esc(String(p.index)), esc(iso(p.started)), esc(iso(p.ended)), workerStepCell(p, stops.byProcess.get(p.index))]);
     parts.push(`<h4>Worker processes</h4>${table(['process', 'started', 'ended', "worker's step"], rows, 'workers')}`);
   }
-  if (step.attempts.length > 0 && !step.progressOverview) {
-    const byWorker = new Map<string, { attempts: number; failed: number; busy: number }>();
-    for (const a of step.attempts) {
-      const w = byWorker.get(a.worker) ?? { attempts: 0, failed: 0, busy: 0 };
-      w.attempts++;
-      if (isFailure(a)) w.failed++;
-      w.busy += a.durationMs;
-      byWorker.set(a.worker, w);
-    }
-    const finals = [...fates(step.attempts).values()];
-    const ok = finals.filter((f) => f.final === 'success').length;
-    parts.push(`<p>${plural(finals.length, 'mini-batch', 'mini-batches')}: ${formatCount(ok)} succeeded, ${formatCount(finals.length - ok)} did not; ${plural(step.attempts.length, 'attempt')}.</p>`);
+  if (step.attempts.count > 0 && !step.progressOverview) {
+    const { total, succeeded } = step.attempts.fates;
+    parts.push(`<p>${plural(total, 'mini-batch', 'mini-batches')}: ${formatCount(succeeded)} succeeded, ${formatCount(total - succeeded)} did not; ${plural(step.attempts.count, 'attempt')}.</p>`);
     parts.push(
       table(
         ['worker', 'attempts', 'failed attempts', 'busy'],
-        [...byWorker.entries()].sort((a, b) => a[0].localeCompare(b[0], 'en', { numeric: true })).map(([w, s]) => [esc(w), esc(String(s.attempts)), esc(String(s.failed)), esc(formatDuration(s.busy))]),
+        [...step.attempts.byWorker.entries()].sort((a, b) => a[0].localeCompare(b[0], 'en', { numeric: true })).map(([w, s]) => [esc(w), esc(String(s.attempts)), esc(String(s.failed)), esc(formatDuration(s.busyMs))]),
       ),
     );
   }

@@ -12,7 +12,8 @@ const MAX_LANES = 48;
 
 export function timelineSection(view: StepView, maxSegments: number): string {
   const { step, index: i } = view;
-  const attempts = step.attempts;
+  // all the attempts, or in a large run every failed one and a sample of the others (weighted)
+  const attempts = step.attempts.kept;
   if (attempts.length === 0) return '';
   const t0 = view.start ?? attempts[0]!.start;
   const t1 = Math.max(view.end ?? t0, t0 + 1);
@@ -30,10 +31,11 @@ export function timelineSection(view: StepView, maxSegments: number): string {
     byWorker.set(`${rest.length} more workers`, merged.sort((a, b) => a.start - b.start));
     names = [...names.slice(0, MAX_LANES - 1), `${rest.length} more workers`];
   }
-  const aggregated = attempts.length > maxSegments;
+  const aggregated = step.attempts.count > maxSegments;
+  const about = step.attempts.sampled ? 'about ' : '';
   const lanes: Lane[] = names.map((name) => {
     const list = byWorker.get(name)!;
-    if (aggregated) return { label: name, segments: binnedSegments(list, t0, t1) };
+    if (aggregated) return { label: name, segments: binnedSegments(list, t0, t1, about) };
     return {
       label: name,
       segments: list.map((a) => ({
@@ -46,7 +48,7 @@ export function timelineSection(view: StepView, maxSegments: number): string {
     };
   });
   const note = aggregated
-    ? `<p class="hint">${plural(attempts.length, 'attempt')} are aggregated into ${TIMELINE_BINS} time slots per worker: each slot is split by outcome (any failure gets at least a fifth of the height, so that rare failures show); hover a slot for its counts.</p>`
+    ? `<p class="hint">${plural(step.attempts.count, 'attempt')} are aggregated into ${TIMELINE_BINS} time slots per worker: each slot is split by outcome (any failure gets at least a fifth of the height, so that rare failures show); hover a slot for its counts.</p>`
     : '<p class="hint">One bar per mini-batch attempt; hover for details, click to show its log records.</p>';
   return (
     `<section class="sub" id="timeline-${i}"><h3>Timeline of mini-batches</h3>${note}<figure class="chart" data-chart="timeline">` +
@@ -55,16 +57,17 @@ export function timelineSection(view: StepView, maxSegments: number): string {
   );
 }
 
-/** Attempts of one lane in time slots; each slot stacked by outcome; runs of all-success slots merged. */
-function binnedSegments(list: readonly Attempt[], t0: number, t1: number): Segment[] {
+/** Attempts of one lane in time slots; each slot stacked by outcome; runs of all-success slots merged. `about`: counted from a sample. */
+function binnedSegments(list: readonly Attempt[], t0: number, t1: number, about: string): Segment[] {
   const span = t1 - t0;
   const slot = span / TIMELINE_BINS;
   const counts: Record<string, number>[] = [];
   for (const a of list) {
     const b = Math.min(TIMELINE_BINS - 1, Math.max(0, Math.floor((a.start - t0) / slot)));
     const c = (counts[b] ??= {});
-    c[a.outcome] = (c[a.outcome] ?? 0) + 1;
+    c[a.outcome] = (c[a.outcome] ?? 0) + a.weight;
   }
+  for (const c of counts) if (c) for (const k in c) c[k] = Math.max(1, Math.round(c[k]!));
   const segs: Segment[] = [];
   let run: { from: number; to: number; n: number; outcome: string } | undefined;
   const flush = (): void => {
@@ -73,7 +76,7 @@ function binnedSegments(list: readonly Attempt[], t0: number, t1: number): Segme
       start: t0 + run.from * slot,
       end: t0 + (run.to + 1) * slot,
       color: outcomeColor(run.outcome),
-      title: `${formatDuration(run.from * slot)} – ${formatDuration((run.to + 1) * slot)}: ${plural(run.n, 'attempt')}, all ${run.outcome}`,
+      title: `${formatDuration(run.from * slot)} – ${formatDuration((run.to + 1) * slot)}: ${about}${plural(run.n, 'attempt')}, all ${run.outcome}`,
     });
     run = undefined;
   };
@@ -99,7 +102,7 @@ function binnedSegments(list: readonly Attempt[], t0: number, t1: number): Segme
     const total = kinds.reduce((s, k) => s + c[k]!, 0);
     let y = 0;
     const ordered = [...ATTEMPT_OUTCOMES.filter((o) => c[o]), ...kinds.filter((k) => !(ATTEMPT_OUTCOMES as readonly string[]).includes(k))].reverse();
-    const title = `${formatDuration(b * slot)} – ${formatDuration((b + 1) * slot)}: ${plural(total, 'attempt')} (${kinds.map((k) => `${c[k]} ${k}`).join(', ')})`;
+    const title = `${formatDuration(b * slot)} – ${formatDuration((b + 1) * slot)}: ${about}${plural(total, 'attempt')} (${kinds.map((k) => `${c[k]} ${k}`).join(', ')})`;
     // a few failures among many successes stay visible: every outcome other than success gets at
     // least a fifth of the slot's height (the title has the real counts)
     const heights = new Map<string, number>();

@@ -1,0 +1,188 @@
+// A step's mini-batch attempts, gathered as they are read (spans, or processed-mini-batches.csv
+// when there are none), in a size that does not grow with the mini-batches:
+//   - exact: the count, durations per outcome (n, sum, min, max), retries, per-worker figures, the
+//     first start and the last end, and the fate of every mini-batch (how many, how many
+//     succeeded), with an IdTable of the ids;
+//   - whole: every attempt of a "troubled" mini-batch (one that failed or took more than one
+//     attempt; up to 100,000 of them), so the failures, the causes and the retries are exact;
+//   - sampled: the successful first attempts, all of them up to 200,000, then a uniform sample of
+//     200,000 (reservoir sampling, seeded: the same folder gives the same report), each standing
+//     for `of / kept` of them. Distributions (percentiles, latency over time, the histogram) are
+//     drawn from it; see docs/report-and-doctor.md for how close they are.
+import { causeKey, isFailure } from './analysis.js';
+import { IdTable } from './id-table.js';
+import type { Attempt, AttemptSet, DurationStats, MiniBatchFate, WorkerAttempts } from './model.js';
+
+export const ATTEMPT_SAMPLE = 200_000;
+const TROUBLED_MAX = 100_000;
+/** Causes of failure whose earliest stack trace is kept (the rest keep theirs). */
+const STACK_CAUSES = 10_000;
+
+/** Flags of an id in the step's IdTable. */
+export const SEEN_ATTEMPT = 1;
+/** Its first attempt was a successful first attempt (counted in `plainSucceeded`). */
+const PLAIN = 2;
+export const SEEN_ROW = 4;
+export const ROW_AGAIN = 8;
+
+type Mutable<T> = { -readonly [K in keyof T]: T[K] };
+
+/** xorshift32: a fixed sequence, so that the same folder gives the same sample. */
+function random(seed: number): () => number {
+  let s = seed >>> 0 || 1;
+  return () => {
+    s ^= s << 13;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    return (s >>> 0) / 4294967296;
+  };
+}
+
+export class AttemptCollector {
+  private count = 0;
+  private retries = 0;
+  private firstStart = Infinity;
+  private lastEnd = -Infinity;
+  private readonly byOutcome = new Map<string, Mutable<DurationStats>>();
+  private readonly byWorker = new Map<string, Mutable<WorkerAttempts> & { readonly name: string }>();
+  private readonly plain: Mutable<Attempt>[] = [];
+  private plainSeen = 0;
+  /** Mini-batches whose first attempt succeeded and that did not try again. */
+  private plainSucceeded = 0;
+  private distinct = 0;
+  private readonly troubled = new Map<string, Attempt[]>();
+  private troubledComplete = true;
+  private readonly stackHolders = new Map<string, Mutable<Attempt>>();
+  private readonly random = random(0x5eed);
+
+  constructor(
+    private readonly ids: IdTable,
+    private readonly sampleSize = ATTEMPT_SAMPLE,
+  ) {}
+
+  get size(): number {
+    return this.count;
+  }
+
+  add(a: Mutable<Attempt>): void {
+    this.count++;
+    if (a.attempt > 1) this.retries++;
+    if (a.start < this.firstStart) this.firstStart = a.start;
+    const end = a.start + a.durationMs;
+    if (end > this.lastEnd) this.lastEnd = end;
+    let s = this.byOutcome.get(a.outcome);
+    if (!s) this.byOutcome.set(a.outcome, (s = { n: 0, sumMs: 0, minMs: Infinity, maxMs: -Infinity, minPositiveMs: Infinity }));
+    s.n++;
+    s.sumMs += a.durationMs;
+    if (a.durationMs < s.minMs) s.minMs = a.durationMs;
+    if (a.durationMs > s.maxMs) s.maxMs = a.durationMs;
+    if (a.durationMs > 0 && a.durationMs < s.minPositiveMs) s.minPositiveMs = a.durationMs;
+    let w = this.byWorker.get(a.worker);
+    if (!w) this.byWorker.set(a.worker, (w = { name: a.worker, attempts: 0, failed: 0, busyMs: 0 }));
+    a.worker = w.name; // one string for all the attempts of a worker (JSON.parse gives each record its own)
+    w.attempts++;
+    w.busyMs += a.durationMs;
+    const failed = isFailure(a);
+    if (failed) {
+      w.failed++;
+      if (a.stack !== undefined) this.keepOneStack(a);
+    }
+
+    const slot = this.ids.slot(a.id);
+    const flags = this.ids.flagsAt(slot);
+    if ((flags & SEEN_ATTEMPT) === 0) this.distinct++;
+    const list = flags & SEEN_ATTEMPT ? this.troubled.get(a.id) : undefined;
+    if (list) {
+      list.push(a);
+      return;
+    }
+    if ((flags & SEEN_ATTEMPT) === 0 && a.attempt === 1 && a.outcome === 'success') {
+      this.ids.addFlags(slot, SEEN_ATTEMPT | PLAIN);
+      this.plainSucceeded++;
+      this.sample(a);
+      return;
+    }
+    this.ids.addFlags(slot, SEEN_ATTEMPT);
+    if (this.troubled.size >= TROUBLED_MAX) {
+      this.troubledComplete = false;
+      return;
+    }
+    const attempts: Attempt[] = [];
+    if (flags & PLAIN) {
+      // it succeeded at its first attempt before (the step ran again into the folder): that attempt
+      // is not at hand any more, only that it was one
+      this.plainSucceeded--;
+      attempts.push({ id: a.id, attempt: 1, items: 0, worker: '', start: 0, durationMs: 0, outcome: 'success', weight: 0 });
+    }
+    attempts.push(a);
+    this.troubled.set(a.id, attempts);
+  }
+
+  private sample(a: Mutable<Attempt>): void {
+    this.plainSeen++;
+    if (this.plain.length < this.sampleSize) {
+      this.plain.push(a);
+      return;
+    }
+    const j = Math.floor(this.random() * this.plainSeen);
+    if (j < this.sampleSize) this.plain[j] = a;
+  }
+
+  /** One stack trace per cause of failure: the earliest attempt's (the one the report shows). */
+  private keepOneStack(a: Mutable<Attempt>): void {
+    const key = causeKey(a);
+    const holder = this.stackHolders.get(key);
+    if (holder === undefined) {
+      if (this.stackHolders.size < STACK_CAUSES) this.stackHolders.set(key, a);
+      return;
+    }
+    if (a.start < holder.start) {
+      holder.stack = undefined;
+      this.stackHolders.set(key, a);
+    } else a.stack = undefined;
+  }
+
+  finish(source: AttemptSet['source']): AttemptSet {
+    const sampled = this.plainSeen > this.plain.length;
+    if (sampled) {
+      const weight = this.plainSeen / this.plain.length;
+      for (const a of this.plain) a.weight = weight;
+    }
+    const fates: { fate: MiniBatchFate; first: number }[] = [];
+    const kept: Attempt[] = [...this.plain];
+    let succeeded = this.plainSucceeded;
+    for (const [id, list] of this.troubled) {
+      let first = Infinity;
+      for (const a of list) {
+        if (a.weight === 0) continue;
+        kept.push(a);
+        if (a.start < first) first = a.start;
+      }
+      list.sort((x, y) => x.attempt - y.attempt || x.start - y.start);
+      const final = list[list.length - 1]!.outcome;
+      if (final === 'success') succeeded++;
+      fates.push({ fate: { id, attempts: list, final }, first });
+    }
+    kept.sort(byStart);
+    fates.sort((x, y) => x.first - y.first);
+    const byOutcome: Record<string, DurationStats> = {};
+    for (const [k, v] of this.byOutcome) byOutcome[k] = v;
+    return {
+      source,
+      count: this.count,
+      byOutcome,
+      retries: this.retries,
+      firstStart: this.count > 0 ? this.firstStart : undefined,
+      lastEnd: this.count > 0 ? this.lastEnd : undefined,
+      byWorker: this.byWorker,
+      kept,
+      sampled: sampled ? { of: this.plainSeen, kept: this.plain.length } : undefined,
+      failed: kept.filter(isFailure),
+      fates: { total: this.distinct, succeeded, troubled: new Map(fates.map((f) => [f.fate.id, f.fate])), complete: this.troubledComplete },
+    };
+  }
+}
+
+function byStart(a: Attempt, b: Attempt): number {
+  return a.start - b.start || a.attempt - b.attempt;
+}
