@@ -41,7 +41,7 @@ export async function createStep(options: StepOptions): Promise<Step> {
   const diagnostics = new Diagnostics();
   const disabled = config.disabled;
   const dims = identityDimensions(identity);
-  const local = config.local && !disabled ? LocalRunFolder.open(config.dir, identity, JSON.stringify(dims), diagnostics) : undefined;
+  const local = config.local && !disabled ? LocalRunFolder.open(config.dir, identity, diagnostics) : undefined;
   if (local) diagnostics.addSink((line) => local.driver.append(`${new Date().toISOString()} ${line}\n`));
   for (const issue of issues) diagnostics.warn(`config.${issue.variable}`, `configuration: ${formatIssue(issue)}`);
 
@@ -86,6 +86,8 @@ export async function createStep(options: StepOptions): Promise<Step> {
     identity,
     resource: resource.attributes,
     trace_id: undefined as string | undefined,
+    /** The step span: log records logged in it carry no span_id of their own. */
+    span_id: undefined as string | undefined,
     // false: the program registered its own global provider first, which stays (docs/opentelemetry.md)
     otel_globals: sdk.registered,
     runtime: collectRuntimeInfo(options.mainScript),
@@ -96,6 +98,7 @@ export async function createStep(options: StepOptions): Promise<Step> {
   created = step;
   step.prometheusExport = prometheusExport;
   staticInfo.trace_id = step.rootSpan.spanContext().traceId;
+  staticInfo.span_id = step.rootSpan.spanContext().spanId;
   step.writeInitialStepJson();
   // values logged through import-time handles before the start
   const state = processState();

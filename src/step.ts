@@ -92,6 +92,7 @@ export class Step implements ActiveStep {
     this.tracer = sdk.tracerProvider.getTracer(TRACER_NAME);
     this.rootSpan = this.tracer.startSpan(identity.stepName, { kind: rootSpanKind === 'internal' ? SpanKind.INTERNAL : SpanKind.SERVER, attributes: { ...dims, 'step.kind': 'step' } }, inherited);
     sdk.stepSpan = this.rootSpan;
+    sdk.setStepTraceId(this.rootSpan.spanContext().traceId);
     this.instruments = new CatalogInstruments(sdk.meter, this.prometheus, mdims, diagnostics);
     this.recorder = new MetricRecorder(diagnostics, local, sdk.meter, this.prometheus, mdims, (kind, name, value) => {
       let json = JSON.stringify(value);
@@ -101,7 +102,8 @@ export class Step implements ActiveStep {
     const otelDims: Attributes = { ...dims };
     const dimsJson = JSON.stringify(dims).slice(1, -1);
     const pipeline = new LogPipeline(local, config.console, sdk.logger, otelDims, identity.stepName, dimsJson, this.rootSpan);
-    this.logger = bindLogger(processState().logs, { dims, dimsJson, stepSpan: this.rootSpan, pipeline }, config.logLevel, diagnostics);
+    const { traceId: stepTraceId, spanId: stepSpanId } = this.rootSpan.spanContext();
+    this.logger = bindLogger(processState().logs, { dims, stepSpan: this.rootSpan, stepTraceId, stepSpanId, pipeline }, config.logLevel, diagnostics);
     this.instruments.record('running', 1);
     this.resources = config.resources.enabled ? ResourceSampler.start({ intervalMs: config.resources.intervalMs, file: local?.resourcesFile, processIndex: identity.processIndex, instruments: this.instruments, diagnostics }) : undefined;
     for (const h of healths) {

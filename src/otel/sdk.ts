@@ -103,13 +103,15 @@ export class StepSdk {
   readonly prometheusText: PrometheusTextReader | undefined;
   /** The step span: the parent of the program's spans started where no span is active. */
   stepSpan: Span | undefined;
+  /** Tell the local span file the step span's trace id (its lines in that trace leave it out). */
+  readonly setStepTraceId: (traceId: string) => void;
   /** Which globals are the step's (false: the program registered its own first, which stay). */
   readonly registered: { readonly trace: boolean; readonly metrics: boolean; readonly logs: boolean; readonly propagator: boolean };
 
   constructor(input: SdkInput) {
     ensureContextManager();
     const { config, resource, backends, local } = input;
-    const { provider, ids, finished } = createTracerProvider({
+    const { provider, ids, finished, setStepTraceId } = createTracerProvider({
       resource,
       sampler: input.sampler,
       traceId: input.traceId,
@@ -121,6 +123,7 @@ export class StepSdk {
     this.tracerProvider = provider;
     this.spanIds = ids;
     this.finishedSpans = finished;
+    this.setStepTraceId = setStepTraceId;
 
     const interval = { exportIntervalMillis: config.metricExportIntervalMs, exportTimeoutMillis: config.metricExportTimeoutMs };
     const readers: IMetricReader[] = [];

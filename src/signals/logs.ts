@@ -39,37 +39,45 @@ type Info = winston.Logform.TransformableInfo & Record<string, unknown>;
 /** What the process logger is bound to while a step runs. */
 export interface LogBinding {
   readonly dims: Readonly<Record<string, string | number>>;
-  /** `dims` as JSON members (no braces), spliced into each logs.jsonl line. */
-  readonly dimsJson: string;
   readonly stepSpan: Span;
+  /** The step span's ids (in step.json): records in its trace, or logged in it, do not repeat them. */
+  readonly stepTraceId: string;
+  readonly stepSpanId: string;
   readonly pipeline: LogPipeline;
 }
 
 /**
- * Adds time, trace context and mini-batch id; reads the binding at call time. The step dimensions
- * are spliced into the JSON line by the pipeline; they are copied onto the record itself only when
- * the program has added transports of its own, which then see them as fields.
+ * Adds time, trace context and mini-batch id; reads the binding at call time. What is the same on
+ * every record of the step is left off it (logs.jsonl stays small; step.json has it): the step
+ * dimensions (the pipeline writes them on the first line only), and the trace and span ids when
+ * they are the step span's. Programs that added transports of their own get all of it as fields.
  */
 function stepContextFormat(state: LoggerState): winston.Logform.Format {
   return winston.format((info) => {
     info.timestamp = isoFromMillis(Date.now());
     const binding = state.binding;
     if (binding === undefined) return info;
-    if (state.logger !== undefined && state.logger.transports.length > 1) Object.assign(info, binding.dims);
+    const theirs = state.logger !== undefined && state.logger.transports.length > 1;
+    if (theirs) Object.assign(info, binding.dims);
     const active = context.active();
-    const span = trace.getSpan(active) ?? binding.stepSpan;
-    const sc = span.spanContext();
-    info.trace_id = sc.traceId;
-    info.span_id = sc.spanId;
+    const sc = (trace.getSpan(active) ?? binding.stepSpan).spanContext();
+    if (theirs || sc.traceId !== binding.stepTraceId) info.trace_id = sc.traceId;
+    if (theirs || sc.spanId !== binding.stepSpanId) info.span_id = sc.spanId;
     const miniBatch = active.getValue(MINI_BATCH_KEY);
     if (miniBatch !== undefined) info.mini_batch_id = miniBatch;
     return info;
   })();
 }
 
-/** Writes one record to every output of the step. */
+/**
+ * Writes one record to every output of the step. logs.jsonl: the record as JSON, with the step
+ * dimensions on the first line only (they tell a re-run into the same folder apart; step.json has
+ * them). driver.log: the record for people, except the info and lower records of a mini-batch
+ * (the bulk of a large run: they are in logs.jsonl and in the report, by mini-batch).
+ */
 export class LogPipeline {
-  private readonly dimsTail: string;
+  /** `,<dims>}`: closes the first line of logs.jsonl; then `}` alone. */
+  private firstTail: string | undefined;
 
   constructor(
     private readonly local: LocalRunFolder | undefined,
@@ -80,7 +88,7 @@ export class LogPipeline {
     dimsJson: string,
     private readonly stepSpan: Span,
   ) {
-    this.dimsTail = dimsJson ? `,${dimsJson}}` : '}';
+    this.firstTail = dimsJson ? `,${dimsJson}}` : undefined;
   }
 
   write(info: Info): void {
@@ -109,14 +117,21 @@ export class LogPipeline {
         }
       }
       json ??= safeRecordJson(info);
-      // the dimensions, unless the record already carries them (then they are in `json`)
-      if (info.step_id === undefined) json = json.length > 2 ? `${json.slice(0, -1)}${this.dimsTail}` : `{${this.dimsTail.slice(1)}`;
+      const tail = this.firstTail;
+      if (tail !== undefined) {
+        // the dimensions after the record's own fields: where a field has their name, they win (JSON.parse keeps the last)
+        this.firstTail = undefined;
+        json = json.length > 2 ? `${json.slice(0, -1)}${tail}` : `{${tail.slice(1)}`;
+      }
       this.local.logs.append(`${json}\n`);
     }
-    if (this.consoleOn || this.local) {
-      const line = humanLine(info, meta, this.stepName);
-      if (this.local) this.local.driver.append(line);
-      if (this.consoleOn) writeConsole(info.level, line);
+    const forDriver = this.local !== undefined && (info.mini_batch_id === undefined || info.level === 'error' || info.level === 'warn');
+    if (this.consoleOn || forDriver) {
+      const body = humanBody(info, meta);
+      const time = safeString(info.timestamp);
+      const level = levelLabel(info.level);
+      if (forDriver) this.local!.driver.append(`${time} ${level} ${body}`);
+      if (this.consoleOn) writeConsole(info.level, `${time} ${level} ${this.stepName} ${body}`);
     }
     if (this.otelLogger) this.emitOtel(info, meta, error);
   }
@@ -166,11 +181,15 @@ function fastStringify(value: unknown): string {
   }
 }
 
-function humanLine(info: Info, meta: Record<string, unknown> | undefined, stepName?: string): string {
-  const mb = info.mini_batch_id !== undefined ? ` [${safeString(info.mini_batch_id)}]` : '';
-  const step = stepName !== undefined ? ` ${stepName}` : '';
+function levelLabel(level: string): string {
+  return LEVEL_LABELS[level] ?? safeString(level).toUpperCase().padEnd(5);
+}
+
+/** A record for people after its time and level: `[mini-batch] message {fields}`, the stack below. */
+function humanBody(info: Info, meta: Record<string, unknown> | undefined): string {
+  const mb = info.mini_batch_id !== undefined ? `[${safeString(info.mini_batch_id)}] ` : '';
   const message = typeof info.message === 'string' ? info.message : safeStringify(info.message);
-  let line = `${safeString(info.timestamp)} ${LEVEL_LABELS[info.level] ?? safeString(info.level).toUpperCase().padEnd(5)}${step}${mb} ${message}`;
+  let line = `${mb}${message}`;
   if (meta) line += ` ${fastStringify(meta)}`;
   if (typeof info.stack === 'string' && !(meta && 'stack' in meta)) line += `\n${info.stack}`;
   return `${line}\n`;
@@ -368,14 +387,8 @@ export function bindLogger(state: LoggerState, binding: LogBinding, level: LogLe
   state.ended = false;
   const buffered = state.buffer;
   state.buffer = [];
-  for (const info of buffered) {
-    if (info.trace_id === undefined) {
-      const sc = binding.stepSpan.spanContext();
-      info.trace_id = sc.traceId;
-      info.span_id = sc.spanId;
-    }
-    writeRecord(state, binding, info);
-  }
+  // records from before the start belong to the step span: no trace or span id of their own
+  for (const info of buffered) writeRecord(state, binding, info);
   if (state.overflow > 0) {
     diagnostics.warn('logs.pre-start-overflow', `${state.overflow} log records written before startStep() were dropped (the buffer holds ${PRE_START_BUFFER})`);
     state.overflow = 0;
@@ -389,7 +402,7 @@ export function unbindLogger(state: LoggerState, diagnostics: Diagnostics): void
   state.ended = true;
   state.afterEnd = (info) => {
     diagnostics.warn('logs.after-end', 'a log record was written after the step ended: it goes to the console only');
-    writeConsole(info.level, humanLine(info, undefined));
+    writeConsole(info.level, `${safeString(info.timestamp)} ${levelLabel(info.level)} ${humanBody(info, undefined)}`);
   };
 }
 

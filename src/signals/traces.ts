@@ -56,8 +56,11 @@ export class PipelineTraceIdGenerator implements IdGenerator {
 const KIND_NAMES = ['INTERNAL', 'SERVER', 'CLIENT', 'PRODUCER', 'CONSUMER'];
 const STATUS_NAMES = ['UNSET', 'OK', 'ERROR'];
 
-/** One spans.jsonl line, built by hand: this runs once per span. Identity dimensions are left out (they are in step.json). */
-export function spanLine(span: ReadableSpan, omit: ReadonlySet<string>): string {
+/**
+ * One spans.jsonl line, built by hand: this runs once per span. What step.json has is left out:
+ * the identity dimensions, and the trace id when it is the step's (`stepTraceId`).
+ */
+export function spanLine(span: ReadableSpan, omit: ReadonlySet<string>, stepTraceId?: string): string {
   const sc = span.spanContext();
   let attributes: Attributes = span.attributes;
   for (const key in attributes) {
@@ -69,7 +72,7 @@ export function spanLine(span: ReadableSpan, omit: ReadonlySet<string>): string 
   }
   const parent = span.parentSpanContext?.spanId;
   const status = span.status;
-  let line = `{"trace_id":"${sc.traceId}","span_id":"${sc.spanId}"`;
+  let line = sc.traceId === stepTraceId ? `{"span_id":"${sc.spanId}"` : `{"trace_id":"${sc.traceId}","span_id":"${sc.spanId}"`;
   if (parent) line += `,"parent_span_id":"${parent}"`;
   // kept here, not exported: OTEL_TRACES_SAMPLER sampled it out
   if ((sc.traceFlags & TraceFlags.SAMPLED) === 0) line += ',"sampled":false';
@@ -86,6 +89,8 @@ export function spanLine(span: ReadableSpan, omit: ReadonlySet<string>): string 
 }
 
 class LocalSpanProcessor implements SpanProcessor {
+  /** Set once the step span has started (its trace id is in step.json). */
+  stepTraceId: string | undefined;
   constructor(
     private readonly local: LocalRunFolder,
     private readonly omit: ReadonlySet<string>,
@@ -93,7 +98,7 @@ class LocalSpanProcessor implements SpanProcessor {
   onStart(): void {}
   onEnd(span: ReadableSpan): void {
     // serialised now: a span retained until the batch is written costs more in GC than the JSON
-    this.local.spans.append(spanLine(span, this.omit));
+    this.local.spans.append(spanLine(span, this.omit, this.stepTraceId));
   }
   forceFlush(): Promise<void> {
     this.local.spans.flush();
@@ -249,10 +254,19 @@ export class FinishedSpans {
   }
 }
 
-export function createTracerProvider(options: TracingOptions): { provider: BasicTracerProvider; ids: PipelineTraceIdGenerator; finished: FinishedSpans } {
+export interface StepTracing {
+  readonly provider: BasicTracerProvider;
+  readonly ids: PipelineTraceIdGenerator;
+  readonly finished: FinishedSpans;
+  /** The step span's trace id, once it has started: spans.jsonl lines in that trace leave it out. */
+  setStepTraceId(traceId: string): void;
+}
+
+export function createTracerProvider(options: TracingOptions): StepTracing {
   const processors: SpanProcessor[] = [];
   if (options.spanDimensions) processors.push(new DimensionsProcessor(options.spanDimensions));
-  if (options.local) processors.push(new LocalSpanProcessor(options.local, options.localOmit));
+  const local = options.local ? new LocalSpanProcessor(options.local, options.localOmit) : undefined;
+  if (local) processors.push(local);
   for (const backend of options.backends) {
     if (!backend.traces) continue;
     const { exporter, health } = backend.traces;
@@ -271,7 +285,14 @@ export function createTracerProvider(options: TracingOptions): { provider: Basic
     options.spanDimensions,
     Number.isFinite(limits?.attributeValueLengthLimit) ? limits!.attributeValueLengthLimit! : 0,
   );
-  return { provider, ids, finished };
+  return {
+    provider,
+    ids,
+    finished,
+    setStepTraceId: (traceId) => {
+      if (local) local.stepTraceId = traceId;
+    },
+  };
 }
 
 export { SpanKind };

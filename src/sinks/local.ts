@@ -209,11 +209,11 @@ export interface MetricLine {
 }
 
 /**
- * Serialiser of metrics.jsonl lines. Lines are written in bursts, so the ISO time of the last
- * millisecond and the JSON of recent names are reused; a finite number needs no JSON.stringify.
+ * Serialiser of metrics.jsonl lines (the identity is in step.json, not repeated). Lines are written
+ * in bursts, so the ISO time of the last millisecond and the JSON of recent names are reused; a
+ * finite number needs no JSON.stringify.
  */
-function metricLineSerializer(dimsJson: string): (m: MetricLine) => string {
-  const dimsTail = dimsJson.length > 2 ? `,${dimsJson.slice(1, -1)}` : '';
+function metricLineSerializer(): (m: MetricLine) => string {
   let lastTime = -1;
   let lastIso = '';
   const names = new Map<string, string>();
@@ -232,7 +232,7 @@ function metricLineSerializer(dimsJson: string): (m: MetricLine) => string {
     if (m.step !== undefined) line += `,"step":${m.step}`;
     if (m.description !== undefined) line += `,"description":${JSON.stringify(m.description)}`;
     if (m.otel !== undefined) line += `,"attributes":${JSON.stringify(m.otel.attributes)},"type":"${m.otel.type}",${m.otel.unit ? `"unit":${JSON.stringify(m.otel.unit)},` : ''}"scope":${JSON.stringify(m.otel.scope)}`;
-    return `${line}${dimsTail}}\n`;
+    return `${line}}\n`;
   };
 }
 
@@ -259,7 +259,6 @@ export class LocalRunFolder {
   private constructor(
     readonly folder: string,
     id: StepIdentity,
-    dimsJson: string,
     private readonly diagnostics: Diagnostics,
     private readonly lock: FolderLock | undefined,
     suffix: string,
@@ -269,7 +268,7 @@ export class LocalRunFolder {
     const file = (base: string, ext: string): string => path.join(folder, processFileName(base, ext, p, suffix));
     this.logs = new BatchedFile(file('logs', '.jsonl'), (line: string) => line, onError);
     this.driver = new BatchedFile(file('driver', '.log'), (line: string) => line, onError);
-    this.metrics = new BatchedFile(file('metrics', '.jsonl'), metricLineSerializer(dimsJson), onError);
+    this.metrics = new BatchedFile(file('metrics', '.jsonl'), metricLineSerializer(), onError);
     this.spans = new BatchedFile(file('spans', '.jsonl'), (s: string | (() => string)) => (typeof s === 'string' ? s : s()), onError);
     this.stepJsonPath = file('step', '.json');
     this.resourcesFile = file('resources', '.jsonl');
@@ -286,7 +285,7 @@ export class LocalRunFolder {
    * files of this process's own, with one diagnostic); undefined (with one diagnostic) when the
    * folder cannot be written.
    */
-  static open(dir: string, id: StepIdentity, dimsJson: string, diagnostics: Diagnostics): LocalRunFolder | undefined {
+  static open(dir: string, id: StepIdentity, diagnostics: Diagnostics): LocalRunFolder | undefined {
     const folder = runFolderPath(dir, id);
     const problem = folderProblem(folder);
     if (problem !== undefined) {
@@ -302,7 +301,7 @@ export class LocalRunFolder {
           'Give each process its own STEP_TELEMETRY_PROCESS_INDEX, or each run its own STEP_TELEMETRY_PIPELINE_RUN_ID',
       );
     }
-    return new LocalRunFolder(folder, id, dimsJson, diagnostics, lock, suffix);
+    return new LocalRunFolder(folder, id, diagnostics, lock, suffix);
   }
 
   /** True while every file has been written as asked. */
