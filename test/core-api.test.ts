@@ -180,7 +180,7 @@ describe('the step logger', () => {
     await s.end();
     const lines = fs.readFileSync(path.join(s.runFolder!, 'logs.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
     const by = (m: string) => lines.find((l) => l.message === m);
-    expect(by('from the child')).toMatchObject({ request_id: 'r-1', a: 1, step_name: 'child-logger' });
+    expect(by('from the child')).toMatchObject({ request_id: 'r-1', a: 1 });
     expect(by('from the child, no fields')).toMatchObject({ request_id: 'r-1' });
     expect(by('from the parent')).not.toHaveProperty('request_id');
   });
@@ -211,7 +211,10 @@ describe('the step logger', () => {
     const own = lines.filter((l) => /add|span|remove/.test(l.message));
     // the same fields whichever path a record took (fast path before/after, winston's streams in between)
     expect(own.map((l) => l.message)).toEqual(['before add', 'after add', 'in span', 'after remove']);
-    for (const l of own) expect(Object.keys(l).filter((k) => !['a'].includes(k)).sort()).toEqual(Object.keys(own[3]).sort());
+    for (const l of own) expect(Object.keys(l).filter((k) => !['a', 'span_id'].includes(k)).sort()).toEqual(Object.keys(own[3]).sort());
+    // the step span's ids are in step.json: only the record logged in a span of its own carries one
+    expect(own.map((l) => l.span_id !== undefined)).toEqual([false, false, true, false]);
+    expect(own.some((l) => 'trace_id' in l || 'step_name' in l)).toBe(false);
   });
 });
 

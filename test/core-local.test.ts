@@ -40,9 +40,9 @@ describe('local run folder', () => {
       node_count: 2,
       process_index: 0,
     };
-    // metrics.jsonl: name, value, step index, time, dimensions, kind
+    // metrics.jsonl: name, value, step index, time, kind (the identity is in step.json)
     const byName = (n: string) => run.metrics.filter((m) => m.name === n);
-    expect(byName('accuracy')).toEqual([expect.objectContaining({ kind: 'scalar', value: 0.95, ...dims })]);
+    expect(byName('accuracy')).toEqual([{ time: expect.any(String), kind: 'scalar', name: 'accuracy', value: 0.95 }]);
     expect(byName('loss')[0]).toMatchObject({ kind: 'scalar', value: 0.31, step: 7 });
     expect(Date.parse(byName('loss')[0].time)).toBeGreaterThan(Date.now() - 60_000);
     expect(byName('loss_curve')[0]).toMatchObject({ kind: 'list', value: [0.9, 0.5, 0.31] });
@@ -52,10 +52,14 @@ describe('local run folder', () => {
     // the import-time handle recorded before and after the start
     expect(byName('early_metric').map((m) => m.value)).toEqual([42, 43]);
 
-    // logs.jsonl: identity, trace/span ids of the active span, mini-batch id
-    for (const record of run.logs) expect(record).toMatchObject({ ...dims, trace_id: ids.traceId });
+    // logs.jsonl: the identity on the first record only; the span id of the active span, unless it
+    // is the step span (step.json has its ids), the mini-batch id
+    expect(run.logs[0]).toMatchObject({ ...dims, host: expect.any(String), pid: expect.any(Number) });
+    for (const record of run.logs.slice(1)) for (const k of [...Object.keys(dims), 'host', 'pid', 'trace_id']) expect(record).not.toHaveProperty(k);
+    expect(run.step).toMatchObject({ trace_id: ids.traceId, span_id: ids.stepSpanId });
     const log = (msg: string) => run.logs.find((l) => l.message === msg);
-    expect(log('model loaded')).toMatchObject({ level: 'info', model_path: '/models/m.json', span_id: ids.stepSpanId });
+    expect(log('model loaded')).toMatchObject({ level: 'info', model_path: '/models/m.json' });
+    expect(log('model loaded')).not.toHaveProperty('span_id');
     expect(log('inside span')?.span_id).toBe(ids.innerSpanId);
     expect(log('slow mini-batch')).toMatchObject({ level: 'warn', mini_batch_id: 'mb-0007', seconds: 3.5 });
     expect(log('logged before startStep')).toBeDefined();
@@ -66,7 +70,9 @@ describe('local run folder', () => {
 
     // spans.jsonl: the step span (SERVER), user spans under it, the error recorded with its stack
     const root = run.spans.find((s) => s.span_id === ids.stepSpanId);
-    expect(root).toMatchObject({ name: 'score', kind: 'SERVER', trace_id: ids.traceId, status: { code: 'OK' } });
+    expect(root).toMatchObject({ name: 'score', kind: 'SERVER', status: { code: 'OK' } });
+    // in the step's trace: its id is in step.json, not on every line
+    for (const span of run.spans) expect(span).not.toHaveProperty('trace_id');
     expect(root?.attributes).toMatchObject({ 'step.outcome': 'success', 'step.tag.model': 'mnist-v2' });
     expect(root?.events.map((e: any) => e.name)).toEqual(['metric.list', 'metric.row', 'metric.table']);
     const failing = run.spans.find((s) => s.name === 'failing-block');
@@ -74,8 +80,11 @@ describe('local run folder', () => {
     expect(failing?.events[0].attributes['exception.stacktrace']).toContain('full-step.mjs');
     expect(run.spans.find((s) => s.name === 'load-model')?.parent_span_id).toBe(ids.stepSpanId);
 
-    // the driver log is for people
-    expect(run.driver).toMatch(/WARN  score \[mb-0007\] slow mini-batch \{"seconds":3.5\}/);
+    // the driver log is for people: the info records of a mini-batch are only in logs.jsonl (and the report)
+    expect(run.driver).toMatch(/WARN  \[mb-0007\] slow mini-batch \{"seconds":3.5\}/);
+    expect(log('scoring mini-batch')).toMatchObject({ mini_batch_id: 'mb-0007', items: 2 });
+    expect(run.driver).not.toContain('scoring mini-batch');
+    expect(run.driver).toMatch(/INFO  model loaded \{"model_path":"\/models\/m.json"\}/);
     expect(run.driver).toContain('step score ended: success');
 
     // step.json: identity, runtime, outcome

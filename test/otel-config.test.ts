@@ -187,7 +187,7 @@ describe("the program's own OpenTelemetry", () => {
     const f = readRunFolder(findRunFolder(dir));
     expect(f.step.otel_globals).toMatchObject({ trace: false });
     const work = f.spans.find((s) => s.name === 'step-work')!;
-    expect(marker(r.stdout, 'USER_SPANS')).toEqual([{ name: 'user-work', traceId: work.trace_id, parent: work.span_id }]);
+    expect(marker(r.stdout, 'USER_SPANS')).toEqual([{ name: 'user-work', traceId: f.step.trace_id, parent: work.span_id }]);
     expect(f.spans.map((s) => s.name).sort()).toEqual(['joined', 'step-work']);
   });
 });

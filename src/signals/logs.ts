@@ -78,6 +78,7 @@ function stepContextFormat(state: LoggerState): winston.Logform.Format {
 export class LogPipeline {
   /** `,<dims>}`: closes the first line of logs.jsonl; then `}` alone. */
   private firstTail: string | undefined;
+  private readonly stepIds: { readonly traceId: string; readonly spanId: string };
 
   constructor(
     private readonly local: LocalRunFolder | undefined,
@@ -89,6 +90,23 @@ export class LogPipeline {
     private readonly stepSpan: Span,
   ) {
     this.firstTail = dimsJson ? `,${dimsJson}}` : undefined;
+    this.stepIds = stepSpan.spanContext();
+  }
+
+  /**
+   * The record as logs.jsonl has it. When the program added transports of its own, the format put
+   * the dimensions and the step span's ids on the record for them: they are left out here, so the
+   * line is the same whichever way the record came.
+   */
+  private lineFields(info: Info): Info {
+    if (info.step_id === undefined) return info;
+    const out = {} as Info;
+    for (const key in info) {
+      if (key in this.otelDims) continue;
+      if ((key === 'trace_id' && info.trace_id === this.stepIds.traceId) || (key === 'span_id' && info.span_id === this.stepIds.spanId)) continue;
+      out[key] = info[key];
+    }
+    return out;
   }
 
   write(info: Info): void {
@@ -108,15 +126,16 @@ export class LogPipeline {
       error = { name: errorName(info.stack), message: String(info.message), stack: info.stack };
     }
     if (this.local) {
+      const fields = this.lineFields(info);
       let json: string | undefined;
-      if (typeof info.toJSON !== 'function') {
+      if (typeof fields.toJSON !== 'function') {
         try {
-          json = JSON.stringify(info);
+          json = JSON.stringify(fields);
         } catch {
           // cyclic, BigInt, a getter that throws: the safe walk below
         }
       }
-      json ??= safeRecordJson(info);
+      json ??= safeRecordJson(fields);
       const tail = this.firstTail;
       if (tail !== undefined) {
         // the dimensions after the record's own fields: where a field has their name, they win (JSON.parse keeps the last)
