@@ -46,43 +46,46 @@ export function summarize(values: readonly number[], weights?: readonly number[]
 }
 
 function summarizeWeighted(values: readonly number[], weights: readonly number[]): Summary {
-  const order = Array.from(values.keys()).sort((a, b) => values[a]! - values[b]!);
-  const v = Float64Array.from(order, (k) => values[k]!);
-  const w = Float64Array.from(order, (k) => weights[k]!);
+  // a sample has few distinct weights (1, and the weight of the sampled attempts): one sorted run
+  // of values per weight, merged while the positions are walked
+  const groups = new Map<number, number[]>();
   let total = 0;
   let sum = 0;
-  for (let k = 0; k < v.length; k++) {
-    total += w[k]!;
-    sum += v[k]! * w[k]!;
+  for (let k = 0; k < values.length; k++) {
+    const w = weights[k]!;
+    const g = groups.get(w);
+    if (g) g.push(values[k]!);
+    else groups.set(w, [values[k]!]);
+    total += w;
+    sum += values[k]! * w;
   }
-  const n = v.length;
-  return {
-    n: Math.round(total),
-    min: n ? v[0]! : Number.NaN,
-    mean: n ? sum / total : Number.NaN,
-    p50: weightedPercentile(v, w, total, 50),
-    p95: weightedPercentile(v, w, total, 95),
-    p99: weightedPercentile(v, w, total, 99),
-    max: n ? v[n - 1]! : Number.NaN,
-  };
-}
-
-/**
- * `percentile` of sorted values each repeated as often as its weight: the value at rank
- * p/100 × (W − 1) of the W copies, interpolated to the next one.
- */
-function weightedPercentile(sorted: Float64Array, weights: Float64Array, total: number, p: number): number {
-  const n = sorted.length;
-  if (n === 0) return Number.NaN;
-  const rank = (p / 100) * Math.max(0, total - 1);
-  const lo = Math.floor(rank);
-  let k = 0;
-  let covered = weights[0]!;
-  while (k < n - 1 && covered <= lo) covered += weights[++k]!;
-  const at = sorted[k]!;
-  // the copy after `lo`: the same value while this one's copies last
-  const next = lo + 1 < covered || k === n - 1 ? at : sorted[k + 1]!;
-  return at + (next - at) * (rank - lo);
+  const n = values.length;
+  if (n === 0) return { n: 0, min: Number.NaN, mean: Number.NaN, p50: Number.NaN, p95: Number.NaN, p99: Number.NaN, max: Number.NaN };
+  const runs = [...groups].map(([w, list]) => ({ w, v: Float64Array.from(list).sort(), at: 0 }));
+  // percentile() over the values repeated as often as their weights: the value at position
+  // floor(rank) and at the one after, interpolated
+  const ranks = [50, 95, 99].map((p) => (p / 100) * Math.max(0, total - 1));
+  const positions = [...new Set(ranks.flatMap((r) => [Math.floor(r), Math.floor(r) + 1]))].sort((a, b) => a - b);
+  const value = new Map<number, number>();
+  let next = 0;
+  let covered = 0;
+  let min = Number.NaN;
+  let max = Number.NaN;
+  for (let i = 0; i < n; i++) {
+    let run = runs[0]!;
+    for (const r of runs) if (r.at < r.v.length && (run.at >= run.v.length || r.v[r.at]! < run.v[run.at]!)) run = r;
+    const v = run.v[run.at++]!;
+    if (i === 0) min = v;
+    max = v;
+    covered += run.w;
+    while (next < positions.length && positions[next]! < covered) value.set(positions[next++]!, v);
+  }
+  while (next < positions.length) value.set(positions[next++]!, max);
+  const q = ranks.map((r) => {
+    const lo = value.get(Math.floor(r))!;
+    return lo + (value.get(Math.floor(r) + 1)! - lo) * (r - Math.floor(r));
+  });
+  return { n: Math.round(total), min, mean: sum / total, p50: q[0]!, p95: q[1]!, p99: q[2]!, max };
 }
 
 /** Durations (ms) of attempts, each weighted as it is sampled. */

@@ -38,6 +38,106 @@ function random(seed: number): () => number {
   };
 }
 
+/**
+ * The successful first attempts: all of them up to `size`, then a uniform sample (reservoir
+ * sampling), kept in columns: an attempt sampled out leaves no object behind (a million of them
+ * would otherwise fill the old generation with garbage).
+ */
+class PlainSample {
+  seen = 0;
+  private n = 0;
+  private ids: string[] = [];
+  private start = new Float64Array(1024);
+  private duration = new Float64Array(1024);
+  private items = new Float64Array(1024);
+  /** NaN: not recorded. */
+  private itemsFailed = new Float64Array(1024);
+  private worker = new Uint32Array(1024);
+  private readonly workers: string[] = [];
+  private readonly workerIndex = new Map<string, number>();
+  /** The rare ones that carry an error field all the same: kept whole. */
+  private readonly whole = new Map<number, Attempt>();
+  private readonly random = random(0x5eed);
+
+  constructor(private readonly size: number) {}
+
+  add(a: Attempt): void {
+    this.seen++;
+    let k: number;
+    if (this.n < this.size) {
+      k = this.n++;
+      if (k === this.start.length) this.grow();
+    } else {
+      k = Math.floor(this.random() * this.seen);
+      if (k >= this.size) return;
+    }
+    this.ids[k] = a.id;
+    this.start[k] = a.start;
+    this.duration[k] = a.durationMs;
+    this.items[k] = a.items;
+    this.itemsFailed[k] = a.itemsFailed ?? Number.NaN;
+    let w = this.workerIndex.get(a.worker);
+    if (w === undefined) {
+      w = this.workers.push(a.worker) - 1;
+      this.workerIndex.set(a.worker, w);
+    }
+    this.worker[k] = w;
+    if (a.errorType !== undefined || a.errorMessage !== undefined || a.stack !== undefined) this.whole.set(k, a);
+    else this.whole.delete(k);
+  }
+
+  private grow(): void {
+    const size = Math.min(this.size, this.start.length * 2);
+    const more = <T extends Float64Array | Uint32Array>(a: T): T => {
+      const b = new (a.constructor as new (n: number) => T)(size);
+      b.set(a);
+      return b;
+    };
+    this.start = more(this.start);
+    this.duration = more(this.duration);
+    this.items = more(this.items);
+    this.itemsFailed = more(this.itemsFailed);
+    this.worker = more(this.worker);
+  }
+
+  get sampled(): boolean {
+    return this.seen > this.n;
+  }
+
+  get kept(): number {
+    return this.n;
+  }
+
+  /** The attempts kept, each standing for seen / kept of them. */
+  attempts(): Attempt[] {
+    const weight = this.sampled ? this.seen / this.n : 1;
+    const out: Attempt[] = [];
+    for (let k = 0; k < this.n; k++) {
+      const whole = this.whole.get(k);
+      const failed = this.itemsFailed[k]!;
+      out.push(
+        whole
+          ? { ...whole, weight }
+          : {
+              id: this.ids[k]!,
+              attempt: 1,
+              items: this.items[k]!,
+              worker: this.workers[this.worker[k]!]!,
+              start: this.start[k]!,
+              durationMs: this.duration[k]!,
+              outcome: 'success',
+              errorType: undefined,
+              errorMessage: undefined,
+              stack: undefined,
+              itemsFailed: Number.isNaN(failed) ? undefined : failed,
+              weight,
+            },
+      );
+    }
+    return out;
+  }
+}
+
 export class AttemptCollector {
   private count = 0;
   private retries = 0;
@@ -45,20 +145,20 @@ export class AttemptCollector {
   private lastEnd = -Infinity;
   private readonly byOutcome = new Map<string, Mutable<DurationStats>>();
   private readonly byWorker = new Map<string, Mutable<WorkerAttempts> & { readonly name: string }>();
-  private readonly plain: Mutable<Attempt>[] = [];
-  private plainSeen = 0;
+  private readonly plain: PlainSample;
   /** Mini-batches whose first attempt succeeded and that did not try again. */
   private plainSucceeded = 0;
   private distinct = 0;
   private readonly troubled = new Map<string, Attempt[]>();
   private troubledComplete = true;
   private readonly stackHolders = new Map<string, Mutable<Attempt>>();
-  private readonly random = random(0x5eed);
 
   constructor(
     private readonly ids: IdTable,
-    private readonly sampleSize = ATTEMPT_SAMPLE,
-  ) {}
+    sampleSize = ATTEMPT_SAMPLE,
+  ) {
+    this.plain = new PlainSample(sampleSize);
+  }
 
   get size(): number {
     return this.count;
@@ -99,7 +199,7 @@ export class AttemptCollector {
     if ((flags & SEEN_ATTEMPT) === 0 && a.attempt === 1 && a.outcome === 'success') {
       this.ids.addFlags(slot, SEEN_ATTEMPT | PLAIN);
       this.plainSucceeded++;
-      this.sample(a);
+      this.plain.add(a);
       return;
     }
     this.ids.addFlags(slot, SEEN_ATTEMPT);
@@ -118,16 +218,6 @@ export class AttemptCollector {
     this.troubled.set(a.id, attempts);
   }
 
-  private sample(a: Mutable<Attempt>): void {
-    this.plainSeen++;
-    if (this.plain.length < this.sampleSize) {
-      this.plain.push(a);
-      return;
-    }
-    const j = Math.floor(this.random() * this.plainSeen);
-    if (j < this.sampleSize) this.plain[j] = a;
-  }
-
   /** One stack trace per cause of failure: the earliest attempt's (the one the report shows). */
   private keepOneStack(a: Mutable<Attempt>): void {
     const key = causeKey(a);
@@ -143,13 +233,8 @@ export class AttemptCollector {
   }
 
   finish(source: AttemptSet['source']): AttemptSet {
-    const sampled = this.plainSeen > this.plain.length;
-    if (sampled) {
-      const weight = this.plainSeen / this.plain.length;
-      for (const a of this.plain) a.weight = weight;
-    }
     const fates: { fate: MiniBatchFate; first: number }[] = [];
-    const kept: Attempt[] = [...this.plain];
+    const kept: Attempt[] = this.plain.attempts();
     let succeeded = this.plainSucceeded;
     for (const [id, list] of this.troubled) {
       let first = Infinity;
@@ -176,7 +261,7 @@ export class AttemptCollector {
       lastEnd: this.count > 0 ? this.lastEnd : undefined,
       byWorker: this.byWorker,
       kept,
-      sampled: sampled ? { of: this.plainSeen, kept: this.plain.length } : undefined,
+      sampled: this.plain.sampled ? { of: this.plain.seen, kept: this.plain.kept } : undefined,
       failed: kept.filter(isFailure),
       fates: { total: this.distinct, succeeded, troubled: new Map(fates.map((f) => [f.fate.id, f.fate])), complete: this.troubledComplete },
     };

@@ -2,7 +2,7 @@
 // checked line by line. A file that is corrupt stops the read with an error naming the file and
 // the line; a half-written last line (what a killed step leaves) is tolerated and reported.
 import fs from 'node:fs';
-import { CsvLineRecords } from '../util/csv.js';
+import { CsvLineRecords, type CsvFields } from '../util/csv.js';
 
 /** A run folder (or one of its files) that cannot be read as one. */
 export class RunFolderError extends Error {
@@ -24,6 +24,7 @@ export interface ReadNote {
 }
 
 const CHUNK_BYTES = 4 * 1024 * 1024;
+const SLICED_CHUNK_BYTES = 64 * 1024;
 const NEWLINE = 0x0a;
 
 function preview(text: string, max = 120): string {
@@ -32,10 +33,18 @@ function preview(text: string, max = 120): string {
 }
 
 /**
- * Call `onLine` for every line of a file, with its 1-based number. The last line is passed with
- * `last: true`, and `terminated` tells whether it ended with a newline.
+ * Call `onLine` for every line of a file, with its 1-based number and the byte offset it starts at.
+ * The last line is passed with `last: true`, and `terminated` tells whether it ended with a
+ * newline. With `slices`, the lines of each chunk are cut from one string decoded at once (a line
+ * then holds on to its chunk: for text that is parsed and let go, as JSON is); else each line is a
+ * string of its own.
  */
-export function forEachLine(file: string, onLine: (text: string, line: number, last: boolean, terminated: boolean) => void, label = file): void {
+export function forEachLine(
+  file: string,
+  onLine: (text: string, line: number, last: boolean, terminated: boolean, offset: number) => void,
+  label = file,
+  slices = false,
+): void {
   let fd: number;
   try {
     fd = fs.openSync(file, 'r');
@@ -43,34 +52,67 @@ export function forEachLine(file: string, onLine: (text: string, line: number, l
     throw new RunFolderError(`${label}: cannot read (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`, label);
   }
   try {
-    const buf = Buffer.allocUnsafe(CHUNK_BYTES);
+    // a chunk's string stays below V8's large-object size: it dies young, with the lines cut from it
+    const size = slices ? SLICED_CHUNK_BYTES : CHUNK_BYTES;
+    const buf = Buffer.allocUnsafe(size);
     let carry: Buffer | undefined;
     let lineNo = 0;
-    let pending: string | undefined; // the previous complete line, held back to know whether it is the last
-    const emit = (text: string): void => {
-      if (pending !== undefined) onLine(pending, lineNo, false, true);
+    /** The byte offset of buf[0] in the file. */
+    let base = 0;
+    // the previous complete line, held back to know whether it is the last
+    let pending: string | undefined;
+    let pendingAt = 0;
+    const emit = (text: string, at: number): void => {
+      if (pending !== undefined) onLine(pending, lineNo, false, true, pendingAt);
       pending = text;
+      pendingAt = at;
       lineNo++;
     };
     for (;;) {
-      const n = fs.readSync(fd, buf, 0, CHUNK_BYTES, null);
+      const n = fs.readSync(fd, buf, 0, size, null);
       if (n === 0) break;
+      const from = base - (carry?.length ?? 0);
+      if (slices) {
+        const lastNl = buf.lastIndexOf(NEWLINE, n - 1);
+        if (lastNl >= 0) {
+          const text = carry ? Buffer.concat([carry, buf.subarray(0, lastNl)]).toString('utf8') : buf.toString('utf8', 0, lastNl);
+          carry = undefined;
+          // each '\n' of the text is a 0x0a of the bytes (UTF-8 never has one inside a character)
+          let at = from;
+          let byte = 0;
+          for (let start = 0; ; ) {
+            const nl = text.indexOf('\n', start);
+            if (nl < 0) {
+              emit(text.slice(start), at);
+              break;
+            }
+            emit(text.slice(start, nl), at);
+            start = nl + 1;
+            byte = buf.indexOf(NEWLINE, byte) + 1;
+            at = base + byte;
+          }
+          if (lastNl + 1 < n) carry = Buffer.from(buf.subarray(lastNl + 1, n));
+        } else carry = carry ? Buffer.concat([carry, buf.subarray(0, n)]) : Buffer.from(buf.subarray(0, n));
+        base += n;
+        continue;
+      }
       let start = 0;
       for (;;) {
         const nl = buf.indexOf(NEWLINE, start);
         if (nl < 0 || nl >= n) break;
         if (carry) {
-          emit(Buffer.concat([carry, buf.subarray(start, nl)]).toString('utf8'));
+          emit(Buffer.concat([carry, buf.subarray(start, nl)]).toString('utf8'), from);
           carry = undefined;
-        } else emit(buf.toString('utf8', start, nl));
+        } else emit(buf.toString('utf8', start, nl), base + start);
         start = nl + 1;
       }
       if (start < n) carry = carry ? Buffer.concat([carry, buf.subarray(start, n)]) : Buffer.from(buf.subarray(start, n));
+      base += n;
     }
     if (carry && carry.length > 0) {
-      if (pending !== undefined) onLine(pending, lineNo, false, true);
-      onLine(carry.toString('utf8'), lineNo + 1, true, false);
-    } else if (pending !== undefined) onLine(pending, lineNo, true, true);
+      if (pending !== undefined) onLine(pending, lineNo, false, true, pendingAt);
+      onLine(carry.toString('utf8'), lineNo + 1, true, false, base - carry.length);
+    } else if (pending !== undefined) onLine(pending, lineNo, true, true, pendingAt);
   } finally {
     fs.closeSync(fd);
   }
@@ -85,13 +127,13 @@ export function forEachLine(file: string, onLine: (text: string, line: number, l
 export function readJsonLines(
   file: string,
   label: string,
-  onRecord: (record: Record<string, unknown>, line: number) => void,
+  onRecord: (record: Record<string, unknown>, line: number, offset: number) => void,
   notes: ReadNote[],
 ): number {
   let count = 0;
-  forEachLine(file, (raw, line, last, terminated) => {
+  forEachLine(file, (raw, line, last, terminated, offset) => {
     const text = raw.endsWith('\r') ? raw.slice(0, -1) : raw;
-    if (text.trim() === '') return;
+    if (text.length === 0 || (text.charCodeAt(0) !== 0x7b /* { */ && text.trim() === '')) return;
     let value: unknown;
     let problem: string | undefined;
     try {
@@ -102,7 +144,7 @@ export function readJsonLines(
     }
     if (problem === undefined) {
       count++;
-      onRecord(value as Record<string, unknown>, line);
+      onRecord(value as Record<string, unknown>, line, offset);
       return;
     }
     if (last && !terminated) {
@@ -117,11 +159,11 @@ export function readJsonLines(
     if (recovered) {
       notes.push({ file: label, line, message: `${label}:${line}: starts with a half-written record (the step was stopped mid-line, then wrote again); the whole record after it was kept` });
       count++;
-      onRecord(recovered, line);
+      onRecord(recovered, line, offset);
       return;
     }
     throw new RunFolderError(`${label}:${line}: not a valid JSON record (${problem}): ${preview(text)}`, label, line);
-  }, label);
+  }, label, true);
   return count;
 }
 
@@ -195,7 +237,7 @@ export function readCsvRecords(
   label: string,
   notes: ReadNote[],
   expectColumns: readonly string[] | undefined,
-  onRow: (cells: readonly string[], line: number) => void,
+  onRow: (cells: CsvFields, line: number) => void,
   onHeader?: (columns: readonly string[]) => void,
 ): readonly string[] {
   let header: string[] | undefined;
@@ -205,12 +247,13 @@ export function readCsvRecords(
       if (cut !== undefined) throw new RunFolderError(`${label}:${cut}: not valid CSV: a quote not closed before the end of the record`, label, cut);
       if (header === undefined) {
         if (!terminated) throw new RunFolderError(`${label}:1: the header line is half-written (truncated)`, label, 1);
-        header = cells;
-        const missing = (expectColumns ?? []).filter((c) => !cells.includes(c));
+        const names = Array.from({ length: cells.length }, (_, i) => cells.field(i));
+        header = names;
+        const missing = (expectColumns ?? []).filter((c) => !names.includes(c));
         if (missing.length > 0) {
-          throw new RunFolderError(`${label}:1: not the expected header: missing column${missing.length === 1 ? '' : 's'} ${missing.join(', ')} (found: ${preview(cells.join(','), 200)})`, label, 1);
+          throw new RunFolderError(`${label}:1: not the expected header: missing column${missing.length === 1 ? '' : 's'} ${missing.join(', ')} (found: ${preview(names.join(','), 200)})`, label, 1);
         }
-        onHeader?.(cells);
+        onHeader?.(names);
         return;
       }
       if (!terminated) {
@@ -219,7 +262,8 @@ export function readCsvRecords(
         return;
       }
       if (cells.length !== header.length) {
-        throw new RunFolderError(`${label}:${line}: expected ${header.length} columns as in the header, found ${cells.length}: ${preview(cells.join(','))}`, label, line);
+        const text = Array.from({ length: cells.length }, (_, i) => cells.field(i)).join(',');
+        throw new RunFolderError(`${label}:${line}: expected ${header.length} columns as in the header, found ${cells.length}: ${preview(text)}`, label, line);
       }
       onRow(cells, line);
     },
@@ -237,6 +281,40 @@ export function readCsvRecords(
   }
   if (cut !== undefined) notes.push({ file: label, line: cut, message: `${label}:${cut}: the last line is half-written (the writer was stopped mid-line); ignored` });
   return header;
+}
+
+let lastSecond = '';
+let lastSecondMs = Number.NaN;
+
+/**
+ * Unix ms of an ISO-8601 time, exactly as Date.parse gives them (undefined when it gives NaN).
+ * The times of a run folder (`2026-01-15T08:00:00.123456789Z`) come many a second, so the second
+ * is parsed once and only the fraction here: a million spans, a second less to read them.
+ */
+export function isoMillis(v: string): number | undefined {
+  let t: number;
+  const end = v.length - 1;
+  if (end > 20 && v.charCodeAt(19) === 0x2e /* . */ && v.charCodeAt(end) === 0x5a /* Z */ && v.charCodeAt(10) === 0x54 /* T */) {
+    const second = v.slice(0, 19);
+    if (second !== lastSecond) {
+      lastSecond = second;
+      lastSecondMs = Date.parse(`${second}Z`);
+    }
+    let ms = 0;
+    for (let i = 20; i < end; i++) {
+      const d = v.charCodeAt(i) - 0x30;
+      if (d < 0 || d > 9) return dateParse(v);
+      if (i < 23) ms = ms * 10 + d;
+    }
+    for (let i = end; i < 23; i++) ms *= 10;
+    t = lastSecondMs + ms;
+  } else t = Date.parse(v);
+  return Number.isFinite(t) ? t : undefined;
+}
+
+function dateParse(v: string): number | undefined {
+  const t = Date.parse(v);
+  return Number.isFinite(t) ? t : undefined;
 }
 
 /** The last `maxBytes` of a text file, from a line start. */

@@ -1,13 +1,18 @@
 // The one structure of the reader that grows with the mini-batches: every mini-batch id seen, as a
-// 64-bit hash and a byte of flags (9 bytes a slot, at most half full: 9–18 bytes an id, 18 MB for a
-// million). It counts the distinct mini-batches and finds the ones seen twice (a re-run into the
-// same folder). Two ids with the same 64-bit hash would count as one: for a million ids the chance
-// is about 3 in 10^8.
+// 64-bit hash and its flags (12 bytes a slot, at most half full: 12–24 bytes an id, 25 MB for a
+// million). It counts the distinct mini-batches, tells a mini-batch's later attempts from its
+// first, and finds the ones reported twice (a re-run into the same folder). Two ids with the same
+// 64-bit hash would count as one: for a million ids the chance is about 3 in 10^8.
 
-const USED = 0x80;
+/** Set in every slot in use (the caller's flags are the bits below it). */
+const USED = 0x80000000;
+
+// the two hashes of the last id, without an allocation per call
+let h1 = 0;
+let h2 = 0;
 
 /** FNV-1a over the UTF-16 code units, and a second, differently mixed 32-bit hash. */
-function hashes(id: string): [number, number] {
+function hash(id: string): void {
   let a = 0x811c9dc5;
   let b = 0x9747b28c;
   for (let i = 0; i < id.length; i++) {
@@ -16,7 +21,8 @@ function hashes(id: string): [number, number] {
     b = Math.imul(b ^ c, 0x5bd1e995);
     b ^= b >>> 15;
   }
-  return [a >>> 0, fmix(b ^ id.length)];
+  h1 = a >>> 0;
+  h2 = fmix(b ^ id.length);
 }
 
 /** MurmurHash3's finaliser: every bit of the input moves every bit of the output. */
@@ -30,18 +36,15 @@ function fmix(h: number): number {
 }
 
 export class IdTable {
-  private hi: Uint32Array;
-  private lo: Uint32Array;
-  private flags: Uint8Array;
+  /** Three words a slot: the two hashes and the flags (one cache line for a probe). */
+  private words: Uint32Array;
   private mask: number;
   private used = 0;
 
   constructor(capacity = 1024) {
     let size = 16;
     while (size < capacity * 2) size *= 2;
-    this.hi = new Uint32Array(size);
-    this.lo = new Uint32Array(size);
-    this.flags = new Uint8Array(size);
+    this.words = new Uint32Array(size * 3);
     this.mask = size - 1;
   }
 
@@ -52,48 +55,48 @@ export class IdTable {
 
   /** The slot of `id`, taken when it is new (then its flags are 0). */
   slot(id: string): number {
-    const [h, l] = hashes(id);
-    let i = fmix(h ^ l) & this.mask;
+    hash(id);
+    const w = this.words;
+    let i = fmix(h1 ^ h2) & this.mask;
     for (;;) {
-      const f = this.flags[i]!;
-      if (f === 0) break;
-      if (this.hi[i] === h && this.lo[i] === l) return i;
+      const at = i * 3;
+      if (w[at + 2] === 0) break;
+      if (w[at] === h1 && w[at + 1] === h2) return i;
       i = (i + 1) & this.mask;
     }
     if ((this.used + 1) * 2 > this.mask + 1) {
       this.grow();
       return this.slot(id);
     }
-    this.hi[i] = h;
-    this.lo[i] = l;
-    this.flags[i] = USED;
+    w[i * 3] = h1;
+    w[i * 3 + 1] = h2;
+    w[i * 3 + 2] = USED;
     this.used++;
     return i;
   }
 
-  /** The flags of a slot (the caller's bits: 1 to 0x40). */
+  /** The flags of a slot (the caller's bits: 1 to 2^30). */
   flagsAt(slot: number): number {
-    return this.flags[slot]! & ~USED;
+    return (this.words[slot * 3 + 2]! & ~USED) >>> 0;
   }
 
   addFlags(slot: number, flags: number): void {
-    this.flags[slot] = this.flags[slot]! | flags;
+    this.words[slot * 3 + 2] = this.words[slot * 3 + 2]! | flags;
   }
 
   private grow(): void {
-    const { hi, lo, flags } = this;
-    const size = flags.length * 2;
-    this.hi = new Uint32Array(size);
-    this.lo = new Uint32Array(size);
-    this.flags = new Uint8Array(size);
+    const old = this.words;
+    const size = (this.mask + 1) * 2;
+    const w = new Uint32Array(size * 3);
     this.mask = size - 1;
-    for (let j = 0; j < flags.length; j++) {
-      if (flags[j] === 0) continue;
-      let i = fmix(hi[j]! ^ lo[j]!) & this.mask;
-      while (this.flags[i] !== 0) i = (i + 1) & this.mask;
-      this.hi[i] = hi[j]!;
-      this.lo[i] = lo[j]!;
-      this.flags[i] = flags[j]!;
+    for (let j = 0; j < old.length; j += 3) {
+      if (old[j + 2] === 0) continue;
+      let i = fmix(old[j]! ^ old[j + 1]!) & this.mask;
+      while (w[i * 3 + 2] !== 0) i = (i + 1) & this.mask;
+      w[i * 3] = old[j]!;
+      w[i * 3 + 1] = old[j + 1]!;
+      w[i * 3 + 2] = old[j + 2]!;
     }
+    this.words = w;
   }
 }

@@ -20,25 +20,27 @@ export class MiniBatchRowCollector {
 
   constructor(private readonly ids: IdTable) {}
 
-  add(m: MiniBatchRow): void {
+  /** A row: its id, failed items and error message, and the whole row (made only when kept). */
+  add(id: string, failedItems: number, errorMessage: string, row: () => MiniBatchRow): void {
     this.count++;
-    const slot = this.ids.slot(m.id);
+    const slot = this.ids.slot(id);
     const flags = this.ids.flagsAt(slot);
     if (flags & SEEN_ROW) {
       if ((flags & ROW_AGAIN) === 0) {
         this.repeated++;
-        if (this.examples.length < REPEATED_EXAMPLES) this.examples.push(m.id);
+        if (this.examples.length < REPEATED_EXAMPLES) this.examples.push(id);
         this.ids.addFlags(slot, ROW_AGAIN);
       }
     } else this.ids.addFlags(slot, SEEN_ROW);
-    if (m.failedItems > 0) {
+    if (failedItems > 0) {
+      const m = row();
       this.firstWithFailedItems ??= m;
       if (m.status === 'RUN_DONE') {
         if (this.itemFailures.length < MAX_ITEM_FAILURES) this.itemFailures.push(m);
         else this.itemFailuresComplete = false;
       }
     }
-    if (this.timeoutMessage === undefined && m.errorMessage !== '' && TIMEOUT_MESSAGE.test(m.errorMessage)) this.timeoutMessage = m.errorMessage;
+    if (this.timeoutMessage === undefined && errorMessage !== '' && TIMEOUT_MESSAGE.test(errorMessage)) this.timeoutMessage = errorMessage;
   }
 
   finish(): MiniBatchRows {

@@ -128,7 +128,6 @@ export interface LogRecord {
   readonly message: string;
   readonly process: number;
   readonly miniBatch?: string;
-  readonly runId?: string;
   /** `Type: message` of an error carried by the record. */
   readonly error?: string;
   readonly stack?: string;

@@ -5,12 +5,12 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { FILES, PROCESSED_COLUMNS } from '../runner/reports.js';
 import { AttemptCollector } from './attempts.js';
-import { RunFolderError, readCsvRecords, readJsonFile, readJsonLines, readTail, readText, type ReadNote } from './files.js';
+import { RunFolderError, isoMillis, readCsvRecords, readJsonFile, readJsonLines, readTail, readText, type ReadNote } from './files.js';
 import { IdTable } from './id-table.js';
 import { LogCollector } from './log-summary.js';
 import { MetricCollector } from './metric-series.js';
 import { MiniBatchRowCollector } from './mini-batch-rows.js';
-import type { ErrorSpan, ExportRecord, MiniBatchRow, ResourceSample, RunData, Runtime, StepProcess, StepRun } from './model.js';
+import type { ErrorSpan, ExportRecord, LogRecord, MiniBatchRow, ResourceSample, RunData, Runtime, StepProcess, StepRun } from './model.js';
 
 /** Files that only a step folder holds. */
 const STEP_FILE = /^(?:step(?:\.process-\d+)?\.json|(?:logs|metrics|spans|resources)(?:\.process-\d+)?\.jsonl|driver(?:\.process-\d+)?\.log|processed-mini-batches\.csv)$/;
@@ -142,9 +142,7 @@ function num(v: unknown): number | undefined {
   return typeof v === 'number' && Number.isFinite(v) ? v : undefined;
 }
 function time(v: unknown): number | undefined {
-  if (typeof v !== 'string') return undefined;
-  const t = Date.parse(v);
-  return Number.isFinite(t) ? t : undefined;
+  return typeof v === 'string' ? isoMillis(v) : undefined;
 }
 function obj(v: unknown): Record<string, unknown> | undefined {
   return v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;
@@ -298,55 +296,67 @@ function readStep(folder: string, label: string, nodeRank: number | undefined, n
   const rows = new MiniBatchRowCollector(ids);
   const fromSpans = attempts.size > 0;
   if (names.has(FILES.processed)) {
-    let idx: Record<(typeof PROCESSED_COLUMNS)[number], number> | undefined;
-    readCsvRecords(path.join(folder, FILES.processed), rel(FILES.processed), notes, ['mini_batch_id', 'status'], (cells, line) => {
-      const at = idx!;
-      const cell = (c: (typeof PROCESSED_COLUMNS)[number]): string => (at[c] >= 0 ? (cells[at[c]] ?? '') : '');
-      const n = (c: (typeof PROCESSED_COLUMNS)[number]): number => {
-        const v = Number(cell(c));
-        return Number.isFinite(v) ? v : 0;
-      };
-      const m: MiniBatchRow = {
-        id: cell('mini_batch_id'),
-        timesPicked: n('times_picked'),
-        worker: cell('worker'),
-        start: time(cell('start_time')) ?? 0,
-        end: time(cell('end_time')) ?? 0,
-        totalItems: n('total_items'),
-        succeededItems: n('succeeded_items'),
-        failedItems: n('failed_items'),
-        elapsedSeconds: n('elapsed_seconds'),
-        runMethodSeconds: n('run_method_seconds'),
-        status: cell('status'),
-        errorCategory: cell('error_category'),
-        errorMessage: cell('error_message'),
-        line,
-      };
-      rows.add(m);
-      if (fromSpans) return;
-      attempts.add({
-        id: m.id,
-        attempt: Math.max(1, m.timesPicked),
-        items: m.totalItems,
-        worker: m.worker || 'main',
-        start: m.start,
-        durationMs: Math.max(0, m.end - m.start) || m.elapsedSeconds * 1000,
-        outcome: STATUS_OUTCOME[m.status] ?? 'error',
-        errorType: m.errorCategory || undefined,
-        errorMessage: m.errorMessage || undefined,
-        stack: undefined,
-        itemsFailed: m.failedItems,
-        weight: 1,
-      });
-    }, (columns) => {
-      idx = Object.fromEntries(PROCESSED_COLUMNS.map((c) => [c, columns.indexOf(c)])) as Record<(typeof PROCESSED_COLUMNS)[number], number>;
-    });
+    let col: Record<(typeof PROCESSED_COLUMNS)[number], number> | undefined;
+    readCsvRecords(
+      path.join(folder, FILES.processed),
+      rel(FILES.processed),
+      notes,
+      ['mini_batch_id', 'status'],
+      (cells, line) => {
+        const at = col!;
+        const cell = (c: (typeof PROCESSED_COLUMNS)[number]): string => cells.field(at[c]);
+        const n = (c: (typeof PROCESSED_COLUMNS)[number]): number => {
+          const v = Number(cell(c));
+          return Number.isFinite(v) ? v : 0;
+        };
+        const row = (): MiniBatchRow => ({
+          id: cell('mini_batch_id'),
+          timesPicked: n('times_picked'),
+          worker: cell('worker'),
+          start: time(cell('start_time')) ?? 0,
+          end: time(cell('end_time')) ?? 0,
+          totalItems: n('total_items'),
+          succeededItems: n('succeeded_items'),
+          failedItems: n('failed_items'),
+          elapsedSeconds: n('elapsed_seconds'),
+          runMethodSeconds: n('run_method_seconds'),
+          status: cell('status'),
+          errorCategory: cell('error_category'),
+          errorMessage: cell('error_message'),
+          line,
+        });
+        // most rows only count: a whole row is made for those shown (failed items) or when they are the attempts
+        if (fromSpans) {
+          rows.add(cell('mini_batch_id'), n('failed_items'), cell('error_message'), row);
+          return;
+        }
+        const m = row();
+        rows.add(m.id, m.failedItems, m.errorMessage, () => m);
+        attempts.add({
+          id: m.id,
+          attempt: Math.max(1, m.timesPicked),
+          items: m.totalItems,
+          worker: m.worker || 'main',
+          start: m.start,
+          durationMs: Math.max(0, m.end - m.start) || m.elapsedSeconds * 1000,
+          outcome: STATUS_OUTCOME[m.status] ?? 'error',
+          errorType: m.errorCategory || undefined,
+          errorMessage: m.errorMessage || undefined,
+          stack: undefined,
+          itemsFailed: m.failedItems,
+          weight: 1,
+        });
+      },
+      (columns) => {
+        col = Object.fromEntries(PROCESSED_COLUMNS.map((c) => [c, columns.indexOf(c)])) as Record<(typeof PROCESSED_COLUMNS)[number], number>;
+      },
+    );
   }
   const attemptSet = attempts.finish(fromSpans ? 'spans' : attempts.size > 0 ? 'processed-report' : 'none');
   let workers: Record<string, string>[] = [];
   if (names.has(FILES.workers)) {
     let header: readonly string[] = [];
-    readCsvRecords(path.join(folder, FILES.workers), rel(FILES.workers), notes, ['worker'], (cells) => workers.push(Object.fromEntries(header.map((h, i) => [h, cells[i] ?? '']))), (columns) => (header = columns));
+    readCsvRecords(path.join(folder, FILES.workers), rel(FILES.workers), notes, ['worker'], (cells) => workers.push(Object.fromEntries(header.map((h, i) => [h, cells.field(i)]))), (columns) => (header = columns));
   }
   const result = names.has(FILES.result) ? readJsonFile(path.join(folder, FILES.result), rel(FILES.result)) : undefined;
   const progressOverview = names.has(FILES.overview) ? readText(path.join(folder, FILES.overview)) : undefined;
@@ -361,13 +371,24 @@ function readStep(folder: string, label: string, nodeRank: number | undefined, n
   const starts: number[] = [];
   for (const name of matching('logs', '.jsonl')) {
     const proc = processOf(name);
+    const record = (rec: Record<string, unknown>, t: number): LogRecord => {
+      const err = obj(rec.error);
+      let error: string | undefined;
+      let stack = str(rec.stack);
+      if (err) {
+        error = `${str(err.name) ?? 'Error'}: ${str(err.message) ?? ''}`;
+        stack = str(err.stack) ?? stack;
+      } else if (typeof rec.error === 'string') error = rec.error;
+      const message = typeof rec.message === 'string' ? rec.message : JSON.stringify(rec.message ?? '');
+      return { time: t, level: str(rec.level) ?? 'info', message, process: proc, miniBatch: str(rec.mini_batch_id), error, stack };
+    };
     let lastTime = 0;
     /** The run writing this file: named on the first record of each start (on every record in folders written before 0.2). */
     let run: { runId: string; first: number; records: number } | undefined;
     readJsonLines(
       path.join(folder, name),
       rel(name),
-      (rec) => {
+      (rec, line, offset) => {
         const level = str(rec.level) ?? 'info';
         const t = time(rec.timestamp) ?? lastTime;
         lastTime = t;
@@ -382,19 +403,18 @@ function readStep(folder: string, label: string, nodeRank: number | undefined, n
           if (t < run.first) run.first = t;
         }
         if (proc === 0 && typeof rec.message === 'string' && rec.message.startsWith('step ') && rec.message.endsWith(' started') && rec.mini_batch_id === undefined) starts.push(t);
-        const err = obj(rec.error);
-        let error: string | undefined;
-        let stack = str(rec.stack);
-        if (err) {
-          error = `${str(err.name) ?? 'Error'}: ${str(err.message) ?? ''}`;
-          stack = str(err.stack) ?? stack;
-        } else if (typeof rec.error === 'string') error = rec.error;
-        const message = typeof rec.message === 'string' ? rec.message : JSON.stringify(rec.message ?? '');
-        logs.add({ time: t, level, message, process: proc, miniBatch: str(rec.mini_batch_id), runId: run?.runId, error, stack });
+        if (logs.take(level, t, line, offset) === 'record') logs.add(record(rec, t), line);
       },
       notes,
     );
-    logs.endFile();
+    logs.endFile(path.join(folder, name), (text, t) => {
+      try {
+        const rec = JSON.parse(text) as unknown;
+        return obj(rec) ? record(rec as Record<string, unknown>, t) : undefined;
+      } catch {
+        return undefined;
+      }
+    });
   }
 
   // metrics: read (and checked) even when light, kept only when not

@@ -148,24 +148,70 @@ export async function parseCsvFile(file: string, delimiter: string, handlers: Cs
   await done;
 }
 
+/** A record's fields, read one at a time (valid during the call it is given to). */
+export interface CsvFields {
+  readonly length: number;
+  field(i: number): string;
+}
+
 export interface CsvRecordHandlers {
   /** A record: its fields, the line it starts on, and whether it ended with a line break. */
-  record(fields: string[], line: number, terminated: boolean): void;
+  record(fields: CsvFields, line: number, terminated: boolean): void;
   /** A malformed record (csv-parse's message) and the line it starts on. */
   malformed(reason: string, line: number): void;
 }
 
+/** The fields of a line without quotes, where its delimiters are: cut only when asked for. */
+class PlainFields implements CsvFields {
+  text = '';
+  length = 0;
+  /** Where each field ends (its delimiter, or the end of the text). */
+  private ends = new Int32Array(64);
+
+  set(text: string, delimiter: string): void {
+    this.text = text;
+    let n = 0;
+    for (let i = text.indexOf(delimiter); i >= 0; i = text.indexOf(delimiter, i + 1)) {
+      if (n === this.ends.length - 1) {
+        const more = new Int32Array(this.ends.length * 2);
+        more.set(this.ends);
+        this.ends = more;
+      }
+      this.ends[n++] = i;
+    }
+    this.ends[n++] = text.length;
+    this.length = n;
+  }
+
+  field(i: number): string {
+    if (i < 0 || i >= this.length) return '';
+    return this.text.slice(i === 0 ? 0 : this.ends[i - 1]! + 1, this.ends[i]);
+  }
+}
+
+class ArrayFields implements CsvFields {
+  constructor(private readonly fields: readonly string[]) {}
+  get length(): number {
+    return this.fields.length;
+  }
+  field(i: number): string {
+    return this.fields[i] ?? '';
+  }
+}
+
 /**
  * Records of a file given line by line (the run-folder reader's big CSV reports, a million rows,
- * read in one pass): a line with no quote is split at the delimiter, which is exactly the record
+ * read in one pass): a line with no quote is cut at the delimiter, which is exactly the record
  * csv-parse gives for it (without a quote there is no escaping and no line break inside a field),
- * at a tenth of the cost; a record with a quote, which may span lines, goes to csv-parse whole.
+ * at a tenth of the cost, and only the fields asked for are cut; a record with a quote, which may
+ * span lines, goes to csv-parse whole.
  */
 export class CsvLineRecords {
   /** The lines of a quoted record not closed yet, and the line it starts on. */
   private pending: string[] | undefined;
   private pendingLine = 0;
   private first = true;
+  private readonly plain = new PlainFields();
 
   constructor(
     private readonly delimiter: string,
@@ -186,7 +232,9 @@ export class CsvLineRecords {
     }
     if (text.indexOf('"') < 0) {
       const plain = text.endsWith('\r') ? text.slice(0, -1) : text;
-      if (plain !== '') this.handlers.record(plain.split(this.delimiter), line, terminated);
+      if (plain === '') return;
+      this.plain.set(plain, this.delimiter);
+      this.handlers.record(this.plain, line, terminated);
       return;
     }
     this.pending = [text];
@@ -203,7 +251,7 @@ export class CsvLineRecords {
     const text = this.pending!.join('\n');
     this.pending = undefined;
     parseCsv(Buffer.from(terminated ? `${text}\n` : text), this.delimiter, this.pendingLine, {
-      record: (fields, line) => this.handlers.record(fields, line, terminated),
+      record: (fields, line) => this.handlers.record(new ArrayFields(fields), line, terminated),
       malformed: (reason, line) => this.handlers.malformed(reason, line),
     });
   }
