@@ -162,7 +162,7 @@ describe('the page', () => {
 
   it('stays bounded for a large run: aggregated timeline, ≤ 500 latency buckets, a capped log sample', async () => {
     const dir = await useTempDir();
-    const folder = writeSyntheticRun(dir, { miniBatches: 20_000, workers: 6, retryRate: 0.03, failRate: 0.003 });
+    const folder = writeSyntheticRun(dir, { miniBatches: 20_000, workers: 6, retryRate: 0.03, failRate: 0.003, legacy: true, workerSpans: true });
     const out = path.join(dir, 'big.html');
     const r = await cli(['report', folder, '-o', out]);
     expect(r.code, r.stderr).toBe(0);

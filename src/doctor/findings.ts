@@ -3,7 +3,7 @@
 // run folder, so the HTML report shows the same findings.
 import fs from 'node:fs';
 import path from 'node:path';
-import { categoryOf, completed, groupFailures, isFailure, mannKendall, messagePattern, retried, summarizeDurations, theilSen, topFrame } from '../run-folder/analysis.js';
+import { categoryOf, completed, durationsOf, groupFailures, isFailure, mannKendall, messagePattern, retried, summarizeDurations, theilSen, topFrame } from '../run-folder/analysis.js';
 import type { ReadNote } from '../run-folder/files.js';
 import { miniBatchInputs } from '../run-folder/inputs.js';
 import type { Attempt, Fates, RunData, Runtime, StepRun } from '../run-folder/model.js';
@@ -189,7 +189,18 @@ function latencyTrend(step: StepRun, timeoutS: number | undefined): Finding[] | 
     position.push(at);
     at += a.weight;
   }
-  const between = (from: number, to: number): Attempt[] => ok.filter((_, k) => position[k]! >= from && position[k]! < to);
+  /** The first index at or past a position (positions only grow). */
+  const index = (p: number): number => {
+    let lo = 0;
+    let hi = ok.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (position[mid]! < p) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  };
+  const between = (from: number, to: number): Attempt[] => ok.slice(index(from), index(to));
   const groups = Math.min(60, Math.floor(n / 8));
   const t0 = ok[0]!.start;
   const meds: number[] = [];
@@ -418,9 +429,9 @@ function timeoutTight(step: StepRun, timeout: { seconds: number; source: string 
   // a hang is not a slow attempt: it says nothing about how tight the timeout is (see hungMiniBatch)
   const hung = new Set(hungAttempts(step, timeout));
   const kept = step.attempts.kept;
-  const all = summarizeDurations(completed(hung.size > 0 ? kept.filter((a) => !hung.has(a)) : kept, new Set(['success', 'timeout'])));
+  const all = hung.size > 0 ? summarizeDurations(completed(kept.filter((a) => !hung.has(a)), new Set(['success', 'timeout']))) : durationsOf(step.attempts, ['success', 'timeout']);
   if (all.n < 5) return { id: 'timeout-tight', step: step.label, reason: `${all.n} attempts ran to an answer or the timeout (needs 5)` };
-  const ok = summarizeDurations(completed(kept, new Set(['success'])));
+  const ok = durationsOf(step.attempts, ['success']);
   const limitMs = timeout.seconds * 1000;
   const ratio = all.p99 / limitMs;
   const timedOut = step.attempts.failed.filter((a) => a.outcome === 'timeout');
@@ -475,8 +486,8 @@ function hungAttempts(step: StepRun, timeout: { seconds: number } | undefined): 
   if (!timeout) return [];
   const timedOut = step.attempts.failed.filter((a) => a.outcome === 'timeout');
   if (timedOut.length === 0) return [];
-  const ok = completed(step.attempts.kept, new Set(['success']));
-  if (ok.length === 0 || summarizeDurations(ok).p99 >= HANG_SHARE * timeout.seconds * 1000) return [];
+  const ok = durationsOf(step.attempts, ['success']);
+  if (ok.n === 0 || ok.p99 >= HANG_SHARE * timeout.seconds * 1000) return [];
   return timedOut;
 }
 
@@ -497,7 +508,7 @@ function hungMiniBatch(step: StepRun, timeout: { seconds: number; source: string
   const byId = new Map<string, Attempt[]>();
   for (const a of hung) byId.set(a.id, [...(byId.get(a.id) ?? []), a]);
   const inputs = inputsOf(step, new Set(byId.keys()));
-  const ok = summarizeDurations(completed(step.attempts.kept, new Set(['success'])));
+  const ok = durationsOf(step.attempts, ['success']);
   const fateMap = step.attempts.fates.troubled;
   const lost = [...byId.keys()].filter((id) => fateMap.get(id)?.final === 'timeout');
   const shown = [...byId.entries()].slice(0, 5);

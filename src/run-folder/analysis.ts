@@ -96,6 +96,22 @@ export function summarizeDurations(attempts: readonly Attempt[]): Summary {
   );
 }
 
+const bySet = new WeakMap<AttemptSet, Map<string, Summary>>();
+
+/** The durations of a step's attempts of these outcomes (in a large run, of its sample, weighted): worked out once. */
+export function durationsOf(attempts: AttemptSet, outcomes: readonly string[]): Summary {
+  const key = [...outcomes].sort().join(',');
+  let known = bySet.get(attempts);
+  if (!known) bySet.set(attempts, (known = new Map()));
+  let s = known.get(key);
+  if (!s) {
+    const wanted = new Set(outcomes);
+    s = summarizeDurations(attempts.kept.filter((a) => wanted.has(a.outcome)));
+    known.set(key, s);
+  }
+  return s;
+}
+
 export function median(values: readonly number[]): number {
   return percentile(Float64Array.from(values).sort(), 50);
 }

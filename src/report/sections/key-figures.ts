@@ -1,7 +1,7 @@
 // The figures at the top of a step: outcome, duration, mini-batches and items, retries,
 // timeouts, latency percentiles, and the errors logged (real errors only: not what a worker's step
 // wrote when the runner stopped it).
-import { summarizeDurations } from '../../run-folder/analysis.js';
+import { durationsOf } from '../../run-folder/analysis.js';
 import { formatCount, formatDuration } from '../format.js';
 import { badge, esc, tiles } from '../html.js';
 import type { StepView } from '../step-view.js';
@@ -39,9 +39,8 @@ export function keyFigures(view: StepView): string {
     items.push({ label: 'timeouts', value: esc(formatCount(timeouts)), tone: timeouts ? 'warn' : undefined });
   }
   if (r?.worker_restarts) items.push({ label: 'worker restarts', value: esc(String(r.worker_restarts)), tone: 'warn' });
-  const ok = step.attempts.kept.filter((a) => a.outcome === 'success');
-  if (ok.length > 0) {
-    const s = summarizeDurations(ok);
+  if ((step.attempts.byOutcome.success?.n ?? 0) > 0) {
+    const s = durationsOf(step.attempts, ['success']);
     items.push({ label: 'p50 / p95 / p99 (successful attempts)', value: esc(`${formatDuration(s.p50)} / ${formatDuration(s.p95)} / ${formatDuration(s.p99)}`) });
   }
   items.push({ label: 'errors / warnings logged', value: esc(`${stops.errors} / ${step.logs.counts.warn ?? 0}`), tone: stops.errors ? 'bad' : undefined });

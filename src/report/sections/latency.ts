@@ -3,7 +3,7 @@
 // marked by kind (error ×, timeout ▲, crash ◆) instead of being mixed into the percentiles; the
 // timeout as a line; a logarithmic y axis to switch to (the default when max/median > 50). Then
 // the distribution, stacked by outcome, and the numbers.
-import { exactSummary, summarizeDurations, type Summary } from '../../run-folder/analysis.js';
+import { durationsOf, exactSummary, summarizeDurations, type Summary } from '../../run-folder/analysis.js';
 import type { Attempt, DurationStats } from '../../run-folder/model.js';
 import { histogramSvg, type HistogramBin } from '../charts/histogram.js';
 import { xyChartSvg, type Mark, type MarkShape, type RangeBox, type Step } from '../charts/xy-chart.js';
@@ -122,7 +122,8 @@ export function latencySection(view: StepView): string {
   const timeout = timeoutMs(view);
   const max = Math.max(...stats.map(([, x]) => x.maxMs));
   const hlines = timeout !== undefined && (failed.some((a) => a.outcome === 'timeout') || max >= timeout * 0.5) ? [{ y: timeout, label: `run_invocation_timeout ${formatDuration(timeout)}`, color: COLORS.timeout }] : [];
-  const median = summarizeDurations(basis).p50;
+  const basisOutcomes = basisStats.map(([o]) => o);
+  const median = durationsOf(step.attempts, basisOutcomes).p50;
   const logDefault = median > 0 && Math.max(max, hlines[0]?.y ?? 0) / median > LOG_RATIO;
   const chart = (log: boolean): string =>
     xyChartSvg({
@@ -161,8 +162,8 @@ export function latencySection(view: StepView): string {
   return (
     `<section class="sub" id="latency-${i}"><h3>Mini-batch latency</h3>` +
     `<figure class="chart" data-chart="latency"><figcaption>${esc(caption)}</figcaption>${over}${legend(legendItems)}</figure>` +
-    distribution(view, done, basis === ok, stats) +
-    statsTable(done, stats) +
+    distribution(view, done, durationsOf(step.attempts, basisOutcomes), basis === ok, stats) +
+    statsTable(view, stats) +
     '</section>'
   );
 }
@@ -209,7 +210,7 @@ const LAYERS = [
   { outcome: 'crash', name: 'crash', color: COLORS.crash },
 ] as const;
 
-function distribution(view: StepView, done: readonly Attempt[], ofSuccesses: boolean, stats: readonly [string, DurationStats][]): string {
+function distribution(view: StepView, done: readonly Attempt[], s: Summary, ofSuccesses: boolean, stats: readonly [string, DurationStats][]): string {
   const positive = Math.min(...stats.map(([, x]) => x.minPositiveMs));
   const lo = Number.isFinite(positive) ? positive : 0;
   const hi = Math.max(...stats.map(([, x]) => x.maxMs));
@@ -234,7 +235,6 @@ function distribution(view: StepView, done: readonly Attempt[], ofSuccesses: boo
     for (const a of done) counts[layerOf(a.outcome)]! += a.weight;
     bins.push({ lo: lo * 0.9, hi: lo * 1.1 || 1, counts: counts.map(Math.round) });
   }
-  const s = summarizeDurations(ofSuccesses ? done.filter((a) => a.outcome === 'success') : done);
   const used = LAYERS.filter((_, k) => bins.some((b) => b.counts[k]! > 0));
   const hist = histogramSvg({
     id: `histogram-svg-${view.index}`,
@@ -257,17 +257,14 @@ function distribution(view: StepView, done: readonly Attempt[], ofSuccesses: boo
 }
 
 /** Counts, min, mean and max exact; the percentiles of a large run from its sample. */
-function statsTable(done: readonly Attempt[], stats: readonly [string, DurationStats][]): string {
-  const byOutcome = new Map<string, Attempt[]>();
-  for (const a of done) {
-    const l = byOutcome.get(a.outcome);
-    if (l) l.push(a);
-    else byOutcome.set(a.outcome, [a]);
-  }
-  const exact = new Map(stats);
+function statsTable(view: StepView, stats: readonly [string, DurationStats][]): string {
+  const { attempts } = view.step;
+  // outcomes in the order their first attempt started
+  const order = new Map<string, number>();
+  for (const a of attempts.kept) if (a.outcome !== 'aborted' && !order.has(a.outcome)) order.set(a.outcome, a.start);
   const rows: [string, Summary][] = [
-    ['all attempts', exactSummary(summarizeDurations(done), stats.map(([, x]) => x))],
-    ...[...byOutcome.entries()].map(([o, v]) => [o, exactSummary(summarizeDurations(v), [exact.get(o)!])] as [string, Summary]),
+    ['all attempts', exactSummary(durationsOf(attempts, stats.map(([o]) => o)), stats.map(([, x]) => x))],
+    ...stats.filter(([o]) => order.has(o)).sort((a, b) => order.get(a[0])! - order.get(b[0])!).map(([o, x]) => [o, exactSummary(durationsOf(attempts, [o]), [x])] as [string, Summary]),
   ];
   return table(
     ['attempts', 'count', 'min', 'mean', 'p50', 'p95', 'p99', 'max'],

@@ -1,0 +1,146 @@
+// The run-folder reader under report and doctor at scale: it reads in one pass into bounded
+// memory (src/run-folder/), so what it keeps must give the same answers as the whole files would:
+// folders written before the compact formats read as the new ones do; a sampled large run keeps
+// its counts exact and its percentiles close; the log sample is the one all the records give; the
+// CSV reader's fast path gives csv-parse's records; a mini-batch reported twice is found.
+import fs from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { diagnose } from '../src/doctor/findings.js';
+import { buildReport } from '../src/report/build.js';
+import { summarizeDurations } from '../src/run-folder/analysis.js';
+import { isoMillis } from '../src/run-folder/files.js';
+import { readRunFolder } from '../src/run-folder/read.js';
+import { CsvLineRecords, parseCsv } from '../src/util/csv.js';
+import { writeSyntheticRun } from './fixtures/report/synthetic-run.js';
+import { useTempDir } from './helpers/run-step.js';
+
+const NOW = new Date('2026-02-01T00:00:00Z');
+
+/** The page without what depends on where and how the files are (paths, file sizes, span counts). */
+function comparable(html: string): string {
+  return html
+    .replace(/<header>[\s\S]*?<\/header>/, '')
+    .replace(/<section class="sub" id="runtime-\d+">[\s\S]*?<\/section>/g, '')
+    .replaceAll(/\/tmp\/[^"<\s]*/g, '<tmp>');
+}
+
+function logData(html: string): { base: number; levels: string[]; records: unknown[][]; total: number } {
+  return JSON.parse(/<script type="application\/json" id="log-data">([\s\S]*?)<\/script>/.exec(html)![1]!);
+}
+
+describe('run folders written before the compact formats', () => {
+  it('read as the new ones do: the same findings, and the same page (the identity on every line, trace ids on every span)', async () => {
+    const dir = await useTempDir();
+    const options = { miniBatches: 3000, workers: 4, retryRate: 0.03, failRate: 0.004, slowdown: 3, seed: 7 };
+    const now = writeSyntheticRun(path.join(dir, 'now'), options);
+    const before = writeSyntheticRun(path.join(dir, 'before'), { ...options, legacy: true, workerSpans: true });
+    // the old lines repeat the identity: the new files are smaller
+    const bytes = (f: string) => fs.readdirSync(f).reduce((s, n) => s + (n.endsWith('.jsonl') ? fs.statSync(path.join(f, n)).size : 0), 0);
+    expect(bytes(now)).toBeLessThan(0.75 * bytes(before));
+
+    const a = readRunFolder(now);
+    const b = readRunFolder(before);
+    expect(b.steps[0]!.runIds).toEqual(a.steps[0]!.runIds);
+    expect(b.steps[0]!.logs.counts).toEqual(a.steps[0]!.logs.counts);
+    expect(b.steps[0]!.attempts.fates.total).toBe(3000);
+    const findings = diagnose(a).findings;
+    expect(findings.map((f) => f.id)).toEqual(expect.arrayContaining(['latency-trend', 'dominant-failure']));
+    expect(diagnose(b).findings).toEqual(findings);
+    expect(comparable(buildReport(b, { now: NOW }))).toBe(comparable(buildReport(a, { now: NOW })));
+  });
+});
+
+describe('a large run, sampled', () => {
+  it('keeps the counts, the failures, the fates and the findings exact, and the percentiles close', async () => {
+    const dir = await useTempDir();
+    const folder = writeSyntheticRun(dir, { miniBatches: 20_000, workers: 6, retryRate: 0.03, failRate: 0.003, slowdown: 2 });
+    const whole = readRunFolder(folder, { light: true }).steps[0]!;
+    const sampled = readRunFolder(folder, { light: true, attemptSample: 2000 }).steps[0]!;
+    expect(whole.attempts.sampled).toBeUndefined();
+    expect(sampled.attempts.sampled).toEqual({ of: whole.attempts.kept.filter((x) => x.attempt === 1 && x.outcome === 'success' && !whole.attempts.fates.troubled.has(x.id)).length, kept: 2000 });
+    for (const k of ['count', 'retries', 'byOutcome', 'firstStart', 'lastEnd', 'byWorker'] as const) expect(sampled.attempts[k]).toEqual(whole.attempts[k]);
+    expect(sampled.attempts.failed).toEqual(whole.attempts.failed);
+    expect(sampled.attempts.fates).toEqual(whole.attempts.fates);
+    // each kept successful first attempt stands for the ones not kept
+    expect(sampled.attempts.kept.reduce((s, x) => s + x.weight, 0)).toBeCloseTo(whole.attempts.count, 6);
+    const ok = (s: typeof whole) => summarizeDurations(s.attempts.kept.filter((x) => x.outcome === 'success'));
+    const exact = ok(whole);
+    const estimate = ok(sampled);
+    expect(estimate.n).toBe(exact.n);
+    for (const p of ['p50', 'p95', 'p99'] as const) expect(Math.abs(estimate[p] / exact[p] - 1), p).toBeLessThan(0.05);
+    const ids = (s: typeof whole) => diagnose({ kind: 'step', folder, pipelineRunId: 'synthetic-run', steps: [s], notes: [] }).findings.map((f) => `${f.id} ${f.severity}`);
+    expect(ids(sampled)).toEqual(ids(whole));
+    // and the page says how its figures were drawn
+    const html = buildReport({ kind: 'step', folder, pipelineRunId: 'synthetic-run', steps: [readRunFolder(folder, { attemptSample: 2000 }).steps[0]!], notes: [] }, { now: NOW });
+    expect(html).toContain('from a uniform sample of 2,000 of the');
+    expect(html).toMatch(/: about [\d,]+ attempts?/);
+  });
+
+  it('draws its log sample from what the reader kept as it would from every record', async () => {
+    const dir = await useTempDir();
+    const folder = writeSyntheticRun(dir, { miniBatches: 6000, workers: 3, retryRate: 0.05, failRate: 0.01 });
+    // every record, brute force, in the reader's order (files by name, lines in order, then by time)
+    const files = fs.readdirSync(folder).filter((f) => /^logs(?:\.process-\d+)?\.jsonl$/.test(f)).sort((x, y) => x.localeCompare(y, 'en', { numeric: true }));
+    const all = files.flatMap((f, k) =>
+      fs.readFileSync(path.join(folder, f), 'utf8').trim().split('\n').map((l, line) => {
+        const r = JSON.parse(l);
+        return { time: Date.parse(r.timestamp), level: r.level as string, message: r.message as string, seq: k * 1e9 + line };
+      }),
+    ).sort((x, y) => x.time - y.time || x.seq - y.seq);
+    for (const max of [5000, 700, 31]) {
+      // what the report's sample takes: every error and warning first (up to 60%), then the first and the last of the others
+      const severe = all.filter((r) => r.level === 'error' || r.level === 'warn');
+      const rest = all.filter((r) => r.level !== 'error' && r.level !== 'warn');
+      const keep = severe.slice(0, Math.floor(max * 0.6));
+      const room = max - keep.length;
+      const head = rest.slice(0, Math.ceil(room / 2));
+      const tail = rest.slice(Math.max(head.length, rest.length - Math.floor(room / 2)));
+      const expected = (all.length <= max ? all : [...keep, ...head, ...tail].sort((x, y) => x.time - y.time || x.seq - y.seq)).map((r) => `${r.time} ${r.message}`);
+      const data = logData(buildReport(readRunFolder(folder, { logSample: max }), { now: NOW, maxLogRecords: max }));
+      expect(data.total).toBe(all.length);
+      expect(data.records.map((r) => `${data.base + (r[0] as number)} ${r[5]}`)).toEqual(expected);
+    }
+  });
+});
+
+describe('the reader', () => {
+  it('finds the mini-batches processed-mini-batches.csv reports twice (a re-run into the folder)', async () => {
+    const dir = await useTempDir();
+    const folder = writeSyntheticRun(dir, { miniBatches: 500, workers: 2, retryRate: 0, failRate: 0 });
+    const csv = path.join(folder, 'processed-mini-batches.csv');
+    const rows = fs.readFileSync(csv, 'utf8').trim().split('\n');
+    fs.appendFileSync(csv, `${[rows[3], rows[3], rows[10], rows[400]].join('\n')}\n`);
+    const step = readRunFolder(folder).steps[0]!;
+    expect(step.miniBatches.count).toBe(504);
+    expect(step.miniBatches.repeated).toEqual({ count: 3, examples: ['mb-00002', 'mb-00009', 'mb-00399'] });
+    const rerun = diagnose(readRunFolder(folder, { light: true })).findings.find((f) => f.id === 'rerun');
+    expect(rerun?.data.duplicateMiniBatches).toBe(3);
+    expect(rerun?.evidence.join('\n')).toContain('3 mini-batches were reported more than once in processed-mini-batches.csv: mb-00002, mb-00009, mb-00399');
+  });
+
+  it("cuts a CSV line without quotes where csv-parse would, and hands it the quoted records", () => {
+    const lf = '\ufeffa,b,c\n1,,x y\n\n"q,1","he said ""hi""","two\nlines"\n4,5,6\n"x",y,"open\n\nstill"\n7,8,9\nbad"quote,1,2\n"cut,short';
+    for (const text of [lf, lf.replaceAll('\n', '\r\n'), '7,8,9\n"never closed,1\n']) {
+      const expected: unknown[] = [];
+      parseCsv(Buffer.from(text), ',', 1, { record: (f, line) => expected.push([f, line]), malformed: (reason, line) => expected.push([reason, line]) });
+      const got: unknown[] = [];
+      const records = new CsvLineRecords(',', {
+        record: (f, line) => got.push([Array.from({ length: f.length }, (_, i) => f.field(i)), line]),
+        malformed: (reason, line) => got.push([reason, line]),
+      });
+      const lines = text.split('\n');
+      lines.forEach((l, k) => records.line(l, k + 1, k < lines.length - 1));
+      records.end();
+      expect(got, JSON.stringify(text)).toEqual(expected);
+      expect(got.length).toBeGreaterThanOrEqual(2);
+    }
+  });
+
+  it('reads the times of a run folder as Date.parse does', () => {
+    for (const t of ['2026-01-15T08:00:00.123456789Z', '2026-01-15T08:00:00.5Z', '2026-01-15T08:00:00Z', '2026-02-30T08:00:00.25Z', '2026-01-15T08:00:60.1Z', '2026-01-15T08:00:00.Z', '2026-01-15T08:00:00.1x2Z', '2026-01-15T08:00:00.123+01:00', 'soon']) {
+      const d = Date.parse(t);
+      expect(isoMillis(t), t).toBe(Number.isFinite(d) ? d : undefined);
+    }
+  });
+});
