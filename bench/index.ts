@@ -102,8 +102,8 @@ for (const state of ['ok', 'refused', 'unauthorized', 'hang'] as const) {
 }
 console.table(exitRows);
 
-// 3. the HTML run report of a synthetic 100,000-mini-batch run: generation time and size
-console.log('\nrun report of a synthetic run:');
+// 3. report and doctor on synthetic run folders of 10,000 and 100,000 mini-batches (a million with BENCH_1M=1)
+console.log('\nrun report and doctor at scale:');
 execFileSync(process.execPath, ['--import', 'tsx', here('./report.ts')], { stdio: 'inherit', env: baseChildEnv() });
 
 // 4. the mini-batch runner's own cost against a bare worker pool doing the same no-op tasks
