@@ -10,7 +10,7 @@ import { parseParallelRunArgs } from '../src/runner/cli.js';
 import { cutTabularFile, listInputFiles } from '../src/runner/partition.js';
 import { readTabularRange } from '../src/runner/tabular.js';
 import { parseCsv } from '../src/util/csv.js';
-import { readCsvFile } from '../src/run-folder/files.js';
+import { readCsvRecords } from '../src/run-folder/files.js';
 import { CHUNK_BELOW_MS, CHUNK_TARGET_MS, HOLD_MS, Lane, MAX_CHUNK, chunkSize } from '../src/runner/lane.js';
 import { progressBar } from '../src/runner/progress.js';
 
@@ -244,7 +244,9 @@ describe('the run-folder reader parses CSV with the same parser', () => {
     const read = (text: string) => {
       fs.writeFileSync(f, text);
       const notes: { message: string }[] = [];
-      return { csv: readCsvFile(f, 'p.csv', notes as never[]), notes: notes.map((n) => n.message) };
+      const rows: { line: number; cells: string[] }[] = [];
+      readCsvRecords(f, 'p.csv', notes as never[], undefined, (cells, line) => rows.push({ line, cells: Array.from({ length: cells.length }, (_, i) => cells.field(i)) }));
+      return { csv: { rows }, notes: notes.map((n) => n.message) };
     };
     const ok = read('a,b\r\n1,"x\ny"\r\n2,3\r\n4,"half');
     expect(ok.csv.rows).toEqual([
