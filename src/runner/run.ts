@@ -11,7 +11,7 @@ import { Job, type Outcome } from './job.js';
 import { AppendRowOutput } from './output.js';
 import { partition as cutInput, type Partition } from './partition.js';
 import { ProgressPrinter, type ProgressMode } from './progress.js';
-import { ProcessedReport, errorSummaryText, writeAtomic, writeManifest, writeWorkerSummary } from './reports.js';
+import { ManifestWriter, ProcessedReport, errorSummaryText, writeAtomic, writeWorkerSummary } from './reports.js';
 import { jobResult, printSummary } from './result.js';
 import { LocalSource } from './source.js';
 import type { ParallelRunErrorInfo, ParallelRunConfig, ParallelRunResult, RunParallelOptions } from './types.js';
@@ -90,7 +90,9 @@ export async function runWith(api: ParallelRunConfig, flags: Readonly<Record<str
     }
   }
   const processed = runFolder ? new ProcessedReport(runFolder) : undefined;
-  if (runFolder) writeManifest(runFolder, part.miniBatches);
+  // written between the job's events: a long partition never holds up the first mini-batch
+  const manifest = runFolder ? new ManifestWriter(runFolder, part.miniBatches) : undefined;
+  manifest?.start();
 
   let job: Job | undefined;
   const printer = new ProgressPrinter(mode, label, config.progressInterval * 1000, () =>
@@ -163,6 +165,7 @@ export async function runWith(api: ParallelRunConfig, flags: Readonly<Record<str
   const reason = result.reason;
   output?.close();
   processed?.close();
+  manifest?.finish();
   if (runFolder) {
     j.writeOverview(outcome.status);
     writeWorkerSummary(runFolder, j.workers, Date.parse(result.ended));

@@ -43,6 +43,7 @@ function userError(error: unknown): SerializedError {
 }
 
 let step: Step | undefined;
+let stepStarting: Promise<Step> | undefined;
 let entry: EntryScript | undefined;
 let start: StartMessage | undefined;
 let baseContext: InitContext | undefined;
@@ -73,8 +74,7 @@ process.on('message', (message: ParentMessage) => {
     case 'stop':
       // the runner ends this step: at the job's end (success), or on an abort or a timeout
       // (terminated, with SIGTERM right behind; whichever comes first ends the step, once)
-      step?.markStoppedBy('runner');
-      void stop(message.terminated ? 143 : 0, message.terminated ? 'terminated' : 'success');
+      void stop(message.terminated ? 143 : 0, message.terminated ? 'terminated' : 'success', true);
       break;
   }
 });
@@ -141,13 +141,18 @@ function sendScalars(): void {
 }
 
 let stopping = false;
-async function stop(code: number, outcome?: 'success' | 'terminated'): Promise<void> {
+/** `byRunner`: the runner's stop message (step.json says so). */
+async function stop(code: number, outcome?: 'success' | 'terminated', byRunner = false): Promise<void> {
+  if (byRunner) step?.markStoppedBy('runner');
   if (stopping) return;
   stopping = true;
   flushResults();
   sendScalars();
   try {
-    await step?.end(outcome === undefined ? {} : { outcome });
+    // asked to stop while its step starts (a short job, a worker not needed): that step ends too
+    const s = step ?? (await stepStarting?.catch(() => undefined));
+    if (byRunner) s?.markStoppedBy('runner');
+    await s?.end(outcome === undefined ? {} : { outcome });
   } finally {
     process.exit(code);
   }
@@ -166,7 +171,8 @@ function pickFunctions(mod: Record<string, unknown>): { init?: EntryScript['init
 
 async function onStart(message: StartMessage): Promise<void> {
   start = message;
-  step = await startStep({ processIndex: message.processIndex, mainScript: message.entryScript, rootSpanKind: 'internal' });
+  stepStarting = startStep({ processIndex: message.processIndex, mainScript: message.entryScript, rootSpanKind: 'internal' });
+  step = await stepStarting;
   const s = step;
   if (message.forwardMetrics) forwardScalars(s);
   baseContext = { logger: s.logger, step: s, args: message.args, worker: message.worker, input_type: message.inputType };
