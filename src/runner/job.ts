@@ -56,11 +56,13 @@ export class Job implements SchedulerEvents {
     private readonly output: AppendRowOutput | undefined,
     private readonly processed: ProcessedReport | undefined,
     private readonly runFolder: string | undefined,
+    /** Workers forked while the step started (see forkWorkers in pool.ts). */
+    preforked: readonly WorkerProcess[] = [],
   ) {
     this.debug = step.logger.isDebugEnabled();
     this.acc = new Accounting(config, { miniBatches: source.miniBatches, items: source.items });
     this.telemetry = new AttemptTelemetry(step);
-    this.scheduler = new Scheduler(config, step, source, this.telemetry, this, runFolder);
+    this.scheduler = new Scheduler(config, step, source, this.telemetry, this, runFolder, preforked);
   }
 
   get terminating(): boolean {

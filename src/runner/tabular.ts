@@ -7,6 +7,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseCsv } from '../util/csv.js';
+import { closeQuietly } from '../util/fd.js';
 
 export type TabularFormat = 'csv' | 'tsv' | 'jsonl';
 
@@ -86,21 +87,54 @@ export interface ParsedRow {
   readonly error?: string;
 }
 
+/**
+ * Reads byte ranges of tabular files and parses their records, keeping the last file open: a
+ * worker's mini-batches of one file cost one open() in all, not one each.
+ */
+export class TabularReader {
+  private fd: number | undefined;
+  private file = '';
+
+  /** Bytes [start, end) of `file`, parsed. Throws on read errors. */
+  read(file: string, format: TabularFormat, start: number, end: number, firstLine: number, header: readonly string[] | undefined): ParsedRow[] {
+    if (file !== this.file || this.fd === undefined) {
+      this.close();
+      this.fd = fs.openSync(file, 'r');
+      this.file = file;
+    }
+    const length = end - start;
+    const buf = Buffer.allocUnsafe(length);
+    let read = 0;
+    try {
+      while (read < length) {
+        const n = fs.readSync(this.fd, buf, read, length - read, start + read);
+        if (n === 0) throw new Error(`${file} is shorter than when it was scanned (expected ${end} bytes); was it changed during the run?`);
+        read += n;
+      }
+    } catch (error) {
+      this.close();
+      throw error;
+    }
+    return parseRange(buf, format, firstLine, header);
+  }
+
+  close(): void {
+    this.fd = closeQuietly(this.fd);
+    this.file = '';
+  }
+}
+
 /** Read bytes [start, end) of a tabular file and parse its records. Throws on read errors. */
 export function readTabularRange(file: string, format: TabularFormat, start: number, end: number, firstLine: number, header: readonly string[] | undefined): ParsedRow[] {
-  const length = end - start;
-  const buf = Buffer.allocUnsafe(length);
-  const fd = fs.openSync(file, 'r');
+  const reader = new TabularReader();
   try {
-    let read = 0;
-    while (read < length) {
-      const n = fs.readSync(fd, buf, read, length - read, start + read);
-      if (n === 0) throw new Error(`${file} is shorter than when it was scanned (expected ${end} bytes); was it changed during the run?`);
-      read += n;
-    }
+    return reader.read(file, format, start, end, firstLine, header);
   } finally {
-    fs.closeSync(fd);
+    reader.close();
   }
+}
+
+function parseRange(buf: Buffer, format: TabularFormat, firstLine: number, header: readonly string[] | undefined): ParsedRow[] {
   const out: ParsedRow[] = [];
   if (format === 'jsonl') {
     const text = buf.toString('utf8');

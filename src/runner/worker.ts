@@ -22,9 +22,9 @@ import { ROOT_CONTEXT, context, trace, type Context } from '@opentelemetry/api';
 import { parseTraceparent } from '../identity.js';
 import { MINI_BATCH_KEY } from '../signals/logs.js';
 import { startStep, type Step } from '../step.js';
-import { serializeError, type AttemptResult, type AttemptTask, type ItemFailure, type SerializedError, type ParentMessage, type StartMessage, type WorkerMessage } from './protocol.js';
+import { serializeError, unpackRun, type AttemptResult, type AttemptTask, type ItemFailure, type SerializedError, type ParentMessage, type StartMessage, type WorkerMessage } from './protocol.js';
 import { HOLD_MS } from './lane.js';
-import { readTabularRange } from './tabular.js';
+import { TabularReader } from './tabular.js';
 import type { EntryScript, InitContext, RunContext, TabularSource } from './types.js';
 
 const MAX_FAILURES_PER_RESULT = 1000;
@@ -59,6 +59,10 @@ function send(message: WorkerMessage): void {
 /** A failed send (the parent is gone) is not an error event; 'disconnect' ends this process. */
 function ignoreSendError(): void {}
 
+// The step's set-up modules load now, while the start message may still be on its way (the runner
+// forks its workers while its own step starts): startStep() then finds them loaded.
+import('../step-setup.js').catch(() => undefined);
+
 process.on('message', (message: ParentMessage) => {
   switch (message.type) {
     case 'start':
@@ -66,8 +70,9 @@ process.on('message', (message: ParentMessage) => {
       break;
     case 'run': {
       // one attempt at a time, in the order sent: the parent may send the next chunk early
-      const n = message.attempts.length;
-      for (let i = 0; i < n; i++) queue.push({ task: message.attempts[i]!, last: i === n - 1 });
+      const attempts = unpackRun(message);
+      const n = attempts.length;
+      for (let i = 0; i < n; i++) queue.push({ task: attempts[i]!, last: i === n - 1 });
       if (!running) void drain();
       break;
     }
@@ -171,6 +176,8 @@ function pickFunctions(mod: Record<string, unknown>): { init?: EntryScript['init
 
 async function onStart(message: StartMessage): Promise<void> {
   start = message;
+  // the runner's step identity, trace and run folder (this process was forked before they existed)
+  Object.assign(process.env, message.env);
   stepStarting = startStep({ processIndex: message.processIndex, mainScript: message.entryScript, rootSpanKind: 'internal' });
   step = await stepStarting;
   const s = step;
@@ -281,6 +288,8 @@ function onRun(q: Queued): Promise<void> | undefined {
 
 /** The attempt being run. */
 let current: Attempt | undefined;
+/** The tabular file read last stays open for the next mini-batch of it. */
+const tabular = new TabularReader();
 
 function prepare(q: Queued): Attempt {
   const began = performance.now();
@@ -299,7 +308,7 @@ function prepare(q: Queued): Attempt {
     items = [];
     names = [];
     try {
-      for (const r of readTabularRange(task.file, task.format, task.start, task.end, task.firstLine, task.header)) {
+      for (const r of tabular.read(task.file, task.format, task.start, task.end, task.firstLine, task.header)) {
         if (r.error !== undefined) failures.push({ item: `${task.file}:${r.line}`, reason: r.error, input: true });
         else {
           items.push(r.row);
