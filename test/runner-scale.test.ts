@@ -35,9 +35,9 @@ describe('the partition at scale', () => {
     gc();
     const after = process.memoryUsage();
     expect(part.miniBatches.length).toBe(200_000);
-    // columns of numbers: 41 bytes a mini-batch, outside the JavaScript heap
+    // columns of numbers, outside the JavaScript heap: 41 bytes a mini-batch (and room to grow)
     expect(after.heapUsed - before.heapUsed).toBeLessThan(10 * 1024 * 1024);
-    expect(after.heapUsed - before.heapUsed + (after.arrayBuffers - before.arrayBuffers)).toBeLessThan(200_000 * 100);
+    expect(after.heapUsed - before.heapUsed + (after.arrayBuffers - before.arrayBuffers)).toBeLessThan(200_000 * 150);
     // a mini-batch becomes an object when handed out, the same as it always was
     expect(part.miniBatches.at(199_999)).toEqual({ kind: 'tabular', index: 199_999, id: 'mb-199999', items: 2, file, format: 'jsonl', start: 3_199_984, end: 3_200_000, firstRow: 399_998, firstLine: 399_999, header: undefined });
     const source = new LocalSource(part);
