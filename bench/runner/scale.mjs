@@ -5,8 +5,9 @@
 // piscina. Per case: wall time from launch to exit; mini-batches/s in the steady state (from a
 // quarter of the mini-batches done to the last, from the runner's processed-mini-batches.csv);
 // launch to the first finished mini-batch; peak RSS of the parent (getrusage, bench/runner/
-// peak-rss.mjs); run-folder bytes. Sides alternate, several rounds, medians kept: the machine is
-// shared. Prints tables, then one JSON line with the figures.
+// peak-rss.mjs) and its CPU; the partition's time and from its end to the first mini-batch's start;
+// run-folder bytes. Sides alternate, several rounds, medians kept: the machine is shared. Prints
+// tables, then one JSON line with the figures.
 //   node bench/runner/scale.mjs [SIZES (default 10000,100000)] [--million] [--rounds R] [--workers 1,2] [--sides runner,piscina]
 //   (--million, or BENCH_SCALE_MILLION=1, adds 1,000,000 mini-batches: minutes, not seconds)
 import { spawn } from 'node:child_process';
@@ -76,6 +77,7 @@ async function runner(file, n, p) {
   // the finished mini-batches' ends, in the order the runner booked them
   const ends = new Float64Array(n);
   let k = 0;
+  let firstStart = Infinity;
   const lines = readline.createInterface({ input: fs.createReadStream(path.join(folder, 'processed-mini-batches.csv')) });
   let header = true;
   for await (const line of lines) {
@@ -84,14 +86,32 @@ async function runner(file, n, p) {
       continue;
     }
     // mini_batch_id,times_picked,worker,pid,start_time,end_time,...: no quoted field before end_time
-    ends[k++] = Date.parse(line.split(',', 6)[5]);
+    const cells = line.split(',', 6);
+    ends[k++] = Date.parse(cells[5]);
+    if (k <= 1000) firstStart = Math.min(firstStart, Date.parse(cells[4]));
   }
+  // the partition span is among the first the runner writes
+  const fd = fs.openSync(path.join(folder, 'spans.jsonl'), 'r');
+  const buf = Buffer.alloc(1 << 16);
+  const head = buf.toString('utf8', 0, fs.readSync(fd, buf, 0, buf.length, 0));
+  fs.closeSync(fd);
+  const part = JSON.parse(head.split('\n').find((l) => l.includes('"name":"partition"')));
+  const partitionEnd = Date.parse(part.start.replace(/(\.\d{3})\d*Z$/, '$1Z')) + part.duration_ms;
   if (k !== n) throw new Error(`expected ${n} rows in processed-mini-batches.csv, found ${k}`);
   const q = Math.floor(n / 4);
   const bytes = folderBytes(telemetry);
   const usage = JSON.parse(fs.readFileSync(rssFile, 'utf8'));
   fs.rmSync(telemetry, { recursive: true, force: true });
-  return { wallMs, firstMs: ends[0] - launched, perS: ((n - q) * 1000) / Math.max(1, ends[n - 1] - ends[q - 1]), rssMb: usage.maxRssKb / 1024, cpuUs: (usage.cpuMs * 1000) / n, folderBytes: bytes };
+  return {
+    wallMs,
+    firstMs: ends[0] - launched,
+    perS: ((n - q) * 1000) / Math.max(1, ends[n - 1] - ends[q - 1]),
+    rssMb: usage.maxRssKb / 1024,
+    cpuUs: (usage.cpuMs * 1000) / n,
+    partitionMs: part.duration_ms,
+    toFirstStartMs: firstStart - partitionEnd,
+    folderBytes: bytes,
+  };
 }
 
 const ALL_SIDES = [
@@ -119,6 +139,9 @@ try {
         rssMb: median(runs.map((x) => x.rssMb)),
         rssMaxMb: Math.max(...runs.map((x) => x.rssMb)),
         folderBytes: median(runs.map((x) => x.folderBytes)),
+        cpuUs: median(runs.map((x) => x.cpuUs ?? 0)),
+        partitionMs: median(runs.map((x) => x.partitionMs ?? 0)),
+        toFirstStartMs: median(runs.map((x) => x.toFirstStartMs ?? 0)),
       }));
       const base = med[0];
       for (let s = 0; s < SIDES.length; s++) {
@@ -132,6 +155,8 @@ try {
           'first finished': `${Math.round(m.firstMs)} ms${s > 0 ? ` (${(m.firstMs / base.firstMs).toFixed(2)}×)` : ''}`,
           'parent peak rss': `${Math.round(m.rssMb)} MB${rounds > 1 ? ` (max ${Math.round(m.rssMaxMb)})` : ''}`,
           'run folder': m.folderBytes ? `${(m.folderBytes / 1e6).toFixed(1)} MB (${Math.round(m.folderBytes / n)} B/mb)` : '',
+          'parent cpu/mb': m.cpuUs ? `${m.cpuUs.toFixed(1)} µs` : '',
+          'partition → first start': m.folderBytes ? `${Math.round(m.partitionMs)} ms → ${Math.round(m.toFirstStartMs)} ms` : '',
         });
       }
     }
@@ -142,5 +167,5 @@ try {
 } finally {
   fs.rmSync(tmp, { recursive: true, force: true });
 }
-console.log('targets: parent peak rss < 300 MB at 1,000,000 mini-batches; runner ≥ 0.9× the bare fork pool with 2 workers; first finished ≤ 2× the bare pool');
+console.log('targets: parent peak rss < 300 MB at 1,000,000 mini-batches; the first mini-batch starts within 1 s of the partition; runner ≥ 0.9× the bare fork pool with 2 workers (steady state); first finished ≤ 2× the bare pool\n(parent cpu/mb: all of the parent\'s CPU, start-up included, per mini-batch)');
 console.log(JSON.stringify(figures));
