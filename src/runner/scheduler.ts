@@ -13,7 +13,7 @@ import type { Step } from '../step.js';
 import type { ResolvedRunConfig } from './config.js';
 import { crashCause } from './crash.js';
 import { Lane, CHUNK_BELOW_MS, chunkSize, type LaneAttempt } from './lane.js';
-import { WorkerProcess, forkEnvironment, stepEnvironment, workerGraceMs, type WorkerEndReason, type WorkerHandlers } from './pool.js';
+import { WorkerProcess, forkEnvironment, stepEnvironment, workerGraceMs, type WorkerEndReason } from './pool.js';
 import { RunPacker, type AttemptResult, type ResultsMessage, type WorkerMessage } from './protocol.js';
 import { round3 } from './reports.js';
 import type { MiniBatchSource, MiniBatchState } from './source.js';
