@@ -56,6 +56,18 @@ describe('parallel-run shutdown()', () => {
     expect(w).toMatchObject({ end_reason: 'terminated', exit: '143', shutdown: 'ok' });
     expect(shutdowns(marks2).get(w!.pid)).toMatchObject({ worker: 'worker-0', items: 0 });
     expect(readJson(path.join(folder2, `step.process-${w!.process_index}.json`))).toMatchObject({ outcome: 'terminated', stopped_by: 'runner' });
+
+    // SIGTERM to a worker itself (not through the runner): it too runs shutdown() before its step ends
+    const marks3 = path.join(dir, 'marks3');
+    fs.mkdirSync(marks3);
+    const s = await runRunner(['--entry-script', LIFECYCLE, '--input', 'in', '--mini-batch-size', '4', '--', '--sigterm-self-once', marks3, '--shutdown', marks3], { cwd: dir, env: { STEP_TELEMETRY_DIR: path.join(dir, 't3') } });
+    expect(s.code, s.stderr).toBe(0); // its mini-batch ran again on a fresh worker
+    const pid = fs.readFileSync(path.join(marks3, 'sigterm-self'), 'utf8');
+    expect(shutdowns(marks3).get(pid)).toMatchObject({ worker: 'worker-0', items: 0 });
+    const folder3 = runFolder(path.join(dir, 't3'));
+    const killed = readCsv(path.join(folder3, 'worker-summary.csv')).find((x) => x.pid === pid)!;
+    expect(killed).toMatchObject({ end_reason: 'crashed', exit: '143', shutdown: 'ok' });
+    expect(readJson(path.join(folder3, `step.process-${killed.process_index}.json`))).toMatchObject({ outcome: 'terminated' });
   });
 
   it("a shutdown() that throws or never returns is recorded and bounded; the job's result does not change", async () => {
