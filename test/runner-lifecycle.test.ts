@@ -57,6 +57,21 @@ describe('parallel-run shutdown()', () => {
     expect(shutdowns(marks2).get(w!.pid)).toMatchObject({ worker: 'worker-0', items: 0 });
     expect(readJson(path.join(folder2, `step.process-${w!.process_index}.json`))).toMatchObject({ outcome: 'terminated', stopped_by: 'runner' });
 
+    // Ctrl-C: SIGINT reaches the runner and its workers at once, and the runner's SIGTERM follows;
+    // that SIGTERM must not cut a worker's shutdown() short (only the same signal twice does)
+    const marks4 = path.join(dir, 'marks4');
+    fs.mkdirSync(marks4);
+    const c = await runRunner(['--entry-script', LIFECYCLE, '--input', 'in', '--mini-batch-size', '1', '--', '--sleep', '5000', '--stderr-each', '--shutdown', marks4, '--shutdown-delay', '300'], {
+      cwd: dir,
+      env: { STEP_TELEMETRY_DIR: path.join(dir, 't4') },
+      processGroup: true,
+      signalWhen: { signal: 'SIGINT', when: (_out, err) => /running mb-00000/.test(err) },
+    });
+    expect(c.code, c.stderr).toBe(130);
+    const [cw] = readCsv(path.join(runFolder(path.join(dir, 't4')), 'worker-summary.csv'));
+    expect(cw).toMatchObject({ shutdown: 'ok' });
+    expect(shutdowns(marks4).get(cw!.pid)).toMatchObject({ worker: 'worker-0' });
+
     // SIGTERM to a worker itself (not through the runner): it too runs shutdown() before its step ends
     const marks3 = path.join(dir, 'marks3');
     fs.mkdirSync(marks3);

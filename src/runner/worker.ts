@@ -15,7 +15,7 @@
 // parent sees the crash and the stderr) and process.exit() (the local files are flushed). SIGTERM
 // and SIGINT are the worker's own: like the runner's stop message they end the worker through
 // stop(), which calls the entry script's shutdown() (bounded by shutdown_timeout) before the step
-// ends as `terminated` (exit 143 / 130); a second signal ends the process at once. A worker whose
+// ends as `terminated` (exit 143 / 130); the same signal again ends the process at once. A worker whose
 // init() fails ends itself (exit 1); the runner decides whether a fresh one takes its place.
 import fs from 'node:fs';
 import path from 'node:path';
@@ -162,15 +162,20 @@ async function stop(code: number, end: EndOptions = {}): Promise<void> {
   }
 }
 
-let signalled = false;
-/** SIGTERM / SIGINT: the end through stop(), as `terminated`; a second signal ends the process now. */
+let signalled: NodeJS.Signals | undefined;
+/**
+ * SIGTERM / SIGINT: the end through stop(), as `terminated`; the same signal again ends the process
+ * now. Another one does not: Ctrl-C sends SIGINT to the whole process group, and the runner's
+ * SIGTERM follows it, which must not cut shutdown() and the flush short.
+ */
 function onSignal(signal: NodeJS.Signals): void {
   const code = signal === 'SIGINT' ? 130 : 143;
-  if (signalled) {
+  if (signalled === signal) {
     step?.flushLocalSync('terminated', `second ${signal} while ending`);
     process.exit(code);
   }
-  signalled = true;
+  if (signalled !== undefined) return;
+  signalled = signal;
   const error = new Error(`received ${signal}`);
   error.name = 'Terminated';
   void stop(code, { outcome: 'terminated', error });
