@@ -5,7 +5,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { globToRegExp, RunnerConfigError, type ResolvedRunConfig } from './config.js';
-import type { TabularTask } from './protocol.js';
+import { cutByPartitionKeys } from './partition-keys.js';
+import type { KeyedTask, TabularTask } from './protocol.js';
 import { parseCsvFile } from '../util/csv.js';
 import { headerNames, scanJsonLines, tabularFormat, TABULAR_EXTENSIONS, type TabularFormat } from './tabular.js';
 
@@ -26,6 +27,12 @@ export interface FilesMiniBatch extends MiniBatchBase {
 /** A tabular mini-batch is exactly the task a worker gets for it, plus the bookkeeping fields. */
 export interface TabularMiniBatch extends MiniBatchBase, TabularTask {}
 
+/** The rows that share the values of the partition_keys columns (see partition-keys.ts). */
+export interface KeyedMiniBatch extends MiniBatchBase, KeyedTask {
+  /** The key values as JSON (`{"store":"1001"}`): the attempt span's `mini_batch.partition_keys` and the reports'. */
+  readonly keysText: string;
+}
+
 /** An input that could not be read while partitioning: one failed item, never sent to a worker. */
 export interface UnreadableMiniBatch extends MiniBatchBase {
   readonly kind: 'unreadable';
@@ -33,7 +40,7 @@ export interface UnreadableMiniBatch extends MiniBatchBase {
   readonly reason: string;
 }
 
-export type MiniBatch = FilesMiniBatch | TabularMiniBatch | UnreadableMiniBatch;
+export type MiniBatch = FilesMiniBatch | TabularMiniBatch | KeyedMiniBatch | UnreadableMiniBatch;
 
 export interface Partition {
   /** This node's mini-batches, in order. */
@@ -96,7 +103,7 @@ export async function partition(config: ResolvedRunConfig): Promise<Partition> {
   let items = 0;
   const mine: MiniBatch[] = [];
   let index = 0;
-  const push = (mb: Omit<FilesMiniBatch, 'index' | 'id'> | Omit<TabularMiniBatch, 'index' | 'id'> | Omit<UnreadableMiniBatch, 'index' | 'id'>): void => {
+  const push = (mb: Omit<FilesMiniBatch, 'index' | 'id'> | Omit<TabularMiniBatch, 'index' | 'id'> | Omit<KeyedMiniBatch, 'index' | 'id'> | Omit<UnreadableMiniBatch, 'index' | 'id'>): void => {
     const i = index++;
     if (i % config.nodeCount !== config.nodeRank) return;
     mine.push({ ...mb, index: i, id: miniBatchId(i) } as MiniBatch);
@@ -120,11 +127,16 @@ export async function partition(config: ResolvedRunConfig): Promise<Partition> {
         },
       ]);
     }
-    for (const file of files) {
-      try {
-        for (const mb of await cutTabularFile(file, tabularFormat(file)!, config.miniBatchSize)) push(mb);
-      } catch (error) {
-        push({ kind: 'unreadable', file, reason: readReason(error), items: 1 });
+    const unreadable = (file: string, error: unknown): void => push({ kind: 'unreadable', file, reason: readReason(error), items: 1 });
+    if (config.partitionKeys.length > 0) {
+      for (const mb of await cutByPartitionKeys(files, config.partitionKeys, unreadable)) push(mb);
+    } else {
+      for (const file of files) {
+        try {
+          for (const mb of await cutTabularFile(file, tabularFormat(file)!, config.miniBatchSize)) push(mb);
+        } catch (error) {
+          unreadable(file, error);
+        }
       }
     }
   }

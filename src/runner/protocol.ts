@@ -21,6 +21,8 @@ export interface StartMessage {
   readonly outputAction: OutputAction;
   /** The runner serves Prometheus (endpoint or Pushgateway): send it the run.log scalars (see MetricsMessage). */
   readonly forwardMetrics: boolean;
+  /** How long the entry script's shutdown() may take at the worker's end (shutdown_timeout). */
+  readonly shutdownTimeoutMs: number;
 }
 
 export interface FilesTask {
@@ -39,6 +41,22 @@ export interface TabularTask {
   readonly header?: readonly string[];
 }
 
+/** The rows of one file that belong to a keyed mini-batch (partition_keys). */
+export interface KeyedPart {
+  readonly file: string;
+  readonly format: TabularFormat;
+  readonly header?: readonly string[];
+  /** Flat triples, in file order: start and end (bytes) and first line of each run of the group's records. */
+  readonly ranges: readonly number[];
+}
+
+/** A mini-batch of the rows that share the values of the partition_keys columns, from any input file. */
+export interface KeyedTask {
+  readonly kind: 'keyed';
+  readonly keys: Readonly<Record<string, unknown>>;
+  readonly parts: readonly KeyedPart[];
+}
+
 /** One mini-batch attempt for a worker to run. */
 export interface AttemptTask {
   readonly id: string;
@@ -46,7 +64,7 @@ export interface AttemptTask {
   /** W3C traceparent of the attempt span: the worker's `run` span is its child. */
   readonly traceparent: string;
   readonly items: number;
-  readonly task: FilesTask | TabularTask;
+  readonly task: FilesTask | TabularTask | KeyedTask;
 }
 
 /**
@@ -86,13 +104,27 @@ export interface ReadyMessage {
   readonly type: 'ready';
   readonly pid: number;
   readonly initMs: number;
+  /** The entry script exports shutdown(): the runner waits up to shutdown_timeout longer for this worker's end. */
+  readonly shutdown: boolean;
 }
 
-/** Worker → parent: loading the entry script or init() failed; the job aborts. */
+/**
+ * Worker → parent: loading the entry script or init() failed, and the worker exits (its exit
+ * tells the runner to start another, see Scheduler.startFailed). `exports`: the module has no run()
+ * function, which no fresh worker can mend: the job fails at once.
+ */
 export interface InitErrorMessage {
   readonly type: 'init-error';
-  readonly phase: 'load' | 'init';
+  readonly phase: 'load' | 'init' | 'exports';
   readonly error: SerializedError;
+}
+
+/** Worker → parent: how the entry script's shutdown() ended (sent before the worker ends its step). */
+export interface ShutdownMessage {
+  readonly type: 'shutdown';
+  readonly outcome: 'ok' | 'failed' | 'timed out';
+  readonly ms: number;
+  readonly error?: SerializedError;
 }
 
 /** How one attempt ended. */
@@ -139,7 +171,7 @@ export interface MetricsMessage {
   readonly scalars: readonly (readonly [string, number])[];
 }
 
-export type WorkerMessage = ReadyMessage | InitErrorMessage | ResultsMessage | MetricsMessage;
+export type WorkerMessage = ReadyMessage | InitErrorMessage | ShutdownMessage | ResultsMessage | MetricsMessage;
 
 export function serializeError(error: unknown): SerializedError {
   if (error instanceof Error) {
