@@ -117,6 +117,8 @@ describe('the wire and the worker', () => {
     packer.add('mb-00001', 2, '2'.repeat(16), 1, { kind: 'tabular', file: '/d/a.csv', format: 'csv', start: 20, end: 31, firstRow: 2, firstLine: 4, header: ['id', 'v'] });
     packer.add('mb-00002', 1, '3'.repeat(16), 1, { kind: 'tabular', file: '/d/b.jsonl', format: 'jsonl', start: 0, end: 8, firstRow: 0, firstLine: 1 });
     packer.add('mb-00003', 1, '4'.repeat(16), 2, { kind: 'files', files: ['/d/x', '/d/y'] });
+    const keyed = { kind: 'keyed', keys: { store: '1' }, parts: [{ file: '/d/a.csv', format: 'csv', header: ['store'], ranges: [4, 12, 2] }] } as const;
+    packer.add('mb-00004', 1, '5'.repeat(16), 1, keyed);
     const m = JSON.parse(JSON.stringify(packer.take()));
     expect(m.tables).toHaveLength(2);
     expect(unpackRun(m)).toEqual([
@@ -124,6 +126,7 @@ describe('the wire and the worker', () => {
       { id: 'mb-00001', attempt: 2, traceparent: `00-${'a'.repeat(32)}-${'2'.repeat(16)}-01`, items: 1, task: { kind: 'tabular', file: '/d/a.csv', format: 'csv', start: 20, end: 31, firstRow: 2, firstLine: 4, header: ['id', 'v'] } },
       { id: 'mb-00002', attempt: 1, traceparent: `00-${'a'.repeat(32)}-${'3'.repeat(16)}-01`, items: 1, task: { kind: 'tabular', file: '/d/b.jsonl', format: 'jsonl', start: 0, end: 8, firstRow: 0, firstLine: 1, header: undefined } },
       { id: 'mb-00003', attempt: 1, traceparent: `00-${'a'.repeat(32)}-${'4'.repeat(16)}-01`, items: 2, task: { kind: 'files', files: ['/d/x', '/d/y'] } },
+      { id: 'mb-00004', attempt: 1, traceparent: `00-${'a'.repeat(32)}-${'5'.repeat(16)}-01`, items: 1, task: keyed },
     ]);
     expect(packer.take().attempts).toEqual([]);
   });

@@ -48,6 +48,7 @@ export class AttemptTelemetry {
       'worker.id': w.name,
       'worker.pid': w.pid ?? -1,
     };
+    if (mb.kind === 'keyed') attrs['mini_batch.partition_keys'] = mb.keysText;
     for (const k in attributes) attrs[k] = attributes[k];
     this.step.recordSpan({ name: 'mini-batch', kind: SpanKind.CONSUMER, spanId: a.spanId, parent: this.stepSpanContext, startTime: start, endTime: end, attributes: attrs, status, exception });
     return { traceId: this.stepSpanContext.traceId, spanId: a.spanId, traceFlags: TraceFlags.SAMPLED };

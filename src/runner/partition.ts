@@ -7,7 +7,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { globToRegExp, RunnerConfigError, type ResolvedRunConfig } from './config.js';
 import { MiniBatchList } from './mini-batch-list.js';
-import type { TabularTask } from './protocol.js';
+import { cutByPartitionKeys } from './partition-keys.js';
+import type { KeyedTask, TabularTask } from './protocol.js';
 import { parseCsvFile } from '../util/csv.js';
 import { headerNames, scanJsonLines, tabularFormat, TABULAR_EXTENSIONS, type TabularFormat } from './tabular.js';
 
@@ -28,6 +29,12 @@ export interface FilesMiniBatch extends MiniBatchBase {
 /** A tabular mini-batch is exactly the task a worker gets for it, plus the bookkeeping fields. */
 export interface TabularMiniBatch extends MiniBatchBase, TabularTask {}
 
+/** The rows that share the values of the partition_keys columns (see partition-keys.ts). */
+export interface KeyedMiniBatch extends MiniBatchBase, KeyedTask {
+  /** The key values as JSON (`{"store":"1001"}`): the attempt span's `mini_batch.partition_keys` and the reports'. */
+  readonly keysText: string;
+}
+
 /** An input that could not be read while partitioning: one failed item, never sent to a worker. */
 export interface UnreadableMiniBatch extends MiniBatchBase {
   readonly kind: 'unreadable';
@@ -35,7 +42,7 @@ export interface UnreadableMiniBatch extends MiniBatchBase {
   readonly reason: string;
 }
 
-export type MiniBatch = FilesMiniBatch | TabularMiniBatch | UnreadableMiniBatch;
+export type MiniBatch = FilesMiniBatch | TabularMiniBatch | KeyedMiniBatch | UnreadableMiniBatch;
 
 export interface Partition {
   /** This node's mini-batches, in order (as columns: a mini-batch is an object only once handed out). */
@@ -101,6 +108,12 @@ export async function partition(config: ResolvedRunConfig): Promise<Partition> {
   /** Global index of the next mini-batch: node r keeps those with index % node_count === r. */
   let index = 0;
   const ours = (): boolean => index++ % nodeCount === nodeRank;
+  /** A mini-batch kept as the object it is (an unreadable input, a keyed group of rows). */
+  const push = (mb: Parameters<MiniBatchList['addObject']>[0]): void => {
+    if (!ours()) return;
+    mine.addObject(mb);
+    items += mb.items;
+  };
 
   if (config.inputType === 'files') {
     for (let i = 0; i < files.length; i += config.miniBatchSize) {
@@ -121,24 +134,27 @@ export async function partition(config: ResolvedRunConfig): Promise<Partition> {
         },
       ]);
     }
-    for (const file of files) {
-      const format = tabularFormat(file)!;
-      const ref = mine.tabularFile(file, format);
-      // a file that cannot be read to its end is one unreadable mini-batch instead of its cuts so far
-      const before = { index, items, length: mine.length };
-      try {
-        const header = await cutTabularFile(file, format, config.miniBatchSize, (start, end, firstRow, firstLine, n) => {
-          if (!ours()) return;
-          mine.addTabular(ref, start, end, firstRow, firstLine, n);
-          items += n;
-        });
-        mine.setHeader(ref, header);
-      } catch (error) {
-        ({ index, items } = before);
-        mine.truncate(before.length);
-        if (!ours()) continue;
-        mine.addObject({ kind: 'unreadable', file, reason: readReason(error), items: 1 });
-        items += 1;
+    const unreadable = (file: string, error: unknown): void => push({ kind: 'unreadable', file, reason: readReason(error), items: 1 });
+    if (config.partitionKeys.length > 0) {
+      for (const mb of await cutByPartitionKeys(files, config.partitionKeys, unreadable)) push(mb);
+    } else {
+      for (const file of files) {
+        const format = tabularFormat(file)!;
+        const ref = mine.tabularFile(file, format);
+        // a file that cannot be read to its end is one unreadable mini-batch instead of its cuts so far
+        const before = { index, items, length: mine.length };
+        try {
+          const header = await cutTabularFile(file, format, config.miniBatchSize, (start, end, firstRow, firstLine, n) => {
+            if (!ours()) return;
+            mine.addTabular(ref, start, end, firstRow, firstLine, n);
+            items += n;
+          });
+          mine.setHeader(ref, header);
+        } catch (error) {
+          ({ index, items } = before);
+          mine.truncate(before.length);
+          unreadable(file, error);
+        }
       }
     }
   }

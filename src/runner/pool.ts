@@ -11,7 +11,7 @@ import type { Step } from '../step.js';
 import { closeQuietly } from '../util/fd.js';
 import type { ResolvedRunConfig } from './config.js';
 import { isNativeFrame, v8FatalLine } from './crash.js';
-import type { ParentMessage, StartMessage, WorkerMessage } from './protocol.js';
+import type { InitErrorMessage, ParentMessage, SerializedError, ShutdownMessage, StartMessage, WorkerMessage } from './protocol.js';
 
 const STDERR_TAIL_LINES = 40;
 const TS_EXTENSIONS = new Set(['.ts', '.mts', '.cts', '.tsx']);
@@ -141,6 +141,12 @@ export class WorkerProcess {
   readonly stderrTail: string[] = [];
   /** V8's fatal-error line (e.g. "... JavaScript heap out of memory"), when the worker printed one. */
   fatalError: string | undefined;
+  /** Why loading the entry script or init() failed, as the worker said before it exited. */
+  initError: { readonly phase: InitErrorMessage['phase']; readonly error: SerializedError } | undefined;
+  /** The entry script exports shutdown() (said when ready): stopping this worker may take shutdown_timeout longer. */
+  hasShutdown = false;
+  /** How its shutdown() ended, as the worker said. */
+  shutdown: Omit<ShutdownMessage, 'type'> | undefined;
   // statistics for the worker summary
   attempts = 0;
   failedAttempts = 0;
@@ -245,21 +251,28 @@ export class WorkerProcess {
     return this.state !== 'exited';
   }
 
-  /** Ask the worker to end its step and exit; SIGTERM after `graceMs`, SIGKILL after twice that. */
+  /** Time its shutdown() may take, when the worker is ready and has one. */
+  private get shutdownMs(): number {
+    return this.hasShutdown && this.readyAt !== undefined ? (this.job?.start.shutdownTimeoutMs ?? 0) : 0;
+  }
+
+  /** Ask the worker to end its step and exit; SIGTERM after `graceMs` (and its shutdown() bound), SIGKILL after `graceMs` more. */
   stop(graceMs: number, reason: WorkerEndReason = 'stopped'): Promise<void> {
     if (!this.alive) return this.exited;
     this.expectingExit = true;
     this.endReason ??= reason;
     this.state = 'stopping';
     if (!this.send({ type: 'stop' })) this.signal('SIGTERM');
-    this.timers.push(setTimeout(() => this.signal('SIGTERM'), graceMs));
-    this.timers.push(setTimeout(() => this.signal('SIGKILL'), 2 * graceMs));
+    const grace = graceMs + this.shutdownMs;
+    this.timers.push(setTimeout(() => this.signal('SIGTERM'), grace));
+    this.timers.push(setTimeout(() => this.signal('SIGKILL'), grace + graceMs));
     return this.exited;
   }
 
   /**
    * A stop message that says `terminated`, and SIGTERM with it for a worker that cannot read it yet
-   * (its step flushes and exits 143 either way), SIGKILL after `graceMs`. Once only: a second
+   * (it calls shutdown(), flushes and exits 143 either way), SIGKILL after `graceMs` and its
+   * shutdown() bound (not for a worker killed at its run_invocation_timeout). Once only: a second
    * SIGTERM would cut the worker's flush short.
    */
   terminate(graceMs: number, reason: WorkerEndReason): Promise<void> {
@@ -270,7 +283,7 @@ export class WorkerProcess {
     this.state = 'stopping';
     this.send({ type: 'stop', terminated: true });
     this.signal('SIGTERM');
-    this.timers.push(setTimeout(() => this.signal('SIGKILL'), graceMs));
+    this.timers.push(setTimeout(() => this.signal('SIGKILL'), graceMs + (reason === 'killed-timeout' ? 0 : this.shutdownMs)));
     return this.exited;
   }
 

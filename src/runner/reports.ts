@@ -44,6 +44,7 @@ export const PROCESSED_COLUMNS = [
   'status',
   'error_category',
   'error_message',
+  'partition_keys',
 ] as const;
 
 export interface ProcessedRow {
@@ -62,6 +63,8 @@ export interface ProcessedRow {
   readonly status: MiniBatchStatus;
   readonly error_category: string;
   readonly error_message: string;
+  /** With partition_keys: the key values of the mini-batch, as JSON. */
+  readonly partition_keys?: string;
 }
 
 export function csvCell(value: unknown): string {
@@ -146,7 +149,7 @@ export class ProcessedReport {
       // PROCESSED_COLUMNS, in order; numbers need no quoting
       this.out.append(
         `${csvCell(r.mini_batch_id)},${r.times_picked},${csvCell(r.worker)},${csvCell(r.pid)},${this.startTime.iso(r.start_time)},${this.endTime.iso(r.end_time)},` +
-          `${r.total_items},${r.succeeded_items},${r.failed_items},${r.elapsed_seconds},${r.run_method_seconds},${r.status},${csvCell(r.error_category)},${csvCell(r.error_message)}`,
+          `${r.total_items},${r.succeeded_items},${r.failed_items},${r.elapsed_seconds},${r.run_method_seconds},${r.status},${csvCell(r.error_category)},${csvCell(r.error_message)},${csvCell(r.partition_keys)}`,
       );
     }
     this.out.flush();
@@ -232,6 +235,7 @@ export class ManifestWriter {
       return `{"mini_batch_id":"${mb.id}","items":${mb.items},"file":${this.fileJson},"format":"${mb.format}","first_row":${mb.firstRow},"first_line":${mb.firstLine},"bytes":[${mb.start},${mb.end}]}`;
     }
     if (mb.kind === 'files') return JSON.stringify({ mini_batch_id: mb.id, items: mb.items, files: mb.files });
+    if (mb.kind === 'keyed') return JSON.stringify({ mini_batch_id: mb.id, items: mb.items, partition_keys: mb.keys, files: mb.parts.map((p) => p.file) });
     return JSON.stringify({ mini_batch_id: mb.id, items: mb.items, file: mb.file, unreadable: mb.reason });
   }
 }
@@ -251,6 +255,9 @@ export const WORKER_COLUMNS = [
   'items_failed',
   'busy_seconds',
   'utilization',
+  'shutdown',
+  'shutdown_seconds',
+  'error',
 ] as const;
 
 export function writeWorkerSummary(folder: string, workers: readonly WorkerProcess[], now: number): string | undefined {
@@ -275,12 +282,21 @@ export function writeWorkerSummary(folder: string, workers: readonly WorkerProce
         w.itemsFailed,
         round3(w.busyMs / 1000),
         round3(w.busyMs / life),
+        w.shutdown?.outcome ?? '',
+        w.shutdown ? round3(w.shutdown.ms / 1000) : '',
+        workerError(w),
       ]
         .map(csvCell)
         .join(','),
     );
   }
   return writeAtomic(path.join(folder, FILES.workers), `${lines.join('\n')}\n`);
+}
+
+/** Why a worker's init() or shutdown() failed, in one line (the worker summary's `error`). */
+function workerError(w: WorkerProcess): string {
+  const e = w.initError?.error ?? w.shutdown?.error;
+  return e ? oneLine(`${e.type}: ${e.message}`, 300) : '';
 }
 
 /** Errors seen during the run, by category, with the first example of each. */
@@ -340,7 +356,7 @@ export function errorSummaryText(result: ParallelRunResult, ledger: ErrorLedger,
   out.push('');
   out.push(`Mini-batches: ${result.mini_batches.succeeded} succeeded, ${result.mini_batches.failed} failed, ${result.mini_batches.not_processed} not processed, of ${result.mini_batches.total}`);
   out.push(`Items: ${result.items.succeeded} succeeded, ${result.items.failed} failed, ${result.items.not_processed} not processed, of ${result.items.total}`);
-  out.push(`Retries: ${result.retries}, timeouts: ${result.timeouts}, worker restarts: ${result.worker_restarts}`);
+  out.push(`Retries: ${result.retries}, timeouts: ${result.timeouts}, worker restarts: ${result.worker_restarts}${result.init_failures > 0 ? `, failed worker starts: ${result.init_failures}` : ''}`);
   const t = result.thresholds;
   out.push(
     `Thresholds: error_threshold ${t.error_threshold}${t.error_threshold >= 0 ? ` (${result.items.failed} failed items)` : ' (ignored)'}, allowed_failed_count ${t.allowed_failed_count}${t.allowed_failed_count >= 0 ? ` (${result.mini_batches.failed} failed mini-batches)` : ' (ignored)'}, allowed_failed_percent ${t.allowed_failed_percent}`,

@@ -5,6 +5,7 @@
 // and thresholds), attempt-telemetry.ts (spans and metrics), failed-items.ts, reports.ts and
 // result.ts (the files and the console summary).
 import path from 'node:path';
+import { performance } from 'node:perf_hooks';
 import type { Step } from '../step.js';
 import { RunnerConfigError, resolveRunConfig } from './config.js';
 import { Job, type Outcome } from './job.js';
@@ -35,6 +36,8 @@ export async function runParallel(config: ParallelRunConfig, options: RunParalle
 /** runParallel() with CLI flag values on top (see cli.ts). */
 export async function runWith(api: ParallelRunConfig, flags: Readonly<Record<string, unknown>>, options: RunParallelOptions): Promise<ParallelRunResult> {
   const config = resolveRunConfig(api, flags);
+  // first_task_creation_timeout counts from here: listing and cutting the input included
+  const jobStart = performance.now();
   const partStarted = Date.now();
   let part: Partition;
   try {
@@ -85,6 +88,8 @@ export async function runWith(api: ParallelRunConfig, flags: Readonly<Record<str
     'parallel_run.run_invocation_timeout': config.runInvocationTimeout,
     'parallel_run.run_max_try': config.runMaxTry,
     'parallel_run.progress_update_timeout': config.progressUpdateTimeout,
+    'parallel_run.first_task_creation_timeout': config.firstTaskCreationTimeout,
+    ...(config.partitionKeys.length > 0 ? { 'parallel_run.partition_keys': [...config.partitionKeys] } : {}),
     'parallel_run.output_action': config.outputAction,
     'parallel_run.mini_batches': part.miniBatches.length,
     'parallel_run.items': part.items,
@@ -109,7 +114,7 @@ export async function runWith(api: ParallelRunConfig, flags: Readonly<Record<str
   const printer = new ProgressPrinter(mode, label, config.progressInterval * 1000, () =>
     job ? job.snapshot() : { elapsedMs: 0, itemsTotal: part.items, itemsSucceeded: 0, itemsFailed: 0, miniBatchesTotal: part.miniBatches.length, miniBatchesDone: 0, miniBatchesFailed: 0, running: 0, retries: 0, timeouts: 0, workerRestarts: 0 },
   );
-  job = new Job(config, step, new LocalSource(part), printer, output, processed, runFolder, preforked);
+  job = new Job(config, step, new LocalSource(part), printer, output, processed, runFolder, jobStart, preforked);
   const j = job;
 
   step.logger.info(`parallel run: ${part.items} items in ${part.miniBatches.length} mini-batches on node ${config.nodeRank} of ${config.nodeCount}, ${config.processCountPerNode} worker process(es)`, {
@@ -123,6 +128,7 @@ export async function runWith(api: ParallelRunConfig, flags: Readonly<Record<str
   });
   printer.print(
     `[${label}] ${part.items} items in ${part.miniBatches.length} mini-batches` +
+      `${config.partitionKeys.length > 0 ? ` (one per value of partition_keys ${config.partitionKeys.join(', ')})` : ''}` +
       `${config.nodeCount > 1 ? ` (node ${config.nodeRank} of ${config.nodeCount}; ${part.totalMiniBatches} mini-batches on all nodes)` : ''}` +
       `, up to ${config.processCountPerNode} worker process(es)${runFolder ? `; run folder ${runFolder}` : ''}`,
   );
@@ -172,7 +178,7 @@ export async function runWith(api: ParallelRunConfig, flags: Readonly<Record<str
 
   // ---- the result, the files, the step
   const counts = j.counts();
-  const result = jobResult({ config, outcome, counts, started: j.startedAt, ended: Date.now(), runFolder, outputFile: output?.file });
+  const result = jobResult({ config, outcome, counts, started: j.startedAt, ended: Date.now(), runFolder, outputFile: output?.file, initFailures: j.scheduler.initFailures });
   const reason = result.reason;
   output?.close();
   processed?.close();
