@@ -454,8 +454,6 @@ export function ioBound(step: StepRun): Finding[] | Skipped {
   if (ratio >= IO_BOUND_RATIO) return [];
   const node = nodeSamplesDuringRun(step);
   const nodeBusy = node.length > 0 ? node.reduce((s, x) => s + (x.node!.cpuUtilization ?? 0), 0) / node.length : undefined;
-  // the node's CPUs were busy: the time off CPU went waiting for a core, not for I/O (cpu-saturated's case)
-  if (nodeBusy !== undefined && nodeBusy >= 0.9) return [];
   const iowait = node.length > 0 ? node.reduce((s, x) => s + (x.node!.iowait ?? 0), 0) / node.length : undefined;
   const cpus = node.find((s) => s.node?.cpus !== undefined)?.node?.cpus ?? step.runtime?.cpus;
   const evidence = [
