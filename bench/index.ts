@@ -102,13 +102,18 @@ for (const state of ['ok', 'refused', 'unauthorized', 'hang'] as const) {
 }
 console.table(exitRows);
 
-// 3. report and doctor on synthetic run folders of 10,000 and 100,000 mini-batches (a million with BENCH_1M=1)
+// 3. report and doctor on synthetic run folders of 10,000 and 100,000 mini-batches (1M with --million or BENCH_SCALE_MILLION=1)
 console.log('\nrun report and doctor at scale:');
-execFileSync(process.execPath, ['--import', 'tsx', here('./report.ts')], { stdio: 'inherit', env: baseChildEnv() });
+execFileSync(process.execPath, ['--import', 'tsx', here('./report.ts'), ...(process.argv.includes('--million') ? ['--million'] : [])], { stdio: 'inherit', env: baseChildEnv() });
 
 // 4. the mini-batch runner's own cost against a bare worker pool doing the same no-op tasks
 console.log('\nmini-batch runner overhead:');
 execFileSync(process.execPath, [here('./runner/bench-runner.mjs')], { stdio: 'inherit', env: baseChildEnv() });
+
+// 4b. the runner at scale: 10k and 100k mini-batches (1M with `npm run bench -- --million` or
+// BENCH_SCALE_MILLION=1) against a bare fork pool, the same scheduled in chunks, and piscina
+console.log('\nmini-batch runner at scale:');
+execFileSync(process.execPath, [here('./runner/scale.mjs'), ...(process.argv.includes('--million') ? ['--million'] : [])], { stdio: 'inherit', env: baseChildEnv() });
 
 // 5. resource sampling: one sample, an idle step with sampling on and off, the runner on and off
 console.log('\nresource sampling:');

@@ -1,10 +1,10 @@
 // `step-telemetry report` and `doctor` on run folders of 10,000 and 100,000 mini-batches (and
-// 1,000,000 with --1m or BENCH_1M=1), each in a fresh process: wall time, CPU time and peak RSS,
+// 1,000,000 with --million or BENCH_SCALE_MILLION=1, as the runner's scale bench), each in a fresh process: wall time, CPU time and peak RSS,
 // against the floor of reading the same files (every JSON line parsed, every CSV line cut, nothing
 // kept) measured the same way; and the bytes per mini-batch of the run folder, against the same run
 // in the formats of before (the identity on every line). The folders are synthetic, in the formats
 // the core and the runner write (test/fixtures/report/synthetic-run.ts). Nothing is asserted.
-//   node --import tsx bench/report.ts [--1m] [--folder PATH ...]      (after `npm run build`)
+//   node --import tsx bench/report.ts [--million] [--folder PATH ...]      (after `npm run build`)
 // --folder measures report and doctor on existing run folders instead (a real runner's, say).
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -87,7 +87,7 @@ async function main(): Promise<void> {
       return;
     }
     const sizes = (process.env.BENCH_REPORT_SIZES ?? '10000,100000').split(',').map(Number);
-    if (args.includes('--1m') || process.env.BENCH_1M === '1') sizes.push(1_000_000);
+    if (args.includes('--million') || process.env.BENCH_SCALE_MILLION === '1') sizes.push(1_000_000);
     const rows: Record<string, string>[] = [];
     const bytes: Record<string, string>[] = [];
     for (const n of sizes) {

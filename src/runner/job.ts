@@ -30,6 +30,11 @@ export interface Outcome {
   readonly cause?: ParallelRunErrorInfo;
 }
 
+/** The partition_keys values of a mini-batch as JSON, for its report row; undefined without keys. */
+function keysText(mb: MiniBatch): string | undefined {
+  return mb.kind === 'keyed' ? mb.keysText : undefined;
+}
+
 export class Job implements SchedulerEvents {
   readonly acc: Accounting;
   readonly ledger = new ErrorLedger();
@@ -56,11 +61,15 @@ export class Job implements SchedulerEvents {
     private readonly output: AppendRowOutput | undefined,
     private readonly processed: ProcessedReport | undefined,
     private readonly runFolder: string | undefined,
+    /** performance.now() when the job began, before its input was listed (first_task_creation_timeout). */
+    private readonly jobStart = performance.now(),
+    /** Workers forked while the step started (see forkWorkers in pool.ts). */
+    preforked: readonly WorkerProcess[] = [],
   ) {
     this.debug = step.logger.isDebugEnabled();
     this.acc = new Accounting(config, { miniBatches: source.miniBatches, items: source.items });
     this.telemetry = new AttemptTelemetry(step);
-    this.scheduler = new Scheduler(config, step, source, this.telemetry, this, runFolder);
+    this.scheduler = new Scheduler(config, step, source, this.telemetry, this, runFolder, preforked);
   }
 
   get terminating(): boolean {
@@ -97,7 +106,8 @@ export class Job implements SchedulerEvents {
     }
     // one timer for the run_invocation_timeout deadlines and the progress watchdog, instead of a
     // timer per attempt: a deadline is seen at most a tenth of the timeout (≤ 250 ms) late
-    const tick = Math.max(10, Math.min(250, (this.config.runInvocationTimeout * 1000) / 10, (this.config.progressUpdateTimeout * 1000) / 4));
+    const c = this.config;
+    const tick = Math.max(10, Math.min(250, (c.runInvocationTimeout * 1000) / 10, (c.progressUpdateTimeout * 1000) / 4, (c.firstTaskCreationTimeout * 1000) / 4));
     this.timers.push(setInterval(() => this.tick(), tick));
     if (this.runFolder) this.timers.push(setInterval(() => this.writeOverview('running'), OVERVIEW_INTERVAL_MS));
     for (const t of this.timers) t.unref();
@@ -118,6 +128,8 @@ export class Job implements SchedulerEvents {
     this.telemetry.counts(this.acc);
     this.scheduler.checkDeadlines();
     if (this.outcome) return;
+    const late = this.scheduler.firstTaskLate(this.jobStart);
+    if (late) return this.abort({ category: 'FirstTaskTimeout', message: late });
     const stalled = this.scheduler.stalled();
     if (stalled) this.abort({ category: 'ProgressTimeout', message: stalled });
   }
@@ -218,6 +230,7 @@ export class Job implements SchedulerEvents {
       status: 'ABORTED',
       error_category: this.outcome?.cause?.category ?? '',
       error_message: message,
+      partition_keys: keysText(a.st.mb),
     });
   }
 
@@ -240,6 +253,7 @@ export class Job implements SchedulerEvents {
       status: 'ABORTED',
       error_category: e?.category ?? '',
       error_message: oneLine(`not finished: ${st.attempts} attempt(s) failed, the job stopped before the next${e ? `; last: ${describeError(e)}` : ''}`, 500),
+      partition_keys: keysText(st.mb),
     });
   }
 
@@ -351,6 +365,7 @@ export class Job implements SchedulerEvents {
       status,
       error_category: category,
       error_message: message,
+      partition_keys: keysText(mb),
     });
     if (failed > 0) {
       this.step.withMiniBatch(id, () =>

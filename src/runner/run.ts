@@ -5,13 +5,15 @@
 // and thresholds), attempt-telemetry.ts (spans and metrics), failed-items.ts, reports.ts and
 // result.ts (the files and the console summary).
 import path from 'node:path';
-import { startStep } from '../step.js';
+import { performance } from 'node:perf_hooks';
+import type { Step } from '../step.js';
 import { RunnerConfigError, resolveRunConfig } from './config.js';
 import { Job, type Outcome } from './job.js';
 import { AppendRowOutput } from './output.js';
 import { partition as cutInput, type Partition } from './partition.js';
+import { forkWorkers } from './pool.js';
 import { ProgressPrinter, type ProgressMode } from './progress.js';
-import { ProcessedReport, errorSummaryText, writeAtomic, writeManifest, writeWorkerSummary } from './reports.js';
+import { ManifestWriter, ProcessedReport, errorSummaryText, writeAtomic, writeWorkerSummary } from './reports.js';
 import { jobResult, printSummary } from './result.js';
 import { LocalSource } from './source.js';
 import type { ParallelRunErrorInfo, ParallelRunConfig, ParallelRunResult, RunParallelOptions } from './types.js';
@@ -34,6 +36,8 @@ export async function runParallel(config: ParallelRunConfig, options: RunParalle
 /** runParallel() with CLI flag values on top (see cli.ts). */
 export async function runWith(api: ParallelRunConfig, flags: Readonly<Record<string, unknown>>, options: RunParallelOptions): Promise<ParallelRunResult> {
   const config = resolveRunConfig(api, flags);
+  // first_task_creation_timeout counts from here: listing and cutting the input included
+  const jobStart = performance.now();
   const partStarted = Date.now();
   let part: Partition;
   try {
@@ -43,19 +47,29 @@ export async function runWith(api: ParallelRunConfig, flags: Readonly<Record<str
     throw new RunnerConfigError([{ field: 'input', source: 'input', expected: 'readable input files and folders', got: (error as Error).message }]);
   }
   const partEnded = Date.now();
+  // the first workers start while this process's step does (they get its identity with their start message)
+  const runnable = part.miniBatches.length - part.miniBatches.unreadable.length;
+  const preforked = forkWorkers(config, Math.min(config.processCountPerNode, runnable));
 
   const owned = options.step === undefined;
-  const step =
-    options.step ??
-    (await startStep({
-      name: config.stepName,
-      nodeRank: config.nodeRank,
-      nodeCount: config.nodeCount,
-      logLevel: config.loggingLevel,
-      console: process.env.STEP_TELEMETRY_CONSOLE?.trim() ? undefined : false,
-      handleProcessEvents: false,
-      mainScript: config.entryScript,
-    }));
+  let step: Step;
+  try {
+    // the step's modules load after the fork: the workers' start-up overlaps this process's
+    step =
+      options.step ??
+      (await (await import('../step.js')).startStep({
+        name: config.stepName,
+        nodeRank: config.nodeRank,
+        nodeCount: config.nodeCount,
+        logLevel: config.loggingLevel,
+        console: process.env.STEP_TELEMETRY_CONSOLE?.trim() ? undefined : false,
+        handleProcessEvents: false,
+        mainScript: config.entryScript,
+      }));
+  } catch (error) {
+    for (const w of preforked) w.kill();
+    throw error;
+  }
   const runFolder = step.runFolder;
   const label = step.identity.stepName;
   const mode = progressMode(options.progress);
@@ -74,6 +88,8 @@ export async function runWith(api: ParallelRunConfig, flags: Readonly<Record<str
     'parallel_run.run_invocation_timeout': config.runInvocationTimeout,
     'parallel_run.run_max_try': config.runMaxTry,
     'parallel_run.progress_update_timeout': config.progressUpdateTimeout,
+    'parallel_run.first_task_creation_timeout': config.firstTaskCreationTimeout,
+    ...(config.partitionKeys.length > 0 ? { 'parallel_run.partition_keys': [...config.partitionKeys] } : {}),
     'parallel_run.output_action': config.outputAction,
     'parallel_run.mini_batches': part.miniBatches.length,
     'parallel_run.items': part.items,
@@ -90,13 +106,15 @@ export async function runWith(api: ParallelRunConfig, flags: Readonly<Record<str
     }
   }
   const processed = runFolder ? new ProcessedReport(runFolder) : undefined;
-  if (runFolder) writeManifest(runFolder, part.miniBatches);
+  // written between the job's events: a long partition never holds up the first mini-batch
+  const manifest = runFolder ? new ManifestWriter(runFolder, part.miniBatches) : undefined;
+  manifest?.start();
 
   let job: Job | undefined;
   const printer = new ProgressPrinter(mode, label, config.progressInterval * 1000, () =>
     job ? job.snapshot() : { elapsedMs: 0, itemsTotal: part.items, itemsSucceeded: 0, itemsFailed: 0, miniBatchesTotal: part.miniBatches.length, miniBatchesDone: 0, miniBatchesFailed: 0, running: 0, retries: 0, timeouts: 0, workerRestarts: 0 },
   );
-  job = new Job(config, step, new LocalSource(part), printer, output, processed, runFolder);
+  job = new Job(config, step, new LocalSource(part), printer, output, processed, runFolder, jobStart, preforked);
   const j = job;
 
   step.logger.info(`parallel run: ${part.items} items in ${part.miniBatches.length} mini-batches on node ${config.nodeRank} of ${config.nodeCount}, ${config.processCountPerNode} worker process(es)`, {
@@ -110,6 +128,7 @@ export async function runWith(api: ParallelRunConfig, flags: Readonly<Record<str
   });
   printer.print(
     `[${label}] ${part.items} items in ${part.miniBatches.length} mini-batches` +
+      `${config.partitionKeys.length > 0 ? ` (one per value of partition_keys ${config.partitionKeys.join(', ')})` : ''}` +
       `${config.nodeCount > 1 ? ` (node ${config.nodeRank} of ${config.nodeCount}; ${part.totalMiniBatches} mini-batches on all nodes)` : ''}` +
       `, up to ${config.processCountPerNode} worker process(es)${runFolder ? `; run folder ${runFolder}` : ''}`,
   );
@@ -159,10 +178,11 @@ export async function runWith(api: ParallelRunConfig, flags: Readonly<Record<str
 
   // ---- the result, the files, the step
   const counts = j.counts();
-  const result = jobResult({ config, outcome, counts, started: j.startedAt, ended: Date.now(), runFolder, outputFile: output?.file });
+  const result = jobResult({ config, outcome, counts, started: j.startedAt, ended: Date.now(), runFolder, outputFile: output?.file, initFailures: j.scheduler.initFailures });
   const reason = result.reason;
   output?.close();
   processed?.close();
+  manifest?.finish();
   if (runFolder) {
     j.writeOverview(outcome.status);
     writeWorkerSummary(runFolder, j.workers, Date.parse(result.ended));
