@@ -37,6 +37,7 @@ import { withinBound } from '../util/within-bound.js';
 import { PrometheusTextReader, RunFolderMetricExporter } from '../signals/user-metrics.js';
 import type { BackendExporters } from '../sinks/backend.js';
 import { guardExporter, type ExportHealth, type ExporterAgents } from '../sinks/export-health.js';
+import { BackendLogProcessor } from './log-export.js';
 import type { LocalRunFolder } from '../sinks/local.js';
 
 /** The SDK settings sdk-node reads in its utils rather than in the SDK packages (OTEL_BLRP_*, OTEL_LOGRECORD_*). */
@@ -125,7 +126,7 @@ export class StepSdk {
     const interval = { exportIntervalMillis: config.metricExportIntervalMs, exportTimeoutMillis: config.metricExportTimeoutMs };
     const readers: IMetricReader[] = [];
     for (const b of backends) {
-      if (b.metrics) readers.push(new PeriodicExportingMetricReader({ exporter: guardExporter(b.metrics.exporter, b.metrics.health, () => 1), ...interval }));
+      if (b.metrics) readers.push(new PeriodicExportingMetricReader({ exporter: guardExporter(b.metrics.exporter, b.metrics.health, () => 0), ...interval }));
     }
     const remoteMetrics = readers.length > 0;
     if (local) readers.push(new PeriodicExportingMetricReader({ exporter: new RunFolderMetricExporter(local), ...interval }));
@@ -140,14 +141,8 @@ export class StepSdk {
       const { health } = b.logs;
       const exporter = guardExporter(b.logs.exporter, health, (records: readonly unknown[]) => records.length);
       const inner = logRecordProcessor(b.simple ? SimpleLogRecordProcessor : BatchLogRecordProcessor, exporter, b.simple ? {} : input.sdkEnv.blrp);
-      processors.push({
-        onEmit: (record, ctx) => {
-          health.offeredItems++;
-          inner.onEmit(record, ctx);
-        },
-        forceFlush: () => inner.forceFlush(),
-        shutdown: () => inner.shutdown(),
-      });
+      if (!b.simple) health.queue = { variable: 'OTEL_BLRP_MAX_QUEUE_SIZE', limit: input.sdkEnv.blrp.maxQueueSize ?? 2048 };
+      processors.push(new BackendLogProcessor(inner, health));
     }
     this.loggerProvider = processors.length > 0 ? new LoggerProvider({ resource, processors, logRecordLimits: input.sdkEnv.logRecordLimits }) : undefined;
     this.logger = this.loggerProvider?.getLogger(TRACER_NAME);
