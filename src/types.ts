@@ -65,6 +65,8 @@ export interface StepOptions {
 export interface ExemplarContext {
   readonly traceId: string;
   readonly spanId?: string;
+  /** A span context's flags: one not sampled (not exported) gives no exemplar, as OpenTelemetry's trace-based exemplar filter does. */
+  readonly traceFlags?: number;
 }
 
 export type LogLevel = 'error' | 'warn' | 'info' | 'http' | 'verbose' | 'debug' | 'silly';

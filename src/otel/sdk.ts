@@ -110,14 +110,16 @@ export class StepSdk {
   constructor(input: SdkInput) {
     ensureContextManager();
     const { config, resource, backends, local } = input;
+    const azure = backends.some((b) => b.name === 'Application Insights');
     const { provider, ids, finished } = createTracerProvider({
       resource,
       sampler: input.sampler,
       traceId: input.traceId,
       local,
       backends,
-      spanDimensions: backends.some((b) => b.name === 'Application Insights') ? input.dims : undefined,
+      spanDimensions: azure ? input.dims : undefined,
       localOmit: new Set(Object.keys(input.dims)),
+      azure,
     });
     this.tracerProvider = provider;
     this.spanIds = ids;

@@ -57,6 +57,8 @@ interface Attempt extends LaneAttempt {
   readonly worker: WorkerProcess;
   /** The attempt span's id, drawn when the attempt is sent; the span is created when its outcome is known. */
   readonly spanId: string;
+  /** What the export rate policy decided when it was sent (`step.sampleForExport()`); 0: its traceparent says not sampled. */
+  readonly exportProbability: number;
   /** Sent while its worker still had attempts to run: in a chunk, or a chunk sent in advance. */
   readonly prefetched: boolean;
   readonly chunk: number;
@@ -349,12 +351,13 @@ class Job {
       const mb = st.mb;
       // the span id goes with the task; the span is created when the outcome is known
       const spanId = this.step.newSpanId();
+      const exportProbability = this.step.sampleForExport();
       st.task ??=
         mb.kind === 'files'
           ? { kind: 'files', files: mb.files }
           : { kind: 'tabular', file: mb.file, format: mb.format, start: mb.start, end: mb.end, firstRow: mb.firstRow, firstLine: mb.firstLine, header: mb.header };
-      attempts.push({ id: mb.id, no, last: i === picked.length - 1, st, worker: w, spanId, prefetched: ahead || i > 0, chunk: picked.length });
-      tasks.push({ id: mb.id, attempt: no, traceparent: `${this.traceparentPrefix}${spanId}${this.traceparentFlags}`, items: mb.items, task: st.task });
+      attempts.push({ id: mb.id, no, last: i === picked.length - 1, st, worker: w, spanId, exportProbability, prefetched: ahead || i > 0, chunk: picked.length });
+      tasks.push({ id: mb.id, attempt: no, traceparent: `${this.traceparentPrefix}${spanId}${exportProbability > 0 ? this.traceparentFlags : '-00'}`, items: mb.items, task: st.task });
     }
     lane.add(attempts, performance.now());
     this.outstanding += attempts.length;
@@ -582,8 +585,10 @@ class Job {
       'worker.pid': w.pid ?? -1,
     };
     for (const k in attributes) attrs[k] = attributes[k];
-    this.step.recordSpan({ name: 'mini-batch', kind: SpanKind.CONSUMER, spanId: a.spanId, parent: this.stepSpanContext, startTime: start, endTime: end, attributes: attrs, status, exception });
-    return { traceId: this.stepSpanContext.traceId, spanId: a.spanId, traceFlags: TraceFlags.SAMPLED };
+    // a retry and failed items are always exported (errors and the slowest are, by the policy)
+    const keep = a.no > 1 || (attributes['mini_batch.items_failed'] as number) > 0;
+    const sc = this.step.recordSpan({ name: 'mini-batch', kind: SpanKind.CONSUMER, spanId: a.spanId, parent: this.stepSpanContext, startTime: start, endTime: end, attributes: attrs, status, exception, exportProbability: a.exportProbability, keep });
+    return sc ?? { traceId: this.stepSpanContext.traceId, spanId: a.spanId, traceFlags: TraceFlags.NONE };
   }
 
   /** The attempt running on `w` is past run_invocation_timeout: the worker is killed, the attempt failed. */

@@ -146,6 +146,9 @@ export class ExportHealth {
     this.exportedItems += items;
   }
 
+  /** Called when an export of `items` succeeded after `ms` (the export rate policy measures throughput). */
+  onDelivered: ((items: number, ms: number) => void) | undefined;
+
   /** An export has its answer: true when it is still to be counted, false when it was abandoned. */
   settle(items = 0): boolean {
     if (this.abandoned > 0) {
@@ -320,6 +323,7 @@ export function guardExporter<T, E extends AnyExporter<T>>(inner: E, health: Exp
   guarded.export = (items: T, done: (result: ExportResult) => void): void => {
     const n = count(items);
     let called = false;
+    const started = performance.now();
     health.begin(n);
     const finish = (result: ExportResult): void => {
       if (called) return;
@@ -334,8 +338,10 @@ export function guardExporter<T, E extends AnyExporter<T>>(inner: E, health: Exp
         health.failedBatches++;
         health.failedItems += n;
         health.onFailure?.();
-      } else if (result.code === ExportResultCode.SUCCESS) health.succeeded(n);
-      else health.failed(result.error, n);
+      } else if (result.code === ExportResultCode.SUCCESS) {
+        health.succeeded(n);
+        health.onDelivered?.(n, performance.now() - started);
+      } else health.failed(result.error, n);
       done(result);
     };
     const failed = (error: unknown): void => finish({ code: ExportResultCode.FAILED, error: error as Error });

@@ -17,11 +17,13 @@ const SPAN_ID = /^[0-9a-f]{16}$/;
 
 /**
  * OpenMetrics exemplar labels for a histogram sample: the given trace context, else the active
- * span's (one AsyncLocalStorage read), else none. Ids that are not W3C hex are ignored.
+ * span's (one AsyncLocalStorage read), else none; none for a span that is not exported (not
+ * sampled), whose trace a backend does not have. Ids that are not W3C hex are ignored.
  */
 function exemplarLabels(exemplar: ExemplarContext | undefined): Record<string, string> {
   const sc = exemplar ?? trace.getSpanContext(context.active());
   if (sc === undefined || typeof sc.traceId !== 'string' || !TRACE_ID.test(sc.traceId)) return NO_EXEMPLAR;
+  if (typeof sc.traceFlags === 'number' && (sc.traceFlags & 1) === 0) return NO_EXEMPLAR;
   if (exemplar === undefined && !isSpanContextValid(sc as Parameters<typeof isSpanContextValid>[0])) return NO_EXEMPLAR;
   return typeof sc.spanId === 'string' && SPAN_ID.test(sc.spanId) ? { trace_id: sc.traceId, span_id: sc.spanId } : { trace_id: sc.traceId };
 }
