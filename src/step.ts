@@ -96,7 +96,7 @@ export class Step implements ActiveStep {
     });
     const otelDims: Attributes = { ...dims };
     const dimsJson = JSON.stringify(dims).slice(1, -1);
-    const pipeline = new LogPipeline(local, config.console, sdk.logger, otelDims, identity.stepName, dimsJson, this.rootSpan);
+    const pipeline = new LogPipeline(local, config.console, sdk.logger, otelDims, identity.stepName, this.rootSpan);
     this.logger = bindLogger(processState().logs, { dims, dimsJson, stepSpan: this.rootSpan, pipeline }, config.logLevel, diagnostics);
     this.instruments.record('running', 1);
     for (const h of healths) {

@@ -5,7 +5,7 @@
 import type { Attributes, Counter, Gauge, Histogram, Meter, ObservableGauge } from '@opentelemetry/api';
 import { CATALOG, type CatalogKey } from '../catalog.js';
 import type { Diagnostics } from '../diagnostics.js';
-import type { LocalRunFolder, MetricLine } from '../sinks/local.js';
+import { metricHead, metricPrefix, metricRest, type LocalRunFolder } from '../sinks/local.js';
 import type { PrometheusSink } from '../sinks/prometheus.js';
 import type { Cell, ExemplarContext, LogMetricOptions } from '../types.js';
 import { printable } from '../util/printable.js';
@@ -24,6 +24,10 @@ const OTEL_NAME = /^[A-Za-z][A-Za-z0-9_./-]{0,254}$/;
 
 interface ScalarEntry {
   value: number;
+  /** Its metrics.jsonl lines' `metricPrefix()`, and their `metricHead()` in the millisecond `headTime`, as bytes. */
+  readonly prefix: string;
+  headTime: number;
+  head: Buffer;
 }
 
 /** Receives the non-scalar records too, e.g. to put them on the step span. */
@@ -51,7 +55,7 @@ export class MetricRecorder {
           'metrics.gauge-cap',
           `more than ${MAX_GAUGE_NAMES} distinct metric names: "${name.slice(0, 80)}" and later new names are kept in metrics.jsonl only, not exported as gauges (step.json counts their values)`,
         );
-        this.append('scalar', name, value, options);
+        this.append(undefined, metricPrefix('scalar', name), name, value, options);
         return;
       }
       entry = this.register(name);
@@ -60,7 +64,7 @@ export class MetricRecorder {
       return;
     }
     entry.value = value as number;
-    this.append('scalar', name as string, value, options);
+    this.append(entry, entry.prefix, name as string, value, options);
   }
 
   list(name: unknown, values: unknown, options?: LogMetricOptions): void {
@@ -70,7 +74,7 @@ export class MetricRecorder {
       this.drop('logList.value', `logList("${name}") dropped: expected an array of at most ${MAX_LIST_LENGTH} finite numbers`);
       return;
     }
-    this.append('list', name, copy, options);
+    this.append(undefined, metricPrefix('list', name), name, copy, options);
     this.onStructured?.('list', name, copy);
   }
 
@@ -82,7 +86,7 @@ export class MetricRecorder {
       this.drop('logRow.value', `logRow("${name}") dropped: expected an object of numbers, strings, booleans or null${read?.problem ? ` (${read.problem})` : ''}`);
       return;
     }
-    this.append('row', name, copy, options);
+    this.append(undefined, metricPrefix('row', name), name, copy, options);
     this.onStructured?.('row', name, copy);
   }
 
@@ -93,15 +97,19 @@ export class MetricRecorder {
       this.drop('logTable.value', `logTable("${name}") dropped: ${copy}`);
       return;
     }
-    this.append('table', name, copy, options);
+    this.append(undefined, metricPrefix('table', name), name, copy, options);
     this.onStructured?.('table', name, copy);
   }
 
   tags(tags: Record<string, string>): void {
-    this.local?.metrics.append({ time: Date.now(), kind: 'tags', name: 'tags', value: tags });
+    this.local?.metrics.append(metricHead(Date.now(), metricPrefix('tags', 'tags')) + metricRest(tags));
   }
 
-  private append(kind: MetricLine['kind'], name: string, value: unknown, options: LogMetricOptions | undefined): void {
+  /**
+   * A metrics.jsonl line of `name` (its `metricPrefix()`) with the step index and description of
+   * the options. A scalar's `entry` keeps the line's start as bytes for the millisecond.
+   */
+  private append(entry: ScalarEntry | undefined, prefix: string, name: string, value: unknown, options: LogMetricOptions | undefined): void {
     if (this.local === undefined) return;
     let step: number | undefined;
     let description: string | undefined;
@@ -120,12 +128,21 @@ export class MetricRecorder {
       }
       if (typeof d === 'string') description = d;
     }
-    this.local.metrics.append({ time: Date.now(), kind, name, value, step, description });
+    const time = Date.now();
+    const rest = metricRest(value, step, description);
+    if (entry === undefined) this.local.metrics.append(metricHead(time, prefix) + rest);
+    else {
+      if (entry.headTime !== time) {
+        entry.headTime = time;
+        entry.head = Buffer.from(metricHead(time, prefix));
+      }
+      this.local.metrics.append(rest, entry.head);
+    }
   }
 
   /** First sight of a scalar name: create its gauges in OpenTelemetry and Prometheus. */
   private register(name: string): ScalarEntry {
-    const entry: ScalarEntry = { value: 0 };
+    const entry: ScalarEntry = { value: 0, prefix: metricPrefix('scalar', name), headTime: -1, head: Buffer.alloc(0) };
     this.scalars.set(name, entry);
     const read = (): number => entry.value;
     // One name on both paths: the OpenTelemetry instrument name (a valid one), and in Prometheus
@@ -207,7 +224,8 @@ type CatalogAttributes = { outcome?: string; backend?: string; signal?: string }
  */
 export class CatalogInstruments {
   private readonly otel = new Map<CatalogKey, Counter | Histogram | Gauge>();
-  private readonly attributeCache = new Map<string, Record<string, string>>();
+  /** Per catalog key, the merged label objects by `outcome|backend|signal` (prometheus.ts adds up counters per object). */
+  private readonly attributeCache = new Map<CatalogKey, Map<string, Record<string, string>>>();
 
   constructor(
     private readonly meter: Meter | undefined,
@@ -246,15 +264,19 @@ export class CatalogInstruments {
 
   private merged(key: CatalogKey, attributes: CatalogAttributes | undefined): Record<string, string> {
     if (attributes === undefined) return this.dims;
-    const cacheKey = `${key}|${attributes.outcome ?? ''}|${attributes.backend ?? ''}|${attributes.signal ?? ''}`;
-    let merged = this.attributeCache.get(cacheKey);
+    const { outcome, backend, signal } = attributes;
+    // most records carry an outcome only: then it is the key itself
+    const cacheKey = backend === undefined && signal === undefined ? String(outcome ?? '') : `${outcome ?? ''}|${backend ?? ''}|${signal ?? ''}`;
+    let byKey = this.attributeCache.get(key);
+    if (byKey === undefined) this.attributeCache.set(key, (byKey = new Map()));
+    let merged = byKey.get(cacheKey);
     if (merged === undefined) {
       merged = { ...this.dims };
       for (const name of CATALOG[key].attributes) {
         const v = attributes[name as keyof CatalogAttributes];
         if (v !== undefined) merged[name] = String(v);
       }
-      this.attributeCache.set(cacheKey, merged);
+      byKey.set(cacheKey, merged);
     }
     return merged;
   }
