@@ -95,9 +95,8 @@ export class Step implements ActiveStep {
       this.rootSpan.addEvent(`metric.${kind}`, { 'metric.name': name, 'metric.value': json });
     });
     const otelDims: Attributes = { ...dims };
-    const dimsJson = JSON.stringify(dims).slice(1, -1);
     const pipeline = new LogPipeline(local, config.console, sdk.logger, otelDims, identity.stepName, this.rootSpan);
-    this.logger = bindLogger(processState().logs, { dims, dimsJson, stepSpan: this.rootSpan, pipeline }, config.logLevel, diagnostics);
+    this.logger = bindLogger(processState().logs, { dims, stepSpan: this.rootSpan, pipeline }, config.logLevel, diagnostics);
     this.instruments.record('running', 1);
     for (const h of healths) {
       const attributes = { backend: h.backend, signal: h.signal };

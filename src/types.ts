@@ -107,7 +107,7 @@ export interface ExportSummary {
   readonly target: string;
   readonly batches: number;
   readonly failedBatches: number;
-  /** Spans or log records that reached the export queue and were not delivered (the sum of `notExported` but `sampledOut` and `rateSampledOut`). */
+  /** Spans or log records that reached the export queue and were not delivered (`notExported`: queueFull + exportFailed + unsent). */
   readonly droppedItems: number;
   /** Traces and logs: what reached this backend's export queue (spans: those the sampler kept). */
   readonly offeredItems?: number;

@@ -39,8 +39,6 @@ type Info = winston.Logform.TransformableInfo & Record<string, unknown>;
 /** What the process logger is bound to while a step runs. */
 export interface LogBinding {
   readonly dims: Readonly<Record<string, string | number>>;
-  /** `dims` as JSON members (no braces), spliced into each logs.jsonl line. */
-  readonly dimsJson: string;
   readonly stepSpan: Span;
   readonly pipeline: LogPipeline;
 }

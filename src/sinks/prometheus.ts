@@ -51,11 +51,7 @@ export class PrometheusSink {
   ) {}
 
   /** The prom-client metric of a catalog entry, created on first use. */
-  catalog(key: CatalogKey): PromMetric {
-    return this.catalogMetric(key).metric;
-  }
-
-  private catalogMetric(key: CatalogKey): CatalogMetric {
+  private catalog(key: CatalogKey): CatalogMetric {
     let m = this.catalogMetrics.get(key);
     if (m) return m;
     const entry = CATALOG[key];
@@ -99,7 +95,7 @@ export class PrometheusSink {
   /** `labels`: one of the cached label objects of CatalogInstruments (counters add up per object). */
   update(key: CatalogKey, labels: Record<string, string>, value: number, exemplar?: ExemplarContext): void {
     try {
-      const m = this.catalogMetric(key);
+      const m = this.catalog(key);
       if (m.pending) {
         if (value < 0) throw new Error('a counter only goes up');
         m.pending.set(labels, (m.pending.get(labels) ?? 0) + value);
