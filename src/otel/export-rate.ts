@@ -5,7 +5,7 @@
 //   the worker's own spans follow the sampled flag of its traceparent): kept with the policy's
 //   probability, planned every 100 ms so that the spans decided reach what the slowest trace
 //   backend's exporter can take: 80 % of what it delivered per second in its recent batches while
-//   its queue holds up to one batch, less as the queue fills (before the first answer, the room
+//   its queue is at most half full, less as it fills the rest (before the first answer, the room
 //   left in the queue caps it);
 // - a span that must be seen (an error, a retry, failed items, one slower than the running 99th
 //   percentile) is exported whatever was decided, with its weight of 1;
@@ -110,7 +110,8 @@ export class ExportRate {
 
   /**
    * Every 100 ms of decisions: the probability that brings them to what the slowest exporter can
-   * take: 80 % of its recent throughput while its queue holds up to one batch, less as it fills.
+   * take: 80 % of its recent throughput while its queue is at most half full (see `fill`), down to
+   * none as it fills the rest.
    */
   private plan(): void {
     const now = performance.now();
@@ -120,7 +121,7 @@ export class ExportRate {
     this.windowStart = now;
     this.windowDecisions = this.decisions;
     let room = Infinity;
-    for (const [q, throughput] of this.throughput) room = Math.min(room, HEADROOM * throughput * (1 - this.fill(q)));
+    for (const [q, throughput] of this.throughput) room = Math.min(room, HEADROOM * throughput * Math.min(1, 2 * (1 - this.fill(q))));
     if (room !== Infinity) this.setProbability(room / perSecond);
   }
 
