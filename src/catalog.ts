@@ -4,8 +4,25 @@
 
 export type InstrumentKind = 'counter' | 'histogram' | 'gauge';
 
-/** Bounded metric attributes: the only label names a catalog metric may carry. */
-export const BOUNDED_ATTRIBUTES = ['pipeline', 'step', 'node', 'outcome', 'backend', 'signal'] as const;
+/**
+ * Bounded metric attributes: the only attribute names a catalog metric may carry (in Prometheus
+ * with dots made underscores: `cpu.mode` is `cpu_mode`). `worker` is `main` or `worker-<slot>` (a
+ * runner worker's slot, bounded by process_count_per_node), never a pid or a process index.
+ */
+export const BOUNDED_ATTRIBUTES = [
+  'pipeline',
+  'step',
+  'node',
+  'outcome',
+  'backend',
+  'signal',
+  'worker',
+  'cpu.mode',
+  'disk.io.direction',
+  'v8js.heap.space.name',
+  'v8js.gc.type',
+  'hw.id',
+] as const;
 export type BoundedAttribute = (typeof BOUNDED_ATTRIBUTES)[number];
 
 /** The step dimensions every metric carries. */
@@ -24,7 +41,12 @@ export interface CatalogEntry {
   readonly outcomes?: readonly string[];
   /** Explicit histogram bucket boundaries (seconds). */
   readonly buckets?: readonly number[];
+  /** A resource sample (src/resources/): recorded every sampling interval, not by the step's own calls. */
+  readonly resource?: boolean;
 }
+
+/** Buckets of `v8js.gc.duration`: most pauses are under a millisecond, a major GC of a big heap takes seconds. */
+export const GC_DURATION_BUCKETS = [0.001, 0.01, 0.1, 1, 10] as const;
 
 export const MINIBATCH_DURATION_BUCKETS = [
   0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600,
@@ -112,6 +134,188 @@ export const CATALOG = {
     description: 'Export batches a backend did not accept.',
     attributes: ['backend', 'signal'],
   },
+
+  // Resources (src/resources/), named as OpenTelemetry's semantic conventions name them. Per
+  // process (with `worker`): sampled every STEP_TELEMETRY_RESOURCES_INTERVAL_MS in every step
+  // process and runner worker. Per node (without `worker`): sampled by process index 0 only.
+  processCpuTime: {
+    name: 'process.cpu.time',
+    kind: 'counter',
+    resource: true,
+    unit: 's',
+    description: 'CPU time of the process, by mode (user, system).',
+    attributes: ['worker', 'cpu.mode'],
+  },
+  processCpuUtilization: {
+    name: 'process.cpu.utilization',
+    kind: 'gauge',
+    resource: true,
+    unit: '1',
+    description: 'CPU time of the process over the last sampling interval, divided by the interval and the number of CPUs.',
+    attributes: ['worker'],
+  },
+  processMemoryUsage: {
+    name: 'process.memory.usage',
+    kind: 'gauge',
+    resource: true,
+    unit: 'By',
+    description: 'Resident memory (RSS) of the process.',
+    attributes: ['worker'],
+  },
+  processMemoryLimit: {
+    name: 'step.process.memory.limit',
+    kind: 'gauge',
+    resource: true,
+    unit: 'By',
+    description: 'The memory limit of the process: its cgroup memory limit, else the machine memory.',
+    attributes: ['worker'],
+  },
+  processMemoryExternal: {
+    name: 'step.process.memory.external',
+    kind: 'gauge',
+    resource: true,
+    unit: 'By',
+    description: 'Memory of C++ objects bound to JavaScript objects (Buffers, ArrayBuffers), outside the V8 heap.',
+    attributes: ['worker'],
+  },
+  processDiskIo: {
+    name: 'process.disk.io',
+    kind: 'counter',
+    resource: true,
+    unit: 'By',
+    description: 'Bytes the process read from and wrote to storage (Linux /proc/self/io), by direction.',
+    attributes: ['worker', 'disk.io.direction'],
+  },
+  heapUsed: {
+    name: 'v8js.memory.heap.used',
+    kind: 'gauge',
+    resource: true,
+    unit: 'By',
+    description: 'V8 heap memory used, by heap space.',
+    attributes: ['worker', 'v8js.heap.space.name'],
+  },
+  heapSpaceSize: {
+    name: 'v8js.memory.heap.limit',
+    kind: 'gauge',
+    resource: true,
+    unit: 'By',
+    description: 'V8 heap memory reserved (space_size), by heap space: the heap total.',
+    attributes: ['worker', 'v8js.heap.space.name'],
+  },
+  heapSizeLimit: {
+    name: 'step.process.heap.size_limit',
+    kind: 'gauge',
+    resource: true,
+    unit: 'By',
+    description: "V8's heap size limit (heap_size_limit: --max-old-space-size and the young generation).",
+    attributes: ['worker'],
+  },
+  gcDuration: {
+    name: 'v8js.gc.duration',
+    kind: 'histogram',
+    resource: true,
+    unit: 's',
+    description: 'Garbage collection pauses, by kind (major, minor, incremental, weakcb).',
+    attributes: ['worker', 'v8js.gc.type'],
+    buckets: GC_DURATION_BUCKETS,
+  },
+  eventLoopDelayP50: {
+    name: 'nodejs.eventloop.delay.p50',
+    kind: 'gauge',
+    resource: true,
+    unit: 's',
+    description: 'Median event loop delay over the last sampling interval.',
+    attributes: ['worker'],
+  },
+  eventLoopDelayP99: {
+    name: 'nodejs.eventloop.delay.p99',
+    kind: 'gauge',
+    resource: true,
+    unit: 's',
+    description: '99th percentile of the event loop delay over the last sampling interval.',
+    attributes: ['worker'],
+  },
+  eventLoopDelayMax: {
+    name: 'nodejs.eventloop.delay.max',
+    kind: 'gauge',
+    resource: true,
+    unit: 's',
+    description: 'Longest event loop delay over the last sampling interval (a synchronous block shows here).',
+    attributes: ['worker'],
+  },
+  eventLoopUtilization: {
+    name: 'nodejs.eventloop.utilization',
+    kind: 'gauge',
+    resource: true,
+    unit: '1',
+    description: 'Share of the last sampling interval the event loop was busy.',
+    attributes: ['worker'],
+  },
+  systemCpuUtilization: {
+    name: 'system.cpu.utilization',
+    kind: 'gauge',
+    resource: true,
+    unit: '1',
+    description: "The node's CPU time over the last sampling interval by mode (user, nice, system, idle, iowait, interrupt, steal), as a share of all CPUs.",
+    attributes: ['cpu.mode'],
+  },
+  systemCpuCount: {
+    // not the conventions' system.cpu.logical.count: a gauge named *_count in Prometheus is what promtool lints against
+    name: 'step.node.cpus',
+    kind: 'gauge',
+    resource: true,
+    unit: '{cpu}',
+    description: 'Logical CPUs of the node (the conventions name it system.cpu.logical.count).',
+    attributes: [],
+  },
+  systemLoad1m: {
+    name: 'system.cpu.load_average.1m',
+    kind: 'gauge',
+    resource: true,
+    unit: '{thread}',
+    description: "The node's 1-minute load average (runnable and waiting threads; the collector hostmetrics receiver's name).",
+    attributes: [],
+  },
+  systemMemoryLimit: {
+    name: 'system.memory.limit',
+    kind: 'gauge',
+    resource: true,
+    unit: 'By',
+    description: 'Total memory of the node.',
+    attributes: [],
+  },
+  systemMemoryAvailable: {
+    name: 'system.memory.linux.available',
+    kind: 'gauge',
+    resource: true,
+    unit: 'By',
+    description: 'Memory available for new work without swapping (MemAvailable).',
+    attributes: [],
+  },
+  gpuUtilization: {
+    name: 'hw.gpu.utilization',
+    kind: 'gauge',
+    resource: true,
+    unit: '1',
+    description: 'Share of time a GPU was busy (nvidia-smi utilization.gpu), by device index.',
+    attributes: ['hw.id'],
+  },
+  gpuMemoryUsage: {
+    name: 'hw.gpu.memory.usage',
+    kind: 'gauge',
+    resource: true,
+    unit: 'By',
+    description: 'GPU memory used, by device index.',
+    attributes: ['hw.id'],
+  },
+  gpuMemoryLimit: {
+    name: 'hw.gpu.memory.limit',
+    kind: 'gauge',
+    resource: true,
+    unit: 'By',
+    description: 'GPU memory size, by device index.',
+    attributes: ['hw.id'],
+  },
 } as const satisfies Record<string, CatalogEntry>;
 
 export type CatalogKey = keyof typeof CATALOG;
@@ -170,5 +374,5 @@ export function prometheusName(entry: Pick<CatalogEntry, 'name' | 'kind' | 'unit
 
 /** Label names a catalog metric carries in Prometheus: the step dimensions, then its own. */
 export function prometheusLabels(entry: CatalogEntry): string[] {
-  return [...STEP_METRIC_ATTRIBUTES, ...entry.attributes];
+  return [...STEP_METRIC_ATTRIBUTES, ...entry.attributes.map(sanitizePrometheusName)];
 }

@@ -87,6 +87,8 @@ export interface ResolvedConfig {
   readonly azureStatsbeat: boolean;
   readonly azure?: AzureConfig;
   readonly prometheus: PrometheusExportConfig;
+  /** Resource sampling (src/resources/): off, or its interval in ms. */
+  readonly resources: { readonly enabled: boolean; readonly intervalMs: number };
   readonly issues: readonly ConfigIssue[];
 }
 
@@ -206,6 +208,10 @@ export function resolveConfig(options: StepOptions, env: Env): ResolvedConfig {
     azure,
     azureStatsbeat: r.bool('STEP_TELEMETRY_AZURE_STATSBEAT') ?? false,
     prometheus: resolvePrometheusExport(options, r, exporters.metrics.names.includes('prometheus')),
+    resources: {
+      enabled: !disabled && (options.resources ?? r.bool('STEP_TELEMETRY_RESOURCES') ?? true),
+      intervalMs: optionInt(r, 'resourcesIntervalMs', options.resourcesIntervalMs, 100, 3_600_000) ?? r.int('STEP_TELEMETRY_RESOURCES_INTERVAL_MS', 100, 3_600_000) ?? 5000,
+    },
     issues: r.issues,
   };
 }

@@ -32,6 +32,7 @@ import type { PrometheusExport } from './sinks/prometheus-export.js';
 import { presumedSilent } from './sinks/verdicts.js';
 import { describeValue, readFields } from './util/safe-read.js';
 import { withinBound } from './util/within-bound.js';
+import { ResourceSampler } from './resources/sampler.js';
 import type {
   Cell,
   EndOptions,
@@ -58,6 +59,8 @@ export class Step implements ActiveStep {
   readonly rootSpan: Span;
   /** @internal the `/metrics` endpoint and Pushgateway pusher, when configured */
   prometheusExport: PrometheusExport | undefined;
+  /** @internal CPU, memory, event loop and GPU sampling (src/resources/), unless STEP_TELEMETRY_RESOURCES=false */
+  readonly resources: ResourceSampler | undefined;
 
   private readonly recorder: MetricRecorder;
   private readonly started = Date.now();
@@ -65,6 +68,8 @@ export class Step implements ActiveStep {
   private endedFlag = false;
   private readonly uninstall: () => void;
   private readonly tags: Record<string, string> = {};
+  /** Who ended this step from outside (`runner`: a parallel-run worker stopped by its runner), for step.json. */
+  private stoppedBy: string | undefined;
 
   /** @internal use startStep() */
   constructor(
@@ -98,6 +103,7 @@ export class Step implements ActiveStep {
     const pipeline = new LogPipeline(local, config.console, sdk.logger, otelDims, identity.stepName, this.rootSpan);
     this.logger = bindLogger(processState().logs, { dims, stepSpan: this.rootSpan, pipeline }, config.logLevel, diagnostics);
     this.instruments.record('running', 1);
+    this.resources = config.resources.enabled ? ResourceSampler.start({ intervalMs: config.resources.intervalMs, file: local?.resourcesFile, processIndex: identity.processIndex, instruments: this.instruments, diagnostics }) : undefined;
     for (const h of healths) {
       const attributes = { backend: h.backend, signal: h.signal };
       h.onFailure = () => this.instruments.record('exportFailures', 1, attributes);
@@ -289,6 +295,7 @@ export class Step implements ActiveStep {
 
   /** The step span gets the outcome; every sink is flushed and shut down within the bound. */
   private async closeSignals(options: EndOptions, outcome: StepOutcome, durationMs: number): Promise<{ flushed: boolean; exports: ExportSummary[] }> {
+    this.resources?.stop();
     if (options.error !== undefined) {
       recordError(this.rootSpan, options.error);
       this.logger.error(`step ${this.identity.stepName} failed`, { error: options.error instanceof Error ? options.error : String(options.error) });
@@ -324,9 +331,15 @@ export class Step implements ActiveStep {
       started: new Date(this.started).toISOString(),
       ended: outcome === 'running' ? undefined : new Date().toISOString(),
       outcome,
+      ...(this.stoppedBy === undefined ? {} : { stopped_by: this.stoppedBy }),
       ...extra,
       diagnostics: this.diagnostics.records(),
     };
+  }
+
+  /** @internal The runner ends this worker's step: step.json says `"stopped_by": by`. */
+  markStoppedBy(by: string): void {
+    this.stoppedBy = by;
   }
 
   /** @internal */

@@ -59,6 +59,10 @@ export interface StepOptions {
   pushgatewayDeleteOnEnd?: boolean;
   /** The `job` label of the Pushgateway grouping key. Env `STEP_TELEMETRY_PUSHGATEWAY_JOB`; default `step-telemetry`. */
   pushgatewayJob?: string;
+  /** Sample CPU, memory, event loop, GC and GPU of this process (docs/resources.md). Env `STEP_TELEMETRY_RESOURCES`; default true. */
+  resources?: boolean;
+  /** ms between resource samples. Env `STEP_TELEMETRY_RESOURCES_INTERVAL_MS`; default 5000. */
+  resourcesIntervalMs?: number;
 }
 
 /** Trace context of a sample, attached to a histogram observation as an OpenMetrics exemplar (e.g. `span.spanContext()`). */

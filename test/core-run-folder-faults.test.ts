@@ -41,7 +41,7 @@ describe('two processes in one step folder', () => {
     expect(second, `${a.stderr}\n${b.stderr}`).toBeDefined();
     expect(second.stderr).toMatch(/with the same process index 0: this process writes files of its own beside them \(logs\.process-0\.pid-\d+\.jsonl/);
     const own = `.process-0.pid-${second.pid}`;
-    expect(files).toEqual(['driver.log', `driver${own}.log`, 'logs.jsonl', `logs${own}.jsonl`, 'metrics.jsonl', `metrics${own}.jsonl`, 'spans.jsonl', `spans${own}.jsonl`, 'step.json', `step${own}.json`]);
+    expect(files).toEqual(['driver.log', `driver${own}.log`, 'logs.jsonl', `logs${own}.jsonl`, 'metrics.jsonl', `metrics${own}.jsonl`, 'resources.jsonl', `resources${own}.jsonl`, 'spans.jsonl', `spans${own}.jsonl`, 'step.json', `step${own}.json`]);
     allJsonLines(folder); // no line cut in two
     const records = [...readJsonl(path.join(folder, 'logs.jsonl')), ...readJsonl(path.join(folder, `logs${own}.jsonl`))].filter((l) => l.message === 'record');
     expect(records).toHaveLength(40_000);

@@ -18,7 +18,7 @@ import {
 describe('alert rules', () => {
   it('pass promtool check rules', async () => {
     const r = await promtool(['check', 'rules', RULES_FILE]);
-    expect(r.stderr + r.stdout).toContain('SUCCESS: 6 rules found');
+    expect(r.stderr + r.stdout).toContain('SUCCESS: 8 rules found');
     expect(r.code).toBe(0);
   });
 
@@ -31,7 +31,7 @@ describe('alert rules', () => {
   it('cover the issue list, each with a severity, a summary and a runbook description', () => {
     const rules = alertRules();
     expect(rules.map((r) => r.alert).sort()).toEqual(
-      ['MiniBatchLatencyRegressing', 'PushgatewayDataStale', 'StepErrorBudgetExceeded', 'StepErrorBudgetNearlyUsed', 'StepFailureRateHigh', 'StepStalled'].sort(),
+      ['MiniBatchLatencyRegressing', 'PushgatewayDataStale', 'StepDisappeared', 'StepErrorBudgetExceeded', 'StepErrorBudgetNearlyUsed', 'StepFailureRateHigh', 'StepStalled', 'WorkerMemoryNearLimit'].sort(),
     );
     for (const r of rules) {
       expect(['warning', 'critical'], r.alert).toContain(r.labels?.severity);
@@ -41,6 +41,9 @@ describe('alert rules', () => {
     const byName = Object.fromEntries(rules.map((r) => [r.alert, r]));
     expect(byName.StepErrorBudgetNearlyUsed.labels?.severity).toBe('warning');
     expect(byName.StepErrorBudgetExceeded.labels?.severity).toBe('critical');
+    expect(byName.StepDisappeared.labels?.severity).toBe('critical');
+    expect(byName.WorkerMemoryNearLimit.labels?.severity).toBe('warning');
+    expect(byName.WorkerMemoryNearLimit.annotations?.summary).toMatch(/\{\{ \$labels\.worker \}\}/);
   });
 
   it('select only catalog metrics (and the Pushgateway push time), by labels all paths carry', () => {

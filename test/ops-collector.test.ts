@@ -212,7 +212,7 @@ describe('docker-compose stack', () => {
       fs.writeFileSync(path.join(dir, 'prometheus.yaml'), toYaml({ ...prom, rule_files: [path.join(dir, 'rules.yaml')] }));
       const r = await promtool(['check', 'config', path.join(dir, 'prometheus.yaml')]);
       expect(r.code, r.stdout + r.stderr).toBe(0);
-      expect(r.stdout + r.stderr).toContain('SUCCESS: 6 rules found');
+      expect(r.stdout + r.stderr).toContain('SUCCESS: 8 rules found');
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }

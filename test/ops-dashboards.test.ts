@@ -75,12 +75,24 @@ describe('generated dashboards', () => {
     const budget = panels.find((p) => p.title === 'Error budget used over time') as { fieldConfig: { defaults: { thresholds: { steps: Array<{ value: number | null }> } } } };
     expect(budget.fieldConfig.defaults.thresholds.steps.map((s) => s.value)).toEqual([null, 0.8, 1]);
 
-    // variables for pipeline, step and node, chained, multi-value
+    // resources: memory, CPU and event loop delay per worker, selected by $worker; CPU, memory and GPUs per node
+    for (const metric of ['process_memory_usage_bytes', 'v8js_memory_heap_used_bytes', 'process_cpu_time_seconds_total', 'nodejs_eventloop_delay_p99_seconds', 'nodejs_eventloop_delay_max_seconds']) {
+      const found = q(new RegExp(`${metric}\\{[^}]*worker=~"\\$worker"`));
+      expect(found.length, metric).toBeGreaterThan(0);
+      expect(found.every((x) => /by \([^)]*worker/.test(x.expr)), metric).toBe(true);
+    }
+    for (const metric of ['system_cpu_utilization_ratio', 'system_memory_linux_available_bytes', 'system_cpu_load_average_1m', 'hw_gpu_utilization_ratio', 'hw_gpu_memory_usage_bytes']) {
+      expect(q(new RegExp(`by \\(pipeline, step, node[^)]*\\) \\(${metric}`)).length, metric).toBeGreaterThan(0);
+    }
+    expect(titles).toEqual(expect.arrayContaining(['Resident memory (RSS) per worker', 'V8 heap per worker', 'CPU per worker (cores)', 'Event loop delay per worker', 'Node CPU by mode', 'GPU utilisation']));
+
+    // variables for pipeline, step, node and worker, chained, multi-value
     const vars = variableQueries();
     expect(vars.map((v) => [v.name, v.label])).toEqual([
       ['pipeline', 'pipeline'],
       ['step', 'step'],
       ['node', 'node'],
+      ['worker', 'worker'],
     ]);
     for (const v of d.templating.list.filter((x) => x.type === 'query')) expect(v).toMatchObject({ multi: true, includeAll: true });
 
@@ -99,6 +111,7 @@ describe('generated dashboards', () => {
     for (const x of dashboardQueries()) {
       for (const name of metricNames(x.expr)) {
         expect(known.has(name), `${x.panel} ${x.refId}: ${name}`).toBe(true);
+        used.add(name);
         used.add(name.replace(/_(bucket|sum|count)$/, ''));
       }
       for (const label of labelNames(x.expr)) expect(ALLOWED_LABELS.has(label), `${x.panel} ${x.refId}: label ${label}`).toBe(true);

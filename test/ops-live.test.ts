@@ -5,6 +5,9 @@
 // alert rule must be accepted by that Prometheus and return data on every path, the latency
 // exemplars must carry the mini-batch trace ids, and a burst of failures must make the error
 // budget alerts fire and reach a local webhook through a real Alertmanager.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freeClosedPort, startOtlpReceiver, type OtlpReceiver } from './helpers/otlp-receiver.js';
@@ -26,6 +29,24 @@ import { startInteractiveStep, type InteractiveStep } from './fixtures/ops/inter
 import { RULES_FILE, alertRules, dashboardQueries, substitute, variableQueries, withBoolComparisons } from './fixtures/ops/promql.js';
 
 const FIXTURE = fileURLToPath(new URL('./fixtures/ops/minibatch-step.mjs', import.meta.url));
+/** A stand-in nvidia-smi on the steps' PATH, so the GPU panels have data too. */
+const FAKE_GPU_PATH = fileURLToPath(new URL('./fixtures/resources/', import.meta.url));
+let rulesDir: string | undefined;
+
+/**
+ * The committed rules, but StepDisappeared without its `for: 5m` hold (its expression is what is
+ * under test here; promtool's unit tests check the hold): so the kill at the end fires in seconds.
+ */
+function rulesWithoutHold(): string {
+  rulesDir = fs.mkdtempSync(path.join(os.tmpdir(), 'st-rules-'));
+  const text = fs.readFileSync(RULES_FILE, 'utf8');
+  const at = text.indexOf('- alert: StepDisappeared');
+  const hold = text.indexOf('for: 5m', at);
+  if (at < 0 || hold < 0) throw new Error('StepDisappeared and its for: 5m not found in the rules');
+  const file = path.join(rulesDir, 'rules.yaml');
+  fs.writeFileSync(file, `${text.slice(0, hold)}for: 0s${text.slice(hold + 'for: 5m'.length)}`);
+  return file;
+}
 const PATHS = ['scrape-path', 'push-path', 'otlp-path'] as const;
 type PathName = (typeof PATHS)[number];
 
@@ -75,7 +96,7 @@ beforeAll(async () => {
       { job_name: 'pushgateway', honor_labels: true, static_configs: [{ targets: [`127.0.0.1:${pushgateway.port}`] }] },
       { job_name: 'otel-collector', honor_labels: true, static_configs: [{ targets: [exposition.target] }] },
     ],
-    ruleFiles: [RULES_FILE],
+    ruleFiles: [rulesWithoutHold()],
     alertmanagers: [`127.0.0.1:${alertmanager.port}`],
   });
   // what the collector's prometheus exporter would serve for the OTLP it received
@@ -89,6 +110,10 @@ beforeAll(async () => {
     FIXTURE_TICK_MS: '200',
     // quotes and a backslash in the HELP text: the OpenMetrics escaping must satisfy Prometheus's parser
     FIXTURE_ODD_NAME: 'eval "top-1" \\ accuracy',
+    // resources: sampled often, GPUs from the stand-in, minor GCs early (a small young generation)
+    STEP_TELEMETRY_RESOURCES_INTERVAL_MS: '500',
+    PATH: `${FAKE_GPU_PATH}${path.delimiter}${process.env.PATH ?? ''}`,
+    NODE_OPTIONS: '--max-semi-space-size=1',
   };
   const env: Record<PathName, Record<string, string>> = {
     'scrape-path': { STEP_TELEMETRY_PROMETHEUS_PORT: String(scrapePort) },
@@ -123,6 +148,7 @@ afterAll(async () => {
     ),
   );
   await Promise.all([prometheus?.stop(), pushgateway?.stop(), alertmanager?.stop(), receiver?.close(), exposition?.close(), webhook?.close()]);
+  if (rulesDir) fs.rmSync(rulesDir, { recursive: true, force: true });
 }, 60_000);
 
 describe('a real Prometheus scraping three steps, one per delivery path', () => {
@@ -171,7 +197,8 @@ describe('a real Prometheus scraping three steps, one per delivery path', () => 
       const selector = substitute(v.selector, { pipeline: path, step: 'score', node: '0' });
       const r = await prometheus.series(selector, time - 60, time);
       expect(r.status).toBe('success');
-      expect(r.data.map((s) => s[v.label]), `${v.name}: ${selector}`).toContain(v.label === 'pipeline' ? path : v.label === 'step' ? 'score' : '0');
+      const want = { pipeline: path, step: 'score', node: '0', worker: 'main' }[v.label];
+      expect(r.data.map((s) => s[v.label]), `${v.name}: ${selector}`).toContain(want);
     }
   });
 
@@ -190,9 +217,11 @@ describe('a real Prometheus scraping three steps, one per delivery path', () => 
       // the comparisons made `bool`: a sample per watched series whether or not the alert holds
       const rows = await vector(withBoolComparisons(rule.expr), time);
       const pipelines = new Set(rows.map((r) => r.metric.pipeline));
-      const watched = rule.expr.includes('push_time_seconds') ? ['push-path'] : PATHS;
+      // StepDisappeared selects steps that report nothing: while all run, only its Pushgateway branch has data
+      const watched = rule.alert === 'StepDisappeared' || rule.expr.includes('push_time_seconds') ? ['push-path'] : PATHS;
       for (const p of watched) expect(pipelines.has(p), `${rule.alert} on ${p}`).toBe(true);
-      expect(rows.every((r) => Object.keys(r.metric).every((l) => ['pipeline', 'step', 'node'].includes(l))), rule.alert).toBe(true);
+      const labels = rule.alert === 'WorkerMemoryNearLimit' ? ['pipeline', 'step', 'node', 'worker'] : ['pipeline', 'step', 'node'];
+      expect(rows.every((r) => Object.keys(r.metric).every((l) => labels.includes(l))), rule.alert).toBe(true);
     }
   });
 
@@ -220,5 +249,21 @@ describe('a real Prometheus scraping three steps, one per delivery path', () => 
     expect(critical.annotations.summary).toMatch(/^Step score \(pipeline scrape-path, node 0\) has used up its error budget \(12\d(\.\d+)?%\)$/);
     // the other paths stayed within their budget
     expect(webhook.alerts().filter((a) => a.labels.alertname?.startsWith('StepErrorBudget')).every((a) => a.labels.pipeline === 'scrape-path')).toBe(true);
+  });
+
+  it('a step killed with SIGKILL on the scrape path: StepDisappeared fires for it alone', async () => {
+    const step = steps.get('scrape-path')!;
+    step.kill();
+    await step.exit;
+    const disappeared = await until(
+      'StepDisappeared firing',
+      async () => (await prometheus.alerts()).data.alerts.find((a) => a.labels.alertname === 'StepDisappeared' && a.state === 'firing'),
+      30_000,
+    );
+    expect(disappeared.labels).toMatchObject({ pipeline: 'scrape-path', step: 'score', node: '0', severity: 'critical' });
+    expect(disappeared.annotations.summary).toBe('Step score (pipeline scrape-path, node 0) stopped reporting while it was running');
+    // the steps that still run (and report) stay quiet
+    const all = (await prometheus.alerts()).data.alerts.filter((a) => a.labels.alertname === 'StepDisappeared');
+    expect(all.map((a) => a.labels.pipeline)).toEqual(['scrape-path']);
   });
 });

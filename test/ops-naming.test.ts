@@ -6,6 +6,7 @@
 // checked here against upstream's own test cases; then every catalog entry is checked against it,
 // and finally a real step exports the same records both ways (OTLP from the OpenTelemetry SDK to a
 // local receiver, prom-client at its /metrics endpoint) and the series must match one for one.
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { CATALOG, prometheusLabels, prometheusName, type CatalogEntry } from '../src/catalog.js';
@@ -15,6 +16,11 @@ import { startInteractiveStep, type InteractiveStep } from './fixtures/ops/inter
 import { parseExposition } from './fixtures/ops/exposition.js';
 
 const FIXTURE = fileURLToPath(new URL('./fixtures/ops/minibatch-step.mjs', import.meta.url));
+/** A stand-in nvidia-smi, so the GPU metrics exist too. */
+const FAKE_GPU_PATH = fileURLToPath(new URL('./fixtures/resources/', import.meta.url));
+/** Prometheus names of the resource samples: taken every interval, so the scrape and the last export hold different values. */
+const RESOURCE_NAMES = new Set(Object.values(CATALOG).filter((e: CatalogEntry) => e.resource).map((e) => prometheusName(e)));
+const isResource = (name: string): boolean => RESOURCE_NAMES.has(name.replace(/_(bucket|sum|count)$/, ''));
 
 function otlpKind(e: CatalogEntry): OtlpKind {
   return e.kind === 'counter' ? 'monotonic-counter' : e.kind === 'histogram' ? 'histogram' : 'gauge';
@@ -86,9 +92,18 @@ describe('one real step, both paths', () => {
         OTEL_EXPORTER_OTLP_METRICS_ENDPOINT: receiver.metricsUrl,
         OTEL_EXPORTER_OTLP_PROTOCOL: 'http/protobuf',
         FIXTURE_TICK_MS: '3600000', // one mini-batch, then quiet: both views hold the same values
+        PATH: `${FAKE_GPU_PATH}${path.delimiter}${process.env.PATH ?? ''}`,
+        STEP_TELEMETRY_RESOURCES_INTERVAL_MS: '200',
       });
       const ready = await step.line('READY');
-      const scraped = parseExposition(await (await fetch(ready.endpoint as string)).text());
+      // the GPU readings arrive with nvidia-smi's first lines, and the GC pauses with the sample after
+      // them: a sample or two after the start
+      let scraped = parseExposition(await (await fetch(ready.endpoint as string)).text());
+      const sampled = (): boolean => ['hw_gpu_memory_limit_bytes', 'v8js_gc_duration_seconds_count'].every((n) => scraped.some((x) => x.name === n));
+      for (let i = 0; i < 100 && !sampled(); i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        scraped = parseExposition(await (await fetch(ready.endpoint as string)).text());
+      }
       step.send('end');
       await step.line('ENDED');
       expect(await step.exit).toBe(0);
@@ -102,13 +117,17 @@ describe('one real step, both paths', () => {
         for (const extra of ['job', 'instance', 'otel_scope_name', 'otel_scope_version']) delete s.labels[extra];
       }
       const key = (s: { name: string; labels: Record<string, string> }): string => `${s.name}${JSON.stringify(Object.entries(s.labels).sort())}`;
-      const fromPromClient = new Map(scraped.map((s) => [key(s), s.value]));
-      const fromCollector = new Map(viaCollector.map((s) => [key(s), s.value]));
+      const fromPromClient = new Map(scraped.filter((s) => !isResource(s.name)).map((s) => [key(s), s.value]));
+      const fromCollector = new Map(viaCollector.filter((s) => !isResource(s.name)).map((s) => [key(s), s.value]));
       expect([...fromCollector.keys()].sort()).toEqual([...fromPromClient.keys()].sort());
       // same values too, but for step_running: 1 at the scrape, 0 in the last OTLP export (after end())
       for (const [k, v] of fromPromClient) expect(fromCollector.get(k), k).toBeCloseTo(k.startsWith('step_running') ? 0 : v, 9);
+      // resource samples: the same names and label names both ways (the GC kinds seen may grow after the scrape)
+      const shape = (list: typeof scraped): string[] => [...new Set(list.filter((s) => isResource(s.name) && !s.name.startsWith('v8js_gc_')).map((s) => `${s.name}${JSON.stringify(Object.keys(s.labels).sort())}`))].sort();
+      expect(shape(viaCollector)).toEqual(shape(scraped));
+      expect(shape(scraped).length).toBeGreaterThan(15);
       // every catalog metric the fixture records is among them, with the step dimensions
-      const names = new Set(scraped.map((s) => s.name.replace(/_(bucket|sum|count)$/, '')));
+      const names = new Set(scraped.flatMap((s) => [s.name, s.name.replace(/_(bucket|sum|count)$/, '')]));
       for (const e of Object.values(CATALOG)) expect(names.has(prometheusName(e)), e.name).toBe(true);
       expect(scraped.every((s) => s.labels.pipeline === 'mnist' && s.labels.step === 'score' && s.labels.node === '1')).toBe(true);
     } finally {

@@ -48,9 +48,11 @@ describe('the demo pipeline', () => {
 
     // score: the runner's reports, failures within error_threshold, append_row output
     const score = path.join(run, 'score');
-    for (const f of ['result.json', 'error-summary.txt', 'processed-mini-batches.csv', 'worker-summary.csv', 'progress-overview.txt', 'mini-batches.jsonl', 'logs.process-1.jsonl']) {
+    for (const f of ['result.json', 'error-summary.txt', 'processed-mini-batches.csv', 'worker-summary.csv', 'progress-overview.txt', 'mini-batches.jsonl']) {
       expect(fs.existsSync(path.join(score, f)), `score/${f}`).toBe(true);
     }
+    // the workers' own files (on a loaded machine the job may end before the second worker is ready)
+    expect(fs.readdirSync(score).filter((f) => /^logs\.process-\d+\.jsonl$/.test(f)).length).toBeGreaterThan(0);
     const result = readJson(path.join(score, 'result.json'));
     expect(result.status).toBe('succeeded');
     expect(result.items.failed).toBeGreaterThan(0);

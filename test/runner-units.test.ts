@@ -8,8 +8,12 @@ import { BEHAVE } from './fixtures/runner/harness.js';
 import { RunnerConfigError, globToRegExp, parseSize, resolveRunConfig } from '../src/runner/config.js';
 import { parseParallelRunArgs } from '../src/runner/cli.js';
 import { cutTabularFile, listInputFiles } from '../src/runner/partition.js';
-import { parseDelimited, readTabularRange } from '../src/runner/tabular.js';
+import { readTabularRange } from '../src/runner/tabular.js';
+import { cutByPartitionKeys, readKeyedRows } from '../src/runner/partition-keys.js';
+import { parseCsv } from '../src/util/csv.js';
+import { readCsvFile } from '../src/run-folder/files.js';
 import { CHUNK_BELOW_MS, CHUNK_TARGET_MS, HOLD_MS, Lane, MAX_CHUNK, chunkSize } from '../src/runner/lane.js';
+import { progressBar } from '../src/runner/progress.js';
 
 function issues(fn: () => unknown): string[] {
   try {
@@ -39,6 +43,9 @@ describe('runner configuration', () => {
       runInvocationTimeout: 60,
       runMaxTry: 3,
       progressUpdateTimeout: 540,
+      firstTaskCreationTimeout: 600,
+      shutdownTimeout: 10,
+      partitionKeys: [],
       loggingLevel: 'info',
       stepName: 'parallel-run',
     });
@@ -53,6 +60,15 @@ describe('runner configuration', () => {
     const c = resolveRunConfig({ entry_script: BEHAVE, config: 'conf/job.yml', error_threshold: 6 }, { run_max_try: '2', environment_variables: ['B=2'] }, {}, dir);
     expect(c.inputs).toEqual([path.join(dir, 'conf', 'data')]);
     expect(c).toMatchObject({ miniBatchSize: 7, errorThreshold: 6, runMaxTry: 2, loggingLevel: 'warn', arguments: ['--model', 'm.json'], environmentVariables: { B: '2' } });
+  });
+
+  it('reads partition_keys as a list, names separated by commas or a repeated flag, for tabular input only', async () => {
+    const dir = await useTempDir('runner-cfg-');
+    const tabular = { entry_script: BEHAVE, input: dir, input_type: 'tabular' } as const;
+    expect(resolveRunConfig({ ...tabular, partition_keys: ['store', 'brand'] }, {}, {}, dir).partitionKeys).toEqual(['store', 'brand']);
+    expect(resolveRunConfig(tabular, parseParallelRunArgs(['--partition-keys', 'store, brand', '--partition-keys', 'day,store']).flags, {}, dir).partitionKeys).toEqual(['store', 'brand', 'day']);
+    expect(issues(() => resolveRunConfig({ entry_script: BEHAVE, input: dir, partition_keys: 'store' }, {}, {}, dir))).toEqual(['partition_keys|runParallel(): partition_keys|input_type tabular (the keys are columns of the rows)']);
+    expect(issues(() => resolveRunConfig({ ...tabular, partition_keys: ' , ' }, {}, {}, dir))).toEqual(['partition_keys|runParallel(): partition_keys|at least one column name']);
   });
 
   it('takes the node rank from JOB_COMPLETION_INDEX or Azure ML, and names the variable when it is out of range', async () => {
@@ -128,17 +144,29 @@ describe('runner configuration', () => {
 });
 
 describe('tabular scanner and parser', () => {
-  it('parses RFC 4180 CSV: quotes, doubled quotes, newlines in fields, CRLF, a BOM, blank lines', () => {
-    const text = '\ufeffa,b\r\n1,"x, ""y"""\r\n\r\n2,"multi\nline"\n3,\n';
-    expect(parseDelimited(text, ',')).toEqual([
-      { fields: ['a', 'b'], line: 1 },
-      { fields: ['1', 'x, "y"'], line: 2 },
-      { fields: ['2', 'multi\nline'], line: 4 },
-      { fields: ['3', ''], line: 6 },
+  it('parses RFC 4180 CSV: quotes, doubled quotes, newlines in fields, CRLF, a BOM, blank lines; a malformed record is one, with its line', () => {
+    const text = '\ufeffa,b\r\n1,"x, ""y"""\r\n\r\n2,"multi\r\nline"\r\n3,\r\n4,12" monitor\r\n5,z\r\n';
+    const seen: unknown[] = [];
+    parseCsv(Buffer.from(text), ',', 1, {
+      record: (fields, line, end, nextLine) => seen.push({ fields, line, end, nextLine }),
+      malformed: (reason, line) => seen.push({ reason, line }),
+    });
+    expect(seen).toEqual([
+      { fields: ['a', 'b'], line: 1, end: 8, nextLine: 2 },
+      { fields: ['1', 'x, "y"'], line: 2, end: 22, nextLine: 3 },
+      { fields: ['2', 'multi\r\nline'], line: 4, end: 41, nextLine: 6 },
+      { fields: ['3', ''], line: 6, end: 45, nextLine: 7 },
+      { reason: expect.stringMatching(/^Invalid Opening Quote: a quote is found on field 1, value is "12"$/), line: 7 },
+      { fields: ['5', 'z'], line: 8, end: text.length + 2, nextLine: 9 },
     ]);
   });
 
   it('cuts mini-batches at record boundaries that the worker reads back exactly', async () => {
+    const cut = async (file: string, format: 'csv' | 'jsonl', size: number) => {
+      const out: { start: number; end: number; firstRow: number; firstLine: number; items: number }[] = [];
+      const header = await cutTabularFile(file, format, size, (start, end, firstRow, firstLine, items) => out.push({ start, end, firstRow, firstLine, items }));
+      return out.map((b) => ({ ...b, header }));
+    };
     const dir = await useTempDir('runner-scan-');
     const file = path.join(dir, 't.csv');
     let csv = 'id,text\n';
@@ -151,7 +179,7 @@ describe('tabular scanner and parser', () => {
     }
     fs.writeFileSync(file, csv);
     for (const size of [1, 64, 333, 10_000]) {
-      const batches = cutTabularFile(file, 'csv', size);
+      const batches = await cut(file, 'csv', size);
       const rows = batches.flatMap((b) => {
         const parsed = readTabularRange(file, 'csv', b.start, b.end, b.firstLine, b.header);
         expect(parsed).toHaveLength(b.items);
@@ -162,13 +190,47 @@ describe('tabular scanner and parser', () => {
     }
     const jl = path.join(dir, 't.jsonl');
     fs.writeFileSync(jl, '{"a":1}\n  \n{"a":2}\r\n{"a":3}');
-    const jb = cutTabularFile(jl, 'jsonl', 1);
+    const jb = await cut(jl, 'jsonl', 1);
     expect(jb.map((b) => [b.firstRow, b.firstLine, b.items])).toEqual([
       [0, 1, 1],
       [1, 3, 1],
       [2, 4, 1],
     ]);
     expect(jb.flatMap((b) => readTabularRange(jl, 'jsonl', b.start, b.end, b.firstLine, undefined).map((r) => r.row))).toEqual([{ a: 1 }, { a: 2 }, { a: 3 }]);
+  });
+});
+
+describe('partition_keys groups', () => {
+  it('hold byte ranges that the worker reads back as exactly the rows of the group, each with its file and line', async () => {
+    const dir = await useTempDir('runner-keys-');
+    // 200 rows over 7 keys, interleaved, with quoted line breaks, CRLF and blank lines; and a JSON Lines file
+    let csv = 'k,n,note\r\n';
+    for (let i = 0; i < 200; i++) csv += `${i % 7 === 3 ? 'x' : `k${(i * 5) % 7}`},${i},${i % 11 === 0 ? '"a\r\nb, ""c"""' : 'plain'}\r\n${i % 13 === 0 ? '\r\n' : ''}`;
+    const a = path.join(dir, 'a.csv');
+    fs.writeFileSync(a, csv);
+    const b = path.join(dir, 'b.jsonl');
+    fs.writeFileSync(b, Array.from({ length: 30 }, (_, i) => JSON.stringify({ k: i % 2 ? 'x' : 'y', n: 1000 + i })).join('\n'));
+    const unreadable: string[] = [];
+    const groups = await cutByPartitionKeys([a, b, path.join(dir, 'missing.csv')], ['k'], (f) => unreadable.push(f));
+    expect(unreadable).toEqual([path.join(dir, 'missing.csv')]);
+    // what a direct parse of each whole file says, by key, in order of first appearance
+    const rows = [
+      ...readTabularRange(a, 'csv', csv.indexOf('\n') + 1, csv.length, 2, ['k', 'n', 'note']).map((r) => ({ r, file: a })),
+      ...readTabularRange(b, 'jsonl', 0, fs.statSync(b).size, 1, undefined).map((r) => ({ r, file: b })),
+    ];
+    const expected = new Map<string, string[]>();
+    for (const { r, file } of rows) {
+      const key = JSON.stringify({ k: (r.row as { k: string }).k });
+      expected.set(key, [...(expected.get(key) ?? []), `${file}:${r.line}:${JSON.stringify(r.row)}`]);
+    }
+    expect(groups.map((g) => g.keysText)).toEqual([...expected.keys()]);
+    for (const g of groups) {
+      const got = readKeyedRows(g).flatMap(({ file, rows: rs }) => rs.map((r) => `${file}:${r.line}:${JSON.stringify(r.row)}`));
+      expect(got).toEqual(expected.get(g.keysText));
+      expect(g.items).toBe(got.length);
+    }
+    // a key a file does not have is a configuration error naming the file and its columns
+    await expect(cutByPartitionKeys([a], ['K'], () => undefined)).rejects.toThrow(/partition_keys \(.*a\.csv\): expected columns of its header \(k, n, note\), got "K"/);
   });
 });
 
@@ -211,5 +273,39 @@ describe('chunks and lanes', () => {
     expect([lane.head().map((a) => a.id), lane.deadlineSlack()]).toEqual([['e'], 0]);
     expect(lane.clear().map((a) => a.id)).toEqual(['e']);
     expect([lane.busy, lane.chunks, lane.head()]).toEqual([false, 0, []]);
+  });
+});
+
+describe('the progress bar', () => {
+  it('fits the terminal width and keeps the rate and the ETA at 80 columns', () => {
+    const p = { elapsedMs: 60_000, itemsTotal: 1_234_567, itemsSucceeded: 600_000, itemsFailed: 1234, miniBatchesTotal: 123_457, miniBatchesDone: 60_123, miniBatchesFailed: 12, running: 4, retries: 0, timeouts: 0, workerRestarts: 0 };
+    for (const columns of [200, 120, 80, 60]) {
+      const line = progressBar(p, 'score-images-with-a-long-name', columns);
+      expect(line.length, line).toBeLessThan(columns);
+      if (columns >= 80) expect(line).toMatch(/items\/s · ETA \d+:\d\d$/);
+    }
+    expect(progressBar(p, 'score', 200)).toMatch(/^score \[█+░+\] 48% /);
+    expect(progressBar(p, 'score-images-with-a-long-name', 80)).not.toContain('…');
+  });
+});
+
+describe('the run-folder reader parses CSV with the same parser', () => {
+  it('tolerates a half-written last record (no line break, or a quote never closed) and names the line of a corrupt one', async () => {
+    const dir = await useTempDir('csv-read-');
+    const f = path.join(dir, 'p.csv');
+    const read = (text: string) => {
+      fs.writeFileSync(f, text);
+      const notes: { message: string }[] = [];
+      return { csv: readCsvFile(f, 'p.csv', notes as never[]), notes: notes.map((n) => n.message) };
+    };
+    const ok = read('a,b\r\n1,"x\ny"\r\n2,3\r\n4,"half');
+    expect(ok.csv.rows).toEqual([
+      { line: 2, cells: ['1', 'x\ny'] },
+      { line: 4, cells: ['2', '3'] },
+    ]);
+    expect(ok.notes).toEqual(['p.csv:5: the last line is half-written (the writer was stopped mid-line); ignored']);
+    expect(read('a,b\n1,2\n3,').notes).toEqual(['p.csv:3: the last line is half-written (the writer was stopped mid-line); ignored']);
+    expect(() => read('a,b\n1,2" x\n3,4\n')).toThrow(/^p\.csv:2: not valid CSV: Invalid Opening Quote/);
+    expect(() => read('a,b\n1,2,3\n')).toThrow(/^p\.csv:2: expected 2 columns as in the header, found 3/);
   });
 });

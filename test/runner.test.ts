@@ -8,6 +8,7 @@ import { useTempDir } from './helpers/run-step.js';
 import { startOtlpReceiver } from './helpers/otlp-receiver.js';
 import { startAppInsightsReceiver } from './helpers/appinsights-receiver.js';
 import { BEHAVE, FIXTURES, makeFiles, outputRows, readAllJsonl, readCsv, readJson, readJsonl, runFolder, runRunner } from './fixtures/runner/harness.js';
+import { BOUNDED_ATTRIBUTES } from '../src/catalog.js';
 
 describe('parallel-run over files', () => {
   it('runs every mini-batch, writes append_row output that maps back to the inputs, and the reports', async () => {
@@ -41,6 +42,10 @@ describe('parallel-run over files', () => {
     const workers = readCsv(path.join(folder, 'worker-summary.csv'));
     expect(workers.length).toBeGreaterThanOrEqual(1);
     expect(workers.every((w) => w.end_reason === 'stopped' && w.exit === '0')).toBe(true);
+    // the runner stopped them with a message at the end: their steps ended as a success, by the runner
+    // (a worker still starting when the job ended has no step of its own: no init_seconds)
+    for (const w of workers.filter((x) => x.init_seconds !== '')) expect(readJson(path.join(folder, `step.process-${w.process_index}.json`))).toMatchObject({ outcome: 'success', stopped_by: 'runner' });
+    expect(readJson(path.join(folder, 'step.json')).stopped_by).toBeUndefined();
     expect(fs.readFileSync(path.join(folder, 'progress-overview.txt'), 'utf8')).toMatch(/status: succeeded[\s\S]*items: 23 of 23 done/);
 
     // one CONSUMER span per mini-batch attempt under the step span
@@ -296,7 +301,7 @@ describe('parallel-run telemetry through OTLP', () => {
       expect(byName('step.minibatch.retries')[0]?.value).toBe(3);
       expect(byName('step.items.expected')[0]?.value).toBe(12);
       for (const m of metrics.filter((x) => x.name.startsWith('step.'))) {
-        for (const key of Object.keys(m.attributes)) expect(['pipeline', 'step', 'node', 'outcome', 'backend', 'signal']).toContain(key);
+        for (const key of Object.keys(m.attributes)) expect(BOUNDED_ATTRIBUTES).toContain(key);
       }
       const userLogs = receiver.logs().filter((l) => l.body === 'processing mini-batch');
       expect(userLogs).toHaveLength(6);

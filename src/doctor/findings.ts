@@ -17,8 +17,9 @@ import {
   topFrame,
   type MiniBatchFate,
 } from '../run-folder/analysis.js';
-import type { ReadNote } from '../run-folder/files.js';
-import type { RunData, Runtime, StepRun } from '../run-folder/model.js';
+import { readJsonLines, type ReadNote } from '../run-folder/files.js';
+import type { Attempt, RunData, Runtime, StepRun } from '../run-folder/model.js';
+import { correlateLatencyWithMemory, cpuSaturated, eventLoopBlocked, ioBound, memoryGrowth, outOfMemory } from './resource-findings.js';
 
 export type Severity = 'error' | 'warning' | 'info';
 
@@ -66,6 +67,7 @@ export const CHECKS = [
   'dominant-failure',
   'flaky-retries',
   'timeout-tight',
+  'hung-mini-batch',
   'export-failures',
   'dependency-missing',
   'dependency-mismatch',
@@ -75,6 +77,11 @@ export const CHECKS = [
   'concurrent-writers',
   'local-files-incomplete',
   'truncated-file',
+  'memory-growth',
+  'out-of-memory',
+  'io-bound',
+  'cpu-saturated',
+  'event-loop-blocked',
 ] as const;
 
 const SEVERITY_ORDER: Record<Severity, number> = { error: 0, warning: 1, info: 2 };
@@ -342,7 +349,7 @@ function dominantFailure(step: StepRun, fateMap: Map<string, MiniBatchFate>): Fi
   return out;
 }
 
-function flakyRetries(step: StepRun, fateMap: Map<string, MiniBatchFate>): Finding[] {
+function flakyRetries(step: StepRun, fateMap: Map<string, MiniBatchFate>, timeout: { seconds: number } | undefined): Finding[] {
   const retried = [...fateMap.values()].filter((f) => f.attempts.length > 1 || f.attempts[0]!.attempt > 1);
   if (retried.length < 3) return [];
   const recovered = retried.filter((f) => f.final === 'success');
@@ -356,6 +363,9 @@ function flakyRetries(step: StepRun, fateMap: Map<string, MiniBatchFate>): Findi
   }
   const breakdown = [...firstFailures.entries()].sort((a, b) => b[1] - a[1]);
   const timeoutsShare = (firstFailures.get('RunTimeout') ?? 0) / recovered.length;
+  // timeouts far above the successful attempts are hangs that a retry got past, not a tight timeout
+  const tight = timeoutsShare >= 0.5 && hungAttempts(step, timeout).length === 0;
+  const hangs = timeoutsShare >= 0.5 && !tight;
   const extraAttempts = recovered.reduce((s, f) => s + Math.max(f.attempts.length, f.attempts[0]!.attempt) - 1, 0);
   const total = fateMap.size;
   return [
@@ -363,14 +373,15 @@ function flakyRetries(step: StepRun, fateMap: Map<string, MiniBatchFate>): Findi
       id: 'flaky-retries',
       severity: 'warning',
       step: step.label,
-      title: `${step.label}: retries mostly succeed (${recovered.length} of ${retried.length} retried mini-batches): ${timeoutsShare >= 0.5 ? 'the timeout is too tight' : 'flaky input or dependency'}`,
+      title: `${step.label}: retries mostly succeed (${recovered.length} of ${retried.length} retried mini-batches): ${tight ? 'the timeout is too tight' : hangs ? 'run() hangs now and then' : 'flaky input or dependency'}`,
       evidence: [
         `${retried.length} of ${total} mini-batches needed more than one attempt; ${recovered.length} (${pct(share)}) then succeeded: ${ids(recovered.map((f) => f.id))}`,
         `what failed first: ${breakdown.map(([c, k]) => `${c} × ${k}`).join(', ')}`,
         `the retries cost ${extraAttempts} extra attempt${extraAttempts === 1 ? '' : 's'}`,
       ],
-      fix:
-        timeoutsShare >= 0.5
+      fix: hangs
+        ? 'The first attempts hung (see hung-mini-batch) and the retries made it: run() waits now and then for something that does not come (a lock, a call without a timeout, a race). Find it; a retry hides the hang and pays run_invocation_timeout and a new worker each time.'
+        : tight
           ? 'The first attempts ran into run_invocation_timeout and the retries made it: the timeout is too tight for the normal spread of mini-batch times. Raise run_invocation_timeout above the observed p99 (see the latency chart), or make mini-batches smaller.'
           : 'The same mini-batch fails and then succeeds: the failure depends on something other than the input (a remote service, rate limits, a shared file, memory pressure, a race). Retry the flaky call inside run() with backoff, make run() idempotent, and fix the dependency; retries of whole mini-batches hide the problem and multiply the cost.',
       data: { retried: retried.length, recovered: recovered.length, miniBatches: total, share: round(share), firstFailure: Object.fromEntries(breakdown), extraAttempts, exampleMiniBatches: recovered.slice(0, 12).map((f) => f.id) },
@@ -405,7 +416,9 @@ export function findTimeout(step: StepRun, override?: number): { seconds: number
 function timeoutTight(step: StepRun, timeout: { seconds: number; source: string } | undefined, fateMap: Map<string, MiniBatchFate>): Finding[] | Skipped {
   if (step.attempts.length === 0) return { id: 'timeout-tight', step: step.label, reason: 'no mini-batch attempts' };
   if (!timeout) return { id: 'timeout-tight', step: step.label, reason: 'run_invocation_timeout is not recorded (pass --run-invocation-timeout)' };
-  const ran = completedDurations(step.attempts, new Set(['success', 'timeout']));
+  // a hang is not a slow attempt: it says nothing about how tight the timeout is (see hungMiniBatch)
+  const hung = new Set(hungAttempts(step, timeout));
+  const ran = completedDurations(hung.size > 0 ? step.attempts.filter((a) => !hung.has(a)) : step.attempts, new Set(['success', 'timeout']));
   if (ran.length < 5) return { id: 'timeout-tight', step: step.label, reason: `${ran.length} attempts ran to an answer or the timeout (needs 5)` };
   const all = summarize(ran);
   const ok = summarize(completedDurations(step.attempts, new Set(['success'])));
@@ -446,6 +459,95 @@ function timeoutTight(step: StepRun, timeout: { seconds: number; source: string 
         failedOnTimeout: lostForGood.length,
         attempts: all.n,
         suggestedSeconds: suggestion,
+      },
+    },
+  ];
+}
+
+/** Timed-out attempts count as hangs when the successful ones take less than this share of the timeout. */
+const HANG_SHARE = 0.25;
+
+/**
+ * The timed-out attempts that are hangs rather than slow runs: the successful attempts' p99 is
+ * far below run_invocation_timeout (under HANG_SHARE of it), so raising the timeout would only
+ * make each hang cost longer.
+ */
+function hungAttempts(step: StepRun, timeout: { seconds: number } | undefined): Attempt[] {
+  if (!timeout) return [];
+  const timedOut = step.attempts.filter((a) => a.outcome === 'timeout');
+  if (timedOut.length === 0) return [];
+  const ok = completedDurations(step.attempts, new Set(['success']));
+  if (ok.length === 0 || summarize(ok).p99 >= HANG_SHARE * timeout.seconds * 1000) return [];
+  return timedOut;
+}
+
+/** The inputs of the mini-batches `ids` per mini-batches.jsonl, as one short text each. */
+function inputsOf(step: StepRun, ids: ReadonlySet<string>): Map<string, string> {
+  const out = new Map<string, string>();
+  const file = path.join(step.folder, 'mini-batches.jsonl');
+  if (!fs.existsSync(file)) return out;
+  try {
+    readJsonLines(file, 'mini-batches.jsonl', (m) => {
+      const id = String(m.mini_batch_id);
+      if (!ids.has(id)) return;
+      if (Array.isArray(m.files)) {
+        const files = m.files.map(String);
+        out.set(id, `${files.slice(0, 3).join(', ')}${files.length > 3 ? ` and ${files.length - 3} more` : ''}`);
+      } else if (typeof m.file === 'string') {
+        const first = Number(m.first_row);
+        out.set(id, `rows ${first}..${first + Number(m.items) - 1} of ${m.file} (from line ${m.first_line})`);
+      }
+    }, []);
+  } catch {
+    // the manifest is evidence, not a requirement
+  }
+  return out;
+}
+
+/** A mini-batch whose run() hung: which one, on which input, how long, never a timeout to raise. */
+function hungMiniBatch(step: StepRun, timeout: { seconds: number; source: string } | undefined, fateMap: Map<string, MiniBatchFate>): Finding[] {
+  const hung = hungAttempts(step, timeout);
+  if (hung.length === 0) return [];
+  const byId = new Map<string, Attempt[]>();
+  for (const a of hung) byId.set(a.id, [...(byId.get(a.id) ?? []), a]);
+  const inputs = inputsOf(step, new Set(byId.keys()));
+  const ok = summarize(completedDurations(step.attempts, new Set(['success'])));
+  const lost = [...byId.keys()].filter((id) => fateMap.get(id)?.final === 'timeout');
+  const shown = [...byId.entries()].slice(0, 5);
+  const evidence = shown.map(([id, as]) => {
+    const input = inputs.get(id);
+    const runs = as.map((a) => `attempt ${a.attempt} on ${a.worker || 'a worker'} ran ${seconds(a.durationMs)} until killed`).join('; ');
+    return `${id}${input ? ` (input: ${input})` : ''}: ${runs}; ${fateMap.get(id)?.final === 'timeout' ? 'failed for good' : `then ${fateMap.get(id)?.final ?? 'unknown'}`}`;
+  });
+  if (byId.size > shown.length) evidence.push(`${byId.size - shown.length} more mini-batches hung: ${ids([...byId.keys()].slice(shown.length))}`);
+  evidence.push(
+    `run_invocation_timeout is ${timeout!.seconds} s (from ${timeout!.source}); the ${ok.n} successful attempts took p99 ${seconds(ok.p99)}, max ${seconds(ok.max)}: a hang, not a slow mini-batch`,
+  );
+  const [firstId, firstAttempts] = shown[0]!;
+  return [
+    {
+      id: 'hung-mini-batch',
+      severity: lost.length > 0 ? 'error' : 'warning',
+      step: step.label,
+      title:
+        byId.size === 1
+          ? `${step.label}: ${firstId} hung: run() did not return within ${timeout!.seconds} s, while successful attempts took ${seconds(ok.p99)} (p99)`
+          : `${step.label}: ${byId.size} mini-batches hung (${ids([...byId.keys()], 3)}): run() did not return within ${timeout!.seconds} s, while successful attempts took ${seconds(ok.p99)} (p99)`,
+      evidence,
+      fix:
+        `Find what run() waits for on ${byId.size === 1 ? 'this input' : 'these inputs'}: run the entry script on ${firstId}'s input alone ` +
+        '(its files or rows above) and look at what it awaits (a lock, a network call without a timeout, a promise that never settles, a loop that never ends). ' +
+        'Raising run_invocation_timeout would only make each hang cost longer: every one kills its worker, and the mini-batch is retried up to run_max_try times.',
+      data: {
+        miniBatches: [...byId.keys()],
+        inputs: Object.fromEntries(inputs),
+        attempts: hung.map((a) => ({ id: a.id, attempt: a.attempt, worker: a.worker, durationMs: round(a.durationMs) })),
+        failedForGood: lost,
+        runInvocationTimeoutSeconds: timeout!.seconds,
+        successP99Ms: round(ok.p99),
+        successMaxMs: round(ok.max),
+        successAttempts: ok.n,
+        firstDurationMs: round(firstAttempts[0]!.durationMs),
       },
     },
   ];
@@ -807,10 +909,11 @@ export function diagnose(run: RunData, options: CheckOptions = {}): Diagnosis {
     if (step.attempts.length > 0) {
       add(latencyTrend(step, timeout?.seconds));
       add(dominantFailure(step, fateMap));
-      add(flakyRetries(step, fateMap));
+      add(flakyRetries(step, fateMap, timeout));
       add(timeoutTight(step, timeout, fateMap));
+      add(hungMiniBatch(step, timeout, fateMap));
     } else if (step.miniBatches.length === 0) {
-      skipped.push({ id: 'latency-trend, dominant-failure, flaky-retries, timeout-tight', step: step.label, reason: 'no mini-batches recorded (a plain step)' });
+      skipped.push({ id: 'latency-trend, dominant-failure, flaky-retries, timeout-tight, hung-mini-batch', step: step.label, reason: 'no mini-batches recorded (a plain step)' });
     }
     add(exportFailures(step));
     add(dependencyMissing(step));
@@ -819,6 +922,15 @@ export function diagnose(run: RunData, options: CheckOptions = {}): Diagnosis {
     add(rerun(step));
     add(concurrentWriters(step));
     add(localFilesIncomplete(step));
+    // resources (resource-findings.ts)
+    add(memoryGrowth(step));
+    add(outOfMemory(step));
+    add(eventLoopBlocked(step));
+    if (step.attempts.length > 0) {
+      add(ioBound(step));
+      add(cpuSaturated(step));
+    }
+    correlateLatencyWithMemory(findings, step.label);
   }
   add(explicitOutputs(run, options.outputs ?? []));
   add(truncatedFiles(run.notes));

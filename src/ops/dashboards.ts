@@ -3,9 +3,11 @@
 // `npm run dashboards` after a catalog change; test/ops-dashboards.test.ts fails while the
 // committed JSON differs from what this code builds.
 //
-// Every query selects and aggregates only by `pipeline`, `step`, `node` (and `outcome`, `le`): the
-// labels that prom-client's scrape, the Pushgateway and the OpenTelemetry Collector's prometheus
-// exporter all carry. `job`, `instance` and `otel_scope_*` differ between those paths.
+// Every query selects and aggregates only by `pipeline`, `step`, `node` (and the catalog's own
+// attributes: `outcome`, `le`, and for resources `worker`, `cpu_mode`, `v8js_gc_type`,
+// `disk_io_direction`, `hw_id`): the labels that prom-client's scrape, the Pushgateway and the
+// OpenTelemetry Collector's prometheus exporter all carry. `job`, `instance` and `otel_scope_*`
+// differ between those paths.
 import * as common from '@grafana/grafana-foundation-sdk/common';
 import * as dashboard from '@grafana/grafana-foundation-sdk/dashboard';
 import * as bargauge from '@grafana/grafana-foundation-sdk/bargauge';
@@ -22,6 +24,9 @@ const PROMETHEUS_DS: dashboard.DataSourceRef = { type: 'prometheus', uid: '${dat
 /** Selector of the dashboard's variables; every query uses it. */
 const SEL = 'pipeline=~"$pipeline", step=~"$step", node=~"$node"';
 const BY = 'pipeline, step, node';
+/** The per-process resource metrics also select and group by `worker` (`main`, or a runner worker's slot). */
+const WSEL = `${SEL}, worker=~"$worker"`;
+const WBY = `${BY}, worker`;
 const RATE = '$__rate_interval';
 
 /** The Prometheus name of a catalog metric (the name prom-client serves and the collector gives). */
@@ -31,6 +36,11 @@ export function metricName(key: CatalogKey): string {
 
 function sel(key: CatalogKey, extra = '', suffix = ''): string {
   return `${metricName(key)}${suffix}{${SEL}${extra ? `, ${extra}` : ''}}`;
+}
+
+/** A per-worker resource metric, selected by the dashboard's variables and `$worker`. */
+function wsel(key: CatalogKey, extra = '', suffix = ''): string {
+  return `${metricName(key)}${suffix}{${WSEL}${extra ? `, ${extra}` : ''}}`;
 }
 
 function query(expr: string, legend: string, refId = 'A', exemplar = false): prometheus.DataqueryBuilder {
@@ -107,7 +117,7 @@ export function stepTelemetryDashboard(): dashboard.Dashboard {
   const builder = new dashboard.DashboardBuilder('Step telemetry: mini-batch steps')
     .uid('step-telemetry')
     .description(
-      'Per-mini-batch latency, failures, retries and timeouts, throughput, error budget and progress of pipeline steps instrumented with step-telemetry. Generated from src/catalog.ts by src/ops/dashboards.ts: do not edit by hand.',
+      'Per-mini-batch latency, failures, retries and timeouts, throughput, error budget and progress of pipeline steps instrumented with step-telemetry, and the memory, CPU, event loop and GC of each worker and the CPU, memory and GPUs of each node. Generated from src/catalog.ts by src/ops/dashboards.ts: do not edit by hand.',
     )
     .tags(['step-telemetry', 'batch', 'pipelines'])
     .editable()
@@ -120,6 +130,7 @@ export function stepTelemetryDashboard(): dashboard.Dashboard {
     .withVariable(variable('pipeline', 'Pipeline', `label_values(${running}, pipeline)`))
     .withVariable(variable('step', 'Step', `label_values(${running}{pipeline=~"$pipeline"}, step)`))
     .withVariable(variable('node', 'Node', `label_values(${running}{pipeline=~"$pipeline", step=~"$step"}, node)`))
+    .withVariable(variable('worker', 'Worker', `label_values(${metricName('processMemoryUsage')}{${SEL}}, worker)`))
     .link(
       new dashboard.DashboardLinkBuilder('Logs of the selected step (step_id)')
         .type(dashboard.DashboardLinkType.Link)
@@ -287,6 +298,7 @@ export function stepTelemetryDashboard(): dashboard.Dashboard {
       query(`sum by (${BY}, outcome) (rate(${sel('minibatches')}[${RATE}]))`, '{{outcome}} {{step}} / node {{node}}'),
     ),
   );
+  addResourcePanels(builder);
   const built = builder.build();
   // Stable panel ids (links to a panel keep working across regenerations).
   built.panels?.forEach((panel, i) => {
@@ -294,6 +306,91 @@ export function stepTelemetryDashboard(): dashboard.Dashboard {
   });
   built.annotations = { list: [] };
   return built;
+}
+
+/** Memory, CPU, event loop, GC and disk per worker; CPU, load, memory and GPUs per node (src/resources/). */
+function addResourcePanels(builder: dashboard.DashboardBuilder): void {
+  builder.withRow(new dashboard.RowBuilder('Resources per worker'));
+  builder.withPanel(
+    series('Resident memory (RSS) per worker', 'Resident memory of each process (`main` is the step or the runner itself), with the memory limit that applies to it (its cgroup limit, else the machine). WorkerMemoryNearLimit fires above 90 %.', 'bytes')
+      .withTarget(query(`max by (${WBY}) (${wsel('processMemoryUsage')})`, '{{worker}} {{step}} / node {{node}}', 'A'))
+      .withTarget(query(`max by (${WBY}) (${wsel('processMemoryLimit')})`, 'limit {{worker}} {{step}} / node {{node}}', 'B'))
+      .min(0),
+  );
+  builder.withPanel(
+    series('V8 heap per worker', "Heap used (a steady climb across mini-batches is a leak: doctor's memory-growth), the heap reserved (its total), V8's heap size limit (--max-old-space-size; WorkerMemoryNearLimit fires at 90 % of it), and memory outside the heap (Buffers).", 'bytes')
+      .withTarget(query(`sum by (${WBY}) (${wsel('heapUsed')})`, 'used {{worker}} {{step}} / node {{node}}', 'A'))
+      .withTarget(query(`sum by (${WBY}) (${wsel('heapSpaceSize')})`, 'total {{worker}} {{step}} / node {{node}}', 'B'))
+      .withTarget(query(`max by (${WBY}) (${wsel('heapSizeLimit')})`, 'limit {{worker}} {{step}} / node {{node}}', 'C'))
+      .withTarget(query(`max by (${WBY}) (${wsel('processMemoryExternal')})`, 'external {{worker}} {{step}} / node {{node}}', 'D'))
+      .min(0),
+  );
+  builder.withPanel(
+    series('CPU per worker (cores)', 'CPU seconds per second of each process, user and system: 1 is one core busy. A worker well under 1 during its mini-batches waits on I/O (doctor: io-bound).', 'short')
+      .withTarget(query(`sum by (${WBY}, cpu_mode) (rate(${wsel('processCpuTime')}[${RATE}]))`, '{{worker}} {{cpu_mode}} {{step}} / node {{node}}', 'A'))
+      .min(0),
+  );
+  builder.withPanel(
+    series('CPU per worker (share of the node)', 'CPU of each process over the last sampling interval, as a share of all the node\'s CPUs.', 'percentunit')
+      .withTarget(query(`max by (${WBY}) (${wsel('processCpuUtilization')})`, '{{worker}} {{step}} / node {{node}}', 'A'))
+      .min(0),
+  );
+  builder.withPanel(
+    series('Event loop delay per worker', 'p50, p99 and max of the event loop delay over each sampling interval. Seconds mean a synchronous run() holds the loop (doctor: event-loop-blocked).', 's')
+      .withTarget(query(`max by (${WBY}) (${wsel('eventLoopDelayP50')})`, 'p50 {{worker}} {{step}} / node {{node}}', 'A'))
+      .withTarget(query(`max by (${WBY}) (${wsel('eventLoopDelayP99')})`, 'p99 {{worker}} {{step}} / node {{node}}', 'B'))
+      .withTarget(query(`max by (${WBY}) (${wsel('eventLoopDelayMax')})`, 'max {{worker}} {{step}} / node {{node}}', 'C'))
+      .min(0),
+  );
+  builder.withPanel(
+    series('Event loop utilisation per worker', 'Share of each sampling interval the event loop was busy.', 'percentunit')
+      .withTarget(query(`max by (${WBY}) (${wsel('eventLoopUtilization')})`, '{{worker}} {{step}} / node {{node}}', 'A'))
+      .min(0)
+      .max(1),
+  );
+  builder.withPanel(
+    series('Time in garbage collection per worker', 'Share of time each process spent in GC pauses, by kind (major, minor, incremental, weakcb). Rising major GC time with a growing heap is memory pressure.', 'percentunit')
+      .withTarget(query(`sum by (${WBY}, v8js_gc_type) (rate(${wsel('gcDuration', '', '_sum')}[${RATE}]))`, '{{worker}} {{v8js_gc_type}} {{step}} / node {{node}}', 'A'))
+      .min(0),
+  );
+  builder.withPanel(
+    series('Disk I/O per worker', 'Bytes per second each process read from and wrote to storage (Linux /proc/<pid>/io; network I/O is not counted per process).', 'Bps')
+      .withTarget(query(`sum by (${WBY}, disk_io_direction) (rate(${wsel('processDiskIo')}[${RATE}]))`, '{{worker}} {{disk_io_direction}} {{step}} / node {{node}}', 'A'))
+      .min(0),
+  );
+
+  builder.withRow(new dashboard.RowBuilder('Node'));
+  builder.withPanel(
+    series('Node CPU by mode', "Share of the node's CPUs by mode (idle left out): iowait is time waiting on disk; steal, time the hypervisor gave to others.", 'percentunit')
+      .withTarget(query(`max by (${BY}, cpu_mode) (${sel('systemCpuUtilization', 'cpu_mode!="idle"')})`, '{{cpu_mode}} {{step}} / node {{node}}', 'A'))
+      .stacking(new common.StackingConfigBuilder().mode(common.StackingMode.Normal))
+      .min(0)
+      .max(1),
+  );
+  builder.withPanel(
+    series('Load and cores', 'The 1-minute load average against the logical CPUs: a load well above the cores means runnable threads queue for them (doctor: cpu-saturated).', 'short')
+      .withTarget(query(`max by (${BY}) (${sel('systemLoad1m')})`, 'load {{step}} / node {{node}}', 'A'))
+      .withTarget(query(`max by (${BY}) (${sel('systemCpuCount')})`, 'cores {{step}} / node {{node}}', 'B'))
+      .min(0),
+  );
+  builder.withPanel(
+    series('Node memory', 'Memory available for new work (MemAvailable) against the total.', 'bytes')
+      .withTarget(query(`max by (${BY}) (${sel('systemMemoryAvailable')})`, 'available {{step}} / node {{node}}', 'A'))
+      .withTarget(query(`max by (${BY}) (${sel('systemMemoryLimit')})`, 'total {{step}} / node {{node}}', 'B'))
+      .min(0),
+  );
+  builder.withPanel(
+    series('GPU utilisation', 'Share of time each GPU was busy (nvidia-smi), by device index. No data: no nvidia-smi on the node.', 'percentunit')
+      .withTarget(query(`max by (${BY}, hw_id) (${sel('gpuUtilization')})`, 'GPU {{hw_id}} {{step}} / node {{node}}', 'A'))
+      .min(0)
+      .max(1),
+  );
+  builder.withPanel(
+    series('GPU memory', 'GPU memory used and its size, by device index.', 'bytes')
+      .withTarget(query(`max by (${BY}, hw_id) (${sel('gpuMemoryUsage')})`, 'used GPU {{hw_id}} {{step}} / node {{node}}', 'A'))
+      .withTarget(query(`max by (${BY}, hw_id) (${sel('gpuMemoryLimit')})`, 'size GPU {{hw_id}} {{step}} / node {{node}}', 'B'))
+      .min(0),
+  );
 }
 
 export interface GeneratedDashboard {

@@ -2,6 +2,7 @@
 // checked line by line. A file that is corrupt stops the read with an error naming the file and
 // the line; a half-written last line (what a killed step leaves) is tolerated and reported.
 import fs from 'node:fs';
+import { parseCsv } from '../util/csv.js';
 
 /** A run folder (or one of its files) that cannot be read as one. */
 export class RunFolderError extends Error {
@@ -189,82 +190,38 @@ export interface CsvFile {
 }
 
 /**
- * An RFC 4180 CSV file with a header line. Quoted cells may hold commas, quotes and newlines.
- * Every record must have as many cells as the header, except a half-written last one.
+ * An RFC 4180 CSV file with a header line, parsed by csv-parse (src/util/csv.ts, the parser of
+ * the runner's tabular input too). Quoted cells may hold commas, quotes and newlines. Every
+ * record must have as many cells as the header, except a half-written last one (no line break
+ * at its end, or a quote never closed: what a killed writer leaves).
  */
 export function readCsvFile(file: string, label: string, notes: ReadNote[], expectColumns?: readonly string[]): CsvFile {
-  let text: string;
+  let data: Buffer;
   try {
-    text = fs.readFileSync(file, 'utf8');
+    data = fs.readFileSync(file);
   } catch (error) {
     throw new RunFolderError(`${label}: cannot read (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`, label);
   }
   const records: { line: number; cells: string[]; complete: boolean }[] = [];
-  let cells: string[] = [];
-  let cell = '';
-  let quoted = false;
-  let line = 1;
-  let recordLine = 1;
-  let i = 0;
-  let atCellStart = true;
-  const n = text.length;
-  while (i < n) {
-    const c = text[i]!;
-    if (quoted) {
-      if (c === '"') {
-        if (text[i + 1] === '"') {
-          cell += '"';
-          i += 2;
-          continue;
-        }
-        quoted = false;
-        i++;
-        continue;
-      }
-      if (c === '\n') line++;
-      cell += c;
-      i++;
-      continue;
-    }
-    if (c === '"' && atCellStart) {
-      quoted = true;
-      atCellStart = false;
-      i++;
-      continue;
-    }
-    if (c === ',') {
-      cells.push(cell);
-      cell = '';
-      atCellStart = true;
-      i++;
-      continue;
-    }
-    if (c === '\r' && text[i + 1] === '\n') {
-      i++;
-      continue;
-    }
-    if (c === '\n') {
-      cells.push(cell);
-      records.push({ line: recordLine, cells, complete: true });
-      cells = [];
-      cell = '';
-      atCellStart = true;
-      line++;
-      recordLine = line;
-      i++;
-      continue;
-    }
-    cell += c;
-    atCellStart = false;
-    i++;
+  const malformed: { line: number; reason: string; after: number }[] = [];
+  const terminated = data.length > 0 && data[data.length - 1] === NEWLINE;
+  parseCsv(data, ',', 1, {
+    record(cells, line, end) {
+      records.push({ line, cells, complete: end < data.length || terminated });
+    },
+    malformed(reason, line) {
+      malformed.push({ line, reason, after: records.length });
+    },
+  });
+  // a quote never closed can only be the last record, cut short; anything else is corrupt
+  const bad = malformed.find((m) => m.after < records.length || !/quote not closed/i.test(m.reason));
+  if (bad) throw new RunFolderError(`${label}:${bad.line}: not valid CSV: ${bad.reason}`, label, bad.line);
+  const cut = malformed[0];
+  if (records.length === 0) {
+    if (cut) throw new RunFolderError(`${label}:1: the header line is half-written (truncated)`, label, 1);
+    throw new RunFolderError(`${label}: the file is empty (no header line)`, label, 1);
   }
-  if (cell !== '' || cells.length > 0 || quoted) {
-    cells.push(cell);
-    records.push({ line: recordLine, cells, complete: false });
-  }
-  const nonEmpty = records.filter((r) => !(r.cells.length === 1 && r.cells[0] === ''));
-  if (nonEmpty.length === 0) throw new RunFolderError(`${label}: the file is empty (no header line)`, label, 1);
-  const header = nonEmpty[0]!;
+  const header = records[0]!;
   if (!header.complete) throw new RunFolderError(`${label}:1: the header line is half-written (truncated)`, label, 1);
   if (expectColumns) {
     const missing = expectColumns.filter((c) => !header.cells.includes(c));
@@ -273,10 +230,9 @@ export function readCsvFile(file: string, label: string, notes: ReadNote[], expe
     }
   }
   const rows: { line: number; cells: string[] }[] = [];
-  for (let k = 1; k < nonEmpty.length; k++) {
-    const r = nonEmpty[k]!;
-    const last = k === nonEmpty.length - 1;
-    if (last && !r.complete) {
+  for (let k = 1; k < records.length; k++) {
+    const r = records[k]!;
+    if (k === records.length - 1 && !r.complete) {
       // every line is written with its newline: one without it was cut short
       notes.push({ file: label, line: r.line, message: `${label}:${r.line}: the last line is half-written (the writer was stopped mid-line); ignored` });
       continue;
@@ -290,6 +246,7 @@ export function readCsvFile(file: string, label: string, notes: ReadNote[], expe
     }
     rows.push({ line: r.line, cells: r.cells });
   }
+  if (cut) notes.push({ file: label, line: cut.line, message: `${label}:${cut.line}: the last line is half-written (the writer was stopped mid-line); ignored` });
   return { header: header.cells, rows };
 }
 

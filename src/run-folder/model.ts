@@ -98,6 +98,47 @@ export interface StepProcess {
   readonly ended?: number;
 }
 
+/** One line of resources*.jsonl: a process's resources at `time` (docs/resources.md). Bytes, seconds. */
+export interface ResourceSample {
+  readonly process: number;
+  readonly time: number;
+  /** Seconds the line stands for (several samples on a decimated line). */
+  readonly periodS: number;
+  readonly worker: string;
+  readonly pid?: number;
+  /** Cumulative CPU seconds of the process (user + system). */
+  readonly cpuS: number;
+  /** Cumulative seconds its main thread waited for a core (Linux), when known. */
+  readonly cpuWaitS?: number;
+  readonly rss: number;
+  readonly rssMax: number;
+  readonly heapUsed: number;
+  readonly heapUsedMax: number;
+  readonly heapAfterGc?: number;
+  /** V8's heap size limit. */
+  readonly heapLimit?: number;
+  /** The cgroup memory limit of the process, when it has one. */
+  readonly memoryLimit?: number;
+  readonly eventLoopDelayP99S: number;
+  readonly eventLoopDelayMaxS: number;
+  readonly eventLoopUtilization?: number;
+  /** Cumulative GC pause seconds, all kinds. */
+  readonly gcS: number;
+  readonly diskReadBytes?: number;
+  readonly readChars?: number;
+  /** Written on an exit path (end, SIGTERM, uncaught exception, process.exit). */
+  readonly final: boolean;
+  /** The node, in process index 0's lines. */
+  readonly node?: {
+    readonly cpus?: number;
+    readonly cpuUtilization?: number;
+    readonly iowait?: number;
+    readonly load1m?: number;
+    readonly memoryAvailable?: number;
+    readonly memoryTotal?: number;
+  };
+}
+
 /** One step (or one node of a multi-node step) of a run. */
 export interface StepRun {
   readonly folder: string;
@@ -136,6 +177,8 @@ export interface StepRun {
   readonly starts: readonly number[];
   /** Tails of the workers' console files (`console.process-N.log`), for crash evidence. */
   readonly consoleTails: readonly { readonly file: string; readonly tail: string }[];
+  /** resources*.jsonl of every process, in time order per process. */
+  readonly resources: readonly ResourceSample[];
   readonly files: readonly { readonly name: string; readonly bytes: number }[];
 }
 

@@ -5,14 +5,15 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { FILES, PROCESSED_COLUMNS } from '../runner/reports.js';
 import { RunFolderError, readCsvFile, readJsonFile, readJsonLines, readTail, readText, type ReadNote } from './files.js';
-import type { Attempt, ErrorSpan, ExportRecord, LogRecord, MetricRecord, MiniBatchRow, RunData, Runtime, StepProcess, StepRun } from './model.js';
+import type { Attempt, ErrorSpan, ExportRecord, LogRecord, MetricRecord, MiniBatchRow, ResourceSample, RunData, Runtime, StepProcess, StepRun } from './model.js';
 
 /** Files that only a step folder holds. */
-const STEP_FILE = /^(?:step(?:\.process-\d+)?\.json|(?:logs|metrics|spans)(?:\.process-\d+)?\.jsonl|driver(?:\.process-\d+)?\.log|processed-mini-batches\.csv)$/;
+const STEP_FILE = /^(?:step(?:\.process-\d+)?\.json|(?:logs|metrics|spans|resources)(?:\.process-\d+)?\.jsonl|driver(?:\.process-\d+)?\.log|processed-mini-batches\.csv)$/;
 const NODE_DIR = /^node-(\d+)$/;
 const MAX_LOGS = 300_000;
 const MAX_METRICS = 500_000;
 const MAX_ERROR_SPANS = 10_000;
+const MAX_RESOURCE_SAMPLES = 200_000;
 
 export interface ReadOptions {
   /** Keep only the error and warning log records and no metric records (the files are still read and checked). */
@@ -408,6 +409,57 @@ function readStep(folder: string, label: string, nodeRank: number | undefined, n
     }
   }
 
+  // resources (src/resources/)
+  const resources: ResourceSample[] = [];
+  for (const name of matching('resources', '.jsonl')) {
+    const proc = processOf(name);
+    readJsonLines(
+      path.join(folder, name),
+      rel(name),
+      (rec) => {
+        const t = time(rec.time);
+        if (t === undefined || resources.length >= MAX_RESOURCE_SAMPLES) return;
+        const gc = obj(rec.gc_s);
+        const node = obj(rec.node);
+        resources.push({
+          process: proc,
+          time: t,
+          periodS: num(rec.period_s) ?? 0,
+          worker: str(rec.worker) ?? (proc > 0 ? `process-${proc}` : 'main'),
+          pid: num(rec.pid),
+          cpuS: (num(rec.cpu_user_s) ?? 0) + (num(rec.cpu_system_s) ?? 0),
+          cpuWaitS: num(rec.cpu_wait_s),
+          rss: num(rec.rss_bytes) ?? 0,
+          rssMax: num(rec.rss_max_bytes) ?? num(rec.rss_bytes) ?? 0,
+          heapUsed: num(rec.heap_used_bytes) ?? 0,
+          heapUsedMax: num(rec.heap_used_max_bytes) ?? num(rec.heap_used_bytes) ?? 0,
+          heapAfterGc: num(rec.heap_after_gc_bytes),
+          heapLimit: num(rec.heap_limit_bytes),
+          memoryLimit: num(rec.memory_limit_bytes),
+          eventLoopDelayP99S: num(rec.eventloop_delay_p99_s) ?? 0,
+          eventLoopDelayMaxS: num(rec.eventloop_delay_max_s) ?? 0,
+          eventLoopUtilization: num(rec.eventloop_utilization),
+          gcS: gc ? Object.values(gc).reduce<number>((sum, v) => sum + (num(v) ?? 0), 0) : 0,
+          diskReadBytes: num(rec.disk_read_bytes),
+          readChars: num(rec.read_chars),
+          final: rec.final === true,
+          node: node
+            ? {
+                cpus: num(node.cpus),
+                cpuUtilization: num(node.cpu_utilization),
+                iowait: num(node.cpu_iowait),
+                load1m: num(node.load_1m),
+                memoryAvailable: num(node.memory_available_bytes),
+                memoryTotal: num(node.memory_total_bytes),
+              }
+            : undefined,
+        });
+      },
+      notes,
+    );
+  }
+  resources.sort((a, b) => a.process - b.process || a.time - b.time);
+
   const stepName = str(identity.stepName) ?? (nodeRank !== undefined ? path.basename(path.dirname(folder)) : path.basename(folder));
   let outcome = main?.outcome ?? 'unknown';
   if (outcome === 'unknown' && str(result?.status)) outcome = result!.status === 'succeeded' ? 'success' : result!.status === 'terminated' ? 'terminated' : 'failure';
@@ -444,6 +496,7 @@ function readStep(folder: string, label: string, nodeRank: number | undefined, n
     runIds: [...runIds.values()].sort((a, b) => a.first - b.first),
     starts: starts.sort((a, b) => a - b),
     consoleTails,
+    resources,
     files,
   };
 }

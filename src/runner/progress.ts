@@ -36,27 +36,49 @@ export function rateAndEta(p: ProgressSnapshot): { rate: number; eta: number } {
   return { rate, eta: rate > 0 ? left / rate : left === 0 ? 0 : Number.NaN };
 }
 
-export function progressLine(p: ProgressSnapshot): string {
+/** One line of progress; `eta` false once the job is over. */
+export function progressLine(p: ProgressSnapshot, eta = true): string {
   const done = p.itemsSucceeded + p.itemsFailed;
-  const { rate, eta } = rateAndEta(p);
+  const r = rateAndEta(p);
   const pct = p.itemsTotal > 0 ? Math.floor((100 * done) / p.itemsTotal) : 100;
   return (
     `${pct}% ${done}/${p.itemsTotal} items (${p.itemsFailed} failed), ` +
     `${p.miniBatchesDone}/${p.miniBatchesTotal} mini-batches (${p.miniBatchesFailed} failed, ${p.running} running), ` +
-    `${rate.toFixed(1)} items/s, ETA ${formatDuration(eta)}` +
+    `${r.rate.toFixed(1)} items/s${eta ? `, ETA ${formatDuration(r.eta)}` : ''}` +
     (p.retries + p.timeouts + p.workerRestarts > 0 ? `, ${p.retries} retries, ${p.timeouts} timeouts, ${p.workerRestarts} worker restarts` : '')
   );
 }
 
-function bar(p: ProgressSnapshot, label: string, columns: number): string {
+/** Bars narrower than this are left out: the numbers matter more. */
+const MIN_BAR_WIDTH = 6;
+
+/**
+ * The live progress line, fitted to `columns`: the numbers (done/total, failed, rate, ETA) are
+ * kept; the bar narrows, then goes, then the label, and only then is the line cut.
+ */
+export function progressBar(p: ProgressSnapshot, label: string, columns: number): string {
   const done = p.itemsSucceeded + p.itemsFailed;
   const frac = p.itemsTotal > 0 ? Math.min(1, done / p.itemsTotal) : 1;
-  const filled = Math.round(frac * BAR_WIDTH);
   const { rate, eta } = rateAndEta(p);
-  const text =
-    `${label} [${'█'.repeat(filled)}${'░'.repeat(BAR_WIDTH - filled)}] ${Math.floor(frac * 100)}% ` +
-    `${done}/${p.itemsTotal} items · ${p.itemsFailed} failed · ${rate.toFixed(1)} items/s · ETA ${formatDuration(eta)}`;
-  return text.length > columns - 1 ? text.slice(0, Math.max(10, columns - 2)) + '…' : text;
+  const numbers = `${Math.floor(frac * 100)}% ${done}/${p.itemsTotal} items · ${p.itemsFailed} failed · ${rate.toFixed(1)} items/s · ETA ${formatDuration(eta)}`;
+  const room = columns - 1; // the cursor's column
+  const width = Math.min(BAR_WIDTH, room - label.length - numbers.length - 4);
+  if (width >= MIN_BAR_WIDTH) {
+    const filled = Math.round(frac * width);
+    return `${label} [${'█'.repeat(filled)}${'░'.repeat(width - filled)}] ${numbers}`;
+  }
+  const text = label.length + 1 + numbers.length <= room ? `${label} ${numbers}` : numbers;
+  return text.length > room ? `${text.slice(0, Math.max(10, room - 1))}…` : text;
+}
+
+/**
+ * What the runner prints is text, never terminal commands: control bytes and ANSI escapes (from a
+ * worker's output, an error message, a file name) are shown escaped, as `\x1b`. Line breaks and
+ * tabs stay.
+ */
+export function printable(text: string): string {
+  // eslint-disable-next-line no-control-regex
+  return /[\x00-\x08\x0b-\x1f\x7f-\x9f]/.test(text) ? text.replace(/[\x00-\x08\x0b-\x1f\x7f-\x9f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`) : text;
 }
 
 export class ProgressPrinter {
@@ -81,7 +103,7 @@ export class ProgressPrinter {
   print(text: string, stream: 'out' | 'err' = 'out'): void {
     if (this.mode === 'silent') return;
     this.clearBar();
-    write(stream === 'err' ? process.stderr : process.stdout, `${text}\n`);
+    write(stream === 'err' ? process.stderr : process.stdout, `${printable(text)}\n`);
     if (this.mode === 'tty' && this.timer) this.drawBar();
   }
 
@@ -94,13 +116,13 @@ export class ProgressPrinter {
   private tick(): void {
     if (this.mode === 'tty') this.drawBar();
     else {
-        write(process.stdout, `[${this.label}] progress: ${progressLine(this.snapshot())}\n`);
+        write(process.stdout, `[${printable(this.label)}] progress: ${progressLine(this.snapshot())}\n`);
     }
   }
 
   private drawBar(): void {
     const columns = process.stderr.columns || 100;
-    write(process.stderr, `\r\x1b[K${bar(this.snapshot(), this.label, columns)}`);
+    write(process.stderr, `\r\x1b[K${progressBar(this.snapshot(), printable(this.label), columns)}`);
     this.barShown = true;
   }
 
@@ -111,10 +133,23 @@ export class ProgressPrinter {
   }
 }
 
+/** Streams whose reader went away (EPIPE, `| head`): nothing more is written to them. */
+const closed = new WeakSet<NodeJS.WriteStream>();
+const watched = new WeakSet<NodeJS.WriteStream>();
+
+/**
+ * Write to the console. A closed pipe reports EPIPE as an 'error' event after the write: it
+ * stops the printing to that stream, never the job.
+ */
 function write(stream: NodeJS.WriteStream, text: string): void {
+  if (closed.has(stream)) return;
+  if (!watched.has(stream)) {
+    watched.add(stream);
+    stream.on('error', () => closed.add(stream));
+  }
   try {
     stream.write(text);
   } catch {
-    // a closed console must not stop the run
+    closed.add(stream);
   }
 }

@@ -3,7 +3,7 @@
 // The hot path of step.log is a validation, one map write and one array push: the OpenTelemetry
 // and Prometheus gauges read the last value when they are collected.
 import type { Attributes, Counter, Gauge, Histogram, Meter, ObservableGauge } from '@opentelemetry/api';
-import { CATALOG, type CatalogKey } from '../catalog.js';
+import { CATALOG, sanitizePrometheusName, type BoundedAttribute, type CatalogKey } from '../catalog.js';
 import type { Diagnostics } from '../diagnostics.js';
 import { metricHead, metricPrefix, metricRest, type LocalRunFolder } from '../sinks/local.js';
 import type { PrometheusSink } from '../sinks/prometheus.js';
@@ -216,7 +216,17 @@ function readTable(table: unknown): Record<string, Cell[]> | string {
   return columns === 0 ? 'the table has no columns' : copy;
 }
 
-type CatalogAttributes = { outcome?: string; backend?: string; signal?: string };
+/** Values of a catalog entry's own attributes (beyond the step dimensions), by attribute name. */
+export type CatalogAttributes = Readonly<Partial<Record<BoundedAttribute, string>>>;
+
+/** One attribute set of an entry: as OpenTelemetry attributes and as Prometheus labels (`cpu.mode` → `cpu_mode`). */
+interface MergedAttributes {
+  readonly otel: Record<string, string>;
+  readonly prom: Record<string, string>;
+}
+
+/** Attribute sets are bounded by design; values of sets past this many are dropped (one diagnostic). */
+const MAX_CACHED_ATTRIBUTE_SETS = 2048;
 
 /**
  * The catalog's instruments, each recorded to OpenTelemetry (when a backend wants metrics) and to
@@ -224,15 +234,19 @@ type CatalogAttributes = { outcome?: string; backend?: string; signal?: string }
  */
 export class CatalogInstruments {
   private readonly otel = new Map<CatalogKey, Counter | Histogram | Gauge>();
-  /** Per catalog key, the merged label objects by `outcome|backend|signal` (prometheus.ts adds up counters per object). */
-  private readonly attributeCache = new Map<CatalogKey, Map<string, Record<string, string>>>();
+  /** Per catalog key, the merged attribute objects by their values (prometheus.ts adds up counters per object). */
+  private readonly attributeCache = new Map<CatalogKey, Map<string, MergedAttributes>>();
+  private cachedSets = 0;
+  private readonly plain: MergedAttributes;
 
   constructor(
     private readonly meter: Meter | undefined,
     private readonly prometheus: PrometheusSink,
     private readonly dims: Readonly<Record<string, string>>,
     private readonly diagnostics: Diagnostics,
-  ) {}
+  ) {
+    this.plain = { otel: dims as Record<string, string>, prom: dims as Record<string, string> };
+  }
 
   /**
    * Add to a counter, record into a histogram or set a gauge, by the entry's kind. `exemplar`
@@ -244,39 +258,54 @@ export class CatalogInstruments {
       this.diagnostics.warn('catalog.value', `${entry?.name ?? `the catalog has no entry ${describeValue(key)}`}: dropped ${entry ? 'a non-finite value' : 'a value'}`);
       return;
     }
-    let attrs: Record<string, string>;
+    let attrs: MergedAttributes | undefined;
     try {
       attrs = this.merged(key, attributes);
     } catch (error) {
       this.diagnostics.warn('catalog.attributes', `${entry.name}: reading the attributes threw (${errorText(error)}); the value was dropped`);
       return;
     }
-    this.prometheus.update(key, attrs, value, exemplar);
+    if (attrs === undefined) {
+      this.diagnostics.warn('catalog.attribute-sets', `${entry.name}: more than ${MAX_CACHED_ATTRIBUTE_SETS} distinct attribute sets across the catalog (attributes are meant to be bounded): values of new sets are dropped`);
+      return;
+    }
+    this.prometheus.update(key, attrs.prom, value, exemplar);
     if (this.meter === undefined) return;
     try {
       const instrument = this.instrument(key);
-      if ('add' in instrument) instrument.add(value, attrs);
-      else instrument.record(value, attrs);
+      if ('add' in instrument) instrument.add(value, attrs.otel);
+      else instrument.record(value, attrs.otel);
     } catch (error) {
       this.diagnostics.warn('catalog.otel', `${entry.name} not recorded: ${errorText(error)}`);
     }
   }
 
-  private merged(key: CatalogKey, attributes: CatalogAttributes | undefined): Record<string, string> {
-    if (attributes === undefined) return this.dims;
-    const { outcome, backend, signal } = attributes;
-    // most records carry an outcome only: then it is the key itself
-    const cacheKey = backend === undefined && signal === undefined ? String(outcome ?? '') : `${outcome ?? ''}|${backend ?? ''}|${signal ?? ''}`;
+  private merged(key: CatalogKey, attributes: CatalogAttributes | undefined): MergedAttributes | undefined {
+    if (attributes === undefined) return this.plain;
+    const names: readonly BoundedAttribute[] = CATALOG[key].attributes;
+    // most entries have one attribute (outcome): then its value is the key itself
+    let cacheKey = names.length === 1 ? String(attributes[names[0]!] ?? '') : '';
+    if (names.length !== 1) for (const name of names) cacheKey += `|${attributes[name] ?? ''}`;
     let byKey = this.attributeCache.get(key);
     if (byKey === undefined) this.attributeCache.set(key, (byKey = new Map()));
     let merged = byKey.get(cacheKey);
     if (merged === undefined) {
-      merged = { ...this.dims };
-      for (const name of CATALOG[key].attributes) {
-        const v = attributes[name as keyof CatalogAttributes];
-        if (v !== undefined) merged[name] = String(v);
+      if (this.cachedSets >= MAX_CACHED_ATTRIBUTE_SETS) return undefined;
+      const otel: Record<string, string> = { ...this.dims };
+      let prom = otel;
+      for (const name of names) {
+        const v = attributes[name];
+        if (v === undefined) continue;
+        otel[name] = String(v);
+        if (name.includes('.')) {
+          if (prom === otel) prom = { ...otel };
+          delete prom[name];
+          prom[sanitizePrometheusName(name)] = String(v);
+        } else if (prom !== otel) prom[name] = String(v);
       }
+      merged = { otel, prom };
       byKey.set(cacheKey, merged);
+      this.cachedSets++;
     }
     return merged;
   }

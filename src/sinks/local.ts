@@ -7,6 +7,7 @@
 //     spans.jsonl    every finished span
 //     step.lock      held while the process writes (folder-lock.ts); files of process index n carry
 //                    `.process-<n>` in their names
+//     resources.jsonl  CPU, memory, event loop, GC and GPU samples (written by src/resources/)
 // Records are buffered in memory and written in batches (a timer, a size bound, and every exit path),
 // never one synchronous write per call. A write that fails (a full disk, a folder gone read-only)
 // stops that file at its last whole batch, so every line of it still parses; the failure is in
@@ -277,6 +278,8 @@ export class LocalRunFolder {
   /** Lines of `metricHead()` and `metricRest()`. */
   readonly metrics: BatchedFile;
   readonly spans: BatchedFile;
+  /** Where src/resources/ appends this process's samples (it writes the file itself, a line per interval). */
+  readonly resourcesFile: string;
   private readonly timer: NodeJS.Timeout;
   private readonly stepJsonPath: string;
   private readonly failures: LocalFailure[] = [];
@@ -301,6 +304,7 @@ export class LocalRunFolder {
     this.metrics = new BatchedFile(file('metrics', '.jsonl'), onError, tail);
     this.spans = new BatchedFile(file('spans', '.jsonl'), onError);
     this.stepJsonPath = file('step', '.json');
+    this.resourcesFile = file('resources', '.jsonl');
     let ticks = 0;
     this.timer = setInterval(() => {
       this.flush();

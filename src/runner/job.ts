@@ -1,0 +1,460 @@
+// One job on this node: the scheduler runs the attempts; what becomes of each (a retry, a finished
+// mini-batch, the counts and the thresholds, the span and the metrics, the report rows) is decided
+// here, and so is the job's end (all done, a threshold, an init() failure, a signal). What the job
+// does per mini-batch is a handful of counter and map writes, one span and one histogram sample.
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { SpanStatusCode } from '@opentelemetry/api';
+import type { Step } from '../step.js';
+import { Accounting, type Counts } from './accounting.js';
+import { AttemptTelemetry } from './attempt-telemetry.js';
+import type { ResolvedRunConfig } from './config.js';
+import { describeError, explainFailedItems } from './failed-items.js';
+import type { AppendRowOutput } from './output.js';
+import type { MiniBatch } from './partition.js';
+import type { WorkerProcess } from './pool.js';
+import { type ProgressPrinter, type ProgressSnapshot } from './progress.js';
+import type { AttemptResult, ItemFailure } from './protocol.js';
+import { ErrorLedger, FILES, oneLine, overviewText, round3, writeAtomic, type MiniBatchStatus, type ProcessedReport } from './reports.js';
+import { Scheduler, type Attempt, type SchedulerEvents } from './scheduler.js';
+import type { MiniBatchSource, MiniBatchState } from './source.js';
+import type { ParallelRunErrorInfo, ParallelRunStatus } from './types.js';
+
+/** Failure lines printed on the console before the rest only go to the files. */
+const PRINTED_FAILURES = 20;
+const OVERVIEW_INTERVAL_MS = 1000;
+
+export interface Outcome {
+  readonly status: ParallelRunStatus;
+  readonly exitCode: number;
+  readonly cause?: ParallelRunErrorInfo;
+}
+
+/** The partition_keys values of a mini-batch as JSON, for its report row; undefined without keys. */
+function keysText(mb: MiniBatch): string | undefined {
+  return mb.kind === 'keyed' ? mb.keysText : undefined;
+}
+
+export class Job implements SchedulerEvents {
+  readonly acc: Accounting;
+  readonly ledger = new ErrorLedger();
+  readonly scheduler: Scheduler;
+  private readonly telemetry: AttemptTelemetry;
+  private readonly started = Date.now();
+  private readonly t0 = performance.now();
+  private printedFailures = 0;
+  /** Failure lines not printed once PRINTED_FAILURES were. */
+  private unprintedFailures = 0;
+  private outcome: Outcome | undefined;
+  private settle!: () => void;
+  private readonly settled = new Promise<void>((resolve) => {
+    this.settle = resolve;
+  });
+  private readonly timers: NodeJS.Timeout[] = [];
+  private readonly debug: boolean;
+
+  constructor(
+    private readonly config: ResolvedRunConfig,
+    private readonly step: Step,
+    private readonly source: MiniBatchSource,
+    private readonly printer: ProgressPrinter,
+    private readonly output: AppendRowOutput | undefined,
+    private readonly processed: ProcessedReport | undefined,
+    private readonly runFolder: string | undefined,
+    /** performance.now() when the job began, before its input was listed (first_task_creation_timeout). */
+    private readonly jobStart = performance.now(),
+    /** Workers forked while the step started (see forkWorkers in pool.ts). */
+    preforked: readonly WorkerProcess[] = [],
+  ) {
+    this.debug = step.logger.isDebugEnabled();
+    this.acc = new Accounting(config, { miniBatches: source.miniBatches, items: source.items });
+    this.telemetry = new AttemptTelemetry(step);
+    this.scheduler = new Scheduler(config, step, source, this.telemetry, this, runFolder, preforked);
+  }
+
+  get terminating(): boolean {
+    return this.outcome !== undefined;
+  }
+
+  get workers(): readonly WorkerProcess[] {
+    return this.scheduler.workers;
+  }
+
+  snapshot = (): ProgressSnapshot => ({
+    elapsedMs: performance.now() - this.t0,
+    itemsTotal: this.acc.totals.items,
+    itemsSucceeded: this.acc.itemsSucceeded,
+    itemsFailed: this.acc.itemsFailed,
+    miniBatchesTotal: this.acc.totals.miniBatches,
+    miniBatchesDone: this.acc.mbDone,
+    miniBatchesFailed: this.acc.mbFailed,
+    running: this.scheduler.busyWorkers(),
+    retries: this.acc.retries,
+    timeouts: this.acc.timeouts,
+    workerRestarts: this.acc.restarts,
+  });
+
+  async run(): Promise<Outcome> {
+    this.telemetry.expect(this.acc.totals.items);
+    // inputs that could not be read while partitioning fail right away, without a worker
+    for (const mb of this.source.unreadable) {
+      if (this.outcome) break;
+      const now = Date.now();
+      const error: ParallelRunErrorInfo = { category: 'InputError', message: `${mb.file}: ${mb.reason}`, mini_batch_id: mb.id };
+      this.ledger.attempt(error);
+      this.finishMiniBatch(mb, 'INPUT_ERROR', 0, [{ item: mb.file, reason: mb.reason, input: true }], error, { attempts: 0, start: now, worker: undefined, runMs: 0 });
+    }
+    // one timer for the run_invocation_timeout deadlines and the progress watchdog, instead of a
+    // timer per attempt: a deadline is seen at most a tenth of the timeout (≤ 250 ms) late
+    const c = this.config;
+    const tick = Math.max(10, Math.min(250, (c.runInvocationTimeout * 1000) / 10, (c.progressUpdateTimeout * 1000) / 4, (c.firstTaskCreationTimeout * 1000) / 4));
+    this.timers.push(setInterval(() => this.tick(), tick));
+    if (this.runFolder) this.timers.push(setInterval(() => this.writeOverview('running'), OVERVIEW_INTERVAL_MS));
+    for (const t of this.timers) t.unref();
+    if (!this.outcome) {
+      if (this.acc.complete) this.finish();
+      else this.scheduler.ensureWorkers();
+    }
+    await this.settled;
+    for (const t of this.timers) clearInterval(t);
+    this.scheduler.flush();
+    this.telemetry.counts(this.acc);
+    await this.scheduler.stopAll(this.outcome ? 'aborted' : undefined);
+    return this.outcome ?? { status: 'succeeded', exitCode: 0 };
+  }
+
+  private tick(): void {
+    this.scheduler.flush();
+    this.telemetry.counts(this.acc);
+    this.scheduler.checkDeadlines();
+    if (this.outcome) return;
+    const late = this.scheduler.firstTaskLate(this.jobStart);
+    if (late) return this.abort({ category: 'FirstTaskTimeout', message: late });
+    const stalled = this.scheduler.stalled();
+    if (stalled) this.abort({ category: 'ProgressTimeout', message: stalled });
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // what the scheduler tells
+
+  result(w: WorkerProcess, a: Attempt, r: AttemptResult, nowEpoch: number): void {
+    const st = a.st;
+    const end = Math.min(r.end, nowEpoch);
+    const start = Math.min(r.start, end);
+    w.busyMs += end - start;
+    w.attempts++;
+    st.lastRunMs = r.runMs;
+    this.attemptEnded(a, start);
+    const seconds = (end - start) / 1000;
+    const runMs = Math.round(r.runMs * 1000) / 1000;
+    // the rows are on disk before the mini-batch counts as done
+    if (r.ok && r.lines !== undefined && this.output && !this.output.write(r.lines, r.succeeded)) {
+      const message = this.output.error ?? 'cannot write the output file';
+      this.telemetry.span(a, start, end, { 'mini_batch.run_ms': runMs, 'mini_batch.outcome': 'error', 'error.type': 'OutputError' }, { code: SpanStatusCode.ERROR, message });
+      this.abort({ category: 'InternalError', message, mini_batch_id: st.mb.id });
+      return;
+    }
+    if (r.ok) {
+      const failed = st.mb.items - r.succeeded;
+      const sc = this.telemetry.span(
+        a,
+        start,
+        end,
+        { 'mini_batch.run_ms': runMs, 'mini_batch.outcome': 'success', 'mini_batch.items_succeeded': r.succeeded, 'mini_batch.items_failed': failed, 'mini_batch.returned': r.returned },
+        { code: SpanStatusCode.OK },
+      );
+      this.telemetry.duration(seconds, 'success', sc);
+      st.done = true;
+      this.finishMiniBatch(st.mb, r.ran ? 'RUN_DONE' : 'INPUT_ERROR', r.succeeded, r.failures ?? [], st.lastError, {
+        attempts: st.attempts,
+        start: st.firstStart,
+        worker: w,
+        runMs: r.runMs,
+        returned: r.returned,
+      });
+      this.source.settled(st, r.ran ? 'RUN_DONE' : 'INPUT_ERROR');
+    } else {
+      const e = r.error!;
+      const sc = this.telemetry.span(
+        a,
+        start,
+        end,
+        { 'mini_batch.run_ms': runMs, 'mini_batch.outcome': 'error', 'error.type': e.type },
+        { code: SpanStatusCode.ERROR, message: `${e.type}: ${e.message}` },
+        e,
+      );
+      this.telemetry.duration(seconds, 'error', sc);
+      w.failedAttempts++;
+      this.attemptFailed(a, { category: 'RunException', type: e.type, message: e.message, stack: e.stack, worker: w.name, mini_batch_id: st.mb.id }, 'RUN_EXCEPTION', r.failures ?? []);
+    }
+  }
+
+  timeout(): void {
+    this.acc.timeouts++;
+    this.telemetry.timeout();
+  }
+
+  /** `type`: what killed a crashed worker (`OutOfMemory` for V8's heap limit), `WorkerCrash` by default. */
+  attemptLost(a: Attempt, how: 'timeout' | 'crash', start: number, end: number, message: string, crashType: 'OutOfMemory' | 'WorkerCrash' = 'WorkerCrash'): void {
+    const timeout = how === 'timeout';
+    const type = timeout ? 'RunTimeout' : crashType;
+    // run() ran until its worker was killed or died (run_method_seconds of its report row)
+    a.st.lastRunMs = end - start;
+    this.attemptEnded(a, start);
+    const sc = this.telemetry.span(a, start, end, { 'mini_batch.outcome': how, 'error.type': type }, { code: SpanStatusCode.ERROR, message: timeout ? message : oneLine(message, 500) });
+    this.telemetry.duration((end - start) / 1000, how, sc);
+    this.attemptFailed(a, { category: timeout ? 'RunTimeout' : 'WorkerCrash', type, message, worker: a.worker.name, mini_batch_id: a.st.mb.id }, timeout ? 'RUN_TIMEOUT' : 'PROCESS_CRASH', []);
+  }
+
+  /**
+   * An attempt cut short by the end of the job (abort, SIGTERM): neither success nor failure.
+   * `maybeRan`: one of a chunk whose results the worker held; it may have finished.
+   */
+  abandoned(a: Attempt, start: number, maybeRan: boolean): void {
+    const now = Date.now();
+    this.attemptEnded(a, start);
+    const message = maybeRan ? 'no result: the job stopped before it reached the runner' : 'not finished: the job stopped';
+    this.telemetry.span(a, start, Math.max(start, now), { 'mini_batch.outcome': 'aborted' }, { code: SpanStatusCode.ERROR, message: `aborted: ${message}` });
+    this.processed?.add({
+      mini_batch_id: a.st.mb.id,
+      times_picked: a.st.attempts,
+      worker: a.worker.name,
+      pid: a.worker.pid ?? '',
+      start_time: a.st.firstStart,
+      end_time: now,
+      total_items: a.st.mb.items,
+      succeeded_items: 0,
+      failed_items: 0,
+      elapsed_seconds: round3((now - a.st.firstStart) / 1000),
+      run_method_seconds: 0,
+      status: 'ABORTED',
+      error_category: this.outcome?.cause?.category ?? '',
+      error_message: message,
+      partition_keys: keysText(a.st.mb),
+    });
+  }
+
+  /** A mini-batch whose failed attempt was to be retried when the job stopped. */
+  private notRetried(st: MiniBatchState): void {
+    const now = Date.now();
+    const e = st.lastError;
+    this.processed?.add({
+      mini_batch_id: st.mb.id,
+      times_picked: st.attempts,
+      worker: e?.worker ?? '',
+      pid: '',
+      start_time: st.firstStart,
+      end_time: now,
+      total_items: st.mb.items,
+      succeeded_items: 0,
+      failed_items: 0,
+      elapsed_seconds: round3((now - st.firstStart) / 1000),
+      run_method_seconds: round3(st.lastRunMs / 1000),
+      status: 'ABORTED',
+      error_category: e?.category ?? '',
+      error_message: oneLine(`not finished: ${st.attempts} attempt(s) failed, the job stopped before the next${e ? `; last: ${describeError(e)}` : ''}`, 500),
+      partition_keys: keysText(st.mb),
+    });
+  }
+
+  initFailed(cause: ParallelRunErrorInfo): void {
+    this.abort(cause);
+  }
+
+  restarted(): void {
+    this.acc.restarts++;
+    this.telemetry.workerRestart();
+  }
+
+  notice(text: string): void {
+    this.printFailure(oneLine(text, 400));
+  }
+
+  workerMetrics(scalars: readonly (readonly [string, number])[]): void {
+    this.telemetry.workerScalars(scalars);
+  }
+
+  workerOutput(w: WorkerProcess, line: string, stream: 'stdout' | 'stderr'): void {
+    if (line.trim() !== '') this.printer.print(`[${w.name}] ${line}`, stream === 'stderr' ? 'err' : 'out');
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // outcomes of attempts and mini-batches
+
+  /** A failure line on the console, while fewer than PRINTED_FAILURES were printed; the rest are counted. */
+  private printFailure(text: string): void {
+    const label = this.step.identity.stepName;
+    if (this.printedFailures >= PRINTED_FAILURES) {
+      if (this.unprintedFailures++ === 0) this.printer.print(`[${label}] ${PRINTED_FAILURES} failure lines shown; the others go to the run folder's logs and ${FILES.errors} (their count comes at the end)`, 'err');
+      return;
+    }
+    this.printedFailures++;
+    this.printer.print(`[${label}] ${text}`, 'err');
+  }
+
+  /** At the end: how many failure lines were not printed. */
+  printUnprinted(): void {
+    if (this.unprintedFailures === 0) return;
+    this.printer.print(`[${this.step.identity.stepName}] ${this.unprintedFailures} more failure line${this.unprintedFailures === 1 ? '' : 's'} not shown${this.runFolder ? `: see ${path.join(this.runFolder, FILES.errors)}` : ''}`, 'err');
+  }
+
+  /** An attempt's outcome is known: it counts as a retry or sets its mini-batch's first start (epoch ms). */
+  private attemptEnded(a: Attempt, start: number): void {
+    a.st.suspect = false;
+    if (a.no > 1) {
+      this.acc.retries++;
+      this.telemetry.retry();
+    } else if (a.st.firstStart === 0) a.st.firstStart = start;
+  }
+
+  private attemptFailed(a: Attempt, error: ParallelRunErrorInfo, status: MiniBatchStatus, failures: readonly ItemFailure[]): void {
+    const st = a.st;
+    st.lastError = error;
+    this.ledger.attempt(error);
+    const last = st.attempts >= this.config.runMaxTry || this.outcome !== undefined;
+    const what = `${st.mb.id} attempt ${a.no}/${this.config.runMaxTry} failed on ${a.worker.name}: ${error.category}: ${error.type && error.category === 'RunException' ? `${error.type}: ` : ''}${error.message}`;
+    this.step.withMiniBatch(st.mb.id, () =>
+      this.step.logger.warn(last ? `${what}; no tries left` : `${what}; retrying`, {
+        attempt: a.no,
+        worker: a.worker.name,
+        error_category: error.category,
+        ...(error.stack ? { stack: error.stack } : {}),
+      }),
+    );
+    this.printFailure(`${oneLine(what, 400)}${last ? '; no tries left' : '; retrying'}`);
+    if (!last) {
+      this.source.retry(st);
+      this.scheduler.wake();
+      return;
+    }
+    st.done = true;
+    this.finishMiniBatch(st.mb, status, 0, failures, error, { attempts: st.attempts, start: st.firstStart, worker: a.worker, runMs: st.lastRunMs });
+    this.source.settled(st, status);
+  }
+
+  private finishMiniBatch(
+    mb: MiniBatch,
+    status: MiniBatchStatus,
+    succeeded: number,
+    failures: readonly ItemFailure[],
+    error: ParallelRunErrorInfo | undefined,
+    info: { attempts: number; start: number; worker: WorkerProcess | undefined; runMs: number; returned?: number },
+  ): void {
+    const { id, items } = mb;
+    const failed = items - succeeded;
+    this.acc.miniBatchFinished(status === 'RUN_DONE', succeeded, failed);
+    // the items of a mini-batch count for the worker of its last attempt, succeeded or failed
+    if (info.worker) {
+      info.worker.itemsSucceeded += succeeded;
+      info.worker.itemsFailed += failed;
+    }
+    const { category, message } = explainFailedItems({ mb, status, succeeded, failures, error, attempts: info.attempts, returned: info.returned }, this.ledger);
+    const end = Date.now();
+    this.processed?.add({
+      mini_batch_id: id,
+      times_picked: info.attempts,
+      worker: info.worker?.name ?? '',
+      pid: info.worker?.pid ?? '',
+      start_time: info.start,
+      end_time: end,
+      total_items: items,
+      succeeded_items: succeeded,
+      failed_items: failed,
+      elapsed_seconds: round3((end - info.start) / 1000),
+      run_method_seconds: round3(info.runMs / 1000),
+      status,
+      error_category: category,
+      error_message: message,
+      partition_keys: keysText(mb),
+    });
+    if (failed > 0) {
+      this.step.withMiniBatch(id, () =>
+        this.step.logger.warn(`${id}: ${failed} of ${items} items failed (${status}${category ? `, ${category}` : ''})`, {
+          status,
+          items,
+          items_failed: failed,
+          error_category: category,
+          error_message: message,
+        }),
+      );
+      if (status === 'RUN_DONE') this.printFailure(`${id}: ${oneLine(message, 300)}`);
+    } else if (this.debug) {
+      this.step.withMiniBatch(id, () => this.step.logger.debug(`${id} done`, { status, items, attempts: info.attempts }));
+    }
+    this.checkThresholds();
+    if (!this.outcome && this.acc.complete) this.finish();
+  }
+
+  private checkThresholds(): void {
+    this.telemetry.budget(this.acc, this.config.errorThreshold);
+    if (this.outcome) return;
+    const message = this.acc.exceeded();
+    if (message) this.abort({ category: 'ThresholdExceeded', message: `${message}. Causes: ${this.ledger.digest()}` });
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // the end
+
+  /** Stop the job with a cause: the attempts in flight are abandoned, the workers end. */
+  abort(cause: ParallelRunErrorInfo, outcome: Omit<Outcome, 'cause'> = { status: 'failed', exitCode: 1 }): void {
+    if (this.outcome) return;
+    // what finished before counts (an outcome set while booking stops here: the rest of the batch follows)
+    this.scheduler.flush();
+    if (this.outcome) return;
+    this.outcome = { ...outcome, cause };
+    this.step.logger.error(`parallel run ${outcome.status === 'terminated' ? 'terminated' : 'aborted'}: ${cause.category}: ${cause.message}`, {
+      error_category: cause.category,
+      ...(cause.stack ? { stack: cause.stack } : {}),
+    });
+    this.scheduler.halt(outcome.status === 'terminated' ? 'terminated' : 'aborted');
+    // mini-batches waiting for a retry had failed attempts: each gets its report row
+    for (const st of this.source.waiting()) if (st.attempts > 0) this.notRetried(st);
+    this.finish();
+  }
+
+  terminate(signal: string): void {
+    const code = signal === 'SIGINT' ? 130 : 143;
+    this.abort({ category: 'Terminated', message: `received ${signal}; stopped the workers and wrote the reports` }, { status: 'terminated', exitCode: code });
+  }
+
+  /** Last resort on a second signal: kill everything now. */
+  killAll(): void {
+    this.scheduler.killAll();
+    this.processed?.flush();
+  }
+
+  private finish(): void {
+    this.settle();
+  }
+
+  writeOverview(status: string): void {
+    this.scheduler.flush();
+    if (!this.runFolder) return;
+    this.processed?.flush();
+    const c = this.config;
+    const text = overviewText({
+      stepName: this.step.identity.stepName,
+      nodeRank: c.nodeRank,
+      nodeCount: c.nodeCount,
+      status,
+      started: this.started,
+      progress: this.snapshot(),
+      miniBatchesSucceeded: this.acc.mbSucceeded,
+      inFlight: this.scheduler.inFlight,
+      waitingRetry: this.source.waitingRetry,
+      notStarted: this.source.notStarted,
+      errorThreshold: c.errorThreshold,
+      allowedFailedCount: c.allowedFailedCount,
+      workers: this.scheduler.describeWorkers(),
+    });
+    writeAtomic(path.join(this.runFolder, FILES.overview), text);
+  }
+
+  counts(): Counts {
+    return this.acc.counts();
+  }
+
+  get startedAt(): number {
+    return this.started;
+  }
+}

@@ -1,0 +1,117 @@
+// Where the mini-batches of a job come from. The scheduler takes them one by one from a
+// MiniBatchSource, and gives back those it could not run (a retry, a worker that ended holding
+// them). Today's source is this node's share of the local partition (LocalSource); a shared queue
+// (many nodes pulling from one job) is a second implementation of the same interface, not a
+// second runner: it buffers what it pulled so that take() stays synchronous, calls `onAvailable`
+// when more arrives, and learns the end of each mini-batch through `settled` (to acknowledge it).
+// A source makes a mini-batch's state when it hands it out and keeps nothing of it once settled:
+// the job's memory does not grow with the mini-batches it finished.
+import type { MiniBatchList } from './mini-batch-list.js';
+import type { MiniBatch, Partition, UnreadableMiniBatch } from './partition.js';
+import type { AttemptTask } from './protocol.js';
+import type { MiniBatchStatus } from './reports.js';
+import type { ParallelRunErrorInfo } from './types.js';
+
+export type RunnableMiniBatch = Exclude<MiniBatch, { kind: 'unreadable' }>;
+
+/** A mini-batch that a worker can run, and what is known about it so far. */
+export interface MiniBatchState {
+  readonly mb: RunnableMiniBatch;
+  /** What a worker is sent to run it (the same for every attempt). */
+  task: AttemptTask['task'] | undefined;
+  attempts: number;
+  /** Epoch ms when its first attempt began; 0 until one ended. */
+  firstStart: number;
+  lastError: ParallelRunErrorInfo | undefined;
+  lastRunMs: number;
+  done: boolean;
+  /**
+   * It was in the chunk of a worker that hung or crashed before reporting which of the chunk ran:
+   * it runs alone next, so that the culprit is known.
+   */
+  suspect: boolean;
+}
+
+/** The state of a mini-batch not tried yet (one shape for all). */
+export function newState(mb: RunnableMiniBatch): MiniBatchState {
+  return { mb, task: undefined, attempts: 0, firstStart: 0, lastError: undefined, lastRunMs: 0, done: false, suspect: false };
+}
+
+export interface MiniBatchSource {
+  /** Mini-batches and items of the job this source serves (job-wide when the source is shared). */
+  readonly miniBatches: number;
+  readonly items: number;
+  /** Inputs that could not be read while listing them: failed without a worker, at the start. */
+  readonly unreadable: readonly UnreadableMiniBatch[];
+  /** The next mini-batch to run (a retry first, then one not started); undefined when none waits now. */
+  take(): MiniBatchState | undefined;
+  /** Back to the front, uncounted: taken and not run (a worker ended holding it, or a chunk was cut). */
+  putBack(st: MiniBatchState): void;
+  /** A failed attempt with tries left: it runs again after the retries already waiting. */
+  retry(st: MiniBatchState): void;
+  /** Mini-batches waiting to be handed out: for a retry, and not started. */
+  readonly waitingRetry: number;
+  readonly notStarted: number;
+  /** Those waiting for a retry, in order (at the end of an aborted job: their failed attempts are reported). */
+  waiting(): readonly MiniBatchState[];
+  /** A mini-batch reached its final status (done, or failed after all tries). */
+  settled(st: MiniBatchState, status: MiniBatchStatus): void;
+  /** Set by the scheduler: the source calls it when mini-batches arrive after take() found none (a shared queue; never locally). */
+  onAvailable?: () => void;
+}
+
+/** This node's share of the local partition, in order; retries go before mini-batches not started. */
+export class LocalSource implements MiniBatchSource {
+  readonly miniBatches: number;
+  readonly items: number;
+  readonly unreadable: UnreadableMiniBatch[];
+  private readonly list: MiniBatchList;
+  /** The next mini-batch of `list` to look at. */
+  private next = 0;
+  private left: number;
+  private readonly retries: MiniBatchState[] = [];
+
+  constructor(part: Partition) {
+    this.list = part.miniBatches;
+    this.miniBatches = this.list.length;
+    this.items = part.items;
+    this.unreadable = this.list.unreadable.map((i) => this.list.at(i) as UnreadableMiniBatch);
+    this.left = this.list.length - this.unreadable.length;
+  }
+
+  take(): MiniBatchState | undefined {
+    const retry = this.retries.shift();
+    if (retry !== undefined) return retry;
+    // a mini-batch's state exists from here to its end: nothing is kept of those not started or finished
+    const list = this.list;
+    while (this.next < list.length) {
+      const i = this.next++;
+      if (!list.runnable(i)) continue;
+      this.left--;
+      return newState(list.at(i) as RunnableMiniBatch);
+    }
+    return undefined;
+  }
+
+  putBack(st: MiniBatchState): void {
+    this.retries.unshift(st);
+  }
+
+  retry(st: MiniBatchState): void {
+    this.retries.push(st);
+  }
+
+  get waitingRetry(): number {
+    return this.retries.length;
+  }
+
+  waiting(): readonly MiniBatchState[] {
+    return this.retries;
+  }
+
+  get notStarted(): number {
+    return this.left;
+  }
+
+  settled(): void {}
+}
