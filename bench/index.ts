@@ -102,6 +102,10 @@ for (const state of ['ok', 'refused', 'unauthorized', 'hang'] as const) {
 }
 console.table(exitRows);
 
+// 2d. OTLP delivery: records sent against records a local receiver got
+console.log('');
+execFileSync(process.execPath, ['--import', 'tsx', here('./otlp-delivery.ts')], { stdio: 'inherit', env: baseChildEnv() });
+
 // 3. the HTML run report of a synthetic 100,000-mini-batch run: generation time and size
 console.log('\nrun report of a synthetic run:');
 execFileSync(process.execPath, ['--import', 'tsx', here('./report.ts')], { stdio: 'inherit', env: baseChildEnv() });
