@@ -102,6 +102,10 @@ for (const state of ['ok', 'refused', 'unauthorized', 'hang'] as const) {
 }
 console.table(exitRows);
 
+// 2d. OTLP delivery: records sent against records a local receiver got
+console.log('');
+execFileSync(process.execPath, ['--import', 'tsx', here('./otlp-delivery.ts')], { stdio: 'inherit', env: baseChildEnv() });
+
 // 3. report and doctor on synthetic run folders of 10,000 and 100,000 mini-batches (1M with --million or BENCH_SCALE_MILLION=1)
 console.log('\nrun report and doctor at scale:');
 execFileSync(process.execPath, ['--import', 'tsx', here('./report.ts'), ...(process.argv.includes('--million') ? ['--million'] : [])], { stdio: 'inherit', env: baseChildEnv() });

@@ -32,6 +32,11 @@ export class AttemptTelemetry {
     return this.step.newSpanId();
   }
 
+  /** The export rate policy's decision for an attempt being sent: its probability of export, 0 for left out. */
+  sampleForExport(): number {
+    return this.step.sampleForExport();
+  }
+
   /**
    * The attempt's span, recorded when its outcome is known, from its start and end (epoch ms);
    * returns its context (an exemplar).
@@ -50,8 +55,10 @@ export class AttemptTelemetry {
     };
     if (mb.kind === 'keyed') attrs['mini_batch.partition_keys'] = mb.keysText;
     for (const k in attributes) attrs[k] = attributes[k];
-    this.step.recordSpan({ name: 'mini-batch', kind: SpanKind.CONSUMER, spanId: a.spanId, parent: this.stepSpanContext, startTime: start, endTime: end, attributes: attrs, status, exception });
-    return { traceId: this.stepSpanContext.traceId, spanId: a.spanId, traceFlags: TraceFlags.SAMPLED };
+    // a retry and failed items are always exported (errors and the slowest are, by the policy)
+    const keep = a.no > 1 || (attributes['mini_batch.items_failed'] as number) > 0;
+    const sc = this.step.recordSpan({ name: 'mini-batch', kind: SpanKind.CONSUMER, spanId: a.spanId, parent: this.stepSpanContext, startTime: start, endTime: end, attributes: attrs, status, exception, exportProbability: a.exportProbability, keep });
+    return sc ?? { traceId: this.stepSpanContext.traceId, spanId: a.spanId, traceFlags: TraceFlags.NONE };
   }
 
   /** The latest run.log scalars of a worker: gauges of the runner's Prometheus registry (one per name for the job). */

@@ -85,6 +85,8 @@ export interface RunMessage {
   /** The tabular files the attempts read: file, format, header (null: none). */
   readonly tables: readonly (readonly [string, TabularFormat, readonly string[] | null])[];
   readonly attempts: readonly PackedAttempt[];
+  /** Indexes in `attempts` of those the export rate policy left out: their traceparent says not sampled. */
+  readonly unsampled?: readonly number[];
 }
 
 /**
@@ -99,10 +101,13 @@ export type PackedAttempt =
 export class RunPacker {
   private tables: [string, TabularFormat, readonly string[] | null][] = [];
   private attempts: PackedAttempt[] = [];
+  private unsampled: number[] | undefined;
 
   constructor(private readonly trace: readonly [string, string]) {}
 
-  add(id: string, attempt: number, spanId: string, items: number, task: AttemptTask['task']): void {
+  /** `sampled` false: the attempt's traceparent says not sampled (its spans are not exported). */
+  add(id: string, attempt: number, spanId: string, items: number, task: AttemptTask['task'], sampled = true): void {
+    if (!sampled) (this.unsampled ??= []).push(this.attempts.length);
     if (task.kind !== 'tabular') {
       this.attempts.push([id, attempt, spanId, items, task.kind === 'files' ? task.files : task]);
       return;
@@ -117,9 +122,10 @@ export class RunPacker {
 
   /** The message of the attempts added since the last take(). */
   take(): RunMessage {
-    const m: RunMessage = { type: 'run', trace: this.trace, tables: this.tables, attempts: this.attempts };
+    const m: RunMessage = this.unsampled ? { type: 'run', trace: this.trace, tables: this.tables, attempts: this.attempts, unsampled: this.unsampled } : { type: 'run', trace: this.trace, tables: this.tables, attempts: this.attempts };
     this.tables = [];
     this.attempts = [];
+    this.unsampled = undefined;
     return m;
   }
 }
@@ -127,8 +133,9 @@ export class RunPacker {
 /** The attempts of a RunMessage (the worker's side). */
 export function unpackRun(m: RunMessage): AttemptTask[] {
   const [prefix, flags] = m.trace;
-  return m.attempts.map((a): AttemptTask => {
-    const traceparent = `${prefix}${a[2]}${flags}`;
+  const unsampled = m.unsampled ? new Set(m.unsampled) : undefined;
+  return m.attempts.map((a, i): AttemptTask => {
+    const traceparent = `${prefix}${a[2]}${unsampled?.has(i) ? '-00' : flags}`;
     if (a.length === 5) return { id: a[0], attempt: a[1], traceparent, items: a[3], task: Array.isArray(a[4]) ? { kind: 'files', files: a[4] } : (a[4] as KeyedTask) };
     const [file, format, header] = m.tables[a[4]]!;
     return { id: a[0], attempt: a[1], traceparent, items: a[3], task: { kind: 'tabular', file, format, start: a[5], end: a[6], firstRow: a[7], firstLine: a[8], header: header ?? undefined } };

@@ -35,6 +35,8 @@ export interface Attempt extends LaneAttempt {
   readonly worker: WorkerProcess;
   /** The attempt span's id, drawn when the attempt is sent; the span is created when its outcome is known. */
   readonly spanId: string;
+  /** What the export rate policy decided when it was sent (`step.sampleForExport()`); 0: its traceparent says not sampled. */
+  readonly exportProbability: number;
   /** Sent while its worker still had attempts to run: in a chunk, or a chunk sent in advance. */
   readonly prefetched: boolean;
   readonly chunk: number;
@@ -369,14 +371,15 @@ export class Scheduler {
       const no = ++st.attempts;
       const mb = st.mb;
       const spanId = t.newSpanId();
+      const exportProbability = t.sampleForExport();
       st.task ??=
         mb.kind === 'files'
           ? { kind: 'files', files: mb.files }
           : mb.kind === 'keyed'
             ? { kind: 'keyed', keys: mb.keys, parts: mb.parts }
             : { kind: 'tabular', file: mb.file, format: mb.format, start: mb.start, end: mb.end, firstRow: mb.firstRow, firstLine: mb.firstLine, header: mb.header };
-      attempts.push({ id: mb.id, no, last: i === picked.length - 1, st, worker: w, spanId, prefetched: ahead || i > 0, chunk: picked.length });
-      packer.add(mb.id, no, spanId, mb.items, st.task);
+      attempts.push({ id: mb.id, no, last: i === picked.length - 1, st, worker: w, spanId, exportProbability, prefetched: ahead || i > 0, chunk: picked.length });
+      packer.add(mb.id, no, spanId, mb.items, st.task, exportProbability > 0);
     }
     lane.add(attempts, performance.now());
     this.firstDispatchAt ??= performance.now();

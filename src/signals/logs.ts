@@ -136,13 +136,12 @@ export class LogPipeline {
         }
       }
       json ??= safeRecordJson(fields);
-      const tail = this.firstTail;
-      if (tail !== undefined) {
+      const first = this.firstTail;
+      if (first !== undefined) {
         // the dimensions after the record's own fields: where a field has their name, they win (JSON.parse keeps the last)
         this.firstTail = undefined;
-        json = json.length > 2 ? `${json.slice(0, -1)}${tail}` : `{${tail.slice(1)}`;
-      }
-      this.local.logs.append(`${json}\n`);
+        this.local.logs.appendLine(`${json.length > 2 ? `${json.slice(0, -1)}${first}` : `{${first.slice(1)}`}\n`);
+      } else this.local.logs.append(json.slice(0, -1)); // the file's tail ends the line
     }
     const forDriver = this.local !== undefined && (info.mini_batch_id === undefined || info.level === 'error' || info.level === 'warn');
     if (this.consoleOn || forDriver) {
