@@ -11,7 +11,7 @@ import v8 from 'node:v8';
 import type { Diagnostics } from '../diagnostics.js';
 import type { CatalogAttributes, CatalogInstruments } from '../signals/metrics.js';
 import { GpuSampler, type GpuReading } from './gpu.js';
-import { CPU_MODES, cgroupMemoryLimit, cpuCount, cpuShares, readCpuTimes, readProcessIo, type CpuTimes, type ProcessIo } from './proc.js';
+import { CPU_MODES, ProcNumber, ResidentMemory, cgroupMemoryLimit, runQueueWait, cpuCount, cpuShares, readCpuTimes, readProcessIo, type CpuTimes, type ProcessIo } from './proc.js';
 import { ResourceLog } from './resource-log.js';
 import { EventLoopMonitor, GC_KINDS, GcMonitor, type GcKind } from './runtime.js';
 
@@ -25,16 +25,23 @@ export interface ResourceSamplerOptions {
   readonly env?: NodeJS.ProcessEnv;
 }
 
-/** What a runner worker takes around an attempt (cheap: a few µs). */
+/** What a runner worker takes before run() (see since()): a few µs. */
 export interface ResourceSnapshot {
-  /** performance.now(), ms. */
-  readonly time: number;
-  /** Cumulative CPU time of the process, µs. */
-  readonly cpuUserUs: number;
-  readonly cpuSystemUs: number;
-  readonly rssBytes: number;
+  /** Cumulative CPU time of the process (user + system), µs. */
+  readonly cpuUs: number;
   readonly heapUsedBytes: number;
+  /** Cumulative run-queue wait of the main thread, ns (Linux). */
+  readonly waitNs: number | undefined;
 }
+
+/**
+ * What the process used since a snapshot: CPU µs (user + system), RSS at the end and heap growth
+ * (bytes), and, on Linux, µs its main thread waited for a CPU.
+ */
+export type ResourceUsage = readonly [cpuUs: number, rssBytes: number, heapGrowthBytes: number, cpuWaitUs?: number];
+
+/** RSS is re-read at most this often by since(), ms: a burst of short mini-batches shares a reading. */
+const RSS_FRESH_MS = 1;
 
 /** The `worker` attribute of this process: the runner's worker slot, `main`, or `process-N`. */
 export function workerLabel(env: NodeJS.ProcessEnv, processIndex: number): string {
@@ -76,6 +83,11 @@ export class ResourceSampler {
   private last: { time: number; cpu: NodeJS.CpuUsage; io: ProcessIo | undefined; cpuTimes: CpuTimes | undefined };
   private period: Period;
   private stopped = false;
+  /** since()'s readers, made on first use (runner workers only), and its last RSS reading. */
+  private resident: ResidentMemory | undefined;
+  private wait: ProcNumber | undefined;
+  private rss = 0;
+  private rssAt = -Infinity;
   private readonly onExit = (): void => this.stop();
 
   private constructor(private readonly options: ResourceSamplerOptions) {
@@ -121,11 +133,35 @@ export class ResourceSampler {
     }
   }
 
-  /** CPU time and memory now, for a worker to take around an attempt; undefined if the OS would not say. */
+  /** CPU time, heap used and run-queue wait now, for a runner worker to take before run(); undefined if the OS would not say. */
   snapshot(): ResourceSnapshot | undefined {
     try {
       const cpu = process.cpuUsage();
-      return { time: performance.now(), cpuUserUs: cpu.user, cpuSystemUs: cpu.system, rssBytes: process.memoryUsage.rss(), heapUsedBytes: v8.getHeapStatistics().used_heap_size };
+      return { cpuUs: cpu.user + cpu.system, heapUsedBytes: v8.getHeapStatistics().used_heap_size, waitNs: (this.wait ??= runQueueWait()).read() };
+    } catch {
+      return undefined;
+    }
+  }
+
+  /**
+   * What the process used since `from` (run() of one mini-batch attempt): its CPU time, its
+   * resident memory now (a reading at most RSS_FRESH_MS old), how much its heap grew (negative when
+   * a GC freed more than was allocated), and how long its main thread waited for a CPU. A few µs;
+   * undefined if the OS would not say.
+   */
+  since(from: ResourceSnapshot): ResourceUsage | undefined {
+    try {
+      const cpu = process.cpuUsage();
+      const heap = v8.getHeapStatistics().used_heap_size;
+      const waitNs = from.waitNs === undefined ? undefined : this.wait?.read();
+      const now = performance.now();
+      if (now - this.rssAt >= RSS_FRESH_MS) {
+        this.rssAt = now;
+        this.rss = (this.resident ??= new ResidentMemory()).bytes();
+      }
+      const usage: [number, number, number, number?] = [cpu.user + cpu.system - from.cpuUs, this.rss, heap - from.heapUsedBytes];
+      if (waitNs !== undefined) usage.push(Math.round((waitNs - from.waitNs!) / 1000));
+      return usage;
     } catch {
       return undefined;
     }
@@ -142,6 +178,8 @@ export class ResourceSampler {
     this.gc.stop();
     this.gpu?.stop();
     this.log?.close();
+    this.resident?.close();
+    this.wait?.close();
   }
 
   private sample(final: boolean): void {

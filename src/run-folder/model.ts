@@ -15,6 +15,12 @@ export interface Attempt {
   readonly errorMessage?: string;
   readonly stack?: string;
   readonly itemsFailed?: number;
+  /** Time inside run(), and what the worker used meanwhile (when it said): CPU ms, RSS at the end, heap growth, ms its main thread waited for a CPU. */
+  readonly runMs?: number;
+  readonly cpuMs?: number;
+  readonly rssBytes?: number;
+  readonly heapGrowthBytes?: number;
+  readonly cpuWaitMs?: number;
 }
 
 /** One line of processed-mini-batches.csv: the final state of a mini-batch. */
@@ -32,6 +38,11 @@ export interface MiniBatchRow {
   readonly status: string;
   readonly errorCategory: string;
   readonly errorMessage: string;
+  /** What run() used in the last attempt (empty cells, or a file from before the columns: undefined). */
+  readonly cpuSeconds?: number;
+  readonly rssBytes?: number;
+  readonly heapGrowthBytes?: number;
+  readonly cpuWaitSeconds?: number;
   readonly line: number;
 }
 

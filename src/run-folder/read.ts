@@ -263,6 +263,11 @@ function readStep(folder: string, label: string, nodeRank: number | undefined, n
             errorMessage: str(exception?.['exception.message']) ?? (outcome === 'success' ? undefined : statusMessage),
             stack: str(exception?.['exception.stacktrace']),
             itemsFailed: num(attrs['mini_batch.items_failed']),
+            runMs: num(attrs['mini_batch.run_ms']),
+            cpuMs: num(attrs['mini_batch.cpu_ms']),
+            rssBytes: num(attrs['mini_batch.rss_bytes']),
+            heapGrowthBytes: num(attrs['mini_batch.heap_growth_bytes']),
+            cpuWaitMs: num(attrs['mini_batch.cpu_wait_ms']),
           });
           return;
         }
@@ -295,6 +300,10 @@ function readStep(folder: string, label: string, nodeRank: number | undefined, n
       const v = Number(cell(cells, c));
       return Number.isFinite(v) ? v : 0;
     };
+    const maybe = (cells: readonly string[], c: (typeof PROCESSED_COLUMNS)[number]): number | undefined => {
+      const t = cell(cells, c);
+      return t === '' ? undefined : num(Number(t));
+    };
     miniBatches = csv.rows.map(({ line, cells }) => ({
       id: cell(cells, 'mini_batch_id'),
       timesPicked: n(cells, 'times_picked'),
@@ -309,6 +318,10 @@ function readStep(folder: string, label: string, nodeRank: number | undefined, n
       status: cell(cells, 'status'),
       errorCategory: cell(cells, 'error_category'),
       errorMessage: cell(cells, 'error_message'),
+      cpuSeconds: maybe(cells, 'cpu_seconds'),
+      rssBytes: maybe(cells, 'rss_bytes'),
+      heapGrowthBytes: maybe(cells, 'heap_growth_bytes'),
+      cpuWaitSeconds: maybe(cells, 'cpu_wait_seconds'),
       line,
     }));
   }
@@ -327,6 +340,11 @@ function readStep(folder: string, label: string, nodeRank: number | undefined, n
         errorType: m.errorCategory || undefined,
         errorMessage: m.errorMessage || undefined,
         itemsFailed: m.failedItems,
+        runMs: m.runMethodSeconds * 1000,
+        cpuMs: m.cpuSeconds === undefined ? undefined : m.cpuSeconds * 1000,
+        rssBytes: m.rssBytes,
+        heapGrowthBytes: m.heapGrowthBytes,
+        cpuWaitMs: m.cpuWaitSeconds === undefined ? undefined : m.cpuWaitSeconds * 1000,
       });
     }
     attempts.sort((a, b) => a.start - b.start);

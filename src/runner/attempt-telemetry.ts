@@ -3,6 +3,7 @@
 // when the outcome is known), one sample of the duration histogram with the span as exemplar, and
 // the job's counters, which reach the instruments once per tick rather than once per mini-batch.
 import { SpanKind, TraceFlags, type Attributes, type SpanContext, type SpanStatus } from '@opentelemetry/api';
+import type { ResourceUsage } from '../resources/sampler.js';
 import { otelInstrumentName } from '../signals/metrics.js';
 import type { Step } from '../step.js';
 import type { Accounting } from './accounting.js';
@@ -10,6 +11,16 @@ import type { SerializedError } from './protocol.js';
 import type { Attempt } from './scheduler.js';
 
 export type AttemptOutcome = 'success' | 'error' | 'timeout' | 'crash';
+
+const NO_ATTRIBUTES: Attributes = Object.freeze({});
+
+/** Span attributes of what run() used, from the worker's figures (none when it sent none). */
+export function usageAttributes(u: ResourceUsage | undefined): Attributes {
+  if (u === undefined) return NO_ATTRIBUTES;
+  const a: Attributes = { 'mini_batch.cpu_ms': u[0] / 1000, 'mini_batch.rss_bytes': u[1], 'mini_batch.heap_growth_bytes': u[2] };
+  if (u[3] !== undefined) a['mini_batch.cpu_wait_ms'] = u[3] / 1000;
+  return a;
+}
 
 export class AttemptTelemetry {
   private readonly stepSpanContext: SpanContext;

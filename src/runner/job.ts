@@ -5,9 +5,10 @@
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { SpanStatusCode } from '@opentelemetry/api';
+import type { ResourceUsage } from '../resources/sampler.js';
 import type { Step } from '../step.js';
 import { Accounting, type Counts } from './accounting.js';
-import { AttemptTelemetry } from './attempt-telemetry.js';
+import { AttemptTelemetry, usageAttributes } from './attempt-telemetry.js';
 import type { ResolvedRunConfig } from './config.js';
 import { describeError, explainFailedItems } from './failed-items.js';
 import type { AppendRowOutput } from './output.js';
@@ -15,7 +16,7 @@ import type { MiniBatch } from './partition.js';
 import type { WorkerProcess } from './pool.js';
 import { type ProgressPrinter, type ProgressSnapshot } from './progress.js';
 import type { AttemptResult, ItemFailure } from './protocol.js';
-import { ErrorLedger, FILES, oneLine, overviewText, round3, writeAtomic, type MiniBatchStatus, type ProcessedReport } from './reports.js';
+import { ErrorLedger, FILES, oneLine, overviewText, round3, usageColumns, writeAtomic, type MiniBatchStatus, type ProcessedReport } from './reports.js';
 import { Scheduler, type Attempt, type SchedulerEvents } from './scheduler.js';
 import type { MiniBatchSource, MiniBatchState } from './source.js';
 import type { ParallelRunErrorInfo, ParallelRunStatus } from './types.js';
@@ -158,7 +159,7 @@ export class Job implements SchedulerEvents {
         a,
         start,
         end,
-        { 'mini_batch.run_ms': runMs, 'mini_batch.outcome': 'success', 'mini_batch.items_succeeded': r.succeeded, 'mini_batch.items_failed': failed, 'mini_batch.returned': r.returned },
+        { 'mini_batch.run_ms': runMs, 'mini_batch.outcome': 'success', 'mini_batch.items_succeeded': r.succeeded, 'mini_batch.items_failed': failed, 'mini_batch.returned': r.returned, ...usageAttributes(r.usage) },
         { code: SpanStatusCode.OK },
       );
       this.telemetry.duration(seconds, 'success', sc);
@@ -169,6 +170,7 @@ export class Job implements SchedulerEvents {
         worker: w,
         runMs: r.runMs,
         returned: r.returned,
+        usage: r.usage,
       });
       this.source.settled(st, r.ran ? 'RUN_DONE' : 'INPUT_ERROR');
     } else {
@@ -177,13 +179,13 @@ export class Job implements SchedulerEvents {
         a,
         start,
         end,
-        { 'mini_batch.run_ms': runMs, 'mini_batch.outcome': 'error', 'error.type': e.type },
+        { 'mini_batch.run_ms': runMs, 'mini_batch.outcome': 'error', 'error.type': e.type, ...usageAttributes(r.usage) },
         { code: SpanStatusCode.ERROR, message: `${e.type}: ${e.message}` },
         e,
       );
       this.telemetry.duration(seconds, 'error', sc);
       w.failedAttempts++;
-      this.attemptFailed(a, { category: 'RunException', type: e.type, message: e.message, stack: e.stack, worker: w.name, mini_batch_id: st.mb.id }, 'RUN_EXCEPTION', r.failures ?? []);
+      this.attemptFailed(a, { category: 'RunException', type: e.type, message: e.message, stack: e.stack, worker: w.name, mini_batch_id: st.mb.id }, 'RUN_EXCEPTION', r.failures ?? [], r.usage);
     }
   }
 
@@ -305,7 +307,8 @@ export class Job implements SchedulerEvents {
     } else if (a.st.firstStart === 0) a.st.firstStart = start;
   }
 
-  private attemptFailed(a: Attempt, error: ParallelRunErrorInfo, status: MiniBatchStatus, failures: readonly ItemFailure[]): void {
+  /** `usage`: what run() used in this attempt, when the worker said (a row's figures are its last attempt's). */
+  private attemptFailed(a: Attempt, error: ParallelRunErrorInfo, status: MiniBatchStatus, failures: readonly ItemFailure[], usage?: ResourceUsage): void {
     const st = a.st;
     st.lastError = error;
     this.ledger.attempt(error);
@@ -326,7 +329,7 @@ export class Job implements SchedulerEvents {
       return;
     }
     st.done = true;
-    this.finishMiniBatch(st.mb, status, 0, failures, error, { attempts: st.attempts, start: st.firstStart, worker: a.worker, runMs: st.lastRunMs });
+    this.finishMiniBatch(st.mb, status, 0, failures, error, { attempts: st.attempts, start: st.firstStart, worker: a.worker, runMs: st.lastRunMs, usage });
     this.source.settled(st, status);
   }
 
@@ -336,7 +339,7 @@ export class Job implements SchedulerEvents {
     succeeded: number,
     failures: readonly ItemFailure[],
     error: ParallelRunErrorInfo | undefined,
-    info: { attempts: number; start: number; worker: WorkerProcess | undefined; runMs: number; returned?: number },
+    info: { attempts: number; start: number; worker: WorkerProcess | undefined; runMs: number; returned?: number; usage?: ResourceUsage },
   ): void {
     const { id, items } = mb;
     const failed = items - succeeded;
@@ -364,6 +367,7 @@ export class Job implements SchedulerEvents {
       error_category: category,
       error_message: message,
       partition_keys: keysText(mb),
+      ...usageColumns(info.usage),
     });
     if (failed > 0) {
       this.step.withMiniBatch(id, () =>
