@@ -56,6 +56,10 @@ describe('resource sampling', () => {
     expect(last.node).toMatchObject({ cpus: expect.any(Number), memory_total_bytes: expect.any(Number), memory_available_bytes: expect.any(Number), cpu_utilization: expect.any(Number) });
     expect(last.gpus).toBeUndefined(); // no nvidia-smi on this PATH
     expect(lines.filter((l) => l.final)).toHaveLength(1);
+    // every line's utilisation is a share of the CPUs; the first one's covers the time since the
+    // process started (was: the CPU since then over the 2 ms since the sampler started, 8000 %)
+    for (const l of lines) expect(l.cpu_utilization, JSON.stringify(l)).toBeLessThanOrEqual(1.5);
+    expect(lines[0]!.period_s).toBeGreaterThan(0.05);
     // cumulative counters never go back
     for (let i = 1; i < lines.length; i++) expect(lines[i]!.cpu_user_s).toBeGreaterThanOrEqual(lines[i - 1]!.cpu_user_s);
 

@@ -17,6 +17,7 @@ import { logsSection } from './sections/logs.js';
 import { metricsSection } from './sections/metrics.js';
 import { overviewSection } from './sections/overview.js';
 import { progressSection } from './sections/progress.js';
+import { resourcesSection } from './sections/resources.js';
 import { runtimeSection } from './sections/runtime.js';
 import { timelineSection } from './sections/timeline.js';
 import { stepView } from './step-view.js';
@@ -46,7 +47,7 @@ export function buildReport(run: RunData, options: ReportOptions = {}): string {
   const stepSections = views.map((view) => {
     const { step, index: i } = view;
     nav.push(`<a href="#step-${i}">${esc(step.label)}</a>`);
-    const body = [keyFigures(view), progressSection(view), timelineSection(view, maxSegments), latencySection(view), failuresSection(view), metricsSection(view), runtimeSection(view)].join('');
+    const body = [keyFigures(view), progressSection(view), timelineSection(view, maxSegments), resourcesSection(view, findings), latencySection(view), failuresSection(view), metricsSection(view), runtimeSection(view)].join('');
     const source = step.attemptsSource === 'processed-report' ? ' · mini-batches from processed-mini-batches.csv (no spans)' : '';
     return `<section class="step" id="step-${i}"><h2>${single ? 'Step ' : ''}${esc(step.label)} ${badge(step.outcome)}</h2><p class="hint">${esc(iso(view.start))} → ${esc(iso(view.end))}${source}</p>${body}</section>`;
   });

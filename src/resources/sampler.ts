@@ -105,10 +105,11 @@ export class ResourceSampler {
     };
     this.gcAttrs = Object.fromEntries(GC_KINDS.map((k) => [k, { worker: w, 'v8js.gc.type': k }])) as Record<GcKind, CatalogAttributes>;
     this.gc = new GcMonitor((kind, seconds) => options.instruments.record('gcDuration', seconds, this.gcAttrs[kind]));
-    const now = performance.now();
     const cpuTimes = this.nodeOwner ? readCpuTimes() : undefined;
-    this.last = { time: now, cpu: { user: 0, system: 0 }, io: undefined, cpuTimes };
-    this.period = { start: now, rssMax: 0, heapMax: 0, cpuUs: 0, cpuTimes };
+    // the first sample counts the CPU since the process started, over the time since then
+    // (performance.now() is 0 then), not over the moment since this constructor (was: 8000 %)
+    this.last = { time: 0, cpu: { user: 0, system: 0 }, io: undefined, cpuTimes };
+    this.period = { start: 0, rssMax: 0, heapMax: 0, cpuUs: 0, cpuTimes };
     const file = options.file;
     if (file !== undefined) {
       this.log = new ResourceLog(file, (error) =>
