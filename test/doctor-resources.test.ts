@@ -2,8 +2,8 @@
 // process, resources sampled every 100 ms): a worker that leaks, one past --max-old-space-size, one
 // killed by the kernel's out-of-memory killer in a memory cgroup, sleeping (I/O-bound) and computing
 // (CPU-bound) mini-batches, a blocked event loop. A run that does none of it gets none of them.
-// What each worker measured around run() (CPU, RSS, heap growth, run-queue wait) is checked on the
-// attempt spans and in processed-mini-batches.csv.
+// What each worker measured around run() (CPU, RSS, heap growth) is checked on the attempt spans
+// and in processed-mini-batches.csv.
 import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -79,6 +79,8 @@ describe('doctor on resources', () => {
     expect(lines.length).toBeGreaterThan(8);
     expect(lines.every((l) => l.worker === 'worker-0' && typeof l.rss_bytes === 'number' && typeof l.heap_limit_bytes === 'number' && typeof l.eventloop_delay_p99_s === 'number')).toBe(true);
     expect(lines[lines.length - 1]!.final).toBe(true);
+    // the main thread's run-queue wait, cumulative (Linux: /proc/self/schedstat)
+    if (LINUX) for (let i = 1; i < lines.length; i++) expect(lines[i]!.cpu_wait_s).toBeGreaterThanOrEqual(lines[i - 1]!.cpu_wait_s);
     expect(lines[lines.length - 1]!.heap_used_bytes - lines[0]!.heap_used_bytes).toBeGreaterThan(100 * 1024 * 1024);
     // each attempt span and report row carries what run() used: CPU, RSS at its end, heap growth
     const spans = attemptSpans(folder);
@@ -87,7 +89,6 @@ describe('doctor on resources', () => {
       expect(a['mini_batch.cpu_ms']).toBeGreaterThanOrEqual(0);
       expect(a['mini_batch.rss_bytes']).toBeGreaterThan(20 * 1024 * 1024);
       expect(Number.isInteger(a['mini_batch.heap_growth_bytes'])).toBe(true);
-      if (LINUX) expect(a['mini_batch.cpu_wait_ms']).toBeGreaterThanOrEqual(0);
     }
     const rows = readCsv(path.join(folder, 'processed-mini-batches.csv'));
     const last = rows.find((r) => r.mini_batch_id === 'mb-00059')!;
@@ -209,11 +210,13 @@ describe('doctor on resources', () => {
     // which mini-batches waited: the sleeping ones, not the one that spun
     expect(io.data.waited.count).toBe(29);
     expect(io.data.waited.miniBatches).not.toContain('mb-00010');
-    expect(io.evidence[1]).toMatch(/^29 of them spent under 30% of run\(\) on a CPU(?: or waiting for one)?; the longest waits: mb-\d{5} \d+ ms in run\(\), [\d.]+ (?:ms|µs) of CPU;/);
-    // the spinning one was on a CPU, or ready and waiting for one, all the 1.5 s it spun (then it slept)
-    const spun = attemptSpans(folder).get('mb-00010')!;
+    expect(io.evidence[1]).toMatch(/^29 of them spent under 30% of run\(\) on a CPU; the longest waits: mb-\d{5} \d+ ms in run\(\), [\d.]+ (?:ms|µs) of CPU;/);
+    // the spinning one used the CPU for as long as it was given one (then it slept); the others next to none
+    const spans = attemptSpans(folder);
+    const spun = spans.get('mb-00010')!;
+    const slept = [...spans.values()].filter((a) => a['mini_batch.id'] !== 'mb-00010').map((a) => a['mini_batch.cpu_ms'] as number);
     expect(spun['mini_batch.run_ms']).toBeGreaterThan(1750);
-    expect(spun['mini_batch.cpu_ms'] + (spun['mini_batch.cpu_wait_ms'] ?? 0)).toBeGreaterThan(LINUX ? 1350 : 300);
+    expect(spun['mini_batch.cpu_ms']).toBeGreaterThan(20 * slept.sort((a, b) => a - b)[Math.floor(slept.length / 2)]!);
     const blocked = find(json, 'event-loop-blocked')!;
     expect(blocked.data.longestSeconds).toBeGreaterThan(1.3);
     expect(blocked.data.miniBatches).toEqual(['mb-00010']);
@@ -227,10 +230,10 @@ describe('doctor on resources', () => {
     const saturated = find(json, 'cpu-saturated');
     expect(saturated, JSON.stringify(json.findings, null, 2)).toBeDefined();
     expect(saturated!.data).toMatchObject({ cpus: cores, workers: 2 * cores });
-    // per attempt: run() was on a CPU or queued for one nearly all the time (the spin is ready to run throughout)
+    // run() was on a CPU (per attempt) or its worker queued for one (its run-queue wait) nearly all the time: the spin is ready to run throughout
     if (LINUX) {
-      expect(saturated!.data.cpuShare + saturated!.data.cpuWaitShare, JSON.stringify(saturated!.data)).toBeGreaterThan(0.8);
-      expect(saturated!.evidence[2]).toMatch(/^while run\(\) ran, a mini-batch was on a CPU \d+% of the time and waited for one \d+% .*run\(\) took about [\d.]+× as long/);
+      expect(saturated!.data.cpuShare + saturated!.data.cpuWaitShare, JSON.stringify(saturated!.data)).toBeGreaterThan(0.7);
+      expect(saturated!.evidence[2]).toMatch(/^while run\(\) ran, a mini-batch was on a CPU \d+% of the time \(measured around each of \d+ run\(\)s\) and waited for one \d+% .*run\(\) took about [\d.]+× as long/);
     }
     expect(ids(json)).not.toContain('io-bound');
     expect(ids(json).filter((id) => RESOURCE_CHECKS.includes(id))).toEqual(['cpu-saturated']);

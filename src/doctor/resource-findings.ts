@@ -461,30 +461,48 @@ function workersOf(step: StepRun): number {
 }
 
 /**
- * Where run()'s time went, from the figures each worker measured around it (per attempt): on a
- * CPU (the process's CPU seconds), waiting for one (its main thread's run-queue wait, Linux), and
- * the rest: blocked on I/O, a timer, a lock.
+ * Where run()'s time went: on a CPU (the CPU seconds each worker measured around each run()),
+ * waiting for one (the workers' main-thread run-queue wait over the time their mini-batches ran,
+ * from resources*.jsonl, Linux), and the rest: blocked on I/O, a timer, a lock.
  */
 interface RunUse {
   /** The attempts with figures, run() for some time. */
   readonly attempts: readonly Attempt[];
   readonly runMs: number;
   readonly cpuMs: number;
-  /** Set when every one of them has its run-queue wait. */
+  /** When every worker's resource lines have it. */
   readonly waitMs?: number;
 }
 
-function runUse(attempts: readonly Attempt[]): RunUse {
+function runUse(step: StepRun, attempts: readonly Attempt[] = step.attempts): RunUse {
   const measured = attempts.filter((a) => a.cpuMs !== undefined && a.runMs !== undefined && a.runMs > 0);
   let runMs = 0;
   let cpuMs = 0;
-  let waitMs: number | undefined = 0;
   for (const a of measured) {
     runMs += a.runMs!;
     cpuMs += a.cpuMs!;
-    waitMs = a.cpuWaitMs === undefined || waitMs === undefined ? undefined : waitMs + a.cpuWaitMs;
   }
-  return { attempts: measured, runMs, cpuMs, waitMs: measured.length > 0 ? waitMs : undefined };
+  return { attempts: measured, runMs, cpuMs, waitMs: measured.length > 0 ? waitDuring(step) : undefined };
+}
+
+/** Run-queue wait of the workers' main threads from their first mini-batch to the end of their last, ms; undefined when a worker's lines lack it. */
+function waitDuring(step: StepRun): number | undefined {
+  let total = 0;
+  let workers = 0;
+  for (const samples of byProcess(step).values()) {
+    if (samples[0]!.process === 0) continue;
+    const list = attemptsOf(step, samples);
+    if (list.length === 0) continue;
+    const from = list[0]!.start;
+    let to = from;
+    for (const a of list) to = Math.max(to, a.start + a.durationMs);
+    const base = [...samples].reverse().find((x) => x.time <= from) ?? samples[0]!;
+    const end = samples.find((x) => x.time >= to) ?? samples[samples.length - 1]!;
+    if (base.cpuWaitS === undefined || end.cpuWaitS === undefined) return undefined;
+    total += Math.max(0, end.cpuWaitS - base.cpuWaitS) * 1000;
+    workers++;
+  }
+  return workers > 0 ? total : undefined;
 }
 
 /** Share of run() time on a CPU or waiting for one (the rest is blocked: I/O); without the wait, on a CPU only. */
@@ -497,7 +515,7 @@ function workerCount(n: number): string {
 }
 
 export function ioBound(step: StepRun): Finding[] | Skipped {
-  const use = runUse(step.attempts);
+  const use = runUse(step);
   if (use.attempts.length < CPU_MIN_ATTEMPTS || use.runMs < CPU_MIN_BUSY_S * 1000) {
     // a run folder from before the workers measured each run(): their CPU over their mini-batches' time
     if (use.attempts.length === 0) return ioBoundPerProcess(step);
@@ -506,12 +524,12 @@ export function ioBound(step: StepRun): Finding[] | Skipped {
   const ratio = use.cpuMs / use.runMs;
   const busy = busyShare(use.cpuMs, use.waitMs, use.runMs);
   if (busy >= IO_BOUND_RATIO) return [];
-  const blockedMs = (a: Attempt): number => a.runMs! - a.cpuMs! - (a.cpuWaitMs ?? 0);
-  const waited = use.attempts.filter((a) => busyShare(a.cpuMs!, a.cpuWaitMs, a.runMs!) < IO_BOUND_RATIO).sort((a, b) => blockedMs(b) - blockedMs(a));
-  const queued = use.waitMs === undefined ? '' : ` and ${seconds(use.waitMs)} waiting for a CPU`;
+  const offCpuMs = (a: Attempt): number => a.runMs! - a.cpuMs!;
+  const waited = use.attempts.filter((a) => a.cpuMs! / a.runMs! < IO_BOUND_RATIO).sort((a, b) => offCpuMs(b) - offCpuMs(a));
+  const queued = use.waitMs === undefined ? '' : ` (their main threads waited ${seconds(use.waitMs)} for a CPU meanwhile)`;
   const evidence = [
     `${use.attempts.length} mini-batch attempts spent ${seconds(use.runMs)} in run(); their workers used ${seconds(use.cpuMs)} of CPU meanwhile${queued}: ${pct(ratio)} on a CPU (CPU seconds / run() seconds, measured around each run()), so about ${pct(1 - busy)} of run() was spent waiting on something else`,
-    `${waited.length} of them spent under ${pct(IO_BOUND_RATIO)} of run() on a CPU${use.waitMs === undefined ? '' : ' or waiting for one'}; the longest waits: ${waited
+    `${waited.length} of them spent under ${pct(IO_BOUND_RATIO)} of run() on a CPU; the longest waits: ${waited
       .slice(0, 5)
       .map((a) => `${a.id}${a.attempt > 1 ? ` (attempt ${a.attempt})` : ''} ${seconds(a.runMs!)} in run(), ${seconds(a.cpuMs!)} of CPU`)
       .join('; ')}${waited.length > 5 ? '; …' : ''}`,
@@ -524,7 +542,13 @@ export function ioBound(step: StepRun): Finding[] | Skipped {
     l.push(a);
   }
   for (const [worker, list] of [...perWorker].sort((a, b) => a[0].localeCompare(b[0], 'en', { numeric: true })).slice(0, 4)) {
-    const w = runUse(list);
+    let runMs = 0;
+    let cpuMs = 0;
+    for (const a of list) {
+      runMs += a.runMs!;
+      cpuMs += a.cpuMs!;
+    }
+    const w = { runMs, cpuMs };
     const r = reads.get(worker);
     const read = r?.readChars !== undefined ? `; its process read ${bytes(r.readChars)} (${bytes(r.diskReadBytes)} from disk)` : '';
     evidence.push(`${worker}: ${list.length} attempts, ${seconds(w.runMs)} in run(), ${seconds(w.cpuMs)} CPU (${pct(w.cpuMs / w.runMs)})${read}`);
@@ -617,7 +641,7 @@ export function cpuSaturated(step: StepRun): Finding[] {
   const saturated = node.filter((s) => (s.node!.cpuUtilization ?? 0) >= 0.9);
   const share = saturated.length / node.length;
   if (share < 0.5) return [];
-  const use = runUse(step.attempts);
+  const use = runUse(step);
   const measured = use.attempts.length >= CPU_MIN_ATTEMPTS;
   // mini-batches that mostly wait on I/O did not saturate the CPUs, and more of them than cores is right (io-bound)
   if (measured && use.waitMs !== undefined && busyShare(use.cpuMs, use.waitMs, use.runMs) < IO_BOUND_RATIO) return [];
@@ -632,7 +656,7 @@ export function cpuSaturated(step: StepRun): Finding[] {
   const queued = measured && use.waitMs !== undefined ? use.waitMs / use.runMs : undefined;
   if (onCpu !== undefined && queued !== undefined && onCpu > 0) {
     evidence.push(
-      `while run() ran, a mini-batch was on a CPU ${pct(onCpu)} of the time and waited for one ${pct(queued)} (its worker's run-queue wait, measured around each of ${use.attempts.length} run()s): ` +
+      `while run() ran, a mini-batch was on a CPU ${pct(onCpu)} of the time (measured around each of ${use.attempts.length} run()s) and waited for one ${pct(queued)} (its worker's run-queue wait): ` +
         `they take turns on the cores, so run() took about ${((onCpu + queued) / onCpu).toFixed(1)}× as long as on a core of its own`,
     );
   } else if (onCpu !== undefined) {

@@ -11,7 +11,7 @@ import v8 from 'node:v8';
 import type { Diagnostics } from '../diagnostics.js';
 import type { CatalogAttributes, CatalogInstruments } from '../signals/metrics.js';
 import { GpuSampler, type GpuReading } from './gpu.js';
-import { CPU_MODES, ProcNumber, ResidentMemory, cgroupMemoryLimit, runQueueWait, cpuCount, cpuShares, readCpuTimes, readProcessIo, type CpuTimes, type ProcessIo } from './proc.js';
+import { CPU_MODES, ResidentMemory, cgroupMemoryLimit, cpuCount, cpuShares, readCpuTimes, readProcessIo, runQueueWait, type CpuTimes, type ProcessIo } from './proc.js';
 import { ResourceLog } from './resource-log.js';
 import { EventLoopMonitor, GC_KINDS, GcMonitor, type GcKind } from './runtime.js';
 
@@ -25,20 +25,15 @@ export interface ResourceSamplerOptions {
   readonly env?: NodeJS.ProcessEnv;
 }
 
-/** What a runner worker takes before run() (see since()): a few µs. */
+/** What a runner worker takes before run() (see since()): about 1 µs. */
 export interface ResourceSnapshot {
   /** Cumulative CPU time of the process (user + system), µs. */
   readonly cpuUs: number;
   readonly heapUsedBytes: number;
-  /** Cumulative run-queue wait of the main thread, ns (Linux). */
-  readonly waitNs: number | undefined;
 }
 
-/**
- * What the process used since a snapshot: CPU µs (user + system), RSS at the end and heap growth
- * (bytes), and, on Linux, µs its main thread waited for a CPU.
- */
-export type ResourceUsage = readonly [cpuUs: number, rssBytes: number, heapGrowthBytes: number, cpuWaitUs?: number];
+/** What the process used since a snapshot: CPU µs (user + system), RSS at the end and heap growth, bytes. */
+export type ResourceUsage = readonly [cpuUs: number, rssBytes: number, heapGrowthBytes: number];
 
 /** RSS is re-read at most this often by since(), ms: a burst of short mini-batches shares a reading. */
 const RSS_FRESH_MS = 1;
@@ -83,9 +78,10 @@ export class ResourceSampler {
   private last: { time: number; cpu: NodeJS.CpuUsage; io: ProcessIo | undefined; cpuTimes: CpuTimes | undefined };
   private period: Period;
   private stopped = false;
-  /** since()'s readers, made on first use (runner workers only), and its last RSS reading. */
+  /** since()'s RSS reader, made on first use (runner workers only), and its last reading. */
   private resident: ResidentMemory | undefined;
-  private wait: ProcNumber | undefined;
+  /** The main thread's run-queue wait (Linux), read with each sample. */
+  private readonly wait = runQueueWait();
   private rss = 0;
   private rssAt = -Infinity;
   private readonly onExit = (): void => this.stop();
@@ -134,11 +130,11 @@ export class ResourceSampler {
     }
   }
 
-  /** CPU time, heap used and run-queue wait now, for a runner worker to take before run(); undefined if the OS would not say. */
+  /** CPU time and heap used now, for a runner worker to take before run(); undefined if the OS would not say. */
   snapshot(): ResourceSnapshot | undefined {
     try {
       const cpu = process.cpuUsage();
-      return { cpuUs: cpu.user + cpu.system, heapUsedBytes: v8.getHeapStatistics().used_heap_size, waitNs: (this.wait ??= runQueueWait()).read() };
+      return { cpuUs: cpu.user + cpu.system, heapUsedBytes: v8.getHeapStatistics().used_heap_size };
     } catch {
       return undefined;
     }
@@ -146,23 +142,19 @@ export class ResourceSampler {
 
   /**
    * What the process used since `from` (run() of one mini-batch attempt): its CPU time, its
-   * resident memory now (a reading at most RSS_FRESH_MS old), how much its heap grew (negative when
-   * a GC freed more than was allocated), and how long its main thread waited for a CPU. A few µs;
-   * undefined if the OS would not say.
+   * resident memory now (a reading at most RSS_FRESH_MS old), and how much its heap grew (negative
+   * when a GC freed more than was allocated). About 1 µs; undefined if the OS would not say.
    */
   since(from: ResourceSnapshot): ResourceUsage | undefined {
     try {
       const cpu = process.cpuUsage();
       const heap = v8.getHeapStatistics().used_heap_size;
-      const waitNs = from.waitNs === undefined ? undefined : this.wait?.read();
       const now = performance.now();
       if (now - this.rssAt >= RSS_FRESH_MS) {
         this.rssAt = now;
         this.rss = (this.resident ??= new ResidentMemory()).bytes();
       }
-      const usage: [number, number, number, number?] = [cpu.user + cpu.system - from.cpuUs, this.rss, heap - from.heapUsedBytes];
-      if (waitNs !== undefined) usage.push(Math.round((waitNs - from.waitNs!) / 1000));
-      return usage;
+      return [cpu.user + cpu.system - from.cpuUs, this.rss, heap - from.heapUsedBytes];
     } catch {
       return undefined;
     }
@@ -180,7 +172,7 @@ export class ResourceSampler {
     this.gpu?.stop();
     this.log?.close();
     this.resident?.close();
-    this.wait?.close();
+    this.wait.close();
   }
 
   private sample(final: boolean): void {
@@ -201,6 +193,7 @@ export class ResourceSampler {
     const heap = v8.getHeapStatistics();
     const spaces = v8.getHeapSpaceStatistics();
     const io = readProcessIo();
+    const waitNs = this.wait.read();
     const { delay, utilization } = this.loop.tick();
     const cpuDeltaUs = cpu.user - this.last.cpu.user + (cpu.system - this.last.cpu.system);
 
@@ -271,6 +264,7 @@ export class ResourceSampler {
       gc_s: Object.fromEntries(GC_KINDS.map((k) => [k, r6(this.gc.seconds[k])])),
       gc_count: { ...this.gc.counts },
       handles: activeResources(),
+      cpu_wait_s: waitNs === undefined ? undefined : r6(waitNs / 1e9),
       disk_read_bytes: io?.readBytes,
       disk_write_bytes: io?.writeBytes,
       read_chars: io?.readChars,

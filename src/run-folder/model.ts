@@ -15,12 +15,11 @@ export interface Attempt {
   readonly errorMessage?: string;
   readonly stack?: string;
   readonly itemsFailed?: number;
-  /** Time inside run(), and what the worker used meanwhile (when it said): CPU ms, RSS at the end, heap growth, ms its main thread waited for a CPU. */
+  /** Time inside run(), and what the worker used meanwhile (when it said): CPU ms, RSS at the end, heap growth. */
   readonly runMs?: number;
   readonly cpuMs?: number;
   readonly rssBytes?: number;
   readonly heapGrowthBytes?: number;
-  readonly cpuWaitMs?: number;
 }
 
 /** One line of processed-mini-batches.csv: the final state of a mini-batch. */
@@ -42,7 +41,6 @@ export interface MiniBatchRow {
   readonly cpuSeconds?: number;
   readonly rssBytes?: number;
   readonly heapGrowthBytes?: number;
-  readonly cpuWaitSeconds?: number;
   readonly line: number;
 }
 
@@ -119,6 +117,8 @@ export interface ResourceSample {
   readonly pid?: number;
   /** Cumulative CPU seconds of the process (user + system). */
   readonly cpuS: number;
+  /** Cumulative seconds its main thread was ready to run and waited for a CPU (Linux). */
+  readonly cpuWaitS?: number;
   readonly rss: number;
   readonly rssMax: number;
   readonly heapUsed: number;

@@ -267,7 +267,6 @@ function readStep(folder: string, label: string, nodeRank: number | undefined, n
             cpuMs: num(attrs['mini_batch.cpu_ms']),
             rssBytes: num(attrs['mini_batch.rss_bytes']),
             heapGrowthBytes: num(attrs['mini_batch.heap_growth_bytes']),
-            cpuWaitMs: num(attrs['mini_batch.cpu_wait_ms']),
           });
           return;
         }
@@ -321,7 +320,6 @@ function readStep(folder: string, label: string, nodeRank: number | undefined, n
       cpuSeconds: maybe(cells, 'cpu_seconds'),
       rssBytes: maybe(cells, 'rss_bytes'),
       heapGrowthBytes: maybe(cells, 'heap_growth_bytes'),
-      cpuWaitSeconds: maybe(cells, 'cpu_wait_seconds'),
       line,
     }));
   }
@@ -344,7 +342,6 @@ function readStep(folder: string, label: string, nodeRank: number | undefined, n
         cpuMs: m.cpuSeconds === undefined ? undefined : m.cpuSeconds * 1000,
         rssBytes: m.rssBytes,
         heapGrowthBytes: m.heapGrowthBytes,
-        cpuWaitMs: m.cpuWaitSeconds === undefined ? undefined : m.cpuWaitSeconds * 1000,
       });
     }
     attempts.sort((a, b) => a.start - b.start);
@@ -446,6 +443,7 @@ function readStep(folder: string, label: string, nodeRank: number | undefined, n
           worker: str(rec.worker) ?? (proc > 0 ? `process-${proc}` : 'main'),
           pid: num(rec.pid),
           cpuS: (num(rec.cpu_user_s) ?? 0) + (num(rec.cpu_system_s) ?? 0),
+          cpuWaitS: num(rec.cpu_wait_s),
           rss: num(rec.rss_bytes) ?? 0,
           rssMax: num(rec.rss_max_bytes) ?? num(rec.rss_bytes) ?? 0,
           heapUsed: num(rec.heap_used_bytes) ?? 0,

@@ -12,15 +12,6 @@ import type { Attempt } from './scheduler.js';
 
 export type AttemptOutcome = 'success' | 'error' | 'timeout' | 'crash';
 
-const NO_ATTRIBUTES: Attributes = Object.freeze({});
-
-/** Span attributes of what run() used, from the worker's figures (none when it sent none). */
-export function usageAttributes(u: ResourceUsage | undefined): Attributes {
-  if (u === undefined) return NO_ATTRIBUTES;
-  const a: Attributes = { 'mini_batch.cpu_ms': u[0] / 1000, 'mini_batch.rss_bytes': u[1], 'mini_batch.heap_growth_bytes': u[2] };
-  if (u[3] !== undefined) a['mini_batch.cpu_wait_ms'] = u[3] / 1000;
-  return a;
-}
 
 export class AttemptTelemetry {
   private readonly stepSpanContext: SpanContext;
@@ -51,10 +42,10 @@ export class AttemptTelemetry {
   }
 
   /**
-   * The attempt's span, recorded when its outcome is known, from its start and end (epoch ms);
-   * returns its context (an exemplar).
+   * The attempt's span, recorded when its outcome is known, from its start and end (epoch ms),
+   * with what run() used when its worker said (`usage`); returns its context (an exemplar).
    */
-  span(a: Attempt, start: number, end: number, attributes: Attributes, status: SpanStatus, exception?: SerializedError): SpanContext {
+  span(a: Attempt, start: number, end: number, attributes: Attributes, status: SpanStatus, exception?: SerializedError, usage?: ResourceUsage): SpanContext {
     const mb = a.st.mb;
     const w = a.worker;
     const attrs: Attributes = {
@@ -68,6 +59,11 @@ export class AttemptTelemetry {
     };
     if (mb.kind === 'keyed') attrs['mini_batch.partition_keys'] = mb.keysText;
     for (const k in attributes) attrs[k] = attributes[k];
+    if (usage !== undefined) {
+      attrs['mini_batch.cpu_ms'] = usage[0] / 1000;
+      attrs['mini_batch.rss_bytes'] = usage[1];
+      attrs['mini_batch.heap_growth_bytes'] = usage[2];
+    }
     this.step.recordSpan({ name: 'mini-batch', kind: SpanKind.CONSUMER, spanId: a.spanId, parent: this.stepSpanContext, startTime: start, endTime: end, attributes: attrs, status, exception });
     return { traceId: this.stepSpanContext.traceId, spanId: a.spanId, traceFlags: TraceFlags.SAMPLED };
   }

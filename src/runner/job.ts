@@ -8,7 +8,7 @@ import { SpanStatusCode } from '@opentelemetry/api';
 import type { ResourceUsage } from '../resources/sampler.js';
 import type { Step } from '../step.js';
 import { Accounting, type Counts } from './accounting.js';
-import { AttemptTelemetry, usageAttributes } from './attempt-telemetry.js';
+import { AttemptTelemetry } from './attempt-telemetry.js';
 import type { ResolvedRunConfig } from './config.js';
 import { describeError, explainFailedItems } from './failed-items.js';
 import type { AppendRowOutput } from './output.js';
@@ -16,7 +16,7 @@ import type { MiniBatch } from './partition.js';
 import type { WorkerProcess } from './pool.js';
 import { type ProgressPrinter, type ProgressSnapshot } from './progress.js';
 import type { AttemptResult, ItemFailure } from './protocol.js';
-import { ErrorLedger, FILES, oneLine, overviewText, round3, usageColumns, writeAtomic, type MiniBatchStatus, type ProcessedReport } from './reports.js';
+import { ErrorLedger, FILES, oneLine, overviewText, round3, writeAtomic, type MiniBatchStatus, type ProcessedReport } from './reports.js';
 import { Scheduler, type Attempt, type SchedulerEvents } from './scheduler.js';
 import type { MiniBatchSource, MiniBatchState } from './source.js';
 import type { ParallelRunErrorInfo, ParallelRunStatus } from './types.js';
@@ -159,8 +159,10 @@ export class Job implements SchedulerEvents {
         a,
         start,
         end,
-        { 'mini_batch.run_ms': runMs, 'mini_batch.outcome': 'success', 'mini_batch.items_succeeded': r.succeeded, 'mini_batch.items_failed': failed, 'mini_batch.returned': r.returned, ...usageAttributes(r.usage) },
+        { 'mini_batch.run_ms': runMs, 'mini_batch.outcome': 'success', 'mini_batch.items_succeeded': r.succeeded, 'mini_batch.items_failed': failed, 'mini_batch.returned': r.returned },
         { code: SpanStatusCode.OK },
+        undefined,
+        r.usage,
       );
       this.telemetry.duration(seconds, 'success', sc);
       st.done = true;
@@ -179,9 +181,10 @@ export class Job implements SchedulerEvents {
         a,
         start,
         end,
-        { 'mini_batch.run_ms': runMs, 'mini_batch.outcome': 'error', 'error.type': e.type, ...usageAttributes(r.usage) },
+        { 'mini_batch.run_ms': runMs, 'mini_batch.outcome': 'error', 'error.type': e.type },
         { code: SpanStatusCode.ERROR, message: `${e.type}: ${e.message}` },
         e,
+        r.usage,
       );
       this.telemetry.duration(seconds, 'error', sc);
       w.failedAttempts++;
@@ -351,6 +354,7 @@ export class Job implements SchedulerEvents {
     }
     const { category, message } = explainFailedItems({ mb, status, succeeded, failures, error, attempts: info.attempts, returned: info.returned }, this.ledger);
     const end = Date.now();
+    const usage = info.usage;
     this.processed?.add({
       mini_batch_id: id,
       times_picked: info.attempts,
@@ -367,7 +371,9 @@ export class Job implements SchedulerEvents {
       error_category: category,
       error_message: message,
       partition_keys: keysText(mb),
-      ...usageColumns(info.usage),
+      cpu_seconds: usage && round3(usage[0] / 1e6),
+      rss_bytes: usage?.[1],
+      heap_growth_bytes: usage?.[2],
     });
     if (failed > 0) {
       this.step.withMiniBatch(id, () =>

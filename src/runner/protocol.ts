@@ -148,8 +148,8 @@ export interface AttemptResult {
   /** Time inside run(), ms. */
   readonly runMs: number;
   /**
-   * What the worker process used while run() ran (CPU, RSS at the end, heap growth, run-queue
-   * wait: see ResourceUsage). Absent when run() was not called or resources are not sampled.
+   * What the worker process used while run() ran (CPU, RSS at the end, heap growth: see
+   * ResourceUsage). Absent when run() was not called or resources are not sampled.
    */
   readonly usage?: ResourceUsage;
   readonly error?: SerializedError;

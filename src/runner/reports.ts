@@ -9,7 +9,6 @@
 // consistent files.
 import fs from 'node:fs';
 import path from 'node:path';
-import type { ResourceUsage } from '../resources/sampler.js';
 import { closeQuietly } from '../util/fd.js';
 import type { MiniBatch } from './partition.js';
 import type { WorkerProcess } from './pool.js';
@@ -47,7 +46,6 @@ export const PROCESSED_COLUMNS = [
   'cpu_seconds',
   'rss_bytes',
   'heap_growth_bytes',
-  'cpu_wait_seconds',
 ] as const;
 
 export interface ProcessedRow {
@@ -68,16 +66,10 @@ export interface ProcessedRow {
   readonly error_message: string;
   /** With partition_keys: the key values of the mini-batch, as JSON. */
   readonly partition_keys?: string;
-  /** What run() used in the last attempt, when its worker said (see usageColumns). */
+  /** What run() used in its last attempt, when its worker said: CPU seconds (user + system), RSS at the end and heap growth, bytes. */
   readonly cpu_seconds?: number;
   readonly rss_bytes?: number;
   readonly heap_growth_bytes?: number;
-  readonly cpu_wait_seconds?: number;
-}
-
-/** The resource columns of a row, from its worker's figures (see ResourceUsage); none without them. */
-export function usageColumns(u: ResourceUsage | undefined): Pick<ProcessedRow, 'cpu_seconds' | 'rss_bytes' | 'heap_growth_bytes' | 'cpu_wait_seconds'> | undefined {
-  return u === undefined ? undefined : { cpu_seconds: round3(u[0] / 1e6), rss_bytes: u[1], heap_growth_bytes: u[2], cpu_wait_seconds: u[3] === undefined ? undefined : round3(u[3] / 1e6) };
 }
 
 export function csvCell(value: unknown): string {

@@ -396,32 +396,27 @@ function usageTable(attempts: readonly Attempt[]): string {
     .map(([worker, list]) => {
       let run = 0;
       let cpu = 0;
-      let wait: number | undefined = 0;
       let rss = 0;
       for (const a of list) {
         run += a.runMs!;
         cpu += a.cpuMs!;
-        wait = wait === undefined || a.cpuWaitMs === undefined ? undefined : wait + a.cpuWaitMs;
         rss = Math.max(rss, a.rssBytes ?? 0);
       }
       const heap = list.filter((a) => a.heapGrowthBytes !== undefined).map((a) => a.heapGrowthBytes!);
-      const share = (x: number): string => (run > 0 ? `${Math.round((x / run) * 100)}%` : '–');
       const h = heap.length > 0 ? median(heap) : undefined;
       return [
         esc(worker),
         esc(formatCount(list.length)),
         esc(formatDuration(run)),
         esc(formatDuration(cpu)),
-        `<b>${esc(share(cpu))}</b>`,
-        esc(wait === undefined ? '–' : share(wait)),
-        esc(run > 0 ? `${Math.max(0, Math.round(((run - cpu - (wait ?? 0)) / run) * 100))}%` : '–'),
+        `<b>${esc(run > 0 ? `${Math.round((cpu / run) * 100)}%` : '–')}</b>`,
         esc(rss > 0 ? bytes(rss) : '–'),
         esc(h === undefined ? '–' : `${h < 0 ? '-' : '+'}${bytes(Math.abs(h))}`),
       ];
     });
   return (
-    '<h4>What the mini-batches used, per worker</h4><p class="hint">As each worker measured it around run() (the attempt spans\' <code>mini_batch.cpu_ms</code>, <code>mini_batch.cpu_wait_ms</code>, <code>mini_batch.rss_bytes</code>, ' +
-    '<code>mini_batch.heap_growth_bytes</code>): the share of run() time on a CPU, waiting for one (the run-queue: CPUs saturated), and neither (waiting on I/O, a timer, a lock).</p>' +
-    table(['worker', 'attempts', 'in run()', 'CPU', 'on a CPU', 'waiting for a CPU', 'waiting on I/O', 'highest RSS at an end', 'heap growth per attempt (median)'], rows, 'num usage')
+    '<h4>What the mini-batches used, per worker</h4><p class="hint">As each worker measured it around run() (the attempt spans\' <code>mini_batch.cpu_ms</code>, <code>mini_batch.rss_bytes</code>, ' +
+    '<code>mini_batch.heap_growth_bytes</code>; the same columns in processed-mini-batches.csv): CPU over the time in run() (ParallelRunStep\'s process seconds over its run method seconds) is well under 100% when run() waits, on I/O, a timer, a lock, or for a CPU the node cannot give it.</p>' +
+    table(['worker', 'attempts', 'in run()', 'CPU', 'CPU / time in run()', 'highest RSS at an end', 'heap growth per attempt (median)'], rows, 'num usage')
   );
 }
