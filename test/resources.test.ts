@@ -2,13 +2,12 @@
 // the last one written on every exit path JavaScript runs on, GPUs through a stand-in nvidia-smi
 // (CUDA_VISIBLE_DEVICES marked, the process gone with the step), nothing without nvidia-smi or with
 // STEP_TELEMETRY_RESOURCES=false, a bad interval named at start, the decimation of long runs, and
-// the cheap readers a runner worker uses around each run() (RSS from /proc/self/statm, run-queue
-// wait from /proc/self/schedstat).
+// the cheap RSS reader a runner worker uses around each run() (/proc/self/statm).
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { ResidentMemory, runQueueWait } from '../src/resources/proc.js';
+import { ResidentMemory } from '../src/resources/proc.js';
 import { ResourceLog } from '../src/resources/resource-log.js';
 import { readJsonl } from './fixtures/runner/harness.js';
 import { runStepScript, useTempDir } from './helpers/run-step.js';
@@ -114,7 +113,7 @@ describe('resource sampling', () => {
     expect(bad.lines!.length).toBeGreaterThanOrEqual(2); // the first sample and the last
   });
 
-  it.skipIf(process.platform !== 'linux')('the per-attempt readers: RSS from a kept-open /proc/self/statm is rss(), the run-queue wait only grows', () => {
+  it.skipIf(process.platform !== 'linux')('the per-attempt RSS reader: a kept-open /proc/self/statm reads what rss() does', () => {
     const rss = new ResidentMemory();
     const keep = Buffer.alloc(64 * 1024 * 1024, 1); // 64 MiB resident
     const mine = rss.bytes();
@@ -123,12 +122,6 @@ describe('resource sampling', () => {
     expect(mine).toBeGreaterThan(keep.length);
     rss.close();
     expect(Math.abs(rss.bytes() - process.memoryUsage.rss()) / node).toBeLessThan(0.02); // closed: rss() itself
-    const wait = runQueueWait();
-    const w0 = wait.read()!;
-    expect(w0).toBeGreaterThan(0);
-    expect(wait.read()!).toBeGreaterThanOrEqual(w0);
-    wait.close();
-    expect(wait.read()).toBeUndefined();
   });
 
   it('a long run stays bounded: every sample for 720 lines, then each line stands for twice as many; a new memory high is written at once', async () => {

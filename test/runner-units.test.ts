@@ -162,6 +162,11 @@ describe('tabular scanner and parser', () => {
   });
 
   it('cuts mini-batches at record boundaries that the worker reads back exactly', async () => {
+    const cut = async (file: string, format: 'csv' | 'jsonl', size: number) => {
+      const out: { start: number; end: number; firstRow: number; firstLine: number; items: number }[] = [];
+      const header = await cutTabularFile(file, format, size, (start, end, firstRow, firstLine, items) => out.push({ start, end, firstRow, firstLine, items }));
+      return out.map((b) => ({ ...b, header }));
+    };
     const dir = await useTempDir('runner-scan-');
     const file = path.join(dir, 't.csv');
     let csv = 'id,text\n';
@@ -174,7 +179,7 @@ describe('tabular scanner and parser', () => {
     }
     fs.writeFileSync(file, csv);
     for (const size of [1, 64, 333, 10_000]) {
-      const batches = await cutTabularFile(file, 'csv', size);
+      const batches = await cut(file, 'csv', size);
       const rows = batches.flatMap((b) => {
         const parsed = readTabularRange(file, 'csv', b.start, b.end, b.firstLine, b.header);
         expect(parsed).toHaveLength(b.items);
@@ -185,7 +190,7 @@ describe('tabular scanner and parser', () => {
     }
     const jl = path.join(dir, 't.jsonl');
     fs.writeFileSync(jl, '{"a":1}\n  \n{"a":2}\r\n{"a":3}');
-    const jb = await cutTabularFile(jl, 'jsonl', 1);
+    const jb = await cut(jl, 'jsonl', 1);
     expect(jb.map((b) => [b.firstRow, b.firstLine, b.items])).toEqual([
       [0, 1, 1],
       [1, 3, 1],

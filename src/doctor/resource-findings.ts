@@ -416,6 +416,8 @@ interface WorkerCpu {
   readonly pid?: number;
   readonly busyS: number;
   readonly cpuS: number;
+  /** Seconds its main thread waited for a core meanwhile (Linux), when known. */
+  readonly cpuWaitS?: number;
   readonly attempts: number;
   readonly readChars?: number;
   readonly diskReadBytes?: number;
@@ -438,6 +440,7 @@ function workerCpu(step: StepRun): WorkerCpu[] {
       pid: last.pid,
       busyS: inWindow.reduce((s, a) => s + a.durationMs, 0) / 1000,
       cpuS: Math.max(0, last.cpuS - base.cpuS),
+      cpuWaitS: last.cpuWaitS !== undefined && base.cpuWaitS !== undefined ? Math.max(0, last.cpuWaitS - base.cpuWaitS) : undefined,
       attempts: inWindow.length,
       readChars: last.readChars !== undefined && base.readChars !== undefined ? last.readChars - base.readChars : undefined,
       diskReadBytes: last.diskReadBytes !== undefined && base.diskReadBytes !== undefined ? last.diskReadBytes - base.diskReadBytes : undefined,
@@ -485,24 +488,10 @@ function runUse(step: StepRun, attempts: readonly Attempt[] = step.attempts): Ru
   return { attempts: measured, runMs, cpuMs, waitMs: measured.length > 0 ? waitDuring(step) : undefined };
 }
 
-/** Run-queue wait of the workers' main threads from their first mini-batch to the end of their last, ms; undefined when a worker's lines lack it. */
+/** Run-queue wait of the workers' main threads while their mini-batches ran (their resource lines), ms; undefined when a worker's lines lack it. */
 function waitDuring(step: StepRun): number | undefined {
-  let total = 0;
-  let workers = 0;
-  for (const samples of byProcess(step).values()) {
-    if (samples[0]!.process === 0) continue;
-    const list = attemptsOf(step, samples);
-    if (list.length === 0) continue;
-    const from = list[0]!.start;
-    let to = from;
-    for (const a of list) to = Math.max(to, a.start + a.durationMs);
-    const base = [...samples].reverse().find((x) => x.time <= from) ?? samples[0]!;
-    const end = samples.find((x) => x.time >= to) ?? samples[samples.length - 1]!;
-    if (base.cpuWaitS === undefined || end.cpuWaitS === undefined) return undefined;
-    total += Math.max(0, end.cpuWaitS - base.cpuWaitS) * 1000;
-    workers++;
-  }
-  return workers > 0 ? total : undefined;
+  const workers = workerCpu(step);
+  return workers.length > 0 && workers.every((w) => w.cpuWaitS !== undefined) ? workers.reduce((s, w) => s + w.cpuWaitS!, 0) * 1000 : undefined;
 }
 
 /** Share of run() time on a CPU or waiting for one (the rest is blocked: I/O); without the wait, on a CPU only. */
@@ -608,10 +597,12 @@ function ioBoundPerProcess(step: StepRun): Finding[] | Skipped {
     return { id: 'io-bound', step: step.label, reason: `${attempts} mini-batches and ${busyS.toFixed(1)} s of mini-batch time with worker resource samples (needs ${CPU_MIN_ATTEMPTS} and ${CPU_MIN_BUSY_S} s)` };
   }
   const ratio = cpuS / busyS;
-  if (ratio >= IO_BOUND_RATIO) return [];
+  // time waiting for a core is not waiting on I/O: it counts with the CPU time (cpu-saturated's case)
+  const waitS = workers.every((w) => w.cpuWaitS !== undefined) ? workers.reduce((s, w) => s + w.cpuWaitS!, 0) : 0;
+  if ((cpuS + waitS) / busyS >= IO_BOUND_RATIO) return [];
   const node = nodeLine(step);
   const evidence = [
-    `${attempts} mini-batches on ${workerCount(workers.length)} took ${seconds(busyS * 1000)}; those workers used ${seconds(cpuS * 1000)} of CPU meanwhile: ${pct(ratio)} (CPU seconds / mini-batch seconds), so about ${pct(1 - ratio)} of mini-batch time was spent waiting`,
+    `${attempts} mini-batches on ${workerCount(workers.length)} took ${seconds(busyS * 1000)}; those workers used ${seconds(cpuS * 1000)} of CPU meanwhile: ${pct(ratio)} (CPU seconds / mini-batch seconds), so about ${pct(1 - ratio)} of mini-batch time was spent waiting${waitS > 0 ? ` (${seconds(waitS * 1000)} of it for a core, the rest on I/O)` : ''}`,
   ];
   for (const w of workers.slice(0, 4)) {
     const reads = w.readChars !== undefined ? `; read ${bytes(w.readChars)} (${bytes(w.diskReadBytes)} from disk)` : '';

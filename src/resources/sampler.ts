@@ -11,7 +11,7 @@ import v8 from 'node:v8';
 import type { Diagnostics } from '../diagnostics.js';
 import type { CatalogAttributes, CatalogInstruments } from '../signals/metrics.js';
 import { GpuSampler, type GpuReading } from './gpu.js';
-import { CPU_MODES, ResidentMemory, cgroupMemoryLimit, cpuCount, cpuShares, readCpuTimes, readProcessIo, runQueueWait, type CpuTimes, type ProcessIo } from './proc.js';
+import { CPU_MODES, ResidentMemory, cgroupMemoryLimit, cpuCount, cpuShares, readCpuTimes, readProcessIo, readRunQueueWaitS, type CpuTimes, type ProcessIo } from './proc.js';
 import { ResourceLog } from './resource-log.js';
 import { EventLoopMonitor, GC_KINDS, GcMonitor, type GcKind } from './runtime.js';
 
@@ -80,8 +80,6 @@ export class ResourceSampler {
   private stopped = false;
   /** since()'s RSS reader, made on first use (runner workers only), and its last reading. */
   private resident: ResidentMemory | undefined;
-  /** The main thread's run-queue wait (Linux), read with each sample. */
-  private readonly wait = runQueueWait();
   private rss = 0;
   private rssAt = -Infinity;
   private readonly onExit = (): void => this.stop();
@@ -172,7 +170,6 @@ export class ResourceSampler {
     this.gpu?.stop();
     this.log?.close();
     this.resident?.close();
-    this.wait.close();
   }
 
   private sample(final: boolean): void {
@@ -193,7 +190,6 @@ export class ResourceSampler {
     const heap = v8.getHeapStatistics();
     const spaces = v8.getHeapSpaceStatistics();
     const io = readProcessIo();
-    const waitNs = this.wait.read();
     const { delay, utilization } = this.loop.tick();
     const cpuDeltaUs = cpu.user - this.last.cpu.user + (cpu.system - this.last.cpu.system);
 
@@ -246,6 +242,7 @@ export class ResourceSampler {
       pid: process.pid,
       cpu_user_s: r6(cpu.user / 1e6),
       cpu_system_s: r6(cpu.system / 1e6),
+      cpu_wait_s: ((w) => (w === undefined ? undefined : r6(w)))(readRunQueueWaitS()),
       cpu_utilization: periodS > 0 ? r3(p.cpuUs / 1e6 / periodS / this.cpus) : 0,
       rss_bytes: mem.rss,
       rss_max_bytes: p.rssMax,
@@ -264,7 +261,6 @@ export class ResourceSampler {
       gc_s: Object.fromEntries(GC_KINDS.map((k) => [k, r6(this.gc.seconds[k])])),
       gc_count: { ...this.gc.counts },
       handles: activeResources(),
-      cpu_wait_s: waitNs === undefined ? undefined : r6(waitNs / 1e9),
       disk_read_bytes: io?.readBytes,
       disk_write_bytes: io?.writeBytes,
       read_chars: io?.readChars,

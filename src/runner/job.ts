@@ -64,11 +64,13 @@ export class Job implements SchedulerEvents {
     private readonly runFolder: string | undefined,
     /** performance.now() when the job began, before its input was listed (first_task_creation_timeout). */
     private readonly jobStart = performance.now(),
+    /** Workers forked while the step started (see forkWorkers in pool.ts). */
+    preforked: readonly WorkerProcess[] = [],
   ) {
     this.debug = step.logger.isDebugEnabled();
     this.acc = new Accounting(config, { miniBatches: source.miniBatches, items: source.items });
     this.telemetry = new AttemptTelemetry(step);
-    this.scheduler = new Scheduler(config, step, source, this.telemetry, this, runFolder);
+    this.scheduler = new Scheduler(config, step, source, this.telemetry, this, runFolder, preforked);
   }
 
   get terminating(): boolean {

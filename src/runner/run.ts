@@ -6,13 +6,14 @@
 // result.ts (the files and the console summary).
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { startStep } from '../step.js';
+import type { Step } from '../step.js';
 import { RunnerConfigError, resolveRunConfig } from './config.js';
 import { Job, type Outcome } from './job.js';
 import { AppendRowOutput } from './output.js';
 import { partition as cutInput, type Partition } from './partition.js';
+import { forkWorkers } from './pool.js';
 import { ProgressPrinter, type ProgressMode } from './progress.js';
-import { ProcessedReport, errorSummaryText, writeAtomic, writeManifest, writeWorkerSummary } from './reports.js';
+import { ManifestWriter, ProcessedReport, errorSummaryText, writeAtomic, writeWorkerSummary } from './reports.js';
 import { jobResult, printSummary } from './result.js';
 import { LocalSource } from './source.js';
 import type { ParallelRunErrorInfo, ParallelRunConfig, ParallelRunResult, RunParallelOptions } from './types.js';
@@ -46,19 +47,29 @@ export async function runWith(api: ParallelRunConfig, flags: Readonly<Record<str
     throw new RunnerConfigError([{ field: 'input', source: 'input', expected: 'readable input files and folders', got: (error as Error).message }]);
   }
   const partEnded = Date.now();
+  // the first workers start while this process's step does (they get its identity with their start message)
+  const runnable = part.miniBatches.length - part.miniBatches.unreadable.length;
+  const preforked = forkWorkers(config, Math.min(config.processCountPerNode, runnable));
 
   const owned = options.step === undefined;
-  const step =
-    options.step ??
-    (await startStep({
-      name: config.stepName,
-      nodeRank: config.nodeRank,
-      nodeCount: config.nodeCount,
-      logLevel: config.loggingLevel,
-      console: process.env.STEP_TELEMETRY_CONSOLE?.trim() ? undefined : false,
-      handleProcessEvents: false,
-      mainScript: config.entryScript,
-    }));
+  let step: Step;
+  try {
+    // the step's modules load after the fork: the workers' start-up overlaps this process's
+    step =
+      options.step ??
+      (await (await import('../step.js')).startStep({
+        name: config.stepName,
+        nodeRank: config.nodeRank,
+        nodeCount: config.nodeCount,
+        logLevel: config.loggingLevel,
+        console: process.env.STEP_TELEMETRY_CONSOLE?.trim() ? undefined : false,
+        handleProcessEvents: false,
+        mainScript: config.entryScript,
+      }));
+  } catch (error) {
+    for (const w of preforked) w.kill();
+    throw error;
+  }
   const runFolder = step.runFolder;
   const label = step.identity.stepName;
   const mode = progressMode(options.progress);
@@ -95,13 +106,15 @@ export async function runWith(api: ParallelRunConfig, flags: Readonly<Record<str
     }
   }
   const processed = runFolder ? new ProcessedReport(runFolder) : undefined;
-  if (runFolder) writeManifest(runFolder, part.miniBatches);
+  // written between the job's events: a long partition never holds up the first mini-batch
+  const manifest = runFolder ? new ManifestWriter(runFolder, part.miniBatches) : undefined;
+  manifest?.start();
 
   let job: Job | undefined;
   const printer = new ProgressPrinter(mode, label, config.progressInterval * 1000, () =>
     job ? job.snapshot() : { elapsedMs: 0, itemsTotal: part.items, itemsSucceeded: 0, itemsFailed: 0, miniBatchesTotal: part.miniBatches.length, miniBatchesDone: 0, miniBatchesFailed: 0, running: 0, retries: 0, timeouts: 0, workerRestarts: 0 },
   );
-  job = new Job(config, step, new LocalSource(part), printer, output, processed, runFolder, jobStart);
+  job = new Job(config, step, new LocalSource(part), printer, output, processed, runFolder, jobStart, preforked);
   const j = job;
 
   step.logger.info(`parallel run: ${part.items} items in ${part.miniBatches.length} mini-batches on node ${config.nodeRank} of ${config.nodeCount}, ${config.processCountPerNode} worker process(es)`, {
@@ -169,6 +182,7 @@ export async function runWith(api: ParallelRunConfig, flags: Readonly<Record<str
   const reason = result.reason;
   output?.close();
   processed?.close();
+  manifest?.finish();
   if (runFolder) {
     j.writeOverview(outcome.status);
     writeWorkerSummary(runFolder, j.workers, Date.parse(result.ended));

@@ -13,8 +13,8 @@ import type { Step } from '../step.js';
 import type { ResolvedRunConfig } from './config.js';
 import { crashCause } from './crash.js';
 import { Lane, CHUNK_BELOW_MS, chunkSize, type LaneAttempt } from './lane.js';
-import { WorkerProcess, workerEnvironment, workerGraceMs, type WorkerEndReason, type WorkerHandlers } from './pool.js';
-import type { AttemptResult, AttemptTask, ResultsMessage, WorkerMessage } from './protocol.js';
+import { WorkerProcess, forkEnvironment, stepEnvironment, workerGraceMs, type WorkerEndReason } from './pool.js';
+import { RunPacker, type AttemptResult, type ResultsMessage, type WorkerMessage } from './protocol.js';
 import { round3 } from './reports.js';
 import type { MiniBatchSource, MiniBatchState } from './source.js';
 import type { AttemptTelemetry } from './attempt-telemetry.js';
@@ -35,6 +35,8 @@ export interface Attempt extends LaneAttempt {
   readonly worker: WorkerProcess;
   /** The attempt span's id, drawn when the attempt is sent; the span is created when its outcome is known. */
   readonly spanId: string;
+  /** What the export rate policy decided when it was sent (`step.sampleForExport()`); 0: its traceparent says not sampled. */
+  readonly exportProbability: number;
   /** Sent while its worker still had attempts to run: in a chunk, or a chunk sent in advance. */
   readonly prefetched: boolean;
   readonly chunk: number;
@@ -86,7 +88,9 @@ export class Scheduler {
   private startsSpent: ParallelRunErrorInfo | undefined;
   /** performance.now() when the first attempt was sent to a worker (first_task_creation_timeout). */
   private firstDispatchAt: number | undefined;
-  private readonly workerEnv: NodeJS.ProcessEnv;
+  /** The environment workers are forked with, and what their steps take from this one's. */
+  private readonly forkEnv: NodeJS.ProcessEnv;
+  private readonly stepEnv: Readonly<Record<string, string>>;
   private readonly logger: winston.Logger;
   readonly graceMs: number;
   /** This process serves Prometheus: the workers send it their run.log scalars. */
@@ -99,12 +103,16 @@ export class Scheduler {
     private readonly telemetry: AttemptTelemetry,
     private readonly events: SchedulerEvents,
     private readonly runFolder: string | undefined,
+    /** Workers forked while this process started (slots 0.., see forkWorkers in pool.ts): the first of each slot. */
+    private readonly preforked: readonly WorkerProcess[] = [],
   ) {
     this.slots = new Array<WorkerProcess | undefined>(config.processCountPerNode).fill(undefined);
+    this.nextProcessIndex = preforked.length + 1;
     this.slotUsed = new Array<boolean>(config.processCountPerNode).fill(false);
     this.logger = step.logger;
     this.graceMs = workerGraceMs(process.env);
-    this.workerEnv = workerEnvironment(config, step, runFolder);
+    this.forkEnv = forkEnvironment(config);
+    this.stepEnv = stepEnvironment(config, step, runFolder);
     this.forwardMetrics = step.prometheusExport !== undefined;
     // a source that fills up later (a shared queue) says so: idle workers get the new work
     source.onAvailable = () => this.wake();
@@ -214,12 +222,18 @@ export class Scheduler {
 
   /** The end: stop the workers that are still there, within the bound (`terminate` after a halt). */
   async stopAll(terminate: WorkerEndReason | undefined): Promise<void> {
+    // forked early and never needed (the job ended first): they have no step to end
+    for (const w of this.unused()) w.kill();
     await Promise.all(this.workers.filter((w) => w.alive).map((w) => (terminate ? w.terminate(this.graceMs, terminate) : w.stop(this.graceMs, 'stopped'))));
   }
 
   /** Last resort on a second signal: kill everything now. */
   killAll(): void {
-    for (const w of this.workers) if (w.alive) w.kill();
+    for (const w of [...this.workers, ...this.unused()]) if (w.alive) w.kill();
+  }
+
+  private unused(): WorkerProcess[] {
+    return this.preforked.filter((w, slot) => !this.slotUsed[slot] && w.alive);
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -245,28 +259,28 @@ export class Scheduler {
     const restart = this.slotUsed[slot]!;
     this.slotUsed[slot] = true;
     if (restart) this.events.restarted();
-    const processIndex = this.nextProcessIndex++;
-    const handlers: WorkerHandlers = {
-      onMessage: (w, m) => this.onMessage(w, m),
-      onExit: (w, code, signal) => this.onExit(w, code, signal),
-      onOutputLine: (w, line, stream) => this.events.workerOutput(w, line, stream),
-    };
-    const w = new WorkerProcess({
-      slot,
-      processIndex,
-      env: { ...this.workerEnv, STEP_TELEMETRY_PROCESS_INDEX: String(processIndex), STEP_TELEMETRY_WORKER: `worker-${slot}` },
+    const early = restart ? undefined : this.preforked[slot];
+    const processIndex = early?.processIndex ?? this.nextProcessIndex++;
+    const worker = `worker-${slot}`;
+    const w = early ?? new WorkerProcess({ slot, processIndex, entryScript: this.config.entryScript, args: this.config.arguments, env: this.forkEnv });
+    w.begin({
       consoleFile: this.runFolder ? path.join(this.runFolder, `console.process-${processIndex}.log`) : undefined,
-      handlers,
+      handlers: {
+        onMessage: (w, m) => this.onMessage(w, m),
+        onExit: (w, code, signal) => this.onExit(w, code, signal),
+        onOutputLine: (w, line, stream) => this.events.workerOutput(w, line, stream),
+      },
       start: {
         type: 'start',
         entryScript: this.config.entryScript,
         args: this.config.arguments,
-        worker: `worker-${slot}`,
+        worker,
         processIndex,
         inputType: this.config.inputType,
         outputAction: this.config.outputAction,
         forwardMetrics: this.forwardMetrics,
         shutdownTimeoutMs: this.config.shutdownTimeout * 1000,
+        env: { ...this.stepEnv, STEP_TELEMETRY_PROCESS_INDEX: String(processIndex), STEP_TELEMETRY_WORKER: worker },
       },
     });
     this.lanes.set(w, new Lane<Attempt>());
@@ -350,28 +364,29 @@ export class Scheduler {
       return;
     }
     const attempts: Attempt[] = [];
-    const tasks: AttemptTask[] = [];
     const t = this.telemetry;
+    const packer = new RunPacker(t.trace);
     for (let i = 0; i < picked.length; i++) {
       const st = picked[i]!;
       const no = ++st.attempts;
       const mb = st.mb;
       const spanId = t.newSpanId();
+      const exportProbability = t.sampleForExport();
       st.task ??=
         mb.kind === 'files'
           ? { kind: 'files', files: mb.files }
           : mb.kind === 'keyed'
             ? { kind: 'keyed', keys: mb.keys, parts: mb.parts }
             : { kind: 'tabular', file: mb.file, format: mb.format, start: mb.start, end: mb.end, firstRow: mb.firstRow, firstLine: mb.firstLine, header: mb.header };
-      attempts.push({ id: mb.id, no, last: i === picked.length - 1, st, worker: w, spanId, prefetched: ahead || i > 0, chunk: picked.length });
-      tasks.push({ id: mb.id, attempt: no, traceparent: t.traceparent(spanId), items: mb.items, task: st.task });
+      attempts.push({ id: mb.id, no, last: i === picked.length - 1, st, worker: w, spanId, exportProbability, prefetched: ahead || i > 0, chunk: picked.length });
+      packer.add(mb.id, no, spanId, mb.items, st.task, exportProbability > 0);
     }
     lane.add(attempts, performance.now());
     this.firstDispatchAt ??= performance.now();
     this.outstanding += attempts.length;
     w.state = 'busy';
     // the channel closed under us: the exit handler sees the worker end
-    if (!w.send({ type: 'run', attempts: tasks })) w.kill();
+    if (!w.send(packer.take())) w.kill();
     else if (!ahead) this.dispatch(w);
   }
 

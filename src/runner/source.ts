@@ -4,14 +4,19 @@
 // (many nodes pulling from one job) is a second implementation of the same interface, not a
 // second runner: it buffers what it pulled so that take() stays synchronous, calls `onAvailable`
 // when more arrives, and learns the end of each mini-batch through `settled` (to acknowledge it).
+// A source makes a mini-batch's state when it hands it out and keeps nothing of it once settled:
+// the job's memory does not grow with the mini-batches it finished.
+import type { MiniBatchList } from './mini-batch-list.js';
 import type { MiniBatch, Partition, UnreadableMiniBatch } from './partition.js';
 import type { AttemptTask } from './protocol.js';
 import type { MiniBatchStatus } from './reports.js';
 import type { ParallelRunErrorInfo } from './types.js';
 
+export type RunnableMiniBatch = Exclude<MiniBatch, { kind: 'unreadable' }>;
+
 /** A mini-batch that a worker can run, and what is known about it so far. */
 export interface MiniBatchState {
-  readonly mb: Exclude<MiniBatch, { kind: 'unreadable' }>;
+  readonly mb: RunnableMiniBatch;
   /** What a worker is sent to run it (the same for every attempt). */
   task: AttemptTask['task'] | undefined;
   attempts: number;
@@ -25,6 +30,11 @@ export interface MiniBatchState {
    * it runs alone next, so that the culprit is known.
    */
   suspect: boolean;
+}
+
+/** The state of a mini-batch not tried yet (one shape for all). */
+export function newState(mb: RunnableMiniBatch): MiniBatchState {
+  return { mb, task: undefined, attempts: 0, firstStart: 0, lastError: undefined, lastRunMs: 0, done: false, suspect: false };
 }
 
 export interface MiniBatchSource {
@@ -54,22 +64,33 @@ export interface MiniBatchSource {
 export class LocalSource implements MiniBatchSource {
   readonly miniBatches: number;
   readonly items: number;
-  readonly unreadable: UnreadableMiniBatch[] = [];
-  private readonly states: MiniBatchState[] = [];
+  readonly unreadable: UnreadableMiniBatch[];
+  private readonly list: MiniBatchList;
+  /** The next mini-batch of `list` to look at. */
   private next = 0;
+  private left: number;
   private readonly retries: MiniBatchState[] = [];
 
   constructor(part: Partition) {
-    this.miniBatches = part.miniBatches.length;
+    this.list = part.miniBatches;
+    this.miniBatches = this.list.length;
     this.items = part.items;
-    for (const mb of part.miniBatches) {
-      if (mb.kind === 'unreadable') this.unreadable.push(mb);
-      else this.states.push({ mb, task: undefined, attempts: 0, firstStart: 0, lastError: undefined, lastRunMs: 0, done: false, suspect: false });
-    }
+    this.unreadable = this.list.unreadable.map((i) => this.list.at(i) as UnreadableMiniBatch);
+    this.left = this.list.length - this.unreadable.length;
   }
 
   take(): MiniBatchState | undefined {
-    return this.retries.shift() ?? (this.next < this.states.length ? this.states[this.next++] : undefined);
+    const retry = this.retries.shift();
+    if (retry !== undefined) return retry;
+    // a mini-batch's state exists from here to its end: nothing is kept of those not started or finished
+    const list = this.list;
+    while (this.next < list.length) {
+      const i = this.next++;
+      if (!list.runnable(i)) continue;
+      this.left--;
+      return newState(list.at(i) as RunnableMiniBatch);
+    }
+    return undefined;
   }
 
   putBack(st: MiniBatchState): void {
@@ -89,7 +110,7 @@ export class LocalSource implements MiniBatchSource {
   }
 
   get notStarted(): number {
-    return this.states.length - this.next;
+    return this.left;
   }
 
   settled(): void {}

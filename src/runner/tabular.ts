@@ -7,6 +7,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseCsv } from '../util/csv.js';
+import { closeQuietly } from '../util/fd.js';
 
 export type TabularFormat = 'csv' | 'tsv' | 'jsonl';
 
@@ -86,17 +87,45 @@ export interface ParsedRow {
   readonly error?: string;
 }
 
+/**
+ * Reads byte ranges of tabular files and parses their records, keeping the last file open: a
+ * worker's mini-batches of one file cost one open() in all, not one each.
+ */
+export class TabularReader {
+  private fd: number | undefined;
+  private file = '';
+
+  /** Bytes [start, end) of `file`, parsed. Throws on read errors. */
+  read(file: string, format: TabularFormat, start: number, end: number, firstLine: number, header: readonly string[] | undefined): ParsedRow[] {
+    if (file !== this.file || this.fd === undefined) {
+      this.close();
+      this.fd = fs.openSync(file, 'r');
+      this.file = file;
+    }
+    const buf = Buffer.allocUnsafe(end - start);
+    try {
+      readFully(this.fd, file, buf, 0, end - start, start);
+    } catch (error) {
+      this.close();
+      throw error;
+    }
+    return parseTabular(buf, format, header, (line) => line + firstLine - 1);
+  }
+
+  close(): void {
+    this.fd = closeQuietly(this.fd);
+    this.file = '';
+  }
+}
+
 /** Read bytes [start, end) of a tabular file and parse its records. Throws on read errors. */
 export function readTabularRange(file: string, format: TabularFormat, start: number, end: number, firstLine: number, header: readonly string[] | undefined): ParsedRow[] {
-  const length = end - start;
-  const buf = Buffer.allocUnsafe(length);
-  const fd = fs.openSync(file, 'r');
+  const reader = new TabularReader();
   try {
-    readFully(fd, file, buf, 0, length, start);
+    return reader.read(file, format, start, end, firstLine, header);
   } finally {
-    fs.closeSync(fd);
+    reader.close();
   }
-  return parseTabular(buf, format, header, (line) => line + firstLine - 1);
 }
 
 /** Read `length` bytes at `position` of `fd` into `buf` at `offset`. Throws on read errors and on a file shorter than scanned. */

@@ -27,10 +27,10 @@ import { MINI_BATCH_KEY } from '../signals/logs.js';
 import type { ResourceSnapshot } from '../resources/sampler.js';
 import { startStep, type Step } from '../step.js';
 import type { EndOptions } from '../types.js';
-import { serializeError, type AttemptResult, type AttemptTask, type ItemFailure, type SerializedError, type ParentMessage, type ShutdownMessage, type StartMessage, type WorkerMessage } from './protocol.js';
+import { serializeError, unpackRun, type AttemptResult, type AttemptTask, type ItemFailure, type SerializedError, type ParentMessage, type ShutdownMessage, type StartMessage, type WorkerMessage } from './protocol.js';
 import { HOLD_MS } from './lane.js';
 import { readKeyedRows } from './partition-keys.js';
-import { readTabularRange } from './tabular.js';
+import { TabularReader } from './tabular.js';
 import type { EntryScript, InitContext, RunContext, TabularSource } from './types.js';
 
 const MAX_FAILURES_PER_RESULT = 1000;
@@ -49,6 +49,7 @@ function userError(error: unknown): SerializedError {
 }
 
 let step: Step | undefined;
+let stepStarting: Promise<Step> | undefined;
 let entry: EntryScript | undefined;
 let start: StartMessage | undefined;
 let baseContext: InitContext | undefined;
@@ -66,6 +67,10 @@ function send(message: WorkerMessage): void {
 /** A failed send (the parent is gone) is not an error event; 'disconnect' ends this process. */
 function ignoreSendError(): void {}
 
+// The step's set-up modules load now, while the start message may still be on its way (the runner
+// forks its workers while its own step starts): startStep() then finds them loaded.
+import('../step-setup.js').catch(() => undefined);
+
 process.on('message', (message: ParentMessage) => {
   switch (message.type) {
     case 'start':
@@ -73,16 +78,16 @@ process.on('message', (message: ParentMessage) => {
       break;
     case 'run': {
       // one attempt at a time, in the order sent: the parent may send the next chunk early
-      const n = message.attempts.length;
-      for (let i = 0; i < n; i++) queue.push({ task: message.attempts[i]!, last: i === n - 1 });
+      const attempts = unpackRun(message);
+      const n = attempts.length;
+      for (let i = 0; i < n; i++) queue.push({ task: attempts[i]!, last: i === n - 1 });
       if (!running) void drain();
       break;
     }
     case 'stop':
       // the runner ends this step: at the job's end (success), or on an abort or a timeout
       // (terminated, with SIGTERM right behind; whichever comes first ends the step, once)
-      step?.markStoppedBy('runner');
-      void stop(message.terminated ? 143 : 0, { outcome: message.terminated ? 'terminated' : 'success' });
+      void stop(message.terminated ? 143 : 0, { outcome: message.terminated ? 'terminated' : 'success' }, true);
       break;
   }
 });
@@ -149,15 +154,22 @@ function sendScalars(): void {
 }
 
 let stopping = false;
-/** The end of this worker, once: what it holds goes to the runner, then shutdown() (after a successful init()), then the step. */
-async function stop(code: number, end: EndOptions = {}): Promise<void> {
+/**
+ * The end of this worker, once: what it holds goes to the runner, then shutdown() (after a
+ * successful init()), then the step. `byRunner`: the runner's stop message (step.json says so).
+ */
+async function stop(code: number, end: EndOptions = {}, byRunner = false): Promise<void> {
+  if (byRunner) step?.markStoppedBy('runner');
   if (stopping) return;
   stopping = true;
   flushResults();
   sendScalars();
   try {
     if (ready && entry?.shutdown) await callShutdown(entry.shutdown);
-    await step?.end(end);
+    // asked to stop while its step starts (a short job, a worker not needed): that step ends too
+    const s = step ?? (await stepStarting?.catch(() => undefined));
+    if (byRunner) s?.markStoppedBy('runner');
+    await s?.end(end);
   } finally {
     process.exit(code);
   }
@@ -267,8 +279,11 @@ function pickFunctions(mod: Record<string, unknown>): Partial<EntryScript> {
 
 async function onStart(message: StartMessage): Promise<void> {
   start = message;
+  // the runner's step identity, trace and run folder (this process was forked before they existed)
+  Object.assign(process.env, message.env);
   const before = new Map(SIGNALS.map((sig) => [sig, process.listeners(sig)] as const));
-  step = await startStep({ processIndex: message.processIndex, mainScript: message.entryScript, rootSpanKind: 'internal' });
+  stepStarting = startStep({ processIndex: message.processIndex, mainScript: message.entryScript, rootSpanKind: 'internal' });
+  step = await stepStarting;
   takeSignals(before);
   const s = step;
   if (message.forwardMetrics) forwardScalars(s);
@@ -385,6 +400,8 @@ function onRun(q: Queued): Promise<void> | undefined {
 
 /** The attempt being run. */
 let current: Attempt | undefined;
+/** The tabular file read last stays open for the next mini-batch of it. */
+const tabular = new TabularReader();
 
 function prepare(q: Queued): Attempt {
   const began = performance.now();
@@ -421,7 +438,7 @@ function prepare(q: Queued): Attempt {
     items = [];
     names = [];
     try {
-      for (const r of readTabularRange(task.file, task.format, task.start, task.end, task.firstLine, task.header)) {
+      for (const r of tabular.read(task.file, task.format, task.start, task.end, task.firstLine, task.header)) {
         if (r.error !== undefined) failures.push({ item: `${task.file}:${r.line}`, reason: r.error, input: true });
         else {
           items.push(r.row);
