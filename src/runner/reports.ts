@@ -156,7 +156,8 @@ export class ProcessedReport {
       // PROCESSED_COLUMNS, in order; numbers need no quoting
       this.out.append(
         `${csvCell(r.mini_batch_id)},${r.times_picked},${csvCell(r.worker)},${csvCell(r.pid)},${this.startTime.iso(r.start_time)},${this.endTime.iso(r.end_time)},` +
-          `${r.total_items},${r.succeeded_items},${r.failed_items},${r.elapsed_seconds},${r.run_method_seconds},${r.status},${csvCell(r.error_category)},${csvCell(r.error_message)},${csvCell(r.partition_keys)}`,
+          `${r.total_items},${r.succeeded_items},${r.failed_items},${r.elapsed_seconds},${r.run_method_seconds},${r.status},${csvCell(r.error_category)},${csvCell(r.error_message)},${csvCell(r.partition_keys)},` +
+          `${r.cpu_seconds ?? ''},${r.rss_bytes ?? ''},${r.heap_growth_bytes ?? ''}`,
       );
     }
     this.out.flush();
