@@ -181,7 +181,7 @@ describe('the page', () => {
     expect(resources.match(/<rect class="hover/g)!.length).toBeLessThanOrEqual(7 * 120);
     expect(html).toMatch(/from resources\.jsonl, [\d,]+ samples, the longest aggregated into 400 time slots/);
     // what run() used, per worker, from the attempt spans
-    expect(html).toMatch(/<h4>What the mini-batches used, per worker<\/h4>[\s\S]*?<td>worker-0<\/td><td>[\d,]+<\/td><td>[^<]+<\/td><td>[^<]+<\/td><td><b>6\d%<\/b><\/td><td>5%<\/td>/);
+    expect(html).toMatch(/<h4>What the mini-batches used, per worker<\/h4>[\s\S]*?<td>worker-0<\/td><td>[\d,]+<\/td><td>[^<]+<\/td><td>[^<]+<\/td><td><b>6\d%<\/b><\/td><td>90\.0 MiB<\/td><td>\+39 KiB<\/td>/);
     const data = JSON.parse(/<script type="application\/json" id="log-data">([\s\S]*?)<\/script>/.exec(html)![1]!);
     expect(data.records.length).toBe(5000);
     expect(data.total).toBeGreaterThan(20_000);
