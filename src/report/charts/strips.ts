@@ -33,7 +33,7 @@ export interface StripMark {
 }
 
 /** Room at the top of a strip for its scale's text. */
-const LABEL_PAD = 11;
+const LABEL_PAD = 14;
 
 export interface Strip {
   readonly label: string;
