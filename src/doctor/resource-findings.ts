@@ -477,8 +477,8 @@ interface RunUse {
   readonly waitMs?: number;
 }
 
-function runUse(step: StepRun, attempts: readonly Attempt[] = step.attempts): RunUse {
-  const measured = attempts.filter((a) => a.cpuMs !== undefined && a.runMs !== undefined && a.runMs > 0);
+function runUse(step: StepRun): RunUse {
+  const measured = step.attempts.filter((a) => a.cpuMs !== undefined && a.runMs !== undefined && a.runMs > 0);
   let runMs = 0;
   let cpuMs = 0;
   for (const a of measured) {
@@ -537,13 +537,27 @@ export function ioBound(step: StepRun): Finding[] | Skipped {
       runMs += a.runMs!;
       cpuMs += a.cpuMs!;
     }
-    const w = { runMs, cpuMs };
     const r = reads.get(worker);
     const read = r?.readChars !== undefined ? `; its process read ${bytes(r.readChars)} (${bytes(r.diskReadBytes)} from disk)` : '';
-    evidence.push(`${worker}: ${list.length} attempts, ${seconds(w.runMs)} in run(), ${seconds(w.cpuMs)} CPU (${pct(w.cpuMs / w.runMs)})${read}`);
+    evidence.push(`${worker}: ${list.length} attempts, ${seconds(runMs)} in run(), ${seconds(cpuMs)} CPU (${pct(cpuMs / runMs)})${read}`);
   }
   const node = nodeLine(step);
   if (node) evidence.push(node.line);
+  return ioFinding(step, ratio, evidence, {
+    ratio: round(ratio),
+    cpuWaitShare: use.waitMs === undefined ? undefined : round(use.waitMs / use.runMs),
+    busySeconds: round(use.runMs / 1000),
+    cpuSeconds: round(use.cpuMs / 1000),
+    miniBatches: use.attempts.length,
+    workers: perWorker.size,
+    basis: 'attempts',
+    waited: { count: waited.length, miniBatches: waited.slice(0, 20).map((a) => a.id) },
+    nodeCpuBusy: node?.busy === undefined ? undefined : round(node.busy),
+    iowait: node?.iowait === undefined ? undefined : round(node.iowait),
+  });
+}
+
+function ioFinding(step: StepRun, ratio: number, evidence: string[], data: Record<string, unknown>): Finding[] {
   return [
     {
       id: 'io-bound',
@@ -551,26 +565,13 @@ export function ioBound(step: StepRun): Finding[] | Skipped {
       step: step.label,
       title: `${step.label}: mini-batches spend most of their time off CPU (${pct(ratio)} CPU): I/O-bound`,
       evidence,
-      fix: IO_FIX,
-      data: {
-        ratio: round(ratio),
-        cpuWaitShare: use.waitMs === undefined ? undefined : round(use.waitMs / use.runMs),
-        busySeconds: round(use.runMs / 1000),
-        cpuSeconds: round(use.cpuMs / 1000),
-        miniBatches: use.attempts.length,
-        workers: perWorker.size,
-        basis: 'attempts',
-        waited: { count: waited.length, miniBatches: waited.slice(0, 20).map((a) => a.id) },
-        nodeCpuBusy: node?.busy === undefined ? undefined : round(node.busy),
-        iowait: node?.iowait === undefined ? undefined : round(node.iowait),
-      },
+      fix:
+        'The workers wait (on the input store, the network, a remote model, a sleep or a lock) rather than compute, so the CPUs are mostly idle. ' +
+        'Overlap the waiting: raise process_count_per_node above the number of cores, or let run() fetch its items concurrently (Promise.all over the mini-batch) and prefetch inputs; if the input store is the bottleneck, check its throughput and use larger mini-batches of fewer files.',
+      data,
     },
   ];
 }
-
-const IO_FIX =
-  'The workers wait (on the input store, the network, a remote model, a sleep or a lock) rather than compute, so the CPUs are mostly idle. ' +
-  'Overlap the waiting: raise process_count_per_node above the number of cores, or let run() fetch its items concurrently (Promise.all over the mini-batch) and prefetch inputs; if the input store is the bottleneck, check its throughput and use larger mini-batches of fewer files.';
 
 /** The node's CPU while mini-batches ran, in a line of evidence. */
 function nodeLine(step: StepRun): { line: string; busy: number; iowait?: number } | undefined {
@@ -610,17 +611,16 @@ function ioBoundPerProcess(step: StepRun): Finding[] | Skipped {
   }
   if (node) evidence.push(node.line);
   evidence.push('this run folder has CPU per worker process only (written before the workers measured each run()): which mini-batches waited is not in it');
-  return [
-    {
-      id: 'io-bound',
-      severity: 'info',
-      step: step.label,
-      title: `${step.label}: mini-batches spend most of their time off CPU (${pct(ratio)} CPU): I/O-bound`,
-      evidence,
-      fix: IO_FIX,
-      data: { ratio: round(ratio), busySeconds: round(busyS), cpuSeconds: round(cpuS), miniBatches: attempts, workers: workers.length, basis: 'processes', nodeCpuBusy: node === undefined ? undefined : round(node.busy), iowait: node?.iowait === undefined ? undefined : round(node.iowait) },
-    },
-  ];
+  return ioFinding(step, ratio, evidence, {
+    ratio: round(ratio),
+    busySeconds: round(busyS),
+    cpuSeconds: round(cpuS),
+    miniBatches: attempts,
+    workers: workers.length,
+    basis: 'processes',
+    nodeCpuBusy: node === undefined ? undefined : round(node.busy),
+    iowait: node?.iowait === undefined ? undefined : round(node.iowait),
+  });
 }
 
 export function cpuSaturated(step: StepRun): Finding[] {
