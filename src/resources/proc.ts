@@ -123,28 +123,36 @@ export function cpuCount(): number {
 }
 
 /**
- * One number of a small /proc file of this process, read with a pread on a descriptor kept open
- * (about 1 µs; opening the file each time, as process.memoryUsage.rss() does with /proc/self/stat,
- * costs 10 to 15). Linux only; read() is undefined elsewhere, or once the file failed.
+ * The resident memory of this process, read where it is cheapest: a pread of /proc/self/statm's
+ * resident pages on a descriptor kept open (about 1 µs; process.memoryUsage.rss() opens, reads and
+ * closes /proc/self/stat on every call: 10 to 15 µs). Elsewhere, or once that failed, rss().
  */
-export class ProcNumber {
+export class ResidentMemory {
   private fd: number | undefined;
+  private pageSize = 0;
   private readonly buf = Buffer.alloc(128);
 
-  /** `field`: the index of the number among the file's space-separated ones. */
-  constructor(
-    file: string,
-    private readonly field: number,
-  ) {
+  constructor() {
     if (process.platform !== 'linux') return;
     try {
-      this.fd = fs.openSync(file, 'r');
+      this.fd = fs.openSync('/proc/self/statm', 'r');
+      const pages = this.pages();
+      // the page size, from one rss() beside it: 4 KiB, 16 KiB or 64 KiB, a power of two
+      if (pages !== undefined && pages > 0) this.pageSize = 2 ** Math.round(Math.log2(process.memoryUsage.rss() / pages));
     } catch {
-      this.fd = undefined;
+      // rss() it is
     }
+    if (!(this.pageSize >= 4096)) this.close();
   }
 
-  read(): number | undefined {
+  /** Bytes. */
+  bytes(): number {
+    const pages = this.pages();
+    return pages !== undefined ? pages * this.pageSize : process.memoryUsage.rss();
+  }
+
+  /** statm's second number: resident pages. */
+  private pages(): number | undefined {
     if (this.fd === undefined) return undefined;
     const b = this.buf;
     let n: number;
@@ -154,38 +162,14 @@ export class ProcNumber {
       this.close();
       return undefined;
     }
-    let i = 0;
-    for (let f = 0; f < this.field && i < n; i++) if (b[i] === 32) f++;
+    let i = b.indexOf(32) + 1;
+    if (i <= 0 || i >= n) return undefined;
     let v = 0;
-    const from = i;
     for (; i < n && b[i]! >= 48 && b[i]! <= 57; i++) v = v * 10 + b[i]! - 48;
-    return i > from ? v : undefined;
+    return v;
   }
 
   close(): void {
     this.fd = closeQuietly(this.fd);
-  }
-}
-
-/** The resident memory of this process: /proc/self/statm's resident pages (ProcNumber), else process.memoryUsage.rss(). */
-export class ResidentMemory {
-  private readonly statm = new ProcNumber('/proc/self/statm', 1);
-  private pageSize = 0;
-
-  constructor() {
-    const pages = this.statm.read();
-    // the page size, from one rss() beside it: 4 KiB, 16 KiB or 64 KiB, a power of two
-    if (pages !== undefined && pages > 0) this.pageSize = 2 ** Math.round(Math.log2(process.memoryUsage.rss() / pages));
-    if (!(this.pageSize >= 4096)) this.statm.close();
-  }
-
-  /** Bytes. */
-  bytes(): number {
-    const pages = this.statm.read();
-    return pages !== undefined ? pages * this.pageSize : process.memoryUsage.rss();
-  }
-
-  close(): void {
-    this.statm.close();
   }
 }

@@ -117,7 +117,7 @@ export interface ResourceSample {
   readonly pid?: number;
   /** Cumulative CPU seconds of the process (user + system). */
   readonly cpuS: number;
-  /** Cumulative seconds its main thread was ready to run and waited for a CPU (Linux). */
+  /** Cumulative seconds its main thread waited for a core (Linux), when known. */
   readonly cpuWaitS?: number;
   readonly rss: number;
   readonly rssMax: number;
