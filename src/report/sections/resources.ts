@@ -61,7 +61,10 @@ export function resourcesSection(view: StepView, findings: readonly Finding[]): 
   if (step.resources.length === 0 && !usage) return '';
   const t0 = view.start ?? step.resources[0]?.time ?? 0;
   const t1 = Math.max(view.end ?? t0, t0 + 1);
-  const lanes = lanesOf(step.resources, t0, t1, step.attempts.length > 0);
+  // the workers a finding names are drawn whatever their memory
+  const named = new Set<string>();
+  for (const { finding: f } of own) for (const x of [...((f.data.processes ?? []) as { worker?: string }[]), ...((f.data.cases ?? []) as { worker?: string }[])]) if (x.worker) named.add(x.worker);
+  const lanes = lanesOf(step.resources, t0, t1, step.attempts.length > 0, named);
   const parts: string[] = [];
   if (lanes.all.length > 0) parts.push(figure(view, lanes, own, t0, t1));
   if (own.length > 0) {
@@ -75,7 +78,7 @@ export function resourcesSection(view: StepView, findings: readonly Finding[]): 
   return `<section class="sub" id="resources-${i}"><h3>Resources</h3>${parts.join('')}</section>`;
 }
 
-function lanesOf(samples: readonly ResourceSample[], t0: number, t1: number, runner: boolean): { all: Lane[]; shown: Lane[] } {
+function lanesOf(samples: readonly ResourceSample[], t0: number, t1: number, runner: boolean, named: ReadonlySet<string>): { all: Lane[]; shown: Lane[] } {
   const byWorker = new Map<string, Map<number, ResourceSample[]>>();
   for (const s of samples) {
     if (s.time < t0 - 1000 || s.time - s.periodS * 1000 > t1 + 1000) continue;
@@ -96,7 +99,8 @@ function lanesOf(samples: readonly ResourceSample[], t0: number, t1: number, run
   const order = (l: Lane): number => (l.processes[0]![0]!.process === 0 ? -1 : 0);
   all.sort((a, b) => order(a) - order(b) || a.worker.localeCompare(b.worker, 'en', { numeric: true }));
   if (all.length <= MAX_LANES) return { all, shown: all };
-  const keep = new Set([all[0]!, ...[...all].sort((a, b) => b.peakRss - a.peakRss).slice(0, MAX_LANES - 1)]);
+  const first = (l: Lane): number => (order(l) < 0 ? 0 : named.has(l.worker) ? 1 : 2);
+  const keep = new Set([...all].sort((a, b) => first(a) - first(b) || b.peakRss - a.peakRss).slice(0, MAX_LANES));
   return { all, shown: all.filter((l) => keep.has(l)) };
 }
 
@@ -228,7 +232,7 @@ function figure(view: StepView, lanes: { all: Lane[]; shown: Lane[] }, own: read
     `Memory (RSS and V8 heap used, one scale for all up to ${bytes(memMax)}) and CPU (CPU seconds per second: 1 is one core) of each process over time, on the timeline's time axis` +
     `${node ? ', then the node\'s CPUs (busy and iowait, of all of them)' : ''}; from resources.jsonl, ${step.resources.length > 0 ? plural(step.resources.length, 'sample') : 'no samples'}` +
     `${lanes.shown.some((l) => l.processes.some((p) => p.length > SLOTS)) ? `, the longest aggregated into ${SLOTS} time slots (highest memory and CPU per slot)` : ''}` +
-    `${more > 0 ? `; ${more} more worker${more === 1 ? '' : 's'} not drawn (the ${MAX_LANES - 1} with the highest memory are)` : ''}. Hover for the figures and the mini-batch that ran; click to show its log records.`;
+    `${more > 0 ? `; ${more} more worker${more === 1 ? '' : 's'} not drawn (those the findings name and then the ones with the highest memory are)` : ''}. Hover for the figures and the mini-batch that ran; click to show its log records.`;
   const tints = new Set(strips.map((s) => s.tint));
   const tinted = ([C.tint.error, C.tint.warning, C.tint.info] as string[]).find((t) => tints.has(t));
   const items = [
