@@ -63,7 +63,9 @@ export function resourcesSection(view: StepView, findings: readonly Finding[]): 
   const t1 = Math.max(view.end ?? t0, t0 + 1);
   // the workers a finding names are drawn whatever their memory
   const named = new Set<string>();
-  for (const { finding: f } of own) for (const x of [...((f.data.processes ?? []) as { worker?: string }[]), ...((f.data.cases ?? []) as { worker?: string }[])]) if (x.worker) named.add(x.worker);
+  for (const { finding: f } of own) {
+    for (const list of [f.data.processes, f.data.cases]) if (Array.isArray(list)) for (const x of list as { worker?: unknown }[]) if (typeof x?.worker === 'string') named.add(x.worker);
+  }
   const lanes = lanesOf(step.resources, t0, t1, step.attempts.length > 0, named);
   const parts: string[] = [];
   if (lanes.all.length > 0) parts.push(figure(view, lanes, own, t0, t1));
