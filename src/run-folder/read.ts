@@ -38,7 +38,8 @@ function stepFoldersIn(dir: string): { folder: string; label: string; nodeRank?:
   for (const e of entries(dir)) {
     if (!e.isDirectory()) continue;
     const sub = path.join(dir, e.name);
-    if (isStepFolder(sub)) {
+    // a multi-node step folder may hold the job's merged files too: its node folders are the steps
+    if (isStepFolder(sub) && !entries(sub).some((n) => n.isDirectory() && NODE_DIR.test(n.name))) {
       out.push({ folder: sub, label: e.name });
       continue;
     }
@@ -69,14 +70,14 @@ export function locateRunFolder(target: string): Located {
   if (!stat.isDirectory()) {
     throw new RunFolderError(`${target} is a file; give the run folder that holds it (${path.dirname(target)})`);
   }
-  if (isStepFolder(folder)) return { kind: 'step', folder, steps: [{ folder, label: path.basename(folder) }] };
-  // a multi-node step: <run>/<step>/node-<rank>/
+  // a multi-node step: <run>/<step>/node-<rank>/ (its own files, if any, are the job's merged ones)
   const base = path.basename(folder);
   const nodes = entries(folder)
     .filter((e) => e.isDirectory() && NODE_DIR.test(e.name) && isStepFolder(path.join(folder, e.name)))
     .map((e) => ({ folder: path.join(folder, e.name), label: `${base}/${e.name}`, nodeRank: Number(NODE_DIR.exec(e.name)![1]) }))
     .sort((a, b) => a.nodeRank - b.nodeRank);
   if (nodes.length > 0) return { kind: 'step', folder, steps: nodes };
+  if (isStepFolder(folder)) return { kind: 'step', folder, steps: [{ folder, label: path.basename(folder) }] };
   const inside = stepFoldersIn(folder);
   if (inside.length > 0) return { kind: 'pipeline', folder, steps: inside };
   // a telemetry root (STEP_TELEMETRY_DIR): accept it when it holds exactly one pipeline run

@@ -141,7 +141,7 @@ function readReason(error: unknown): string {
  * malformed record (csv-parse cannot read it) goes with the record after it, one item more that
  * the worker fails with its line; the first record is the header.
  */
-export async function cutTabularFile(file: string, format: TabularFormat, size: number): Promise<Omit<TabularMiniBatch, 'index' | 'id'>[]> {
+export async function cutTabularFile(file: string, format: TabularFormat, size: number, keep?: (row: number) => boolean): Promise<Omit<TabularMiniBatch, 'index' | 'id'>[]> {
   const out: Omit<TabularMiniBatch, 'index' | 'id'>[] = [];
   let header: string[] | undefined;
   let start = -1;
@@ -157,6 +157,12 @@ export async function cutTabularFile(file: string, format: TabularFormat, size: 
   };
   /** Records [s, e) starting on `line`, `n` items. */
   const add = (s: number, e: number, line: number, n: number): void => {
+    if (keep && !keep(row)) {
+      // only the rows asked for (--input-failed): a gap ends the mini-batch
+      close();
+      row += n;
+      return;
+    }
     if (rows > 0 && e - start > size) close();
     if (rows === 0) {
       start = s;

@@ -1,0 +1,523 @@
+// A shared queue as a MiniBatchSource: the mini-batches of one job are BullMQ jobs on Redis, and
+// every node's runner pulls from the same queue until the job is over, so fast nodes take more and
+// a node may join late. This process is a BullMQ worker processing jobs manually
+// (getNextJob / moveToCompleted / moveToFailed / extendJobLocks, BullMQ's stalled-job checker):
+//   - a job is leased for queue_lock_duration and its lease renewed every half of it while this
+//     node holds it; a node that dies or hangs stops renewing, and BullMQ's stalled-job checker
+//     (run by every node) puts the job back, so another node runs it: BullMQ counts that start, and
+//     so the lost run counts as an attempt, like a worker crash;
+//   - a failed attempt with tries left goes back on the queue (moveToFailed: BullMQ's retry), so
+//     its next try may run on any node; run_max_try bounds the starts (attemptsStarted);
+//   - a mini-batch's end is counted job-wide by JobState (one Lua script), then acknowledged
+//     (moveToCompleted; removed from Redis);
+//   - the job-wide counts and the verdict come back with every commit and a poll (twice a second).
+// What this process keeps per mini-batch is only what it holds now (buffered, running, releasing):
+// it does not grow with the work done.
+import { randomUUID } from 'node:crypto';
+import type { Job as BullJob, Queue, Worker } from 'bullmq';
+import type { Redis as RedisClient } from 'ioredis';
+import type { ResolvedRunConfig } from '../config.js';
+import type { MiniBatch, Partition, UnreadableMiniBatch } from '../partition.js';
+import type { MiniBatchStatus } from '../reports.js';
+import type { MiniBatchSource, MiniBatchState, SettledInfo, SharedJob } from '../source.js';
+import type { ParallelRunErrorInfo } from '../types.js';
+import { JobState, ZERO_COUNTS, type JobCounts, type Verdict } from './job-state.js';
+import { redisOptions, type QueueAddress } from './url.js';
+
+/** Mini-batches pulled in parallel at most (each is one round trip to Redis). */
+const PARALLEL_FETCHES = 16;
+const MAX_BUFFER = 512;
+const ENQUEUE_BATCH = 500;
+
+/** `<pipeline run id>.<step id>` with what BullMQ does not allow in a queue name (`:`) replaced. */
+export function queueName(pipelineRunId: string, stepId: string): string {
+  return `${pipelineRunId}.${stepId}`.replace(/[:\s]/g, '_');
+}
+export const QUEUE_PREFIX = 'step-telemetry';
+
+export interface QueueSourceOptions {
+  readonly config: ResolvedRunConfig;
+  readonly address: QueueAddress;
+  readonly name: string;
+  /** Cut the input (only the node that enqueues does). */
+  readonly partition: () => Promise<Partition>;
+  /** The leader's partition is ready (to write the manifest). */
+  readonly onPartition?: (part: Partition) => void;
+  /** Something the user should see. */
+  readonly notice: (text: string) => void;
+}
+
+interface Held {
+  readonly job: BullJob;
+  readonly token: string;
+}
+
+function isUnreadable(mb: MiniBatch): mb is UnreadableMiniBatch {
+  return mb.kind === 'unreadable';
+}
+
+function errorText(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+/** A short fingerprint of the cut input: a second enqueuer on a different input is refused. */
+function fingerprint(part: Partition): string {
+  let h = 0x811c9dc5;
+  const add = (s: string): void => {
+    for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193) >>> 0;
+  };
+  for (const mb of part.miniBatches) add(`${mb.id}:${mb.items}:${mb.kind === 'files' ? mb.files[0] : mb.file};`);
+  return `${part.miniBatches.length}:${part.items}:${h.toString(16)}`;
+}
+
+export class QueueSource implements MiniBatchSource, SharedJob {
+  miniBatches = 0;
+  items = 0;
+  readonly unreadable: readonly UnreadableMiniBatch[] = [];
+  readonly nodeId = randomUUID();
+  writer = 0;
+  isLeader = false;
+  counts: JobCounts = ZERO_COUNTS;
+  verdict: Verdict | undefined;
+  failure: ParallelRunErrorInfo | undefined;
+  onAvailable?: () => void;
+  onChange?: () => void;
+  onUnreadable?: (mb: UnreadableMiniBatch) => void;
+  onLost?: (st: MiniBatchState, message: string) => void;
+  /** Flushes the output journal: its entries are on disk before a commit names them. */
+  beforeCommit: () => void = () => {};
+  /** This node's retries, timeouts and restarts (added to the job's by each poll). */
+  local = { retries: 0, timeouts: 0, restarts: 0 };
+  private sent = { retries: 0, timeouts: 0, restarts: 0 };
+
+  private readonly config: ResolvedRunConfig;
+  private readonly lockMs: number;
+  private worker!: Worker;
+  private queue: Queue | undefined;
+  private client!: RedisClient;
+  private state!: JobState;
+  private readonly held = new Map<MiniBatchState, Held>();
+  private readonly heldUnreadable = new Map<string, Held>();
+  private buffer: MiniBatchState[] = [];
+  private target: number;
+  private fetching = 0;
+  private blocking = false;
+  private drained = false;
+  private halted = false;
+  private closed = false;
+  private tokens = 0;
+  private lastReply = Date.now();
+  private lastError = '';
+  private timers: NodeJS.Timeout[] = [];
+  private enqueued = false;
+
+  private constructor(private readonly o: QueueSourceOptions) {
+    this.config = o.config;
+    this.lockMs = o.config.queueLockDuration * 1000;
+    this.target = Math.max(2, 2 * o.config.processCountPerNode);
+  }
+
+  /** Connect, join the job (enqueue it when no node has), and learn its totals. Throws a clear error when Redis cannot be reached. */
+  static async open(o: QueueSourceOptions): Promise<QueueSource> {
+    const s = new QueueSource(o);
+    await s.connect();
+    return s;
+  }
+
+  /** This source is its own shared side (MiniBatchSource.shared). */
+  get shared(): SharedJob {
+    return this;
+  }
+
+  get display(): string {
+    return this.o.address.display;
+  }
+
+  private async connect(): Promise<void> {
+    const [{ Worker }, { Redis }] = await Promise.all([import('bullmq'), import('ioredis')]);
+    const opts = redisOptions(this.o.address);
+    this.client = new Redis({ ...opts, maxRetriesPerRequest: 2, lazyConnect: true });
+    this.client.on('error', (e: Error) => {
+      this.lastError = e.message;
+    });
+    try {
+      await withTimeout(this.client.connect(), this.lockMs, `no answer within ${this.config.queueLockDuration} s`);
+    } catch (error) {
+      this.client.disconnect();
+      throw new Error(`cannot reach the queue at ${this.display}: ${this.lastError || errorText(error)}`);
+    }
+    this.state = new JobState(this.client, `${QUEUE_PREFIX}:${this.o.name}:st`);
+    this.worker = new Worker(this.o.name, null, {
+      connection: opts,
+      prefix: QUEUE_PREFIX,
+      autorun: false,
+      lockDuration: this.lockMs,
+      stalledInterval: Math.max(250, this.lockMs / 2),
+      // a lost run counts as an attempt (attemptsStarted); run_max_try decides, not BullMQ
+      maxStalledCount: this.config.runMaxTry + 1,
+      drainDelay: 1,
+    });
+    this.worker.on('error', (e: Error) => {
+      this.lastError = e.message;
+    });
+    this.writer = await this.state.newWriter();
+    await this.state.addToField('nodes_joined', 1);
+    await this.learnTotals();
+    void this.worker.startStalledCheckTimer();
+    this.timers.push(setInterval(() => void this.poll(), Math.max(100, Math.min(500, this.lockMs / 4))));
+    this.timers.push(setInterval(() => void this.extendLocks(), Math.max(100, this.lockMs / 2)));
+    for (const t of this.timers) t.unref();
+  }
+
+  /** Wait for the totals of the job; the first node to claim it cuts the input and enqueues. */
+  private async learnTotals(): Promise<void> {
+    const deadline = Date.now() + Math.max(60_000, 4 * this.lockMs);
+    for (;;) {
+      const m = await this.state.meta();
+      if (m.total_mb !== undefined && m.enqueue_done !== undefined) break;
+      if (await this.state.claimLeader(this.nodeId, this.lockMs)) {
+        await this.lead();
+        break;
+      }
+      if (m.total_mb !== undefined) break;
+      if (Date.now() > deadline) throw new Error(`the queue at ${this.display} holds no totals for job ${this.o.name} and another node holds the lead without setting them`);
+      await sleep(100);
+    }
+    const m = await this.state.meta();
+    this.miniBatches = Number(m.total_mb);
+    this.items = Number(m.total_items);
+    if (m.verdict_category) this.verdict = { category: m.verdict_category as Verdict['category'], message: m.verdict_message ?? '' };
+  }
+
+  /** This node enqueues: cut the input, set the totals once, add the mini-batches not finished (idempotent: job ids are the mini-batch ids). */
+  private async lead(): Promise<void> {
+    this.isLeader = true;
+    const refresh = setInterval(() => void this.state.refreshLeader(this.nodeId, this.lockMs).catch(() => {}), Math.max(100, this.lockMs / 3));
+    refresh.unref();
+    try {
+      const part = await this.o.partition();
+      this.o.onPartition?.(part);
+      const fp = fingerprint(part);
+      const totals = await this.state.setTotals(part.miniBatches.length, part.items, fp);
+      if (totals.fingerprint !== fp) {
+        throw new Error(`the job ${this.o.name} on the queue was cut from a different input (${totals.fingerprint}, here ${fp}): the input changed, or two jobs share a pipeline run id and step id`);
+      }
+      const { Queue } = await import('bullmq');
+      this.queue = new Queue(this.o.name, { connection: redisOptions(this.o.address), prefix: QUEUE_PREFIX });
+      const rec = await this.state.records();
+      const finished = (i: number): boolean => i * 8 + 8 <= rec.length && rec.readUInt32BE(i * 8) !== 0;
+      const todo = part.miniBatches.filter((mb) => !finished(mb.index));
+      for (let i = 0; i < todo.length; i += ENQUEUE_BATCH) {
+        await this.queue.addBulk(
+          todo.slice(i, i + ENQUEUE_BATCH).map((mb) => ({ name: 'mini-batch', data: mb, opts: { jobId: mb.id, attempts: 1_000_000, removeOnComplete: true, removeOnFail: true } })),
+        );
+        await this.state.setField('enqueued', Math.min(todo.length, i + ENQUEUE_BATCH));
+      }
+      await this.state.setField('enqueue_done', Date.now());
+      this.enqueued = true;
+    } finally {
+      clearInterval(refresh);
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // MiniBatchSource
+
+  take(): MiniBatchState | undefined {
+    const st = this.buffer.shift();
+    if (this.buffer.length === 0 && st === undefined && !this.drained) this.target = Math.min(MAX_BUFFER, this.target * 2);
+    this.pump();
+    return st;
+  }
+
+  putBack(st: MiniBatchState): void {
+    if (this.held.has(st)) this.buffer.unshift(st);
+  }
+
+  retry(st: MiniBatchState): void {
+    const h = this.held.get(st);
+    this.held.delete(st);
+    if (!h) return;
+    const e = st.lastError;
+    const error = new Error(e ? `${e.category}: ${e.message}` : 'attempt failed');
+    h.job.moveToFailed(error, h.token, false).then(
+      () => this.pump(),
+      (err: unknown) => this.lostLease(st.mb.id, err),
+    );
+  }
+
+  readonly waitingRetry = 0;
+
+  get notStarted(): number {
+    return this.buffer.length;
+  }
+
+  waiting(): readonly MiniBatchState[] {
+    return [];
+  }
+
+  settled(st: MiniBatchState, status: MiniBatchStatus, info: SettledInfo): void {
+    const h = this.held.get(st);
+    this.held.delete(st);
+    this.commit(st.mb.index, st.mb.id, status, info, h);
+  }
+
+  /** An unreadable input the Job failed at once (onUnreadable). */
+  settledUnreadable(mb: UnreadableMiniBatch, info: SettledInfo): void {
+    const h = this.heldUnreadable.get(mb.id);
+    this.heldUnreadable.delete(mb.id);
+    this.commit(mb.index, mb.id, 'INPUT_ERROR', info, h);
+  }
+
+  private commit(index: number, id: string, status: MiniBatchStatus, info: SettledInfo, h: Held | undefined): void {
+    const ok = status === 'RUN_DONE';
+    this.beforeCommit();
+    this.state.commit(index, { writer: this.writer, seq: info.seq ?? 0, failed: !ok }, ok, info.succeeded, info.failed).then(
+      ({ fresh, counts }) => {
+        this.replied();
+        if (!fresh) this.o.notice(`${id} had already finished on the queue (a node that lost its lease finished it too): this run's result does not count`);
+        this.apply(counts, this.verdict);
+        if (h) h.job.moveToCompleted(null, h.token, false).catch(() => {}); // a lease lost meanwhile: the record decides
+      },
+      (error: unknown) => this.redisFailed(error),
+    );
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // SharedJob
+
+  /** Set the job's verdict (the first one proposed holds on every node). */
+  propose(v: Verdict): void {
+    this.state.proposeVerdict(v).then(
+      (held) => {
+        this.replied();
+        this.apply(this.counts, held);
+      },
+      (error: unknown) => this.redisFailed(error),
+    );
+  }
+
+  /** The job is ending here: nothing more is pulled; what this node holds and did not finish goes back to the queue. */
+  halt(): void {
+    this.halted = true;
+    for (const t of this.timers) clearInterval(t);
+    this.timers = [];
+  }
+
+  /** Release what is held, leave the queue; true when this node is the last to end a finished job. */
+  async close(): Promise<{ last: boolean }> {
+    this.halt();
+    if (this.closed) return { last: false };
+    this.closed = true;
+    let last = false;
+    if (!this.failure) {
+      try {
+        const release = [...this.held.values(), ...this.heldUnreadable.values()].map((h) => h.job.moveToWait(h.token).catch(() => {}));
+        await withTimeout(Promise.all(release), 5000, 'release');
+        const ended = await this.state.addToField('nodes_ended', 1);
+        const joined = Number((await this.state.meta()).nodes_joined ?? 0);
+        last = ended >= joined;
+      } catch {
+        // Redis went away at the end: the leases expire by themselves
+      }
+    }
+    this.held.clear();
+    this.buffer = [];
+    await withTimeout(
+      Promise.allSettled([this.worker.close(this.failure !== undefined), this.queue?.close()]).then(() => undefined),
+      5000,
+      'close',
+    ).catch(() => {
+      void this.worker.disconnect().catch(() => {});
+    });
+    this.client.disconnect();
+    return { last };
+  }
+
+  /** The job's records (for the merge), while the connection is open. */
+  records(): Promise<Buffer> {
+    return this.state.records();
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // pulling
+
+  private pump(): void {
+    if (this.halted || this.closed || this.verdict || this.complete()) return;
+    while (!this.drained && this.fetching < PARALLEL_FETCHES && this.buffer.length + this.fetching < this.target) void this.fetch(false);
+    if (this.drained && this.fetching === 0 && !this.blocking && this.buffer.length < this.target) {
+      this.blocking = true;
+      void this.fetch(true).finally(() => {
+        this.blocking = false;
+        // the blocking wait ends after at most drainDelay: look again
+        if (!this.halted) setTimeout(() => this.pump(), this.drained ? 50 : 0).unref();
+      });
+    }
+  }
+
+  private complete(): boolean {
+    return this.miniBatches > 0 && this.counts.mbDone >= this.miniBatches;
+  }
+
+  private async fetch(block: boolean): Promise<void> {
+    this.fetching++;
+    const token = `${this.nodeId}:${++this.tokens}`;
+    try {
+      const job = (await this.worker.getNextJob(token, { block })) as BullJob | undefined;
+      this.replied();
+      if (!job) {
+        this.drained = true;
+        return;
+      }
+      this.drained = false;
+      await this.admit(job, token);
+    } catch (error) {
+      if (!this.halted) this.lastError = errorText(error);
+    } finally {
+      this.fetching--;
+    }
+    if (!block) this.pump();
+  }
+
+  /** A job pulled from the queue: to the buffer, or finished at once (an unreadable input, a lost last try, already finished). */
+  private async admit(job: BullJob, token: string): Promise<void> {
+    const mb = job.data as MiniBatch;
+    const started = job.attemptsStarted;
+    if (this.halted) {
+      await job.moveToWait(token).catch(() => {});
+      return;
+    }
+    if (started > 1 && (await this.state.record(mb.index)) !== undefined) {
+      // its end was counted by a node that died before acknowledging it
+      await job.moveToCompleted(null, token, false).catch(() => {});
+      return;
+    }
+    if (isUnreadable(mb)) {
+      this.heldUnreadable.set(mb.id, { job, token });
+      this.onUnreadable?.(mb);
+      return;
+    }
+    const lostRuns = started - 1 - job.attemptsMade;
+    const failed = job.failedReason ? /^(\w+): ([\s\S]*)$/.exec(job.failedReason) : null;
+    const st: MiniBatchState = {
+      mb,
+      task: undefined,
+      attempts: started - 1,
+      firstStart: job.processedOn && started > 1 ? job.timestamp : 0,
+      lastError: failed ? { category: failed[1] as ParallelRunErrorInfo['category'], message: failed[2]!, mini_batch_id: mb.id } : undefined,
+      lastRunMs: 0,
+      done: false,
+      suspect: false,
+    };
+    this.held.set(st, { job, token });
+    if (lostRuns > 0) {
+      this.onLost?.(st, `${mb.id}: the node running attempt ${started - 1} was lost (its lease of ${this.config.queueLockDuration} s expired: it died, hung or lost the queue); counted as a failed attempt`);
+      if (st.attempts >= this.config.runMaxTry) return; // its last try: the job fails it (onLost)
+    }
+    const wasEmpty = this.buffer.length === 0;
+    this.buffer.push(st);
+    if (wasEmpty) this.onAvailable?.();
+  }
+
+  private async extendLocks(): Promise<void> {
+    const held = [...this.held.entries(), ...[...this.heldUnreadable.values()].map((h) => [undefined, h] as const)];
+    if (held.length === 0 || this.closed) return;
+    try {
+      const failed = await this.worker.extendJobLocks(
+        held.map(([, h]) => h.job.id!),
+        held.map(([, h]) => h.token),
+        this.lockMs,
+      );
+      this.replied();
+      for (const id of failed) {
+        const i = this.buffer.findIndex((s) => s.mb.id === id);
+        if (i >= 0) {
+          const [st] = this.buffer.splice(i, 1);
+          this.held.delete(st!);
+        }
+        this.o.notice(`${id}: this node's lease on it expired (it was too slow to renew it); another node runs it, and only one run counts`);
+      }
+    } catch (error) {
+      this.lastError = errorText(error);
+    }
+  }
+
+  private lostLease(id: string, error: unknown): void {
+    this.o.notice(`${id}: cannot send it back for its retry: ${errorText(error)}; its lease expires and another node retries it`);
+  }
+
+  /** Twice a second: this node's counters up, the job's counts and verdict down; a Redis that stays silent fails the job here. */
+  private async poll(): Promise<void> {
+    if (this.closed || this.failure) return;
+    if (Date.now() - this.lastReply > this.lockMs) {
+      this.redisFailed(new Error(this.lastError || 'no answer'));
+      return;
+    }
+    const d = { retries: this.local.retries - this.sent.retries, timeouts: this.local.timeouts - this.sent.timeouts, restarts: this.local.restarts - this.sent.restarts };
+    try {
+      const r = await this.state.poll(d.retries, d.timeouts, d.restarts);
+      this.sent = { ...this.local };
+      this.replied();
+      if (!this.enqueued && !this.isLeader) await this.takeOverEnqueue();
+      this.apply(r.counts, r.verdict);
+    } catch (error) {
+      this.lastError = errorText(error);
+    }
+  }
+
+  /** The node that enqueued died before it finished: another takes over (idempotently). */
+  private async takeOverEnqueue(): Promise<void> {
+    const m = await this.state.meta();
+    if (m.enqueue_done !== undefined) {
+      this.enqueued = true;
+      return;
+    }
+    if (await this.state.claimLeader(this.nodeId, this.lockMs)) {
+      this.o.notice(`the node that enqueued job ${this.o.name} stopped before it finished; this node enqueues the rest`);
+      await this.lead();
+    }
+  }
+
+  private replied(): void {
+    this.lastReply = Date.now();
+  }
+
+  private apply(counts: JobCounts, verdict: Verdict | undefined): void {
+    const changed = counts.mbDone !== this.counts.mbDone || counts.itemsFailed !== this.counts.itemsFailed || (verdict !== undefined && this.verdict === undefined);
+    if (counts.mbDone >= this.counts.mbDone) this.counts = counts;
+    if (verdict && !this.verdict) this.verdict = verdict;
+    if (changed) this.onChange?.();
+    if (this.buffer.length < this.target) this.pump();
+  }
+
+  private redisFailed(error: unknown): void {
+    if (this.failure || this.closed) return;
+    this.failure = {
+      category: 'QueueError',
+      message: `the queue at ${this.display} is unreachable (${this.lastError || errorText(error)}); this node stopped. Its finished mini-batches are in its output journal; the others go back to the queue when their leases expire`,
+    };
+    this.halt();
+    this.onChange?.();
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(what)), ms);
+    t.unref();
+    p.then(
+      (v) => {
+        clearTimeout(t);
+        resolve(v);
+      },
+      (e: unknown) => {
+        clearTimeout(t);
+        reject(e instanceof Error ? e : new Error(String(e)));
+      },
+    );
+  });
+}
