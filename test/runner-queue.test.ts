@@ -47,3 +47,65 @@ describe('parallel-run on a shared queue', () => {
     expect(readJsonl(merged.output_file).map((r) => r.item).sort()).toEqual(files.map((f) => path.basename(f)));
   });
 });
+
+describe('parallel-run on a shared queue under trouble', () => {
+  it('a node SIGKILLed mid-run: its mini-batches finish on the others, and the merged output holds each item exactly once', async () => {
+    const redis = await startRedis();
+    const dir = await useTempDir('queue-kill-');
+    const files = makeFiles(path.join(dir, 'in'), 24);
+    const args = ['--', '--sleep', '300', '--stderr-each'];
+    // SIGKILL while it runs its second mini-batch: its first is committed, the second is held
+    const victim = node(dir, redis.url, 2, 3, args, { signalWhen: { signal: 'SIGKILL', when: (_o, e) => (e.match(/running mb-/g) ?? []).length >= 2 } });
+    const rs = await Promise.all([node(dir, redis.url, 0, 3, args), node(dir, redis.url, 1, 3, args), victim]);
+    expect(rs[2]!.signal).toBe('SIGKILL');
+    for (const r of rs.slice(0, 2)) expect(r.code, r.stderr).toBe(0);
+    const merged = readJson(path.join(stepFolder(dir), 'result.json'));
+    expect(merged).toMatchObject({ status: 'succeeded', items: { total: 24, succeeded: 24 } });
+    expect(fs.existsSync(path.join(stepFolder(dir), 'node-2', 'result.json'))).toBe(false);
+    expect(readJsonl(merged.output_file).map((r) => r.item).sort()).toEqual(files.map((f) => path.basename(f)));
+    // the lost node's lease expired and its mini-batch ran again elsewhere, counted as an attempt
+    expect(rs[0]!.stderr + rs[1]!.stderr).toMatch(/was lost \(its lease of 2 s expired/);
+  });
+
+  it('failures spread over the nodes exceed error_threshold together: every node stops with the same cause', async () => {
+    const redis = await startRedis();
+    const dir = await useTempDir('queue-threshold-');
+    makeFiles(path.join(dir, 'in'), 40);
+    const rs = await Promise.all([0, 1, 2].map((r) => node(dir, redis.url, r, 3, ['--error-threshold', '3', '--', '--drop', '1', '--sleep', '20'])));
+    const causes = [0, 1, 2].map((r) => readJson(path.join(stepFolder(dir), `node-${r}`, 'result.json')).cause);
+    for (const r of rs) expect(r.code).toBe(1);
+    expect(causes[0]).toMatchObject({ category: 'ThresholdExceeded', message: expect.stringMatching(/^error_threshold exceeded: \d+ failed items > error_threshold 3/) });
+    expect(causes[1]).toEqual(causes[0]);
+    expect(causes[2]).toEqual(causes[0]);
+  });
+
+  it('a late-joining node takes work', async () => {
+    const redis = await startRedis();
+    const dir = await useTempDir('queue-late-');
+    makeFiles(path.join(dir, 'in'), 40);
+    const first = node(dir, redis.url, 0, 2, ['--', '--sleep', '100', '--stderr-each']);
+    await new Promise((r) => setTimeout(r, 1500));
+    const late = await node(dir, redis.url, 1, 2, ['--', '--sleep', '100']);
+    const r0 = await first;
+    expect(r0.code).toBe(0);
+    expect(late.code).toBe(0);
+    expect(readJson(path.join(stepFolder(dir), 'node-1', 'result.json')).node.mini_batches.succeeded).toBeGreaterThan(0);
+  });
+
+  it('a Redis that goes away mid-job: a clear error naming the queue, no hang, consistent local files', async () => {
+    const redis = await startRedis();
+    const dir = await useTempDir('queue-gone-');
+    makeFiles(path.join(dir, 'in'), 40);
+    let stopped = false;
+    const r = await node(dir, redis.url, 0, 1, ['--', '--sleep', '100', '--stderr-each'], {
+      signalWhen: { signal: 'SIGCONT', when: (_o, e) => !stopped && (e.match(/running mb-/g) ?? []).length >= 3 && ((stopped = true), void redis.stop(), true) },
+    });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/QueueError: the queue at redis:\/\/127\.0\.0\.1:\d+\/0 is unreachable/);
+    const folder = path.join(dir, 'telemetry', 'job-1', 'parallel-run');
+    const result = readJson(path.join(folder, 'result.json'));
+    expect(result).toMatchObject({ status: 'failed', cause: { category: 'QueueError' } });
+    const journal = readJsonl(path.join(folder, 'output-journal.jsonl'));
+    expect(readJsonl(path.join(dir, 'out', 'parallel_run_step.txt'))).toHaveLength(journal.reduce((n, e) => n + e.r, 0));
+  });
+});

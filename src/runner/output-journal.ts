@@ -41,9 +41,12 @@ export class OutputJournal {
     readonly file: string,
     /** This node process's writer id. */
     readonly writer: number,
+    /** The output file its entries point into (a line of its own, for a merge that finds no result.json: a node killed). */
+    output?: string,
   ) {
     try {
       this.fd = fs.openSync(file, 'a');
+      if (output) fs.writeSync(this.fd, `${JSON.stringify({ w: writer, output })}\n`);
     } catch (error) {
       this.error = `cannot open ${file}: ${(error as Error).message}`;
     }
@@ -96,6 +99,17 @@ export function readJournal(file: string): JournalEntry[] {
     } catch {
       // torn: written as the process died
     }
+  }
+  return out;
+}
+
+/** The output file a journal's entries point into (its last `output` line). */
+export function journalOutput(file: string): string | undefined {
+  let out: string | undefined;
+  try {
+    for (const line of fs.readFileSync(file, 'utf8').split('\n')) if (line.startsWith('{"w":') && line.includes('"output":')) out = (JSON.parse(line) as { output: string }).output;
+  } catch {
+    // none
   }
   return out;
 }

@@ -167,7 +167,7 @@ export async function runWith(api: ParallelRunConfig, flags: Readonly<Record<str
   const processed = runFolder ? new ProcessedReport(runFolder, resume?.processed) : undefined;
   // the manifest: of this node's share, or (a queue) of the whole job by the node that cut it
   if (runFolder && part) writeManifest(runFolder, part.miniBatches);
-  const journal = runFolder ? new OutputJournal(journalPath(runFolder), queue ? queue.writer : 1) : undefined;
+  const journal = runFolder ? new OutputJournal(journalPath(runFolder), queue ? queue.writer : 1, output?.file) : undefined;
   const failedItems = runFolder ? new FailedItemsFile(failedItemsPath(runFolder), resume?.failedItems) : undefined;
 
   const printer = new ProgressPrinter(mode, label, config.progressInterval * 1000, () =>
@@ -264,13 +264,14 @@ export async function runWith(api: ParallelRunConfig, flags: Readonly<Record<str
   // a queue: leave it; once the job is over, a node that ends writes the job's merged files (the last one last)
   if (queue) {
     const over = outcome.status !== 'terminated' && !queue.failure && (queue.verdict !== undefined || counts.mini_batches.not_processed === 0);
-    const records = over ? await queue.records().catch(() => undefined) : undefined;
-    await queue.close();
-    if (records && runFolder && config.nodeCount > 1) {
-      const merged = mergeJob(path.dirname(runFolder), records);
-      if (merged.error) printer.print(`[${label}] cannot merge the job's files: ${merged.error}`, 'err');
-      else printer.print(`[${label}] job merged: ${merged.rows} rows in ${merged.output ?? '(no output)'}; ${merged.folder}`);
+    if (over && runFolder && config.nodeCount > 1) {
+      const merged = await queue
+        .exclusive(async () => mergeJob(path.dirname(runFolder), await queue!.records()))
+        .catch((error: unknown) => ({ error: (error as Error).message, rows: 0, output: undefined, folder: '' }));
+      if (merged?.error) printer.print(`[${label}] cannot merge the job's files: ${merged.error}`, 'err');
+      else if (merged) printer.print(`[${label}] job merged: ${merged.rows} rows in ${merged.output ?? '(no output)'}; ${merged.folder}`);
     }
+    await queue.close();
   }
   j.printUnprinted();
   printSummary(printer, label, result, output?.rows);

@@ -11,7 +11,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { FAILED_ITEMS_FILE } from '../failed-items-file.js';
-import { JOURNAL_FILE, readJournal, type JournalEntry } from '../output-journal.js';
+import { JOURNAL_FILE, journalOutput, readJournal, type JournalEntry } from '../output-journal.js';
 import { FILES, writeAtomic } from '../reports.js';
 import { decodeRecord } from './job-state.js';
 
@@ -33,6 +33,7 @@ function readText(file: string): string | undefined {
 
 /** Merge the node folders under `stepFolder`; `records`: the queue's record of every mini-batch (undefined: a static split). */
 export function mergeJob(stepFolder: string, records?: Buffer): MergeResult {
+  // (exclusive() keeps two nodes of a queue from merging at once)
   try {
     return merge(stepFolder, records);
   } catch (error) {
@@ -44,6 +45,7 @@ interface NodeFolder {
   readonly folder: string;
   readonly result: Record<string, any> | undefined;
   readonly entries: JournalEntry[];
+  readonly output: string | undefined;
 }
 
 function merge(stepFolder: string, records: Buffer | undefined): MergeResult {
@@ -54,7 +56,9 @@ function merge(stepFolder: string, records: Buffer | undefined): MergeResult {
     .map((n) => {
       const folder = path.join(stepFolder, n);
       const text = readText(path.join(folder, FILES.result));
-      return { folder, result: text ? (JSON.parse(text) as Record<string, any>) : undefined, entries: readJournal(path.join(folder, JOURNAL_FILE)) };
+      const result = text ? (JSON.parse(text) as Record<string, any>) : undefined;
+      const journal = path.join(folder, JOURNAL_FILE);
+      return { folder, result, entries: readJournal(journal), output: (result?.output_file as string | undefined) ?? journalOutput(journal) };
     });
   if (nodes.length === 0) throw new Error(`${stepFolder} holds no node-<rank> folders`);
 
@@ -70,21 +74,21 @@ function merge(stepFolder: string, records: Buffer | undefined): MergeResult {
     }
   }
   const last = nodes.filter((n) => n.result).sort((a, b) => String(a.result!.ended).localeCompare(String(b.result!.ended))).at(-1);
-  const anyOutput = nodes.find((n) => typeof n.result?.output_file === 'string')?.result?.output_file as string | undefined;
+  const anyOutput = nodes.find((n) => n.output !== undefined)?.output;
   let output: string | undefined;
   let rows = 0;
   if (anyOutput) {
     const dir = path.dirname(anyOutput);
     const base = path.basename(anyOutput).replace(/\.node-\d+(\.[^.]*)?$/, '$1');
-    output = path.join(dir, nodes.some((n) => n.result?.output_file === path.join(dir, base)) ? base.replace(/(\.[^.]*)?$/, '.merged$1') : base);
+    output = path.join(dir, nodes.some((n) => n.output === path.join(dir, base)) ? base.replace(/(\.[^.]*)?$/, '.merged$1') : base);
     const fds = new Map<string, number>();
-    const tmp = `${output}.tmp`;
+    const tmp = `${output}.${process.pid}.tmp`;
     const out = fs.openSync(tmp, 'w');
     try {
       for (const i of [...counted.keys()].sort((a, b) => a - b)) {
         const { node, e } = counted.get(i)!;
         if (e.n === 0) continue;
-        const file = node.result?.output_file as string | undefined;
+        const file = node.output;
         if (!file) continue;
         let fd = fds.get(file);
         if (fd === undefined) fds.set(file, (fd = fs.openSync(file, 'r')));

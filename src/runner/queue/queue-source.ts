@@ -339,6 +339,22 @@ export class QueueSource implements MiniBatchSource, SharedJob {
     return this.state.records();
   }
 
+  /** Run `fn` while no other node of the job does (the merge: one at a time, each later one sees more). */
+  async exclusive<T>(fn: () => Promise<T> | T): Promise<T | undefined> {
+    const key = `${this.state.keys.meta}:merge-lock`;
+    for (let i = 0; i < 100; i++) {
+      if ((await this.client.set(key, this.nodeId, 'PX', 30_000, 'NX')) === 'OK') {
+        try {
+          return await fn();
+        } finally {
+          await this.client.del(key).catch(() => 0);
+        }
+      }
+      await sleep(100);
+    }
+    return undefined;
+  }
+
   // ---------------------------------------------------------------------------------------------
   // pulling
 
