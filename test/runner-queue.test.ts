@@ -109,3 +109,35 @@ describe('parallel-run on a shared queue under trouble', () => {
     expect(readJsonl(path.join(dir, 'out', 'parallel_run_step.txt'))).toHaveLength(journal.reduce((n, e) => n + e.r, 0));
   });
 });
+
+describe('resume and re-drive (the local runner)', () => {
+  it('--resume after an abort runs only what was left, and --input-failed runs only the failed items', async () => {
+    const dir = await useTempDir('resume-');
+    const files = makeFiles(path.join(dir, 'in'), 20);
+    const base = ['--entry-script', BEHAVE, '--input', 'in', '--output', 'out', '--mini-batch-size', '2'];
+    const env = { STEP_TELEMETRY_PIPELINE_RUN_ID: 'run-r' };
+    // f013 fails every attempt: with allowed_failed_count 0 the job aborts after some mini-batches
+    const first = await runRunner([...base, '--allowed-failed-count', '0', '--run-max-try', '1', '--', '--throw', 'f013', '--stderr-each'], { cwd: dir, env });
+    expect(first.code, first.stdout + first.stderr).toBe(1);
+    const folder = path.join(dir, 'telemetry', 'run-r', 'parallel-run');
+    const done = readJsonl(path.join(folder, 'output-journal.jsonl')).filter((e) => e.mb).map((e) => e.mb as string);
+    const failed = readJsonl(path.join(folder, 'failed-items.jsonl'));
+    expect(failed.map((f) => path.basename(f.item)).sort()).toEqual(['f012.txt', 'f013.txt']);
+    expect(failed[0]).toMatchObject({ mini_batch_id: 'mb-00006', category: 'RunException', attempts: 1 });
+
+    // --input-failed: exactly the failed items of the aborted run, in a run of its own
+    const redo = await runRunner(['--entry-script', BEHAVE, '--input-failed', folder, '--output', 'out2', '--', '--stderr-each'], { cwd: dir, env: { STEP_TELEMETRY_PIPELINE_RUN_ID: 'run-f' } });
+    expect(redo.code, redo.stderr).toBe(0);
+    expect(readJsonl(path.join(dir, 'out2', 'parallel_run_step.txt')).map((r) => r.item).sort()).toEqual(['f012.txt', 'f013.txt']);
+
+    // resume: the succeeded mini-batches are skipped, the rest run (now without the failure)
+    const again = await runRunner([...base, '--resume', '--', '--stderr-each'], { cwd: dir, env });
+    expect(again.code, again.stderr).toBe(0);
+    const ran = [...again.stderr.matchAll(/running (mb-\d+)/g)].map((m) => m[1]);
+    expect(ran.filter((id) => done.includes(id!))).toEqual([]);
+    expect(ran.length).toBe(10 - done.length);
+    expect(readJsonl(path.join(dir, 'out', 'parallel_run_step.txt')).map((r) => r.item).sort()).toEqual(files.map((f) => path.basename(f)));
+    expect(readJson(path.join(folder, 'result.json'))).toMatchObject({ status: 'succeeded', items: { total: 20, succeeded: 20 } });
+
+  });
+});
