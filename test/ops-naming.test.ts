@@ -96,9 +96,11 @@ describe('one real step, both paths', () => {
         STEP_TELEMETRY_RESOURCES_INTERVAL_MS: '200',
       });
       const ready = await step.line('READY');
-      // the GPU readings arrive with nvidia-smi's first lines, a sample or two after the start
+      // the GPU readings arrive with nvidia-smi's first lines, and the GC pauses with the sample after
+      // them: a sample or two after the start
       let scraped = parseExposition(await (await fetch(ready.endpoint as string)).text());
-      for (let i = 0; i < 100 && !scraped.some((x) => x.name === 'hw_gpu_memory_limit_bytes'); i++) {
+      const sampled = (): boolean => ['hw_gpu_memory_limit_bytes', 'v8js_gc_duration_seconds_count'].every((n) => scraped.some((x) => x.name === n));
+      for (let i = 0; i < 100 && !sampled(); i++) {
         await new Promise((r) => setTimeout(r, 100));
         scraped = parseExposition(await (await fetch(ready.endpoint as string)).text());
       }

@@ -188,7 +188,10 @@ describe("the runner's workers are parts of the job", () => {
   beforeAll(async () => {
     tmp = await makeTempDir('step-telemetry-report-workers-');
     const input = makeInputs(path.join(tmp.path, 'in'), 12, (i) => `img-${String(i).padStart(3, '0')}.txt`);
-    const run = await parallelRun({ dir: path.join(tmp.path, 'tel'), pipelineRunId: 'pr-w', stepName: 'score', input, flags: ['--mini-batch-size', '2', '--process-count-per-node', '2'], entryArgs: ['--sleep', '5'] });
+    // both workers take part (the barrier), however slowly a loaded machine starts the second
+    const barrier = path.join(tmp.path, 'ready');
+    fs.mkdirSync(barrier);
+    const run = await parallelRun({ dir: path.join(tmp.path, 'tel'), pipelineRunId: 'pr-w', stepName: 'score', input, flags: ['--mini-batch-size', '2', '--process-count-per-node', '2'], entryArgs: ['--sleep', '5', '--barrier', barrier, '--workers', '2'] });
     expect(run.result.code, run.result.stderr).toBe(0);
     base = run.folder;
   }, 120_000);
