@@ -174,9 +174,9 @@ describe('Kubernetes Indexed Job on a shared queue (the Redis variant)', () => {
   const base = parseYaml(fs.readFileSync(`${CC}kubernetes/minibatch-job.yaml`, 'utf8')) as Yaml;
 
   it('adds a Redis Service the runner pods reach through STEP_TELEMETRY_QUEUE_URL, and keeps the Job otherwise as minibatch-job.yaml', () => {
-    const service = docs.find((d) => d.kind === 'Service');
-    const deployment = docs.find((d) => d.kind === 'Deployment');
-    const job = docs.find((d) => d.kind === 'Job');
+    const service = docs.find((d) => d.kind === 'Service')!;
+    const deployment = docs.find((d) => d.kind === 'Deployment')!;
+    const job = docs.find((d) => d.kind === 'Job')!;
     expect(deployment.spec.template.spec.containers[0].image).toMatch(/^redis:7\./);
     expect(service.spec.selector).toEqual(deployment.spec.selector.matchLabels);
     const runner = job.spec.template.spec.containers[0];
