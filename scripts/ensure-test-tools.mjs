@@ -6,6 +6,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 
 // command on PATH -> Debian package that provides it
 const TOOLS = [
+  { command: 'jq', pkg: 'jq', why: 'the docs show how to read the run folder with jq, and test/docs-commands.test.ts runs every command of the docs' },
   { command: 'ip', pkg: 'iproute2', why: 'npm test runs the suite in a network namespace of its own and brings its loopback up' },
   { command: 'unshare', pkg: 'util-linux', why: 'npm test runs the suite in a network namespace of its own (nothing a test runs can leave loopback)' },
   { command: 'openssl', pkg: 'openssl', why: 'the local Application Insights endpoint serves HTTPS with a throwaway certificate' },

@@ -1178,6 +1178,8 @@ export interface OtlpReceiverOptions {
   maxBodyBytes?: number;
   /** Serve HTTPS with this key and certificate; with `ca` and `requestCert`, only clients with a certificate that CA signed (mTLS). */
   tls?: { key: string | Buffer; cert: string | Buffer; ca?: string | Buffer; requestCert?: boolean };
+  /** Listen on this port (e.g. 4318, the port the docs name) instead of a free one. */
+  port?: number;
 }
 
 export interface ReceivedOtlpRequest {
@@ -1462,7 +1464,7 @@ export async function startOtlpReceiver(opts: OtlpReceiverOptions = {}): Promise
   const sockets = new SocketTracker(server);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
+    server.listen(opts.port ?? 0, '127.0.0.1', () => {
       server.off('error', reject);
       resolve();
     });

@@ -62,12 +62,12 @@ function kill(child: ChildProcess): Promise<void> {
  * Starts `bin` with `args(port, dir)` on a free loopback port and waits for `/-/ready`. A port
  * taken between the check and the bind makes the binary exit: then it is tried again on another.
  */
-async function launch(name: string, bin: string, args: (port: number, dir: string) => string[], setup?: (dir: string) => void): Promise<LaunchedServer> {
+async function launch(name: string, bin: string, args: (port: number, dir: string) => string[], setup?: (dir: string) => void, fixedPort?: number): Promise<LaunchedServer> {
   const dir = mkdtempSync(join(tmpdir(), `st-${name}-`));
   setup?.(dir);
   let lastOutput = '';
   for (let attempt = 0; attempt < 3; attempt++) {
-    const port = await freeClosedPort();
+    const port = fixedPort ?? (await freeClosedPort());
     const url = `http://127.0.0.1:${port}`;
     let output = '';
     const child = spawn(bin, args(port, dir), { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -96,7 +96,7 @@ async function launch(name: string, bin: string, args: (port: number, dir: strin
       throw new Error(`${bin} could not start (${ready.message}); install it: apt-get install -y ${name === 'prometheus' ? 'prometheus' : bin}`);
     }
     lastOutput = output;
-    if (!/address already in use/i.test(output)) break;
+    if (fixedPort !== undefined || !/address already in use/i.test(output)) break;
   }
   rmSync(dir, { recursive: true, force: true });
   throw new Error(`${bin} did not become ready:\n${lastOutput.slice(-4000)}`);
@@ -187,9 +187,9 @@ export async function startPrometheus(options: PrometheusOptions): Promise<Prome
   };
 }
 
-/** A Pushgateway on loopback (no persistence file). */
-export function startPushgateway(): Promise<LaunchedServer> {
-  return launch('pushgateway', 'prometheus-pushgateway', (port) => [`--web.listen-address=127.0.0.1:${port}`, '--log.level=warn']);
+/** A Pushgateway on loopback (no persistence file), on a free port or on `port`. */
+export function startPushgateway(port?: number): Promise<LaunchedServer> {
+  return launch('pushgateway', 'prometheus-pushgateway', (p) => [`--web.listen-address=127.0.0.1:${p}`, '--log.level=warn'], undefined, port);
 }
 
 /**
