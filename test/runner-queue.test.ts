@@ -3,21 +3,23 @@
 // goes away. Short leases (queue_lock_duration 2 s) and small inputs keep it lean.
 import fs from 'node:fs';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { startRedis } from './helpers/redis-server.js';
 import { useTempDir } from './helpers/run-step.js';
-import { BEHAVE, makeFiles, readJson, readJsonl, runRunner, type RunnerOptions } from './fixtures/runner/harness.js';
+import { BEHAVE, FIXTURES, makeFiles, readJson, readJsonl, runRunner, type RunnerOptions } from './fixtures/runner/harness.js';
 
 const LOCK = '2';
+const BLOCKER = path.join(FIXTURES, 'block-on-signal.mjs');
 
 function node(dir: string, url: string, rank: number, count: number, extra: string[], options: Partial<RunnerOptions> = {}) {
   return runRunner(
     ['--entry-script', BEHAVE, '--input', 'in', '--output', 'out', '--mini-batch-size', '2', '--queue', url, '--queue-lock-duration', LOCK, '--node-count', String(count), '--node-rank', String(rank), '--progress-interval', '0.5', ...extra],
-    { cwd: dir, env: { STEP_TELEMETRY_PIPELINE_RUN_ID: 'job-1', ...(options.env ?? {}) }, timeoutMs: 60_000, ...options },
+    { cwd: dir, timeoutMs: 60_000, ...options, env: { STEP_TELEMETRY_PIPELINE_RUN_ID: 'job-1', ...options.env } },
   );
 }
 
-/** The item names in the rows of every node's own output file. */
+/** The item names in the rows of every node's own output file (rows of runs that did not count included). */
 function rowsOf(dir: string): string[] {
   const out = path.join(dir, 'out');
   return fs
@@ -25,6 +27,18 @@ function rowsOf(dir: string): string[] {
     .filter((f) => /^parallel_run_step\.node-\d+\.txt$/.test(f))
     .flatMap((f) => readJsonl(path.join(out, f)).map((r) => r.item as string));
 }
+
+/** Resolves once `test` holds on a runner's stderr (or when the runner ends first: the test's checks then say why). */
+function whenStderr(test: (stderr: string) => boolean): { onOutput: (o: string, e: string) => void; seen: Promise<void> } {
+  let seen!: () => void;
+  const p = new Promise<void>((resolve) => (seen = resolve));
+  return { onOutput: (_o, e) => test(e) && seen(), seen: p };
+}
+
+const runs = (e: string): number => (e.match(/running mb-/g) ?? []).length;
+
+/** Mini-batches a node ran that another node had finished first (a lease lost under load): their runs do not count. */
+const notCounted = (stderr: string): number => (stderr.match(/had already finished on the queue/g) ?? []).length;
 
 const stepFolder = (dir: string): string => path.join(dir, 'telemetry', 'job-1', 'parallel-run');
 
@@ -35,16 +49,18 @@ describe('parallel-run on a shared queue', () => {
     const files = makeFiles(path.join(dir, 'in'), 30);
     const rs = await Promise.all([0, 1, 2].map((r) => node(dir, redis.url, r, 3, ['--', '--sleep', '30'])));
     for (const r of rs) expect(r.code, r.stderr).toBe(0);
-    expect(rowsOf(dir).sort()).toEqual(files.map((f) => path.basename(f)));
+    const names = files.map((f) => path.basename(f));
+    // every node's own file holds its rows; a run that did not count leaves rows there, never in the merge
+    expect(new Set(rowsOf(dir))).toEqual(new Set(names));
     for (const r of [0, 1, 2]) {
       const res = readJson(path.join(stepFolder(dir), `node-${r}`, 'result.json'));
       expect(res).toMatchObject({ status: 'succeeded', queue: redis.url, mini_batches: { total: 15, succeeded: 15 }, items: { total: 30, succeeded: 30, failed: 0 } });
     }
-    const nodeItems = [0, 1, 2].map((r) => readJson(path.join(stepFolder(dir), `node-${r}`, 'result.json')).node.items.succeeded as number);
-    expect(nodeItems.reduce((a, b) => a + b, 0)).toBe(30);
+    const nodeMiniBatches = [0, 1, 2].map((r) => readJson(path.join(stepFolder(dir), `node-${r}`, 'result.json')).node.mini_batches.succeeded as number);
+    expect(nodeMiniBatches.reduce((a, b) => a + b, 0)).toBe(15 + rs.reduce((n, r) => n + notCounted(r.stderr), 0));
     const merged = readJson(path.join(stepFolder(dir), 'result.json'));
     expect(merged).toMatchObject({ status: 'succeeded', items: { succeeded: 30 } });
-    expect(readJsonl(merged.output_file).map((r) => r.item).sort()).toEqual(files.map((f) => path.basename(f)));
+    expect(readJsonl(merged.output_file).map((r) => r.item).sort()).toEqual(names);
   });
 });
 
@@ -54,10 +70,13 @@ describe('parallel-run on a shared queue under trouble', () => {
     const dir = await useTempDir('queue-kill-');
     const files = makeFiles(path.join(dir, 'in'), 24);
     const args = ['--', '--sleep', '300', '--stderr-each'];
-    // SIGKILL while it runs its second mini-batch: its first is committed, the second is held
-    const victim = node(dir, redis.url, 2, 3, args, { signalWhen: { signal: 'SIGKILL', when: (_o, e) => (e.match(/running mb-/g) ?? []).length >= 2 } });
+    // the victim starts alone (it enqueues), the others join once it runs; SIGKILL while it runs its
+    // second mini-batch: its first is committed (or not: then it runs again), the second is held
+    const started = whenStderr((e) => runs(e) >= 1);
+    const victim = node(dir, redis.url, 2, 3, args, { onOutput: started.onOutput, signalWhen: { signal: 'SIGKILL', when: (_o, e) => runs(e) >= 2 } });
+    await Promise.race([started.seen, victim]);
     const rs = await Promise.all([node(dir, redis.url, 0, 3, args), node(dir, redis.url, 1, 3, args), victim]);
-    expect(rs[2]!.signal).toBe('SIGKILL');
+    expect(rs[2]!.signal, rs[2]!.stderr).toBe('SIGKILL');
     for (const r of rs.slice(0, 2)) expect(r.code, r.stderr).toBe(0);
     const merged = readJson(path.join(stepFolder(dir), 'result.json'));
     expect(merged).toMatchObject({ status: 'succeeded', items: { total: 24, succeeded: 24 } });
@@ -72,8 +91,8 @@ describe('parallel-run on a shared queue under trouble', () => {
     const dir = await useTempDir('queue-threshold-');
     makeFiles(path.join(dir, 'in'), 40);
     const rs = await Promise.all([0, 1, 2].map((r) => node(dir, redis.url, r, 3, ['--error-threshold', '3', '--', '--drop', '1', '--sleep', '20'])));
+    for (const r of rs) expect(r.code, r.stderr).toBe(1);
     const causes = [0, 1, 2].map((r) => readJson(path.join(stepFolder(dir), `node-${r}`, 'result.json')).cause);
-    for (const r of rs) expect(r.code).toBe(1);
     expect(causes[0]).toMatchObject({ category: 'ThresholdExceeded', message: expect.stringMatching(/^error_threshold exceeded: \d+ failed items > error_threshold 3/) });
     expect(causes[1]).toEqual(causes[0]);
     expect(causes[2]).toEqual(causes[0]);
@@ -82,14 +101,42 @@ describe('parallel-run on a shared queue under trouble', () => {
   it('a late-joining node takes work', async () => {
     const redis = await startRedis();
     const dir = await useTempDir('queue-late-');
-    makeFiles(path.join(dir, 'in'), 40);
-    const first = node(dir, redis.url, 0, 2, ['--', '--sleep', '100', '--stderr-each']);
-    await new Promise((r) => setTimeout(r, 1500));
-    const late = await node(dir, redis.url, 1, 2, ['--', '--sleep', '100']);
+    const files = makeFiles(path.join(dir, 'in'), 40);
+    // the first node's run() waits for a file that only the late node's run() writes: the first
+    // node cannot finish the job alone, whatever the machine's load
+    const marker = path.join(dir, 'late-node-ran');
+    const started = whenStderr((e) => runs(e) >= 1);
+    const first = node(dir, redis.url, 0, 2, ['--', '--wait-file', marker, '--stderr-each'], { onOutput: started.onOutput });
+    await Promise.race([started.seen, first]);
+    const late = await node(dir, redis.url, 1, 2, ['--', '--touch', marker]);
     const r0 = await first;
-    expect(r0.code).toBe(0);
-    expect(late.code).toBe(0);
+    expect(r0.code, r0.stderr).toBe(0);
+    expect(late.code, late.stderr).toBe(0);
     expect(readJson(path.join(stepFolder(dir), 'node-1', 'result.json')).node.mini_batches.succeeded).toBeGreaterThan(0);
+    const merged = readJson(path.join(stepFolder(dir), 'result.json'));
+    expect(merged).toMatchObject({ status: 'succeeded', items: { total: 40, succeeded: 40 } });
+    expect(readJsonl(merged.output_file).map((r) => r.item).sort()).toEqual(files.map((f) => path.basename(f)));
+  });
+
+  it('a node whose event loop is blocked past the lock duration goes on: it does not take its Redis for unreachable', async () => {
+    // regression: the liveness check ran on the first timer after the block, before the replies
+    // that had arrived meanwhile were read, and the node stopped with a QueueError while Redis answered
+    const redis = await startRedis();
+    const dir = await useTempDir('queue-blocked-');
+    makeFiles(path.join(dir, 'in'), 8);
+    const marker = path.join(dir, 'go-on');
+    let blocked = false;
+    const r = await node(dir, redis.url, 0, 1, ['--', '--wait-file', marker, '--stderr-each'], {
+      env: { NODE_OPTIONS: `--import ${pathToFileURL(BLOCKER).href}`, BLOCK_MS: String(1000 * Number(LOCK) + 700) },
+      onOutput: (_o, e, pid) => {
+        if (blocked || runs(e) < 1) return;
+        blocked = true;
+        fs.writeFileSync(marker, '');
+        process.kill(pid, 'SIGUSR2');
+      },
+    });
+    expect(r.code, r.stderr).toBe(0);
+    expect(readJson(path.join(stepFolder(dir), 'result.json'))).toMatchObject({ status: 'succeeded', items: { total: 8, succeeded: 8 } });
   });
 
   it('a Redis that goes away mid-job: a clear error naming the queue, no hang, consistent local files', async () => {
@@ -98,9 +145,14 @@ describe('parallel-run on a shared queue under trouble', () => {
     makeFiles(path.join(dir, 'in'), 40);
     let stopped = false;
     const r = await node(dir, redis.url, 0, 1, ['--', '--sleep', '100', '--stderr-each'], {
-      signalWhen: { signal: 'SIGCONT', when: (_o, e) => !stopped && (e.match(/running mb-/g) ?? []).length >= 3 && ((stopped = true), void redis.stop(), true) },
+      onOutput: (_o, e) => {
+        if (!stopped && runs(e) >= 3) {
+          stopped = true;
+          void redis.stop();
+        }
+      },
     });
-    expect(r.code).toBe(1);
+    expect(r.code, r.stderr).toBe(1);
     expect(r.stderr).toMatch(/QueueError: the queue at redis:\/\/127\.0\.0\.1:\d+\/0 is unreachable/);
     const folder = path.join(dir, 'telemetry', 'job-1', 'parallel-run');
     const result = readJson(path.join(folder, 'result.json'));

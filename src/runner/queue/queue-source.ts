@@ -28,6 +28,8 @@ import { redisOptions, type QueueAddress } from './url.js';
 const PARALLEL_FETCHES = 16;
 const MAX_BUFFER = 512;
 const ENQUEUE_BATCH = 500;
+/** Polls in a row without a reply (besides a lock duration of silence) before Redis counts as gone. */
+const SILENT_POLLS = 3;
 
 /** `<pipeline run id>.<step id>` with what BullMQ does not allow in a queue name (`:`) replaced. */
 export function queueName(pipelineRunId: string, stepId: string): string {
@@ -107,6 +109,8 @@ export class QueueSource implements MiniBatchSource, SharedJob {
   private closed = false;
   private tokens = 0;
   private lastReply = Date.now();
+  /** Polls since the last reply from Redis (see poll()). */
+  private unanswered = 0;
   private lastError = '';
   private timers: NodeJS.Timeout[] = [];
   private enqueued = false;
@@ -465,10 +469,14 @@ export class QueueSource implements MiniBatchSource, SharedJob {
   /** Twice a second: this node's counters up, the job's counts and verdict down; a Redis that stays silent fails the job here. */
   private async poll(): Promise<void> {
     if (this.closed || this.failure) return;
-    if (Date.now() - this.lastReply > this.lockMs) {
+    // silent for a lock duration, and over several polls: a timer that fires after the event loop
+    // was blocked (a loaded machine, the step's imports) runs before the replies that arrived
+    // meanwhile are read, so elapsed time alone would fail a node whose Redis answered
+    if (Date.now() - this.lastReply > this.lockMs && this.unanswered >= SILENT_POLLS) {
       this.redisFailed(new Error(this.lastError || 'no answer'));
       return;
     }
+    this.unanswered++;
     const d = { retries: this.local.retries - this.sent.retries, timeouts: this.local.timeouts - this.sent.timeouts, restarts: this.local.restarts - this.sent.restarts };
     try {
       const r = await this.state.poll(d.retries, d.timeouts, d.restarts);
@@ -496,6 +504,7 @@ export class QueueSource implements MiniBatchSource, SharedJob {
 
   private replied(): void {
     this.lastReply = Date.now();
+    this.unanswered = 0;
   }
 
   private apply(counts: JobCounts, verdict: Verdict | undefined): void {
