@@ -4,17 +4,20 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { promisify } from 'node:util';
+import { execFile } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { startRedis } from './helpers/redis-server.js';
-import { useTempDir } from './helpers/run-step.js';
-import { BEHAVE, FIXTURES, makeFiles, readJson, readJsonl, runRunner, type RunnerOptions } from './fixtures/runner/harness.js';
+import { baseChildEnv, useTempDir } from './helpers/run-step.js';
+import { BEHAVE, CLI, FIXTURES, makeFiles, readJson, readJsonl, runRunner, type RunnerOptions } from './fixtures/runner/harness.js';
 
 const LOCK = '2';
+const run = promisify(execFile);
 const BLOCKER = path.join(FIXTURES, 'block-on-signal.mjs');
 
-function node(dir: string, url: string, rank: number, count: number, extra: string[], options: Partial<RunnerOptions> = {}) {
+function node(dir: string, url: string, rank: number, count: number, extra: string[], options: Partial<RunnerOptions> & { lock?: string } = {}) {
   return runRunner(
-    ['--entry-script', BEHAVE, '--input', 'in', '--output', 'out', '--mini-batch-size', '2', '--queue', url, '--queue-lock-duration', LOCK, '--node-count', String(count), '--node-rank', String(rank), '--progress-interval', '0.5', ...extra],
+    ['--entry-script', BEHAVE, '--input', 'in', '--output', 'out', '--mini-batch-size', '2', '--queue', url, '--queue-lock-duration', options.lock ?? LOCK, '--node-count', String(count), '--node-rank', String(rank), '--progress-interval', '0.5', ...extra],
     { cwd: dir, timeoutMs: 60_000, ...options, env: { STEP_TELEMETRY_PIPELINE_RUN_ID: 'job-1', ...options.env } },
   );
 }
@@ -39,6 +42,17 @@ const runs = (e: string): number => (e.match(/running mb-/g) ?? []).length;
 
 /** Mini-batches a node ran that another node had finished first (a lease lost under load): their runs do not count. */
 const notCounted = (stderr: string): number => (stderr.match(/had already finished on the queue/g) ?? []).length;
+
+/** `step-telemetry ARGS` (the CLI as built in dist/). */
+async function cli(args: string[], cwd: string): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await run(process.execPath, [CLI, ...args], { cwd, env: baseChildEnv() });
+    return { code: 0, stdout, stderr };
+  } catch (error) {
+    const e = error as { code?: number; stdout?: string; stderr?: string };
+    return { code: e.code ?? 1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
+  }
+}
 
 const stepFolder = (dir: string): string => path.join(dir, 'telemetry', 'job-1', 'parallel-run');
 
@@ -81,6 +95,7 @@ describe('parallel-run on a shared queue under trouble', () => {
     const merged = readJson(path.join(stepFolder(dir), 'result.json'));
     expect(merged).toMatchObject({ status: 'succeeded', items: { total: 24, succeeded: 24 } });
     expect(fs.existsSync(path.join(stepFolder(dir), 'node-2', 'result.json'))).toBe(false);
+    expect(merged.merged.nodes.map((n: { status: string }) => n.status)).toEqual(['succeeded', 'succeeded', 'lost']);
     expect(readJsonl(merged.output_file).map((r) => r.item).sort()).toEqual(files.map((f) => path.basename(f)));
     // the lost node's lease expired and its mini-batch ran again elsewhere, counted as an attempt
     expect(rs[0]!.stderr + rs[1]!.stderr).toMatch(/was lost \(its lease of 2 s expired/);
@@ -116,6 +131,59 @@ describe('parallel-run on a shared queue under trouble', () => {
     const merged = readJson(path.join(stepFolder(dir), 'result.json'));
     expect(merged).toMatchObject({ status: 'succeeded', items: { total: 40, succeeded: 40 } });
     expect(readJsonl(merged.output_file).map((r) => r.item).sort()).toEqual(files.map((f) => path.basename(f)));
+  });
+
+  it('every node killed: `step-telemetry merge` still writes the job (nodes lost), and a node that joins again finishes it', async () => {
+    const redis = await startRedis();
+    const dir = await useTempDir('queue-all-lost-');
+    const files = makeFiles(path.join(dir, 'in'), 20);
+    const args = ['--', '--sleep', '200', '--stderr-each'];
+    const killed = await Promise.all([0, 1].map((r) => node(dir, redis.url, r, 2, args, { signalWhen: { signal: 'SIGKILL', when: (_o, e) => runs(e) >= 2 } })));
+    for (const k of killed) expect(k.signal, k.stderr).toBe('SIGKILL');
+
+    const m = await cli(['merge', stepFolder(dir), '--queue', redis.url], dir);
+    expect(m.code, m.stderr).toBe(0);
+    const lost = readJson(path.join(stepFolder(dir), 'result.json'));
+    expect(lost).toMatchObject({ status: 'failed', cause: { category: 'WorkerCrash', type: 'NodeLost' }, merged: { counted_by: 'queue', nodes: [{ status: 'lost' }, { status: 'lost' }] } });
+    expect(lost.mini_batches.total).toBe(10);
+    expect(lost.mini_batches.not_processed).toBeGreaterThan(0);
+    const some = readJsonl(lost.output_file).map((r) => r.item as string);
+    expect(some.length).toBe(lost.items.succeeded);
+    expect(new Set(some).size).toBe(some.length);
+
+    // node 0 starts again: it joins the job the queue still holds; the lost leases expire and it runs the rest
+    const again = await node(dir, redis.url, 0, 2, ['--', '--stderr-each']);
+    expect(again.code, again.stderr).toBe(0);
+    const job = readJson(path.join(stepFolder(dir), 'result.json'));
+    expect(job).toMatchObject({ status: 'succeeded', items: { total: 20, succeeded: 20 }, merged: { nodes: [{ status: 'succeeded' }, { status: 'lost' }] } });
+    expect(readJsonl(job.output_file).map((r) => r.item).sort()).toEqual(files.map((f) => path.basename(f)));
+  });
+
+  it('--resume on a queue that holds a failed job: its failed mini-batches run again, none that succeeded runs twice', async () => {
+    const redis = await startRedis();
+    const dir = await useTempDir('queue-resume-');
+    const files = makeFiles(path.join(dir, 'in'), 20);
+    // f013 fails every attempt: with allowed_failed_count 0 the job's verdict stops both nodes
+    // a long lease: a node slowed down by the machine's load keeps it (no lost run but the releases under test)
+    const lock = '10';
+    const first = await Promise.all([0, 1].map((r) => node(dir, redis.url, r, 2, ['--allowed-failed-count', '0', '--run-max-try', '1', '--', '--throw', 'f013', '--sleep', '50', '--stderr-each'], { lock })));
+    for (const r of first) expect(r.code, r.stderr).toBe(1);
+    const failedJob = readJson(path.join(stepFolder(dir), 'result.json'));
+    expect(failedJob).toMatchObject({ status: 'failed', cause: { category: 'ThresholdExceeded' } });
+    const done = new Set([0, 1].flatMap((r) => readJsonl(path.join(stepFolder(dir), `node-${r}`, 'output-journal.jsonl')).filter((e) => e.mb).map((e) => e.mb as string)));
+
+    const resumed = await Promise.all([0, 1].map((r) => node(dir, redis.url, r, 2, ['--resume', '--', '--stderr-each'], { lock })));
+    for (const r of resumed) expect(r.code, r.stderr).toBe(0);
+    // regression: a mini-batch a stopping node gave back counted as a lost run (BullMQ counts every start)
+    for (const r of [...first, ...resumed]) expect(r.stderr).not.toMatch(/was lost/);
+    const ran = resumed.flatMap((r) => [...r.stderr.matchAll(/running (mb-\d+)/g)].map((x) => x[1]!));
+    expect(ran).toContain('mb-00006');
+    expect(ran.filter((id) => done.has(id))).toEqual([]);
+    expect(new Set(ran).size).toBe(ran.length);
+    const job = readJson(path.join(stepFolder(dir), 'result.json'));
+    expect(job).toMatchObject({ status: 'succeeded', mini_batches: { total: 10, succeeded: 10, failed: 0 }, items: { total: 20, succeeded: 20, failed: 0 } });
+    expect(readJsonl(job.output_file).map((r) => r.item).sort()).toEqual(files.map((f) => path.basename(f)));
+    expect(fs.readFileSync(path.join(stepFolder(dir), 'failed-items.jsonl'), 'utf8')).toBe('');
   });
 
   it('a node whose event loop is blocked past the lock duration goes on: it does not take its Redis for unreachable', async () => {

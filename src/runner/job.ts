@@ -526,9 +526,15 @@ export class Job implements SchedulerEvents {
     return this.acc.counts();
   }
 
-  /** What this node did (with a shared queue; the job's counts are `counts()`). */
+  /** What this node did (with a shared queue; the job's counts are `counts()`): its totals are what it finished. */
   nodeCounts(): Counts | undefined {
-    return this.shared ? this.node.counts() : undefined;
+    if (!this.shared) return undefined;
+    const c = this.node.counts();
+    return {
+      ...c,
+      mini_batches: { ...c.mini_batches, total: c.mini_batches.succeeded + c.mini_batches.failed, not_processed: 0 },
+      items: { ...c.items, total: c.items.succeeded + c.items.failed, not_processed: 0 },
+    };
   }
 
   get startedAt(): number {

@@ -33,8 +33,12 @@ function lines(file: string): string[] {
   }
 }
 
-/** What a resumed run of `runFolder` skips; cuts `outputFile` back to its last journalled row. */
-export function readResume(runFolder: string, outputFile: string | undefined, keepAll = false): ResumeState {
+/**
+ * What a resumed run of `runFolder` skips; cuts `outputFile` back to its last journalled row. A node
+ * of a queue (`keepAll`) keeps every processed row and failed item but those of `again` (the failed
+ * mini-batches `--resume` put on the queue again): the queue's records say what counts.
+ */
+export function readResume(runFolder: string, outputFile: string | undefined, keepAll = false, again?: ReadonlySet<string>): ResumeState {
   const entries = readJournal(journalPath(runFolder));
   const skip = new Set<string>();
   let ok = 0;
@@ -54,7 +58,7 @@ export function readResume(runFolder: string, outputFile: string | undefined, ke
       // no output file yet
     }
   }
-  const keep = (id: string | undefined): boolean => keepAll || (id !== undefined && skip.has(id));
+  const keep = (id: string | undefined): boolean => (keepAll ? !(id !== undefined && again?.has(id)) : id !== undefined && skip.has(id));
   const processed = lines(path.join(runFolder, FILES.processed))
     .slice(1)
     .filter((l) => keep(l.slice(0, l.indexOf(','))));

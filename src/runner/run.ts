@@ -11,7 +11,7 @@ import { resolveIdentity } from '../identity.js';
 import { startStep } from '../step.js';
 import { FailedItemsFile, failedItemsPath } from './failed-items-file.js';
 import { OutputJournal, journalPath } from './output-journal.js';
-import { mergeJob } from './queue/merge.js';
+import { mergeJob } from './merge.js';
 import { QueueSource, queueName } from './queue/queue-source.js';
 import { failedInput, readResume, type ResumeState } from './resume.js';
 import { RunnerConfigError, flagName, resolveRunConfig } from './config.js';
@@ -156,7 +156,7 @@ export async function runWith(api: ParallelRunConfig, flags: Readonly<Record<str
   // of a queue that restarts keeps what its folder holds (the queue's records say what counts)
   const stateFolder = resumeFolder ?? runFolder;
   let resume: ResumeState | undefined;
-  if (stateFolder && (config.resume || queue)) resume = readResume(stateFolder, config.resume && !queue ? path.join(outputFolder, config.appendRowFileName) : undefined, queue !== undefined);
+  if (stateFolder && (config.resume || queue)) resume = readResume(stateFolder, config.resume && !queue ? path.join(outputFolder, config.appendRowFileName) : undefined, queue !== undefined, queue?.resumed);
   if (config.outputAction === 'append_row') {
     try {
       output = new AppendRowOutput(outputFolder, config.appendRowFileName, resume !== undefined);
@@ -266,7 +266,7 @@ export async function runWith(api: ParallelRunConfig, flags: Readonly<Record<str
     const over = outcome.status !== 'terminated' && !queue.failure && (queue.verdict !== undefined || counts.mini_batches.not_processed === 0);
     if (over && runFolder && config.nodeCount > 1) {
       const merged = await queue
-        .exclusive(async () => mergeJob(path.dirname(runFolder), await queue!.records()))
+        .exclusive(async () => mergeJob(path.dirname(runFolder), { records: await queue!.records(), queue: queue!.display }))
         .catch((error: unknown) => ({ error: (error as Error).message, rows: 0, output: undefined, folder: '' }));
       if (merged?.error) printer.print(`[${label}] cannot merge the job's files: ${merged.error}`, 'err');
       else if (merged) printer.print(`[${label}] job merged: ${merged.rows} rows in ${merged.output ?? '(no output)'}; ${merged.folder}`);

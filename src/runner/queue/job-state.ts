@@ -5,6 +5,8 @@
 //   <base>:rec   string, 8 bytes per mini-batch index: which node process (writer) finished it and
 //                which of its output-journal entries holds its rows (seq; top bit: it failed);
 //                all zero: not finished. 8 MB for a million mini-batches.
+//   <base>:released  hash: mini-batch id → times a node gave it back unstarted or unfinished (its
+//                job's end, a verdict): BullMQ counts every start, and these are not lost runs
 // A mini-batch's end is counted by one Lua script that checks and sets its record and adds to the
 // counts atomically, so a mini-batch run twice (its first node died after finishing it, or lost its
 // lease while still running) counts once, and its rows are those of the record's writer.
@@ -93,12 +95,33 @@ if redis.call('HSETNX', KEYS[1], 'verdict_category', ARGV[1]) == 1 then redis.ca
 return redis.call('HMGET', KEYS[1], 'verdict_category', 'verdict_message')
 `;
 
+// KEYS: rec, acc, meta. ARGV: pairs of (index, items). `--resume` on a queue: the records of the
+// failed mini-batches among them are cleared and their counts taken back, and the verdict goes, so
+// they run again; returns the indices cleared (a mini-batch that succeeded is never touched).
+const RESET = `
+local cleared = {}
+for k = 1, #ARGV, 2 do
+  local off = tonumber(ARGV[k]) * 8
+  local cur = redis.call('GETRANGE', KEYS[1], off, off + 7)
+  if string.len(cur) == 8 and string.sub(cur, 1, 4) ~= '\\0\\0\\0\\0' and string.byte(cur, 5) >= 128 then
+    redis.call('SETRANGE', KEYS[1], off, '\\0\\0\\0\\0\\0\\0\\0\\0')
+    redis.call('HINCRBY', KEYS[2], 'mb_done', -1)
+    redis.call('HINCRBY', KEYS[2], 'mb_failed', -1)
+    redis.call('HINCRBY', KEYS[2], 'items_failed', -tonumber(ARGV[k + 1]))
+    table.insert(cleared, tonumber(ARGV[k]))
+  end
+end
+redis.call('HDEL', KEYS[3], 'verdict_category', 'verdict_message')
+return cleared
+`;
+
 type Reply = (string | number | null)[];
 
 interface Scripts {
   stCommit(rec: string, acc: string, index: number, record: Buffer, ok: number, succeeded: number, failed: number): Promise<Reply>;
   stPoll(acc: string, meta: string, retries: number, timeouts: number, restarts: number): Promise<Reply>;
   stVerdict(meta: string, category: string, message: string): Promise<Reply>;
+  stReset(rec: string, acc: string, meta: string, ...pairs: number[]): Promise<number[]>;
 }
 
 function counts(v: Reply, from: number): JobCounts {
@@ -107,14 +130,15 @@ function counts(v: Reply, from: number): JobCounts {
 }
 
 export class JobState {
-  readonly keys: { readonly meta: string; readonly acc: string; readonly rec: string; readonly leader: string; readonly writers: string };
+  readonly keys: { readonly meta: string; readonly acc: string; readonly rec: string; readonly leader: string; readonly writers: string; readonly released: string };
   private readonly r: RedisClient & Scripts;
 
   constructor(client: RedisClient, base: string) {
-    this.keys = { meta: `${base}:meta`, acc: `${base}:acc`, rec: `${base}:rec`, leader: `${base}:leader`, writers: `${base}:writers` };
+    this.keys = { meta: `${base}:meta`, acc: `${base}:acc`, rec: `${base}:rec`, leader: `${base}:leader`, writers: `${base}:writers`, released: `${base}:released` };
     client.defineCommand('stCommit', { numberOfKeys: 2, lua: COMMIT });
     client.defineCommand('stPoll', { numberOfKeys: 2, lua: POLL });
     client.defineCommand('stVerdict', { numberOfKeys: 1, lua: VERDICT });
+    client.defineCommand('stReset', { numberOfKeys: 3, lua: RESET });
     this.r = client as RedisClient & Scripts;
   }
 
@@ -169,6 +193,34 @@ export class JobState {
   async proposeVerdict(v: Verdict): Promise<Verdict> {
     const r = await this.r.stVerdict(this.keys.meta, v.category, v.message);
     return { category: String(r[0]) as Verdict['category'], message: String(r[1] ?? '') };
+  }
+
+  /** Clear the failed ones among these mini-batches and the verdict; returns the indices cleared. */
+  async resetFailed(miniBatches: readonly { readonly index: number; readonly items: number }[]): Promise<Set<number>> {
+    const cleared = new Set<number>();
+    for (let i = 0; i === 0 || i < miniBatches.length; i += 500) {
+      const pairs = miniBatches.slice(i, i + 500).flatMap((mb) => [mb.index, mb.items]);
+      for (const index of await this.r.stReset(this.keys.rec, this.keys.acc, this.keys.meta, ...pairs)) cleared.add(Number(index));
+    }
+    return cleared;
+  }
+
+  /** These mini-batches go back to the queue from this node (before BullMQ hears of it): their next start is not a lost run. */
+  async noteReleased(ids: readonly string[]): Promise<void> {
+    if (ids.length === 0) return;
+    const m = this.r.multi();
+    for (const id of ids) m.hincrby(this.keys.released, id, 1);
+    await m.exec();
+  }
+
+  /** How many times this mini-batch went back to the queue from a node (see noteReleased). */
+  async released(id: string): Promise<number> {
+    return Number(await this.r.hget(this.keys.released, id)) || 0;
+  }
+
+  /** Forget the releases of these mini-batches (`--resume` puts them on the queue as new jobs). */
+  async forgetReleased(ids: readonly string[]): Promise<void> {
+    if (ids.length > 0) await this.r.hdel(this.keys.released, ...ids);
   }
 
   /** The record of one mini-batch (undefined: not finished). */

@@ -21,7 +21,7 @@ import type { MiniBatch, Partition, UnreadableMiniBatch } from '../partition.js'
 import type { MiniBatchStatus } from '../reports.js';
 import type { MiniBatchSource, MiniBatchState, SettledInfo, SharedJob } from '../source.js';
 import type { ParallelRunErrorInfo } from '../types.js';
-import { JobState, ZERO_COUNTS, type JobCounts, type Verdict } from './job-state.js';
+import { JobState, ZERO_COUNTS, decodeRecord, type JobCounts, type Verdict } from './job-state.js';
 import { redisOptions, type QueueAddress } from './url.js';
 
 /** Mini-batches pulled in parallel at most (each is one round trip to Redis). */
@@ -54,6 +54,11 @@ interface Held {
   readonly token: string;
 }
 
+/** A mini-batch as a BullMQ job: its id is the mini-batch id (adding it twice adds it once); BullMQ's own retry limit is out of reach (run_max_try decides). */
+function bullJob(mb: MiniBatch): { name: string; data: MiniBatch; opts: { jobId: string; attempts: number; removeOnComplete: boolean; removeOnFail: boolean } } {
+  return { name: 'mini-batch', data: mb, opts: { jobId: mb.id, attempts: 1_000_000, removeOnComplete: true, removeOnFail: true } };
+}
+
 function isUnreadable(mb: MiniBatch): mb is UnreadableMiniBatch {
   return mb.kind === 'unreadable';
 }
@@ -82,6 +87,8 @@ export class QueueSource implements MiniBatchSource, SharedJob {
   counts: JobCounts = ZERO_COUNTS;
   verdict: Verdict | undefined;
   failure: ParallelRunErrorInfo | undefined;
+  /** `--resume`: ids of the mini-batches not finished on the queue when this node resumed (their old rows in this node's folder go). */
+  readonly resumed = new Set<string>();
   onAvailable?: () => void;
   onChange?: () => void;
   onUnreadable?: (mb: UnreadableMiniBatch) => void;
@@ -114,6 +121,9 @@ export class QueueSource implements MiniBatchSource, SharedJob {
   private lastError = '';
   private timers: NodeJS.Timeout[] = [];
   private enqueued = false;
+  private releasing: Promise<void> | undefined;
+  /** Pulls in flight: a job they bring after the halt goes back before the connection closes. */
+  private readonly pulls = new Set<Promise<void>>();
 
   private constructor(private readonly o: QueueSourceOptions) {
     this.config = o.config;
@@ -178,6 +188,9 @@ export class QueueSource implements MiniBatchSource, SharedJob {
     const deadline = Date.now() + Math.max(60_000, 4 * this.lockMs);
     for (;;) {
       const m = await this.state.meta();
+      if (this.config.resume && m.total_mb === undefined) {
+        throw new Error(`--resume: the queue at ${this.display} does not hold job ${this.o.name} (nothing to resume there; without --resume the job starts again)`);
+      }
       if (m.total_mb !== undefined && m.enqueue_done !== undefined) break;
       if (await this.state.claimLeader(this.nodeId, this.lockMs)) {
         await this.lead();
@@ -187,6 +200,7 @@ export class QueueSource implements MiniBatchSource, SharedJob {
       if (Date.now() > deadline) throw new Error(`the queue at ${this.display} holds no totals for job ${this.o.name} and another node holds the lead without setting them`);
       await sleep(100);
     }
+    if (this.config.resume) await this.resume();
     const m = await this.state.meta();
     this.miniBatches = Number(m.total_mb);
     this.items = Number(m.total_items);
@@ -213,7 +227,7 @@ export class QueueSource implements MiniBatchSource, SharedJob {
       const todo = part.miniBatches.filter((mb) => !finished(mb.index));
       for (let i = 0; i < todo.length; i += ENQUEUE_BATCH) {
         await this.queue.addBulk(
-          todo.slice(i, i + ENQUEUE_BATCH).map((mb) => ({ name: 'mini-batch', data: mb, opts: { jobId: mb.id, attempts: 1_000_000, removeOnComplete: true, removeOnFail: true } })),
+          todo.slice(i, i + ENQUEUE_BATCH).map(bullJob),
         );
         await this.state.setField('enqueued', Math.min(todo.length, i + ENQUEUE_BATCH));
       }
@@ -222,6 +236,26 @@ export class QueueSource implements MiniBatchSource, SharedJob {
     } finally {
       clearInterval(refresh);
     }
+  }
+
+  /** `--resume` on a job the queue holds: its failed mini-batches and its verdict are cleared, and those mini-batches go on the queue again. */
+  private async resume(): Promise<void> {
+    const part = await this.o.partition();
+    const fp = fingerprint(part);
+    const held = (await this.state.meta()).fingerprint ?? '';
+    if (held !== fp) throw new Error(`--resume: the job ${this.o.name} on the queue was cut from a different input (${held}, here ${fp})`);
+    const cleared = await this.state.resetFailed(part.miniBatches);
+    const again = part.miniBatches.filter((mb) => cleared.has(mb.index));
+    await this.state.forgetReleased(again.map((mb) => mb.id)); // they go on the queue as new jobs
+    if (again.length > 0) {
+      const { Queue } = await import('bullmq');
+      this.queue ??= new Queue(this.o.name, { connection: redisOptions(this.o.address), prefix: QUEUE_PREFIX });
+      for (let i = 0; i < again.length; i += ENQUEUE_BATCH) await this.queue.addBulk(again.slice(i, i + ENQUEUE_BATCH).map(bullJob));
+    }
+    // what is not finished now runs again (cleared here or by another resuming node): this node's old rows of it go
+    const rec = await this.state.records();
+    for (const mb of part.miniBatches) if (decodeRecord(rec, mb.index) === undefined) this.resumed.add(mb.id);
+    this.o.notice(`--resume: job ${this.o.name} on the queue: ${again.length} failed mini-batch(es) run again, the job's verdict (if any) was cleared; the mini-batches that succeeded stay done`);
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -301,11 +335,27 @@ export class QueueSource implements MiniBatchSource, SharedJob {
     );
   }
 
-  /** The job is ending here: nothing more is pulled; what this node holds and did not finish goes back to the queue. */
+  /** The job is ending here: nothing more is pulled; what this node holds and did not finish goes back to the queue (at once: its leases are no longer renewed). */
   halt(): void {
     this.halted = true;
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
+    if (!this.failure) void this.release();
+  }
+
+  /** Give back what this node holds, noted as released (not lost) first; bounded, never rejects. */
+  private release(): Promise<void> {
+    if (this.releasing) return this.releasing;
+    const hs = [...this.held.values(), ...this.heldUnreadable.values()];
+    this.held.clear();
+    this.heldUnreadable.clear();
+    this.buffer = [];
+    const back = async (): Promise<void> => {
+      await this.state.noteReleased(hs.map((h) => h.job.id!));
+      await Promise.all(hs.map((h) => h.job.moveToWait(h.token).catch(() => {})));
+    };
+    this.releasing = hs.length === 0 ? Promise.resolve() : withTimeout(back(), 5000, 'release').catch(() => {}); // Redis gone: the leases expire by themselves
+    return this.releasing;
   }
 
   /** Release what is held, leave the queue; true when this node is the last to end a finished job. */
@@ -316,17 +366,15 @@ export class QueueSource implements MiniBatchSource, SharedJob {
     let last = false;
     if (!this.failure) {
       try {
-        const release = [...this.held.values(), ...this.heldUnreadable.values()].map((h) => h.job.moveToWait(h.token).catch(() => {}));
-        await withTimeout(Promise.all(release), 5000, 'release');
+        await withTimeout(Promise.allSettled([...this.pulls]), 5000, 'pulls').catch(() => {});
+        await this.releasing;
         const ended = await this.state.addToField('nodes_ended', 1);
         const joined = Number((await this.state.meta()).nodes_joined ?? 0);
         last = ended >= joined;
       } catch {
-        // Redis went away at the end: the leases expire by themselves
+        // Redis went away at the end
       }
     }
-    this.held.clear();
-    this.buffer = [];
     await withTimeout(
       Promise.allSettled([this.worker.close(this.failure !== undefined), this.queue?.close()]).then(() => undefined),
       5000,
@@ -344,19 +392,8 @@ export class QueueSource implements MiniBatchSource, SharedJob {
   }
 
   /** Run `fn` while no other node of the job does (the merge: one at a time, each later one sees more). */
-  async exclusive<T>(fn: () => Promise<T> | T): Promise<T | undefined> {
-    const key = `${this.state.keys.meta}:merge-lock`;
-    for (let i = 0; i < 100; i++) {
-      if ((await this.client.set(key, this.nodeId, 'PX', 30_000, 'NX')) === 'OK') {
-        try {
-          return await fn();
-        } finally {
-          await this.client.del(key).catch(() => 0);
-        }
-      }
-      await sleep(100);
-    }
-    return undefined;
+  exclusive<T>(fn: () => Promise<T> | T): Promise<T | undefined> {
+    return exclusive(this.client, this.state.keys.meta, this.nodeId, fn);
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -379,7 +416,13 @@ export class QueueSource implements MiniBatchSource, SharedJob {
     return this.miniBatches > 0 && this.counts.mbDone >= this.miniBatches;
   }
 
-  private async fetch(block: boolean): Promise<void> {
+  private fetch(block: boolean): Promise<void> {
+    const p = this.pull(block).finally(() => this.pulls.delete(p));
+    this.pulls.add(p);
+    return p;
+  }
+
+  private async pull(block: boolean): Promise<void> {
     this.fetching++;
     const token = `${this.nodeId}:${++this.tokens}`;
     try {
@@ -404,6 +447,7 @@ export class QueueSource implements MiniBatchSource, SharedJob {
     const mb = job.data as MiniBatch;
     const started = job.attemptsStarted;
     if (this.halted) {
+      await this.state.noteReleased([mb.id]).catch(() => {});
       await job.moveToWait(token).catch(() => {});
       return;
     }
@@ -417,12 +461,15 @@ export class QueueSource implements MiniBatchSource, SharedJob {
       this.onUnreadable?.(mb);
       return;
     }
-    const lostRuns = started - 1 - job.attemptsMade;
+    // BullMQ counts every start: those that ended in a retry (attemptsMade) and those a node gave back are not lost runs
+    let lostRuns = started - 1 - job.attemptsMade;
+    const released = lostRuns > 0 ? await this.state.released(mb.id) : 0;
+    lostRuns = Math.max(0, lostRuns - released);
     const failed = job.failedReason ? /^(\w+): ([\s\S]*)$/.exec(job.failedReason) : null;
     const st: MiniBatchState = {
       mb,
       task: undefined,
-      attempts: started - 1,
+      attempts: Math.max(0, started - 1 - released),
       firstStart: job.processedOn && started > 1 ? job.timestamp : 0,
       lastError: failed ? { category: failed[1] as ParallelRunErrorInfo['category'], message: failed[2]!, mini_batch_id: mb.id } : undefined,
       lastRunMs: 0,
@@ -431,7 +478,7 @@ export class QueueSource implements MiniBatchSource, SharedJob {
     };
     this.held.set(st, { job, token });
     if (lostRuns > 0) {
-      this.onLost?.(st, `${mb.id}: the node running attempt ${started - 1} was lost (its lease of ${this.config.queueLockDuration} s expired: it died, hung or lost the queue); counted as a failed attempt`);
+      this.onLost?.(st, `${mb.id}: the node running attempt ${st.attempts} was lost (its lease of ${this.config.queueLockDuration} s expired: it died, hung or lost the queue); counted as a failed attempt`);
       if (st.attempts >= this.config.runMaxTry) return; // its last try: the job fails it (onLost)
     }
     const wasEmpty = this.buffer.length === 0;
@@ -523,6 +570,47 @@ export class QueueSource implements MiniBatchSource, SharedJob {
     };
     this.halt();
     this.onChange?.();
+  }
+}
+
+/** `fn` under the job's merge lock (a key with a lease); undefined when another holds it for 10 s. */
+async function exclusive<T>(client: RedisClient, meta: string, owner: string, fn: () => Promise<T> | T): Promise<T | undefined> {
+  const key = `${meta}:merge-lock`;
+  for (let i = 0; i < 100; i++) {
+    if ((await client.set(key, owner, 'PX', 30_000, 'NX')) === 'OK') {
+      try {
+        return await fn();
+      } finally {
+        await client.del(key).catch(() => 0);
+      }
+    }
+    await sleep(100);
+  }
+  return undefined;
+}
+
+/**
+ * `step-telemetry merge --queue`: run `fn` with the records of job `name` (read under the merge
+ * lock, so that no node merges meanwhile); undefined when the queue does not hold the job.
+ */
+export async function withJobRecords<T>(address: QueueAddress, name: string, fn: (records: Buffer) => T): Promise<T | undefined> {
+  const { Redis } = await import('ioredis');
+  const client = new Redis({ ...redisOptions(address), maxRetriesPerRequest: 1, lazyConnect: true });
+  let lastError = '';
+  client.on('error', (e: Error) => {
+    lastError = e.message;
+  });
+  try {
+    await withTimeout(client.connect(), 10_000, 'no answer within 10 s').catch((error: unknown) => {
+      throw new Error(`cannot reach the queue at ${address.display}: ${lastError || errorText(error)}`);
+    });
+    const state = new JobState(client, `${QUEUE_PREFIX}:${name}:st`);
+    if ((await state.meta()).total_mb === undefined) return undefined;
+    const done = await exclusive(client, state.keys.meta, `merge-${randomUUID()}`, async () => ({ value: fn(await state.records()) }));
+    if (!done) throw new Error(`another merge of job ${name} holds its lock (for 10 s now)`);
+    return done.value;
+  } finally {
+    client.disconnect();
   }
 }
 
