@@ -99,6 +99,18 @@ describe('parallel-run on a shared queue under trouble', () => {
     expect(readJsonl(merged.output_file).map((r) => r.item).sort()).toEqual(files.map((f) => path.basename(f)));
     // the lost node's lease expired and its mini-batch ran again elsewhere, counted as an attempt
     expect(rs[0]!.stderr + rs[1]!.stderr).toMatch(/was lost \(its lease of 2 s expired/);
+    // doctor and report read the merged job: it succeeded, the lost node is a warning, not the verdict
+    const doctor = await cli(['doctor', stepFolder(dir), '--json'], dir);
+    expect(doctor.code, doctor.stdout + doctor.stderr).toBe(0);
+    const d = JSON.parse(doctor.stdout);
+    expect(d.jobs).toEqual([{ label: 'parallel-run', status: 'succeeded', nodes: 3, itemsSucceeded: 24, itemsTotal: 24 }]);
+    expect(d.findings.filter((f: { severity: string }) => f.severity === 'error')).toEqual([]);
+    expect(d.findings).toContainEqual(expect.objectContaining({ id: 'step-not-ended', severity: 'warning', step: 'parallel-run/node-2' }));
+    const page = path.join(dir, 'report.html');
+    expect((await cli(['report', stepFolder(dir), '--output', page, '--quiet'], dir)).code).toBe(0);
+    const html = fs.readFileSync(page, 'utf8');
+    expect(html).toContain('<section id="jobs">');
+    expect(html).not.toContain('id="what-failed"');
   });
 
   it('failures spread over the nodes exceed error_threshold together: every node stops with the same cause', async () => {
@@ -150,6 +162,9 @@ describe('parallel-run on a shared queue under trouble', () => {
     const some = readJsonl(lost.output_file).map((r) => r.item as string);
     expect(some.length).toBe(lost.items.succeeded);
     expect(new Set(some).size).toBe(some.length);
+    const doctor = await cli(['doctor', stepFolder(dir), '--json'], dir);
+    expect(doctor.code).toBe(1);
+    expect(JSON.parse(doctor.stdout).findings).toContainEqual(expect.objectContaining({ id: 'job-failed', severity: 'error', step: 'parallel-run', data: expect.objectContaining({ type: 'NodeLost' }) }));
 
     // node 0 starts again: it joins the job the queue still holds; the lost leases expire and it runs the rest
     const again = await node(dir, redis.url, 0, 2, ['--', '--stderr-each']);
@@ -227,6 +242,25 @@ describe('parallel-run on a shared queue under trouble', () => {
     expect(result).toMatchObject({ status: 'failed', cause: { category: 'QueueError' } });
     const journal = readJsonl(path.join(folder, 'output-journal.jsonl')).filter((e) => e.mb);
     expect(readJsonl(path.join(dir, 'out', 'parallel_run_step.txt'))).toHaveLength(journal.reduce((n, e) => n + e.r, 0));
+  });
+});
+
+describe('step-telemetry merge on a static split', () => {
+  it('sums the nodes: the job\'s counts, one output with every row, the failed items of every node', async () => {
+    const dir = await useTempDir('merge-static-');
+    const files = makeFiles(path.join(dir, 'in'), 10);
+    const base = ['--entry-script', BEHAVE, '--input', 'in', '--output', 'out', '--mini-batch-size', '2', '--node-count', '2'];
+    const env = { STEP_TELEMETRY_PIPELINE_RUN_ID: 'split-1' };
+    // f009 fails on node 0 (mb-00004), within its thresholds
+    const rs = await Promise.all([0, 1].map((r) => runRunner([...base, '--node-rank', String(r), '--run-max-try', '1', '--', '--throw', 'f009'], { cwd: dir, env })));
+    for (const r of rs) expect(r.code, r.stderr).toBe(0);
+    const folder = path.join(dir, 'telemetry', 'split-1', 'parallel-run');
+    const m = await cli(['merge', folder], dir);
+    expect(m.code, m.stderr).toBe(0);
+    const job = readJson(path.join(folder, 'result.json'));
+    expect(job).toMatchObject({ status: 'succeeded', node_count: 2, mini_batches: { total: 5, succeeded: 4, failed: 1 }, items: { total: 10, succeeded: 8, failed: 2 }, merged: { counted_by: 'journals' } });
+    expect(readJsonl(job.output_file).map((r) => r.item).sort()).toEqual(files.slice(0, 8).map((f) => path.basename(f)));
+    expect(readJsonl(path.join(folder, 'failed-items.jsonl')).map((f) => path.basename(f.item)).sort()).toEqual(['f008.txt', 'f009.txt']);
   });
 });
 

@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { FILES, PROCESSED_COLUMNS } from '../runner/reports.js';
 import { RunFolderError, readCsvFile, readJsonFile, readJsonLines, readTail, readText, type ReadNote } from './files.js';
-import type { Attempt, ErrorSpan, ExportRecord, LogRecord, MetricRecord, MiniBatchRow, ResourceSample, RunData, Runtime, StepProcess, StepRun } from './model.js';
+import type { Attempt, ErrorSpan, ExportRecord, JobRun, LogRecord, MetricRecord, MiniBatchRow, ResourceSample, RunData, Runtime, StepProcess, StepRun } from './model.js';
 
 /** Files that only a step folder holds. */
 const STEP_FILE = /^(?:step(?:\.process-\d+)?\.json|(?:logs|metrics|spans|resources)(?:\.process-\d+)?\.jsonl|driver(?:\.process-\d+)?\.log|processed-mini-batches\.csv)$/;
@@ -107,7 +107,13 @@ export function readRunFolder(target: string, options: ReadOptions = {}): RunDat
   const located = locateRunFolder(target);
   const notes: ReadNote[] = [];
   if (located.note) notes.push({ file: '', line: 0, message: located.note });
-  const steps = located.steps.map((s) => readStep(s.folder, s.label, s.nodeRank, notes, options, located.kind === 'pipeline' ? located.folder : path.dirname(located.folder)));
+  const runRoot = located.kind === 'pipeline' ? located.folder : path.dirname(located.folder);
+  const jobs = mergedJobs(located.steps, runRoot);
+  const steps = located.steps.map((s) => {
+    const step = readStep(s.folder, s.label, s.nodeRank, notes, options, runRoot);
+    const job = s.nodeRank !== undefined ? jobs.get(path.dirname(s.folder)) : undefined;
+    return job ? { ...step, job } : step;
+  });
   // in the order they ran (then by name): prepare, train, score, not alphabetically
   steps.sort((a, b) => (a.started ?? Infinity) - (b.started ?? Infinity) || a.label.localeCompare(b.label, 'en', { numeric: true }));
   const first = steps.find((s) => typeof s.identity.pipelineRunId === 'string');
@@ -117,8 +123,28 @@ export function readRunFolder(target: string, options: ReadOptions = {}): RunDat
     pipelineRunId: (first?.identity.pipelineRunId as string | undefined) ?? path.basename(located.kind === 'pipeline' ? located.folder : path.dirname(located.folder)),
     pipelineName: first?.identity.pipelineName as string | undefined,
     steps,
+    jobs: [...jobs.values()],
     notes,
   };
+}
+
+/** The merged job of each multi-node step (its step folder's own result.json), by step folder. */
+function mergedJobs(steps: readonly { folder: string; label: string; nodeRank?: number }[], runRoot: string): Map<string, JobRun> {
+  const jobs = new Map<string, JobRun>();
+  for (const s of steps) {
+    if (s.nodeRank === undefined) continue;
+    const folder = path.dirname(s.folder);
+    const had = jobs.get(folder);
+    if (had) {
+      (had.nodes as string[]).push(s.label);
+      continue;
+    }
+    const file = path.join(folder, FILES.result);
+    if (!fs.existsSync(file)) continue;
+    const result = readJsonFile(file, path.relative(runRoot, file) || FILES.result);
+    jobs.set(folder, { folder, label: path.basename(folder), result, nodes: [s.label] });
+  }
+  return jobs;
 }
 
 const PROCESS_SUFFIX = /\.process-(\d+)\./;
