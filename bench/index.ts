@@ -110,6 +110,15 @@ execFileSync(process.execPath, ['--import', 'tsx', here('./report.ts')], { stdio
 console.log('\nmini-batch runner overhead:');
 execFileSync(process.execPath, [here('./runner/bench-runner.mjs')], { stdio: 'inherit', env: baseChildEnv() });
 
+// 4b. the shared queue (BullMQ on one Redis on loopback) against the runner without it, 1 and 2 nodes
+console.log('\nshared queue:');
+try {
+  execFileSync('redis-server', ['--version'], { stdio: 'ignore' });
+  execFileSync(process.execPath, [here('./runner/bench-queue.mjs')], { stdio: 'inherit', env: baseChildEnv() });
+} catch (error) {
+  console.log(`skipped: ${(error as Error).message.split('\n')[0]} (needs redis-server on the PATH)`);
+}
+
 // 5. resource sampling: one sample, an idle step with sampling on and off, the runner on and off
 console.log('\nresource sampling:');
 execFileSync(process.execPath, [here('./resources.mjs')], { stdio: 'inherit', env: baseChildEnv() });

@@ -128,6 +128,9 @@ export class QueueSource implements MiniBatchSource, SharedJob {
   private constructor(private readonly o: QueueSourceOptions) {
     this.config = o.config;
     this.lockMs = o.config.queueLockDuration * 1000;
+    // two waiting per worker (the scheduler sends the next one in advance while one runs); more when
+    // a worker finds none (short mini-batches). What a node holds beyond what it runs is what another
+    // node cannot take at the end of the job (see docs/benchmarks.md)
     this.target = Math.max(2, 2 * o.config.processCountPerNode);
   }
 
