@@ -102,6 +102,10 @@ for (const state of ['ok', 'refused', 'unauthorized', 'hang'] as const) {
 }
 console.table(exitRows);
 
+// 2d. OTLP delivery: records sent against records a local receiver got
+console.log('');
+execFileSync(process.execPath, ['--import', 'tsx', here('./otlp-delivery.ts')], { stdio: 'inherit', env: baseChildEnv() });
+
 // 3. the HTML run report of a synthetic 100,000-mini-batch run: generation time and size
 console.log('\nrun report of a synthetic run:');
 execFileSync(process.execPath, ['--import', 'tsx', here('./report.ts')], { stdio: 'inherit', env: baseChildEnv() });
@@ -110,7 +114,12 @@ execFileSync(process.execPath, ['--import', 'tsx', here('./report.ts')], { stdio
 console.log('\nmini-batch runner overhead:');
 execFileSync(process.execPath, [here('./runner/bench-runner.mjs')], { stdio: 'inherit', env: baseChildEnv() });
 
-// 4b. the shared queue (BullMQ on one Redis on loopback) against the runner without it, 1 and 2 nodes
+// 4b. the runner at scale: 10k and 100k mini-batches (1M with `npm run bench -- --million` or
+// BENCH_SCALE_MILLION=1) against a bare fork pool, the same scheduled in chunks, and piscina
+console.log('\nmini-batch runner at scale:');
+execFileSync(process.execPath, [here('./runner/scale.mjs'), ...(process.argv.includes('--million') ? ['--million'] : [])], { stdio: 'inherit', env: baseChildEnv() });
+
+// 4c. the shared queue (BullMQ on one Redis on loopback) against the runner without it, 1 and 2 nodes
 console.log('\nshared queue:');
 try {
   execFileSync('redis-server', ['--version'], { stdio: 'ignore' });

@@ -9,6 +9,7 @@ import {
   type Attributes,
   type Context,
   type Span,
+  type SpanContext,
   type Tracer,
 } from '@opentelemetry/api';
 import type winston from 'winston';
@@ -99,9 +100,8 @@ export class Step implements ActiveStep {
       this.rootSpan.addEvent(`metric.${kind}`, { 'metric.name': name, 'metric.value': json });
     });
     const otelDims: Attributes = { ...dims };
-    const dimsJson = JSON.stringify(dims).slice(1, -1);
-    const pipeline = new LogPipeline(local, config.console, sdk.logger, otelDims, identity.stepName, dimsJson, this.rootSpan);
-    this.logger = bindLogger(processState().logs, { dims, dimsJson, stepSpan: this.rootSpan, pipeline }, config.logLevel, diagnostics);
+    const pipeline = new LogPipeline(local, config.console, sdk.logger, otelDims, identity.stepName, this.rootSpan);
+    this.logger = bindLogger(processState().logs, { dims, stepSpan: this.rootSpan, pipeline }, config.logLevel, diagnostics);
     this.instruments.record('running', 1);
     this.resources = config.resources.enabled ? ResourceSampler.start({ intervalMs: config.resources.intervalMs, file: local?.resourcesFile, processIndex: identity.processIndex, instruments: this.instruments, diagnostics }) : undefined;
     for (const h of healths) {
@@ -197,11 +197,22 @@ export class Step implements ActiveStep {
   }
 
   /**
+   * @internal For a span recorded later with `recordSpan()` at high rates (the runner's attempts):
+   * the probability it is exported with, decided now by the export rate policy (docs/exports.md),
+   * or 0 when it is exported only if it must be seen. Hand it to `recordSpan()` as
+   * `exportProbability`; a child process's traceparent says not sampled for 0.
+   */
+  sampleForExport(): number {
+    return this.sdk.finishedSpans.decide();
+  }
+
+  /**
    * Record a span that is already over (its id drawn with `newSpanId()`), straight to the exporters
    * and spans.jsonl: for a span known whole only at its end, at a fraction of a live span's cost.
+   * Returns its context (sampled when it is exported), or undefined when the sampler dropped it.
    */
-  recordSpan(span: FinishedSpan): void {
-    this.sdk.finishedSpans.record(span);
+  recordSpan(span: FinishedSpan): SpanContext | undefined {
+    return this.sdk.finishedSpans.record(span);
   }
 
   /** Run `fn` with a mini-batch id in context: every log record inside carries `mini_batch_id`. */

@@ -69,6 +69,8 @@ export interface StepOptions {
 export interface ExemplarContext {
   readonly traceId: string;
   readonly spanId?: string;
+  /** A span context's flags: one not sampled (not exported) gives no exemplar, as OpenTelemetry's trace-based exemplar filter does. */
+  readonly traceFlags?: number;
 }
 
 export type LogLevel = 'error' | 'warn' | 'info' | 'http' | 'verbose' | 'debug' | 'silly';
@@ -109,7 +111,26 @@ export interface ExportSummary {
   readonly target: string;
   readonly batches: number;
   readonly failedBatches: number;
+  /** Spans or log records that reached the export queue and were not delivered (`notExported`: queueFull + exportFailed + unsent). */
   readonly droppedItems: number;
+  /** Traces and logs: what reached this backend's export queue (spans: those the sampler kept). */
+  readonly offeredItems?: number;
+  readonly deliveredItems?: number;
+  /** Traces and logs: what did not reach the backend, per reason (docs/exports.md). */
+  readonly notExported?: {
+    /** Spans OTEL_TRACES_SAMPLER sampled out (in spans.jsonl, marked). */
+    readonly sampledOut: number;
+    /** Mini-batch spans the export rate policy sampled out at runner rates (in spans.jsonl, marked). */
+    readonly rateSampledOut: number;
+    /** Dropped because the export queue (OTEL_BSP_MAX_QUEUE_SIZE, OTEL_BLRP_MAX_QUEUE_SIZE) was full. */
+    readonly queueFull: number;
+    /** In batches that failed, or that the step gave up waiting for. */
+    readonly exportFailed: number;
+    /** Still queued when the step stopped waiting (the flush bound passed); for logs this includes earlier drops at a full queue. */
+    readonly unsent: number;
+  };
+  /** Traces: the lowest probability the export rate policy kept mini-batch spans with, when it sampled any out. */
+  readonly lowestSamplingProbability?: number;
   readonly lastError?: string;
   readonly hint?: string;
   /** What the step concluded about the backend (the runner's parent does not wait again for one its workers found silent). */

@@ -169,18 +169,27 @@ describe('doctor on resources', () => {
     }
   });
 
-  it('sleeping mini-batches with one that spins 1.5 s: io-bound, and event-loop-blocked naming that mini-batch', async () => {
+  it('sleeping mini-batches: io-bound', async () => {
     const dir = await useTempDir();
-    const { folder } = await run({ dir, name: 'io', inputs: 30, flags: ['--process-count-per-node', '1'], entryArgs: ['--sleep', '180', '--block-on', 'f010'] });
+    const { folder } = await run({ dir, name: 'io', inputs: 30, flags: ['--process-count-per-node', '1'], entryArgs: ['--sleep', '180'] });
     const { json } = await doctorJson(folder);
-    expect(ids(json).sort(), JSON.stringify(json.findings, null, 2)).toEqual(['event-loop-blocked', 'io-bound']);
+    expect(ids(json).sort(), JSON.stringify(json.findings, null, 2)).toEqual(['io-bound']);
     const io = find(json, 'io-bound')!;
     expect(io.data.ratio).toBeLessThan(0.3);
     expect(io.data.miniBatches).toBe(30);
     expect(io.evidence.join('\n')).toMatch(/not per mini-batch yet/);
-    const blocked = find(json, 'event-loop-blocked')!;
-    expect(blocked.data.longestSeconds).toBeGreaterThan(1.3);
-    expect(blocked.data.miniBatches).toEqual(['mb-00010']);
+  });
+
+  // apart from the sleeping run above: a 1.5 s spin in 6 s of sleeps is CPU enough, with the time it
+  // waits for a core on a loaded machine, to make the run no longer I/O-bound as a whole
+  it('one mini-batch that spins 1.5 s: event-loop-blocked names that mini-batch', async () => {
+    const dir = await useTempDir();
+    const { folder } = await run({ dir, name: 'blocked', inputs: 30, flags: ['--process-count-per-node', '1'], entryArgs: ['--sleep', '20', '--block-on', 'f010'] });
+    const { json } = await doctorJson(folder);
+    const blocked = find(json, 'event-loop-blocked');
+    expect(blocked, JSON.stringify(json.findings, null, 2)).toBeDefined();
+    expect(blocked!.data.longestSeconds).toBeGreaterThan(1.3);
+    expect(blocked!.data.miniBatches).toEqual(['mb-00010']);
   });
 
   it('computing mini-batches on twice as many workers as cores: cpu-saturated, and not io-bound', async () => {

@@ -104,22 +104,29 @@ describe('parallel-run timeouts and crashes', () => {
     }
   });
 
-  it('aborts with the error and its stack when init() fails, instead of hanging', async () => {
+  it('aborts with the error and its stack once init() failed 3 × process_count_per_node times in a row (ParallelRunStep), instead of hanging', async () => {
     const dir = await useTempDir('runner-init-');
     makeFiles(path.join(dir, 'in'), 4);
-    const r = await runRunner(['--entry-script', BEHAVE, '--input', 'in', '--process-count-per-node', '2', '--', '--init-throw'], { cwd: dir });
+    const r = await runRunner(['--entry-script', BEHAVE, '--input', 'in', '--', '--init-throw'], { cwd: dir });
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/FAILED: InitFailure: init\(\) failed in worker-\d \(pid \d+\): Error: init failed on purpose: model file missing\n\s+at init \(file:\/\/.*behave\.mjs:\d+:\d+\)/);
+    expect(r.stderr).toMatch(
+      /FAILED: InitFailure: init\(\) failed in worker-0 \(pid \d+\): Error: init failed on purpose: model file missing; 3 worker starts in a row failed: after 3 \(ParallelRunStep's limit, 3 × process_count_per_node\) no new worker is started, and none is left to run the job\n\s+at init \(file:\/\/.*behave\.mjs:\d+:\d+\)/,
+    );
     const folder = runFolder(path.join(dir, 'telemetry'));
     const result = readJson(path.join(folder, 'result.json'));
-    expect(result).toMatchObject({ status: 'failed', cause: { category: 'InitFailure', type: 'Error' }, items: { not_processed: 4 } });
+    expect(result).toMatchObject({ status: 'failed', cause: { category: 'InitFailure', type: 'Error' }, init_failures: 3, worker_restarts: 2, items: { not_processed: 4 } });
     expect(result.cause.stack).toMatch(/behave\.mjs/);
-    expect(fs.readFileSync(path.join(folder, 'error-summary.txt'), 'utf8')).toMatch(/Cause: InitFailure on worker-\d[\s\S]*init failed on purpose[\s\S]*at init \(/);
+    expect(fs.readFileSync(path.join(folder, 'error-summary.txt'), 'utf8')).toMatch(/Cause: InitFailure on worker-\d[\s\S]*init failed on purpose[\s\S]*at init \([\s\S]*failed worker starts: 3/);
+    // each failed start is a worker of its own in the summary, with its error; each was logged
+    const workers = readCsv(path.join(folder, 'worker-summary.csv'));
+    expect(workers).toHaveLength(3);
+    for (const w of workers) expect(w).toMatchObject({ end_reason: 'init-failed', exit: '1', error: 'Error: init failed on purpose: model file missing' });
+    expect(readAllJsonl(folder, 'logs').filter((l) => l.level === 'warn' && /a fresh worker takes its place/.test(l.message))).toHaveLength(2);
 
-    // init() that exits the process: the exit code and the stderr tail are the cause
+    // init() that exits the process: the exit code and the stderr tail are the cause, after 3 starts
     const e = await runRunner(['--entry-script', BEHAVE, '--input', 'in', '--', '--init-exit'], { cwd: dir, env: { STEP_TELEMETRY_DIR: path.join(dir, 't2') } });
     expect(e.code).toBe(1);
-    expect(e.stderr).toMatch(/FAILED: InitFailure: worker-0 \(pid \d+\) exited with code 4 before init\(\) finished/);
+    expect(e.stderr).toMatch(/FAILED: InitFailure: worker-0 \(pid \d+\) exited with code 4 before init\(\) finished; 3 worker starts in a row failed/);
 
     // an entry script without run()
     fs.writeFileSync(path.join(dir, 'norun.mjs'), 'export function init() {}\nexport const other = 1;\n');

@@ -9,6 +9,7 @@ import { RunnerConfigError, globToRegExp, parseSize, resolveRunConfig } from '..
 import { parseParallelRunArgs } from '../src/runner/cli.js';
 import { cutTabularFile, listInputFiles } from '../src/runner/partition.js';
 import { readTabularRange } from '../src/runner/tabular.js';
+import { cutByPartitionKeys, readKeyedRows } from '../src/runner/partition-keys.js';
 import { parseCsv } from '../src/util/csv.js';
 import { readCsvFile } from '../src/run-folder/files.js';
 import { CHUNK_BELOW_MS, CHUNK_TARGET_MS, HOLD_MS, Lane, MAX_CHUNK, chunkSize } from '../src/runner/lane.js';
@@ -42,6 +43,9 @@ describe('runner configuration', () => {
       runInvocationTimeout: 60,
       runMaxTry: 3,
       progressUpdateTimeout: 540,
+      firstTaskCreationTimeout: 600,
+      shutdownTimeout: 10,
+      partitionKeys: [],
       loggingLevel: 'info',
       stepName: 'parallel-run',
     });
@@ -56,6 +60,15 @@ describe('runner configuration', () => {
     const c = resolveRunConfig({ entry_script: BEHAVE, config: 'conf/job.yml', error_threshold: 6 }, { run_max_try: '2', environment_variables: ['B=2'] }, {}, dir);
     expect(c.inputs).toEqual([path.join(dir, 'conf', 'data')]);
     expect(c).toMatchObject({ miniBatchSize: 7, errorThreshold: 6, runMaxTry: 2, loggingLevel: 'warn', arguments: ['--model', 'm.json'], environmentVariables: { B: '2' } });
+  });
+
+  it('reads partition_keys as a list, names separated by commas or a repeated flag, for tabular input only', async () => {
+    const dir = await useTempDir('runner-cfg-');
+    const tabular = { entry_script: BEHAVE, input: dir, input_type: 'tabular' } as const;
+    expect(resolveRunConfig({ ...tabular, partition_keys: ['store', 'brand'] }, {}, {}, dir).partitionKeys).toEqual(['store', 'brand']);
+    expect(resolveRunConfig(tabular, parseParallelRunArgs(['--partition-keys', 'store, brand', '--partition-keys', 'day,store']).flags, {}, dir).partitionKeys).toEqual(['store', 'brand', 'day']);
+    expect(issues(() => resolveRunConfig({ entry_script: BEHAVE, input: dir, partition_keys: 'store' }, {}, {}, dir))).toEqual(['partition_keys|runParallel(): partition_keys|input_type tabular (the keys are columns of the rows)']);
+    expect(issues(() => resolveRunConfig({ ...tabular, partition_keys: ' , ' }, {}, {}, dir))).toEqual(['partition_keys|runParallel(): partition_keys|at least one column name']);
   });
 
   it('takes the node rank from JOB_COMPLETION_INDEX or Azure ML, and names the variable when it is out of range', async () => {
@@ -149,6 +162,11 @@ describe('tabular scanner and parser', () => {
   });
 
   it('cuts mini-batches at record boundaries that the worker reads back exactly', async () => {
+    const cut = async (file: string, format: 'csv' | 'jsonl', size: number) => {
+      const out: { start: number; end: number; firstRow: number; firstLine: number; items: number }[] = [];
+      const header = await cutTabularFile(file, format, size, (start, end, firstRow, firstLine, items) => out.push({ start, end, firstRow, firstLine, items }));
+      return out.map((b) => ({ ...b, header }));
+    };
     const dir = await useTempDir('runner-scan-');
     const file = path.join(dir, 't.csv');
     let csv = 'id,text\n';
@@ -161,7 +179,7 @@ describe('tabular scanner and parser', () => {
     }
     fs.writeFileSync(file, csv);
     for (const size of [1, 64, 333, 10_000]) {
-      const batches = await cutTabularFile(file, 'csv', size);
+      const batches = await cut(file, 'csv', size);
       const rows = batches.flatMap((b) => {
         const parsed = readTabularRange(file, 'csv', b.start, b.end, b.firstLine, b.header);
         expect(parsed).toHaveLength(b.items);
@@ -172,13 +190,47 @@ describe('tabular scanner and parser', () => {
     }
     const jl = path.join(dir, 't.jsonl');
     fs.writeFileSync(jl, '{"a":1}\n  \n{"a":2}\r\n{"a":3}');
-    const jb = await cutTabularFile(jl, 'jsonl', 1);
+    const jb = await cut(jl, 'jsonl', 1);
     expect(jb.map((b) => [b.firstRow, b.firstLine, b.items])).toEqual([
       [0, 1, 1],
       [1, 3, 1],
       [2, 4, 1],
     ]);
     expect(jb.flatMap((b) => readTabularRange(jl, 'jsonl', b.start, b.end, b.firstLine, undefined).map((r) => r.row))).toEqual([{ a: 1 }, { a: 2 }, { a: 3 }]);
+  });
+});
+
+describe('partition_keys groups', () => {
+  it('hold byte ranges that the worker reads back as exactly the rows of the group, each with its file and line', async () => {
+    const dir = await useTempDir('runner-keys-');
+    // 200 rows over 7 keys, interleaved, with quoted line breaks, CRLF and blank lines; and a JSON Lines file
+    let csv = 'k,n,note\r\n';
+    for (let i = 0; i < 200; i++) csv += `${i % 7 === 3 ? 'x' : `k${(i * 5) % 7}`},${i},${i % 11 === 0 ? '"a\r\nb, ""c"""' : 'plain'}\r\n${i % 13 === 0 ? '\r\n' : ''}`;
+    const a = path.join(dir, 'a.csv');
+    fs.writeFileSync(a, csv);
+    const b = path.join(dir, 'b.jsonl');
+    fs.writeFileSync(b, Array.from({ length: 30 }, (_, i) => JSON.stringify({ k: i % 2 ? 'x' : 'y', n: 1000 + i })).join('\n'));
+    const unreadable: string[] = [];
+    const groups = await cutByPartitionKeys([a, b, path.join(dir, 'missing.csv')], ['k'], (f) => unreadable.push(f));
+    expect(unreadable).toEqual([path.join(dir, 'missing.csv')]);
+    // what a direct parse of each whole file says, by key, in order of first appearance
+    const rows = [
+      ...readTabularRange(a, 'csv', csv.indexOf('\n') + 1, csv.length, 2, ['k', 'n', 'note']).map((r) => ({ r, file: a })),
+      ...readTabularRange(b, 'jsonl', 0, fs.statSync(b).size, 1, undefined).map((r) => ({ r, file: b })),
+    ];
+    const expected = new Map<string, string[]>();
+    for (const { r, file } of rows) {
+      const key = JSON.stringify({ k: (r.row as { k: string }).k });
+      expected.set(key, [...(expected.get(key) ?? []), `${file}:${r.line}:${JSON.stringify(r.row)}`]);
+    }
+    expect(groups.map((g) => g.keysText)).toEqual([...expected.keys()]);
+    for (const g of groups) {
+      const got = readKeyedRows(g).flatMap(({ file, rows: rs }) => rs.map((r) => `${file}:${r.line}:${JSON.stringify(r.row)}`));
+      expect(got).toEqual(expected.get(g.keysText));
+      expect(g.items).toBe(got.length);
+    }
+    // a key a file does not have is a configuration error naming the file and its columns
+    await expect(cutByPartitionKeys([a], ['K'], () => undefined)).rejects.toThrow(/partition_keys \(.*a\.csv\): expected columns of its header \(k, n, note\), got "K"/);
   });
 });
 

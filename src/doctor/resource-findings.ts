@@ -398,6 +398,8 @@ interface WorkerCpu {
   readonly pid?: number;
   readonly busyS: number;
   readonly cpuS: number;
+  /** Seconds its main thread waited for a core meanwhile (Linux), when known. */
+  readonly cpuWaitS?: number;
   readonly attempts: number;
   readonly readChars?: number;
   readonly diskReadBytes?: number;
@@ -420,6 +422,7 @@ function workerCpu(step: StepRun): WorkerCpu[] {
       pid: last.pid,
       busyS: inWindow.reduce((s, a) => s + a.durationMs, 0) / 1000,
       cpuS: Math.max(0, last.cpuS - base.cpuS),
+      cpuWaitS: last.cpuWaitS !== undefined && base.cpuWaitS !== undefined ? Math.max(0, last.cpuWaitS - base.cpuWaitS) : undefined,
       attempts: inWindow.length,
       readChars: last.readChars !== undefined && base.readChars !== undefined ? last.readChars - base.readChars : undefined,
       diskReadBytes: last.diskReadBytes !== undefined && base.diskReadBytes !== undefined ? last.diskReadBytes - base.diskReadBytes : undefined,
@@ -451,13 +454,15 @@ export function ioBound(step: StepRun): Finding[] | Skipped {
     return { id: 'io-bound', step: step.label, reason: `${attempts} mini-batches and ${busyS.toFixed(1)} s of mini-batch time with worker resource samples (needs ${CPU_MIN_ATTEMPTS} and ${CPU_MIN_BUSY_S} s)` };
   }
   const ratio = cpuS / busyS;
-  if (ratio >= IO_BOUND_RATIO) return [];
+  // time waiting for a core is not waiting on I/O: it counts with the CPU time (cpu-saturated's case)
+  const waitS = workers.every((w) => w.cpuWaitS !== undefined) ? workers.reduce((s, w) => s + w.cpuWaitS!, 0) : 0;
+  if ((cpuS + waitS) / busyS >= IO_BOUND_RATIO) return [];
   const node = nodeSamplesDuringRun(step);
   const nodeBusy = node.length > 0 ? node.reduce((s, x) => s + (x.node!.cpuUtilization ?? 0), 0) / node.length : undefined;
   const iowait = node.length > 0 ? node.reduce((s, x) => s + (x.node!.iowait ?? 0), 0) / node.length : undefined;
   const cpus = node.find((s) => s.node?.cpus !== undefined)?.node?.cpus ?? step.runtime?.cpus;
   const evidence = [
-    `${attempts} mini-batches on ${workers.length} worker process${workers.length === 1 ? '' : 'es'} took ${seconds(busyS * 1000)}; those workers used ${seconds(cpuS * 1000)} of CPU meanwhile: ${pct(ratio)} (CPU seconds / mini-batch seconds), so about ${pct(1 - ratio)} of mini-batch time was spent waiting`,
+    `${attempts} mini-batches on ${workers.length} worker process${workers.length === 1 ? '' : 'es'} took ${seconds(busyS * 1000)}; those workers used ${seconds(cpuS * 1000)} of CPU meanwhile: ${pct(ratio)} (CPU seconds / mini-batch seconds), so about ${pct(1 - ratio)} of mini-batch time was spent waiting${waitS > 0 ? ` (${seconds(waitS * 1000)} of it for a core, the rest on I/O)` : ''}`,
   ];
   for (const w of workers.slice(0, 4)) {
     const reads = w.readChars !== undefined ? `; read ${bytes(w.readChars)} (${bytes(w.diskReadBytes)} from disk)` : '';

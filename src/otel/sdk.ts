@@ -37,6 +37,7 @@ import { withinBound } from '../util/within-bound.js';
 import { PrometheusTextReader, RunFolderMetricExporter } from '../signals/user-metrics.js';
 import type { BackendExporters } from '../sinks/backend.js';
 import { guardExporter, type ExportHealth, type ExporterAgents } from '../sinks/export-health.js';
+import { BackendLogProcessor } from './log-export.js';
 import type { LocalRunFolder } from '../sinks/local.js';
 
 /** The SDK settings sdk-node reads in its utils rather than in the SDK packages (OTEL_BLRP_*, OTEL_LOGRECORD_*). */
@@ -109,14 +110,16 @@ export class StepSdk {
   constructor(input: SdkInput) {
     ensureContextManager();
     const { config, resource, backends, local } = input;
+    const azure = backends.some((b) => b.name === 'Application Insights');
     const { provider, ids, finished } = createTracerProvider({
       resource,
       sampler: input.sampler,
       traceId: input.traceId,
       local,
       backends,
-      spanDimensions: backends.some((b) => b.name === 'Application Insights') ? input.dims : undefined,
+      spanDimensions: azure ? input.dims : undefined,
       localOmit: new Set(Object.keys(input.dims)),
+      azure,
     });
     this.tracerProvider = provider;
     this.spanIds = ids;
@@ -125,7 +128,7 @@ export class StepSdk {
     const interval = { exportIntervalMillis: config.metricExportIntervalMs, exportTimeoutMillis: config.metricExportTimeoutMs };
     const readers: IMetricReader[] = [];
     for (const b of backends) {
-      if (b.metrics) readers.push(new PeriodicExportingMetricReader({ exporter: guardExporter(b.metrics.exporter, b.metrics.health, () => 1), ...interval }));
+      if (b.metrics) readers.push(new PeriodicExportingMetricReader({ exporter: guardExporter(b.metrics.exporter, b.metrics.health, () => 0), ...interval }));
     }
     const remoteMetrics = readers.length > 0;
     if (local) readers.push(new PeriodicExportingMetricReader({ exporter: new RunFolderMetricExporter(local), ...interval }));
@@ -140,14 +143,8 @@ export class StepSdk {
       const { health } = b.logs;
       const exporter = guardExporter(b.logs.exporter, health, (records: readonly unknown[]) => records.length);
       const inner = logRecordProcessor(b.simple ? SimpleLogRecordProcessor : BatchLogRecordProcessor, exporter, b.simple ? {} : input.sdkEnv.blrp);
-      processors.push({
-        onEmit: (record, ctx) => {
-          health.offeredItems++;
-          inner.onEmit(record, ctx);
-        },
-        forceFlush: () => inner.forceFlush(),
-        shutdown: () => inner.shutdown(),
-      });
+      if (!b.simple) health.queue = { variable: 'OTEL_BLRP_MAX_QUEUE_SIZE', limit: input.sdkEnv.blrp.maxQueueSize ?? 2048 };
+      processors.push(new BackendLogProcessor(inner, health));
     }
     this.loggerProvider = processors.length > 0 ? new LoggerProvider({ resource, processors, logRecordLimits: input.sdkEnv.logRecordLimits }) : undefined;
     this.logger = this.loggerProvider?.getLogger(TRACER_NAME);

@@ -31,6 +31,19 @@ export function readProcessIo(): ProcessIo | undefined {
   return { readBytes: f.read_bytes, writeBytes: f.write_bytes ?? 0, readChars: f.rchar ?? 0, writeChars: f.wchar ?? 0 };
 }
 
+/**
+ * Cumulative seconds the process's main thread (where JavaScript runs) waited on a run queue for a
+ * core (/proc/self/schedstat, second field): off-CPU time that is CPU contention, not I/O.
+ */
+export function readRunQueueWaitS(): number | undefined {
+  try {
+    const ns = Number(fs.readFileSync('/proc/self/schedstat', 'latin1').split(' ')[1]);
+    return Number.isFinite(ns) ? ns / 1e9 : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** The node's cumulative CPU time by mode (any unit: only ratios of differences are used). */
 export interface CpuTimes {
   readonly user: number;

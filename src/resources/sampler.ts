@@ -11,7 +11,7 @@ import v8 from 'node:v8';
 import type { Diagnostics } from '../diagnostics.js';
 import type { CatalogAttributes, CatalogInstruments } from '../signals/metrics.js';
 import { GpuSampler, type GpuReading } from './gpu.js';
-import { CPU_MODES, cgroupMemoryLimit, cpuCount, cpuShares, readCpuTimes, readProcessIo, type CpuTimes, type ProcessIo } from './proc.js';
+import { CPU_MODES, cgroupMemoryLimit, cpuCount, cpuShares, readCpuTimes, readProcessIo, readRunQueueWaitS, type CpuTimes, type ProcessIo } from './proc.js';
 import { ResourceLog } from './resource-log.js';
 import { EventLoopMonitor, GC_KINDS, GcMonitor, type GcKind } from './runtime.js';
 
@@ -214,6 +214,7 @@ export class ResourceSampler {
       pid: process.pid,
       cpu_user_s: r6(cpu.user / 1e6),
       cpu_system_s: r6(cpu.system / 1e6),
+      cpu_wait_s: ((w) => (w === undefined ? undefined : r6(w)))(readRunQueueWaitS()),
       cpu_utilization: periodS > 0 ? r3(p.cpuUs / 1e6 / periodS / this.cpus) : 0,
       rss_bytes: mem.rss,
       rss_max_bytes: p.rssMax,

@@ -108,6 +108,8 @@ export interface ResourceSample {
   readonly pid?: number;
   /** Cumulative CPU seconds of the process (user + system). */
   readonly cpuS: number;
+  /** Cumulative seconds its main thread waited for a core (Linux), when known. */
+  readonly cpuWaitS?: number;
   readonly rss: number;
   readonly rssMax: number;
   readonly heapUsed: number;

@@ -455,6 +455,7 @@ function readStep(folder: string, label: string, nodeRank: number | undefined, n
           worker: str(rec.worker) ?? (proc > 0 ? `process-${proc}` : 'main'),
           pid: num(rec.pid),
           cpuS: (num(rec.cpu_user_s) ?? 0) + (num(rec.cpu_system_s) ?? 0),
+          cpuWaitS: num(rec.cpu_wait_s),
           rss: num(rec.rss_bytes) ?? 0,
           rssMax: num(rec.rss_max_bytes) ?? num(rec.rss_bytes) ?? 0,
           heapUsed: num(rec.heap_used_bytes) ?? 0,

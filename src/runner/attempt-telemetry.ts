@@ -13,9 +13,8 @@ export type AttemptOutcome = 'success' | 'error' | 'timeout' | 'crash';
 
 export class AttemptTelemetry {
   private readonly stepSpanContext: SpanContext;
-  /** `00-<trace id>-` and `-<flags>` of the step's trace: a traceparent is these around a span id. */
-  private readonly traceparentPrefix: string;
-  private readonly traceparentFlags: string;
+  /** `00-<trace id>-` and `-<flags>` of the step's trace: an attempt's W3C traceparent is these around its span id (the worker's spans are its children). */
+  readonly trace: readonly [string, string];
   /** What counts() last gave the instruments. */
   private recorded = { mbSucceeded: 0, mbFailed: 0, itemsSucceeded: 0, itemsFailed: 0, lastFinish: 0 };
   private budgetRecorded = 0;
@@ -25,8 +24,7 @@ export class AttemptTelemetry {
   constructor(private readonly step: Step) {
     const sc = step.rootSpan.spanContext();
     this.stepSpanContext = sc;
-    this.traceparentPrefix = `00-${sc.traceId}-`;
-    this.traceparentFlags = `-0${sc.traceFlags & 1}`;
+    this.trace = [`00-${sc.traceId}-`, `-0${sc.traceFlags & 1}`];
   }
 
   /** The span id of a new attempt; its span is created when its outcome is known. */
@@ -34,9 +32,9 @@ export class AttemptTelemetry {
     return this.step.newSpanId();
   }
 
-  /** The W3C traceparent of an attempt span: the worker's own spans are its children. */
-  traceparent(spanId: string): string {
-    return `${this.traceparentPrefix}${spanId}${this.traceparentFlags}`;
+  /** The export rate policy's decision for an attempt being sent: its probability of export, 0 for left out. */
+  sampleForExport(): number {
+    return this.step.sampleForExport();
   }
 
   /**
@@ -55,9 +53,12 @@ export class AttemptTelemetry {
       'worker.id': w.name,
       'worker.pid': w.pid ?? -1,
     };
+    if (mb.kind === 'keyed') attrs['mini_batch.partition_keys'] = mb.keysText;
     for (const k in attributes) attrs[k] = attributes[k];
-    this.step.recordSpan({ name: 'mini-batch', kind: SpanKind.CONSUMER, spanId: a.spanId, parent: this.stepSpanContext, startTime: start, endTime: end, attributes: attrs, status, exception });
-    return { traceId: this.stepSpanContext.traceId, spanId: a.spanId, traceFlags: TraceFlags.SAMPLED };
+    // a retry and failed items are always exported (errors and the slowest are, by the policy)
+    const keep = a.no > 1 || (attributes['mini_batch.items_failed'] as number) > 0;
+    const sc = this.step.recordSpan({ name: 'mini-batch', kind: SpanKind.CONSUMER, spanId: a.spanId, parent: this.stepSpanContext, startTime: start, endTime: end, attributes: attrs, status, exception, exportProbability: a.exportProbability, keep });
+    return sc ?? { traceId: this.stepSpanContext.traceId, spanId: a.spanId, traceFlags: TraceFlags.NONE };
   }
 
   /** The latest run.log scalars of a worker: gauges of the runner's Prometheus registry (one per name for the job). */

@@ -7,11 +7,12 @@ import { runWith } from './run.js';
 export const PARALLEL_RUN_USAGE = `Usage: step-telemetry parallel-run --entry-script FILE --input PATH [--input PATH ...] [options] [-- ARGS...]
 
 Runs FILE's run(miniBatch, context) over the input in mini-batches in worker processes, with Azure ML
-ParallelRunStep semantics (init() once per worker, retries, timeouts, error thresholds, append_row).
+ParallelRunStep semantics (init() once per worker, retries, timeouts, error thresholds, append_row,
+an optional shutdown() at each worker's end).
 Flags are ParallelRunConfig's names in kebab-case; a YAML/JSON --config file may hold the same names
 in snake_case (flags win). Everything after -- reaches the entry script (context.args, process.argv).
 
-  --entry-script FILE             JS or TS module exporting run() and optionally init() (TS needs no build)
+  --entry-script FILE             JS or TS module exporting run(), optionally init() and shutdown() (TS needs no build)
   --input PATH                    input file or folder (repeatable; folders are walked recursively)
   --output DIR                    output folder, created (default: output/ in the run folder)
   --config FILE                   YAML or JSON file with any of these settings
@@ -19,10 +20,13 @@ in snake_case (flags win). Everything after -- reaches the entry script (context
                                   tabular: rows of .csv/.tsv/.jsonl/.ndjson files as objects
   --input-pattern GLOB            only files matching GLOB, e.g. '*.pgm' or '**/*.jsonl'
   --mini-batch-size N|SIZE        files per mini-batch (default 10) or a size for tabular (default 1MB)
+  --partition-keys COL[,COL]      tabular: one mini-batch per distinct value of these columns (repeatable;
+                                  mini_batch_size is then not used, as in Azure ML)
   --error-threshold N             failed items tolerated; -1 (default) ignores failures
   --allowed-failed-count N        failed mini-batches tolerated; -1 (default) ignores them
   --allowed-failed-percent P      percent of mini-batches that may fail (default 100)
   --progress-update-timeout S     abort when no attempt finishes for S seconds (default 3 x timeout x tries)
+  --first-task-creation-timeout S fail when no mini-batch started S seconds after the start (default 600)
   --output-action ACTION          append_row (default) or summary_only
   --append-row-file-name NAME     default parallel_run_step.txt
   --process-count-per-node N      worker processes (default 1)
@@ -31,6 +35,7 @@ in snake_case (flags win). Everything after -- reaches the entry script (context
                                   AZ_BATCHAI_TASK_INDEX or NODE_RANK, else 0)
   --run-invocation-timeout S      seconds per run() call before its worker is killed (default 60)
   --run-max-try N                 tries per mini-batch (default 3)
+  --shutdown-timeout S            seconds the entry script's shutdown() may take per worker (default 10)
   --logging-level LEVEL           DEBUG, INFO (default), WARNING, ERROR, CRITICAL
   --environment-variables K=V     extra environment for the workers (repeatable)
   --step-name NAME                default STEP_TELEMETRY_STEP_NAME, else parallel-run
@@ -48,7 +53,7 @@ result.json and error-summary.txt in the run folder), 2 for a usage or configura
 143/130 when stopped by SIGTERM/SIGINT.
 `;
 
-const REPEATABLE = new Set(['input', 'environment_variables', 'arguments']);
+const REPEATABLE = new Set(['input', 'environment_variables', 'arguments', 'partition_keys']);
 
 export class UsageError extends Error {
   override readonly name = 'UsageError';

@@ -28,11 +28,15 @@ export interface ResolvedRunConfig {
   readonly inputPattern: string | undefined;
   /** Files per mini-batch (files) or bytes per mini-batch (tabular). */
   readonly miniBatchSize: number;
+  /** Tabular: columns whose values make a mini-batch (one per distinct combination); empty: cut by size. */
+  readonly partitionKeys: readonly string[];
   readonly errorThreshold: number;
   readonly allowedFailedCount: number;
   readonly allowedFailedPercent: number;
   /** Seconds. */
   readonly progressUpdateTimeout: number;
+  /** Seconds from the job's start to the first mini-batch started on a worker. */
+  readonly firstTaskCreationTimeout: number;
   readonly outputAction: OutputAction;
   readonly appendRowFileName: string;
   readonly processCountPerNode: number;
@@ -41,6 +45,8 @@ export interface ResolvedRunConfig {
   /** Seconds. */
   readonly runInvocationTimeout: number;
   readonly runMaxTry: number;
+  /** Seconds a worker's shutdown() may take. */
+  readonly shutdownTimeout: number;
   readonly loggingLevel: LogLevel;
   readonly arguments: readonly string[];
   readonly environmentVariables: Readonly<Record<string, string>>;
@@ -88,10 +94,12 @@ export const CONFIG_FIELDS = [
   'input_type',
   'input_pattern',
   'mini_batch_size',
+  'partition_keys',
   'error_threshold',
   'allowed_failed_count',
   'allowed_failed_percent',
   'progress_update_timeout',
+  'first_task_creation_timeout',
   'output_action',
   'append_row_file_name',
   'process_count_per_node',
@@ -99,6 +107,7 @@ export const CONFIG_FIELDS = [
   'node_rank',
   'run_invocation_timeout',
   'run_max_try',
+  'shutdown_timeout',
   'logging_level',
   'arguments',
   'environment_variables',
@@ -350,6 +359,10 @@ issues.push({ field: 'input', source: flagName('input'), expected: 'at least one
     'a number of seconds > 0',
     3 * runInvocationTimeout * runMaxTry,
   );
+  // first_task_creation_timeout: Azure ML's name, range and default
+  const firstTaskCreationTimeout = num('first_task_creation_timeout', (n) => n > 0 && n <= 2_000_000, 'a number of seconds > 0', 600);
+  const shutdownTimeout = num('shutdown_timeout', (n) => n > 0 && n <= 2_000_000, 'a number of seconds > 0', 10);
+  const partitionKeys = keyList(raw('partition_keys'), inputType, issues);
   const outputAction = oneOf<OutputAction>('output_action', ['append_row', 'summary_only'], 'append_row');
   const processCountPerNode = int('process_count_per_node', 1, 1, 256);
 
@@ -451,10 +464,12 @@ issues.push({ field: 'input', source: flagName('input'), expected: 'at least one
     inputType,
     inputPattern,
     miniBatchSize,
+    partitionKeys,
     errorThreshold,
     allowedFailedCount,
     allowedFailedPercent,
     progressUpdateTimeout,
+    firstTaskCreationTimeout,
     outputAction,
     appendRowFileName,
     processCountPerNode,
@@ -462,6 +477,7 @@ issues.push({ field: 'input', source: flagName('input'), expected: 'at least one
     nodeRank,
     runInvocationTimeout,
     runMaxTry,
+    shutdownTimeout,
     loggingLevel,
     arguments: args,
     environmentVariables,
@@ -472,6 +488,26 @@ issues.push({ field: 'input', source: flagName('input'), expected: 'at least one
     resume,
     inputFailed,
   };
+}
+
+/**
+ * partition_keys: a list of column names, or one string of names separated by commas (the CLI flag
+ * may also be repeated). Tabular input only.
+ */
+function keyList(r: Raw | undefined, inputType: InputType, issues: RunnerConfigIssue[]): string[] {
+  if (r === undefined) return [];
+  const list = Array.isArray(r.value) ? (r.value as unknown[]) : [r.value];
+  const keys: string[] = [];
+  for (const item of list) {
+    if (typeof item !== 'string') {
+      issues.push({ field: 'partition_keys', source: r.source, expected: 'column names (a list, or names separated by commas)', got: show(item) });
+      return [];
+    }
+    for (const k of item.split(',')) if (k.trim() !== '' && !keys.includes(k.trim())) keys.push(k.trim());
+  }
+  if (keys.length === 0) issues.push({ field: 'partition_keys', source: r.source, expected: 'at least one column name', got: show(r.value) });
+  else if (inputType !== 'tabular') issues.push({ field: 'partition_keys', source: r.source, expected: 'input_type tabular (the keys are columns of the rows)', got: `input_type ${inputType}` });
+  return keys;
 }
 
 function isFile(p: string): boolean {

@@ -44,6 +44,11 @@ export interface JobExtras {
 /** Causes that end the job on every node of a shared queue (the first one proposed holds). */
 const JOB_WIDE = new Set(['ThresholdExceeded', 'InitFailure', 'ProgressTimeout']);
 
+/** The partition_keys values of a mini-batch as JSON, for its report row; undefined without keys. */
+function keysText(mb: MiniBatch): string | undefined {
+  return mb.kind === 'keyed' ? mb.keysText : undefined;
+}
+
 export class Job implements SchedulerEvents {
   /** The job's counts: job-wide with a shared queue, where `node` holds this node's. */
   readonly acc: Accounting;
@@ -73,6 +78,10 @@ export class Job implements SchedulerEvents {
     private readonly output: AppendRowOutput | undefined,
     private readonly processed: ProcessedReport | undefined,
     private readonly runFolder: string | undefined,
+    /** performance.now() when the job began, before its input was listed (first_task_creation_timeout). */
+    private readonly jobStart = performance.now(),
+    /** Workers forked while the step started (see forkWorkers in pool.ts). */
+    preforked: readonly WorkerProcess[] = [],
     private readonly extras: JobExtras = {},
   ) {
     this.debug = step.logger.isDebugEnabled();
@@ -81,7 +90,7 @@ export class Job implements SchedulerEvents {
     this.node = this.shared ? new Accounting(config, { miniBatches: 0, items: 0 }) : this.acc;
     if (extras.resumed) this.acc.setJobWide(extras.resumed);
     this.telemetry = new AttemptTelemetry(step);
-    this.scheduler = new Scheduler(config, step, source, this.telemetry, this, runFolder);
+    this.scheduler = new Scheduler(config, step, source, this.telemetry, this, runFolder, preforked);
   }
 
   get terminating(): boolean {
@@ -123,7 +132,8 @@ export class Job implements SchedulerEvents {
     }
     // one timer for the run_invocation_timeout deadlines and the progress watchdog, instead of a
     // timer per attempt: a deadline is seen at most a tenth of the timeout (≤ 250 ms) late
-    const tick = Math.max(10, Math.min(250, (this.config.runInvocationTimeout * 1000) / 10, (this.config.progressUpdateTimeout * 1000) / 4));
+    const c = this.config;
+    const tick = Math.max(10, Math.min(250, (c.runInvocationTimeout * 1000) / 10, (c.progressUpdateTimeout * 1000) / 4, (c.firstTaskCreationTimeout * 1000) / 4));
     this.timers.push(setInterval(() => this.tick(), tick));
     if (this.runFolder) this.timers.push(setInterval(() => this.writeOverview('running'), OVERVIEW_INTERVAL_MS));
     for (const t of this.timers) t.unref();
@@ -146,6 +156,8 @@ export class Job implements SchedulerEvents {
     this.telemetry.counts(this.node);
     this.scheduler.checkDeadlines();
     if (this.outcome) return;
+    const late = this.scheduler.firstTaskLate(this.jobStart);
+    if (late) return this.abort({ category: 'FirstTaskTimeout', message: late });
     const stalled = this.scheduler.stalled();
     if (stalled) this.abort({ category: 'ProgressTimeout', message: stalled });
   }
@@ -254,6 +266,7 @@ export class Job implements SchedulerEvents {
       status: 'ABORTED',
       error_category: this.outcome?.cause?.category ?? '',
       error_message: message,
+      partition_keys: keysText(a.st.mb),
     });
   }
 
@@ -276,6 +289,7 @@ export class Job implements SchedulerEvents {
       status: 'ABORTED',
       error_category: e?.category ?? '',
       error_message: oneLine(`not finished: ${st.attempts} attempt(s) failed, the job stopped before the next${e ? `; last: ${describeError(e)}` : ''}`, 500),
+      partition_keys: keysText(st.mb),
     });
   }
 
@@ -431,6 +445,7 @@ export class Job implements SchedulerEvents {
       status,
       error_category: category,
       error_message: message,
+      partition_keys: keysText(mb),
     });
     if (failed > 0) {
       this.step.withMiniBatch(id, () =>

@@ -1,5 +1,8 @@
 // Worker processes: fork, IPC, captured stdout/stderr, and stopping within a bound. A worker is
 // never reused after a timeout or a crash: the runner replaces it with a fresh process.
+// A worker is forked first (forkWorkers(): the first ones while the runner's own step starts, so
+// that both start-ups overlap) and given its job later (begin(): the handlers, its console file and
+// the start message with the step's environment); what it does before that waits for begin().
 import { fork, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -8,7 +11,7 @@ import type { Step } from '../step.js';
 import { closeQuietly } from '../util/fd.js';
 import type { ResolvedRunConfig } from './config.js';
 import { isNativeFrame, v8FatalLine } from './crash.js';
-import type { ParentMessage, StartMessage, WorkerMessage } from './protocol.js';
+import type { InitErrorMessage, ParentMessage, SerializedError, ShutdownMessage, StartMessage, WorkerMessage } from './protocol.js';
 
 const STDERR_TAIL_LINES = 40;
 const TS_EXTENSIONS = new Set(['.ts', '.mts', '.cts', '.tsx']);
@@ -28,11 +31,18 @@ export interface WorkerHandlers {
   onOutputLine(worker: WorkerProcess, line: string, stream: 'stdout' | 'stderr'): void;
 }
 
-export interface WorkerSpawnOptions {
+export interface WorkerForkOptions {
   readonly slot: number;
   readonly processIndex: number;
-  readonly start: StartMessage;
+  readonly entryScript: string;
+  readonly args: readonly string[];
+  /** The process's environment (see forkEnvironment); the step's part comes with the start message. */
   readonly env: NodeJS.ProcessEnv;
+}
+
+/** What a forked worker is given to run (begin()). */
+export interface WorkerJob {
+  readonly start: StartMessage;
   /** Where the worker's raw stdout/stderr go (created on the first byte); undefined: nowhere. */
   readonly consoleFile: string | undefined;
   readonly handlers: WorkerHandlers;
@@ -51,12 +61,24 @@ function telemetryDir(runFolder: string, nodeCount: number): string {
   return dir;
 }
 
-/** The environment of the worker processes: the runner's, the job's extra variables, and the step's identity. */
-export function workerEnvironment(config: ResolvedRunConfig, step: Step, runFolder: string | undefined): NodeJS.ProcessEnv {
+/**
+ * The environment a worker process is forked with: the runner's and the job's extra variables,
+ * without those that only the runner's step may use. The step's identity comes later, with the
+ * start message (stepEnvironment), and is set before the worker's step starts.
+ */
+export function forkEnvironment(config: ResolvedRunConfig): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env, ...config.environmentVariables };
+  delete env.STEP_TELEMETRY_PROCESS_INDEX;
+  // one Prometheus endpoint (and push) per job: the runner's, which the workers' scalars reach
+  delete env.STEP_TELEMETRY_PROMETHEUS_PORT;
+  delete env.STEP_TELEMETRY_PUSHGATEWAY_URL;
+  return env;
+}
+
+/** What a worker's step takes from the runner's: its identity, trace, run folder and switches (on top of forkEnvironment). */
+export function stepEnvironment(config: ResolvedRunConfig, step: Step, runFolder: string | undefined): Record<string, string> {
   const id = step.identity;
-  const env: NodeJS.ProcessEnv = {
-    ...process.env,
-    ...config.environmentVariables,
+  const env: Record<string, string> = {
     STEP_TELEMETRY_STEP_NAME: id.stepName,
     STEP_TELEMETRY_STEP_ID: id.stepId,
     STEP_TELEMETRY_RUN_ID: id.runId,
@@ -71,11 +93,13 @@ export function workerEnvironment(config: ResolvedRunConfig, step: Step, runFold
   };
   if (runFolder) env.STEP_TELEMETRY_DIR = telemetryDir(runFolder, id.nodeCount);
   else env.STEP_TELEMETRY_LOCAL = 'false';
-  delete env.STEP_TELEMETRY_PROCESS_INDEX;
-  // one Prometheus endpoint (and push) per job: the runner's, which the workers' scalars reach
-  delete env.STEP_TELEMETRY_PROMETHEUS_PORT;
-  delete env.STEP_TELEMETRY_PUSHGATEWAY_URL;
   return env;
+}
+
+/** The first `count` workers (slots 0.., process indexes 1..), forked now; the scheduler gives them their jobs. */
+export function forkWorkers(config: ResolvedRunConfig, count: number): WorkerProcess[] {
+  const env = forkEnvironment(config);
+  return Array.from({ length: count }, (_, slot) => new WorkerProcess({ slot, processIndex: slot + 1, entryScript: config.entryScript, args: config.arguments, env }));
 }
 
 /** The worker module next to this file (worker.js in dist, worker.ts when run from source). */
@@ -117,6 +141,12 @@ export class WorkerProcess {
   readonly stderrTail: string[] = [];
   /** V8's fatal-error line (e.g. "... JavaScript heap out of memory"), when the worker printed one. */
   fatalError: string | undefined;
+  /** Why loading the entry script or init() failed, as the worker said before it exited. */
+  initError: { readonly phase: InitErrorMessage['phase']; readonly error: SerializedError } | undefined;
+  /** The entry script exports shutdown() (said when ready): stopping this worker may take shutdown_timeout longer. */
+  hasShutdown = false;
+  /** How its shutdown() ended, as the worker said. */
+  shutdown: Omit<ShutdownMessage, 'type'> | undefined;
   // statistics for the worker summary
   attempts = 0;
   failedAttempts = 0;
@@ -128,16 +158,19 @@ export class WorkerProcess {
   private consoleFd: number | undefined;
   private readonly exited: Promise<void>;
   private readonly timers: NodeJS.Timeout[] = [];
+  /** Set by begin(); until then what the process says or does waits in `early`. */
+  private job: WorkerJob | undefined;
+  private early: (() => void)[] | undefined = [];
 
-  constructor(private readonly options: WorkerSpawnOptions) {
+  constructor(options: WorkerForkOptions) {
     this.slot = options.slot;
     this.name = `worker-${options.slot}`;
     this.processIndex = options.processIndex;
     const { file, fromSource } = workerModule();
     const execArgv = process.execArgv.filter((a) => !a.startsWith('--inspect'));
     const hasTsx = execArgv.some((a) => /(^|[/\\@])tsx([/\\]|$)/.test(a) || a === 'tsx');
-    if ((fromSource || needsTypeScript(options.start.entryScript)) && !hasTsx) execArgv.push(...tsxImport());
-    this.child = fork(file, [...options.start.args], {
+    if ((fromSource || needsTypeScript(options.entryScript)) && !hasTsx) execArgv.push(...tsxImport());
+    this.child = fork(file, [...options.args], {
       env: options.env,
       execArgv,
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
@@ -154,8 +187,10 @@ export class WorkerProcess {
         this.exitedAt = Date.now();
         this.exitCode = code;
         this.exitSignal = signal;
-        this.closeConsole();
-        options.handlers.onExit(this, code, signal);
+        this.deliver(() => {
+          this.closeConsole();
+          this.job!.handlers.onExit(this, code, signal);
+        });
         resolve();
       };
       // 'close' comes after the stdio pipes are drained, so the stderr tail is complete; a
@@ -174,10 +209,26 @@ export class WorkerProcess {
         setImmediate(() => finish(this.child.exitCode ?? 1, this.child.signalCode));
       });
     });
-    this.child.on('message', (message: WorkerMessage) => options.handlers.onMessage(this, message));
+    // a worker speaks only after its start message: no message comes before begin()
+    this.child.on('message', (message: WorkerMessage) => this.job?.handlers.onMessage(this, message));
     this.capture(this.child.stdout, 'stdout');
     this.capture(this.child.stderr, 'stderr');
-    this.send(options.start);
+  }
+
+  /** Give the forked process its job: what it printed or did so far reaches `job` now, then the start message. */
+  begin(job: WorkerJob): void {
+    if (this.job) return;
+    this.job = job;
+    this.send(job.start);
+    const early = this.early!;
+    this.early = undefined;
+    for (const f of early) f();
+  }
+
+  /** Run `f` now if the worker has its job, else when it gets it. */
+  private deliver(f: () => void): void {
+    if (this.early) this.early.push(f);
+    else f();
   }
 
   /** Send a message; false when the channel is gone (the exit handler then sees the worker end). */
@@ -200,21 +251,28 @@ export class WorkerProcess {
     return this.state !== 'exited';
   }
 
-  /** Ask the worker to end its step and exit; SIGTERM after `graceMs`, SIGKILL after twice that. */
+  /** Time its shutdown() may take, when the worker is ready and has one. */
+  private get shutdownMs(): number {
+    return this.hasShutdown && this.readyAt !== undefined ? (this.job?.start.shutdownTimeoutMs ?? 0) : 0;
+  }
+
+  /** Ask the worker to end its step and exit; SIGTERM after `graceMs` (and its shutdown() bound), SIGKILL after `graceMs` more. */
   stop(graceMs: number, reason: WorkerEndReason = 'stopped'): Promise<void> {
     if (!this.alive) return this.exited;
     this.expectingExit = true;
     this.endReason ??= reason;
     this.state = 'stopping';
     if (!this.send({ type: 'stop' })) this.signal('SIGTERM');
-    this.timers.push(setTimeout(() => this.signal('SIGTERM'), graceMs));
-    this.timers.push(setTimeout(() => this.signal('SIGKILL'), 2 * graceMs));
+    const grace = graceMs + this.shutdownMs;
+    this.timers.push(setTimeout(() => this.signal('SIGTERM'), grace));
+    this.timers.push(setTimeout(() => this.signal('SIGKILL'), grace + graceMs));
     return this.exited;
   }
 
   /**
    * A stop message that says `terminated`, and SIGTERM with it for a worker that cannot read it yet
-   * (its step flushes and exits 143 either way), SIGKILL after `graceMs`. Once only: a second
+   * (it calls shutdown(), flushes and exits 143 either way), SIGKILL after `graceMs` and its
+   * shutdown() bound (not for a worker killed at its run_invocation_timeout). Once only: a second
    * SIGTERM would cut the worker's flush short.
    */
   terminate(graceMs: number, reason: WorkerEndReason): Promise<void> {
@@ -225,7 +283,7 @@ export class WorkerProcess {
     this.state = 'stopping';
     this.send({ type: 'stop', terminated: true });
     this.signal('SIGTERM');
-    this.timers.push(setTimeout(() => this.signal('SIGKILL'), graceMs));
+    this.timers.push(setTimeout(() => this.signal('SIGKILL'), graceMs + (reason === 'killed-timeout' ? 0 : this.shutdownMs)));
     return this.exited;
   }
 
@@ -267,11 +325,15 @@ export class WorkerProcess {
       this.stderrTail.push(line);
       if (this.stderrTail.length > STDERR_TAIL_LINES) this.stderrTail.shift();
     }
-    this.options.handlers.onOutputLine(this, line, stream);
+    this.deliver(() => this.job!.handlers.onOutputLine(this, line, stream));
   }
 
   private writeConsole(text: string): void {
-    const file = this.options.consoleFile;
+    if (this.early) {
+      this.early.push(() => this.writeConsole(text));
+      return;
+    }
+    const file = this.job!.consoleFile;
     if (!file) return;
     try {
       this.consoleFd ??= fs.openSync(file, 'a');

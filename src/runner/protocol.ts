@@ -21,6 +21,13 @@ export interface StartMessage {
   readonly outputAction: OutputAction;
   /** The runner serves Prometheus (endpoint or Pushgateway): send it the run.log scalars (see MetricsMessage). */
   readonly forwardMetrics: boolean;
+  /** How long the entry script's shutdown() may take at the worker's end (shutdown_timeout). */
+  readonly shutdownTimeoutMs: number;
+  /**
+   * Set in the worker's environment before its step starts: the runner's step identity, trace and
+   * run folder (the process was forked before the runner's step existed, see pool.ts).
+   */
+  readonly env: Readonly<Record<string, string>>;
 }
 
 export interface FilesTask {
@@ -39,6 +46,22 @@ export interface TabularTask {
   readonly header?: readonly string[];
 }
 
+/** The rows of one file that belong to a keyed mini-batch (partition_keys). */
+export interface KeyedPart {
+  readonly file: string;
+  readonly format: TabularFormat;
+  readonly header?: readonly string[];
+  /** Flat triples, in file order: start and end (bytes) and first line of each run of the group's records. */
+  readonly ranges: readonly number[];
+}
+
+/** A mini-batch of the rows that share the values of the partition_keys columns, from any input file. */
+export interface KeyedTask {
+  readonly kind: 'keyed';
+  readonly keys: Readonly<Record<string, unknown>>;
+  readonly parts: readonly KeyedPart[];
+}
+
 /** One mini-batch attempt for a worker to run. */
 export interface AttemptTask {
   readonly id: string;
@@ -46,16 +69,77 @@ export interface AttemptTask {
   /** W3C traceparent of the attempt span: the worker's `run` span is its child. */
   readonly traceparent: string;
   readonly items: number;
-  readonly task: FilesTask | TabularTask;
+  readonly task: FilesTask | TabularTask | KeyedTask;
 }
 
 /**
  * Parent → worker: run these attempts, one at a time and in order (a chunk). Short mini-batches go
- * several to a message and their results come back together; a long one goes alone.
+ * several to a message and their results come back together; a long one goes alone. Packed as
+ * arrays (RunPacker, unpackRun): what every attempt of a chunk shares goes once, so a tabular
+ * attempt costs about 50 bytes of JSON rather than 250.
  */
 export interface RunMessage {
   readonly type: 'run';
-  readonly attempts: readonly AttemptTask[];
+  /** `00-<trace id>-` and `-<flags>`: an attempt's traceparent is these around its span id. */
+  readonly trace: readonly [string, string];
+  /** The tabular files the attempts read: file, format, header (null: none). */
+  readonly tables: readonly (readonly [string, TabularFormat, readonly string[] | null])[];
+  readonly attempts: readonly PackedAttempt[];
+  /** Indexes in `attempts` of those the export rate policy left out: their traceparent says not sampled. */
+  readonly unsampled?: readonly number[];
+}
+
+/**
+ * id, attempt, span id, items, then the paths of a files mini-batch, the task of a keyed one (as
+ * it is), or the table (its index in `tables`), start, end, first row and first line of a tabular one.
+ */
+export type PackedAttempt =
+  | readonly [string, number, string, number, readonly string[] | KeyedTask]
+  | readonly [string, number, string, number, number, number, number, number, number];
+
+/** Builds RunMessages (the parent's side). */
+export class RunPacker {
+  private tables: [string, TabularFormat, readonly string[] | null][] = [];
+  private attempts: PackedAttempt[] = [];
+  private unsampled: number[] | undefined;
+
+  constructor(private readonly trace: readonly [string, string]) {}
+
+  /** `sampled` false: the attempt's traceparent says not sampled (its spans are not exported). */
+  add(id: string, attempt: number, spanId: string, items: number, task: AttemptTask['task'], sampled = true): void {
+    if (!sampled) (this.unsampled ??= []).push(this.attempts.length);
+    if (task.kind !== 'tabular') {
+      this.attempts.push([id, attempt, spanId, items, task.kind === 'files' ? task.files : task]);
+      return;
+    }
+    let t = this.tables.length - 1;
+    if (t < 0 || this.tables[t]![0] !== task.file) {
+      this.tables.push([task.file, task.format, task.header ?? null]);
+      t++;
+    }
+    this.attempts.push([id, attempt, spanId, items, t, task.start, task.end, task.firstRow, task.firstLine]);
+  }
+
+  /** The message of the attempts added since the last take(). */
+  take(): RunMessage {
+    const m: RunMessage = this.unsampled ? { type: 'run', trace: this.trace, tables: this.tables, attempts: this.attempts, unsampled: this.unsampled } : { type: 'run', trace: this.trace, tables: this.tables, attempts: this.attempts };
+    this.tables = [];
+    this.attempts = [];
+    this.unsampled = undefined;
+    return m;
+  }
+}
+
+/** The attempts of a RunMessage (the worker's side). */
+export function unpackRun(m: RunMessage): AttemptTask[] {
+  const [prefix, flags] = m.trace;
+  const unsampled = m.unsampled ? new Set(m.unsampled) : undefined;
+  return m.attempts.map((a, i): AttemptTask => {
+    const traceparent = `${prefix}${a[2]}${unsampled?.has(i) ? '-00' : flags}`;
+    if (a.length === 5) return { id: a[0], attempt: a[1], traceparent, items: a[3], task: Array.isArray(a[4]) ? { kind: 'files', files: a[4] } : (a[4] as KeyedTask) };
+    const [file, format, header] = m.tables[a[4]]!;
+    return { id: a[0], attempt: a[1], traceparent, items: a[3], task: { kind: 'tabular', file, format, start: a[5], end: a[6], firstRow: a[7], firstLine: a[8], header: header ?? undefined } };
+  });
 }
 
 /**
@@ -86,13 +170,27 @@ export interface ReadyMessage {
   readonly type: 'ready';
   readonly pid: number;
   readonly initMs: number;
+  /** The entry script exports shutdown(): the runner waits up to shutdown_timeout longer for this worker's end. */
+  readonly shutdown: boolean;
 }
 
-/** Worker → parent: loading the entry script or init() failed; the job aborts. */
+/**
+ * Worker → parent: loading the entry script or init() failed, and the worker exits (its exit
+ * tells the runner to start another, see Scheduler.startFailed). `exports`: the module has no run()
+ * function, which no fresh worker can mend: the job fails at once.
+ */
 export interface InitErrorMessage {
   readonly type: 'init-error';
-  readonly phase: 'load' | 'init';
+  readonly phase: 'load' | 'init' | 'exports';
   readonly error: SerializedError;
+}
+
+/** Worker → parent: how the entry script's shutdown() ended (sent before the worker ends its step). */
+export interface ShutdownMessage {
+  readonly type: 'shutdown';
+  readonly outcome: 'ok' | 'failed' | 'timed out';
+  readonly ms: number;
+  readonly error?: SerializedError;
 }
 
 /** How one attempt ended. */
@@ -139,7 +237,7 @@ export interface MetricsMessage {
   readonly scalars: readonly (readonly [string, number])[];
 }
 
-export type WorkerMessage = ReadyMessage | InitErrorMessage | ResultsMessage | MetricsMessage;
+export type WorkerMessage = ReadyMessage | InitErrorMessage | ShutdownMessage | ResultsMessage | MetricsMessage;
 
 export function serializeError(error: unknown): SerializedError {
   if (error instanceof Error) {

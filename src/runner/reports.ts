@@ -9,7 +9,9 @@
 // consistent files.
 import fs from 'node:fs';
 import path from 'node:path';
+import { performance } from 'node:perf_hooks';
 import { closeQuietly } from '../util/fd.js';
+import type { MiniBatchList } from './mini-batch-list.js';
 import type { MiniBatch } from './partition.js';
 import type { WorkerProcess } from './pool.js';
 import { formatDuration, progressLine, rateAndEta, type ProgressSnapshot } from './progress.js';
@@ -42,6 +44,7 @@ export const PROCESSED_COLUMNS = [
   'status',
   'error_category',
   'error_message',
+  'partition_keys',
 ] as const;
 
 export interface ProcessedRow {
@@ -60,6 +63,8 @@ export interface ProcessedRow {
   readonly status: MiniBatchStatus;
   readonly error_category: string;
   readonly error_message: string;
+  /** With partition_keys: the key values of the mini-batch, as JSON. */
+  readonly partition_keys?: string;
 }
 
 export function csvCell(value: unknown): string {
@@ -124,6 +129,8 @@ export class LineFile {
 export class ProcessedReport {
   private readonly out: LineFile;
   private rows: ProcessedRow[] = [];
+  private readonly startTime = new IsoCache();
+  private readonly endTime = new IsoCache();
 
   /** `keep`: rows of an earlier run of this folder that still hold (a resumed run). */
   constructor(folder: string, keep: readonly string[] = []) {
@@ -139,14 +146,12 @@ export class ProcessedReport {
     const rows = this.rows;
     if (rows.length === 0) return;
     this.rows = [];
-    for (const row of rows) {
-      let line = '';
-      for (let i = 0; i < PROCESSED_COLUMNS.length; i++) {
-        const col = PROCESSED_COLUMNS[i]!;
-        if (i > 0) line += ',';
-        line += col === 'start_time' || col === 'end_time' ? new Date(row[col]).toISOString() : csvCell(row[col]);
-      }
-      this.out.append(line);
+    for (const r of rows) {
+      // PROCESSED_COLUMNS, in order; numbers need no quoting
+      this.out.append(
+        `${csvCell(r.mini_batch_id)},${r.times_picked},${csvCell(r.worker)},${csvCell(r.pid)},${this.startTime.iso(r.start_time)},${this.endTime.iso(r.end_time)},` +
+          `${r.total_items},${r.succeeded_items},${r.failed_items},${r.elapsed_seconds},${r.run_method_seconds},${r.status},${csvCell(r.error_category)},${csvCell(r.error_message)},${csvCell(r.partition_keys)}`,
+      );
     }
     this.out.flush();
   }
@@ -157,17 +162,83 @@ export class ProcessedReport {
   }
 }
 
-/** mini-batches.jsonl: the inputs of every mini-batch of this node. */
-export function writeManifest(folder: string, miniBatches: readonly MiniBatch[]): void {
-  const out = new LineFile(path.join(folder, FILES.manifest));
-  for (const mb of miniBatches) {
-    let line: Record<string, unknown>;
-    if (mb.kind === 'files') line = { mini_batch_id: mb.id, items: mb.items, files: mb.files };
-    else if (mb.kind === 'tabular') line = { mini_batch_id: mb.id, items: mb.items, file: mb.file, format: mb.format, first_row: mb.firstRow, first_line: mb.firstLine, bytes: [mb.start, mb.end] };
-    else line = { mini_batch_id: mb.id, items: mb.items, file: mb.file, unreadable: mb.reason };
-    out.append(JSON.stringify(line));
+/** ISO 8601 text of epoch ms, the last one remembered: rows finished in the same millisecond share it. */
+class IsoCache {
+  private ms = Number.NaN;
+  private text = '';
+
+  iso(epochMs: number): string {
+    const ms = Math.trunc(epochMs);
+    if (ms !== this.ms) {
+      this.ms = ms;
+      this.text = new Date(ms).toISOString();
+    }
+    return this.text;
   }
-  out.close();
+}
+
+/** Mini-batches written to the manifest per slice, and the time a slice may take. */
+const MANIFEST_SLICE = 512;
+const MANIFEST_SLICE_MS = 4;
+
+/**
+ * mini-batches.jsonl: the inputs of every mini-batch of this node. Written a slice at a time
+ * between the job's events (start()), so that a million mini-batches never hold up the first one
+ * nor the workers; finish() writes what is left, at the end of the job.
+ */
+export class ManifestWriter {
+  private readonly out: LineFile;
+  private next = 0;
+  private timer: NodeJS.Immediate | undefined;
+  /** The last tabular file and its JSON text: its mini-batches follow one another. */
+  private file = '';
+  private fileJson = '""';
+
+  constructor(
+    folder: string,
+    private readonly list: MiniBatchList,
+  ) {
+    this.out = new LineFile(path.join(folder, FILES.manifest));
+  }
+
+  start(): void {
+    this.timer ??= setImmediate(this.slice);
+  }
+
+  private readonly slice = (): void => {
+    this.timer = undefined;
+    const until = performance.now() + MANIFEST_SLICE_MS;
+    do this.write(MANIFEST_SLICE);
+    while (this.next < this.list.length && performance.now() < until);
+    if (this.next < this.list.length) this.timer = setImmediate(this.slice);
+    else this.out.flush();
+  };
+
+  /** The rest, now; the file is complete and closed. */
+  finish(): void {
+    if (this.timer !== undefined) clearImmediate(this.timer);
+    this.timer = undefined;
+    this.write(this.list.length - this.next);
+    this.out.close();
+  }
+
+  private write(count: number): void {
+    const end = Math.min(this.list.length, this.next + count);
+    for (; this.next < end; this.next++) this.out.append(this.line(this.list.at(this.next)));
+  }
+
+  private line(mb: MiniBatch): string {
+    if (mb.kind === 'tabular') {
+      if (mb.file !== this.file) {
+        this.file = mb.file;
+        this.fileJson = JSON.stringify(mb.file);
+      }
+      return `{"mini_batch_id":"${mb.id}","items":${mb.items},"file":${this.fileJson},"format":"${mb.format}","first_row":${mb.firstRow},"first_line":${mb.firstLine},"bytes":[${mb.start},${mb.end}]}`;
+    }
+    if (mb.kind === 'files') return JSON.stringify({ mini_batch_id: mb.id, items: mb.items, files: mb.files });
+    if (mb.kind === 'keyed') return JSON.stringify({ mini_batch_id: mb.id, items: mb.items, partition_keys: mb.keys, files: mb.parts.map((p) => p.file) });
+    return JSON.stringify({ mini_batch_id: mb.id, items: mb.items, file: mb.file, unreadable: mb.reason });
+  }
 }
 
 export const WORKER_COLUMNS = [
@@ -185,6 +256,9 @@ export const WORKER_COLUMNS = [
   'items_failed',
   'busy_seconds',
   'utilization',
+  'shutdown',
+  'shutdown_seconds',
+  'error',
 ] as const;
 
 export function writeWorkerSummary(folder: string, workers: readonly WorkerProcess[], now: number): string | undefined {
@@ -209,12 +283,21 @@ export function writeWorkerSummary(folder: string, workers: readonly WorkerProce
         w.itemsFailed,
         round3(w.busyMs / 1000),
         round3(w.busyMs / life),
+        w.shutdown?.outcome ?? '',
+        w.shutdown ? round3(w.shutdown.ms / 1000) : '',
+        workerError(w),
       ]
         .map(csvCell)
         .join(','),
     );
   }
   return writeAtomic(path.join(folder, FILES.workers), `${lines.join('\n')}\n`);
+}
+
+/** Why a worker's init() or shutdown() failed, in one line (the worker summary's `error`). */
+function workerError(w: WorkerProcess): string {
+  const e = w.initError?.error ?? w.shutdown?.error;
+  return e ? oneLine(`${e.type}: ${e.message}`, 300) : '';
 }
 
 /** Errors seen during the run, by category, with the first example of each. */
@@ -274,7 +357,7 @@ export function errorSummaryText(result: ParallelRunResult, ledger: ErrorLedger,
   out.push('');
   out.push(`Mini-batches: ${result.mini_batches.succeeded} succeeded, ${result.mini_batches.failed} failed, ${result.mini_batches.not_processed} not processed, of ${result.mini_batches.total}`);
   out.push(`Items: ${result.items.succeeded} succeeded, ${result.items.failed} failed, ${result.items.not_processed} not processed, of ${result.items.total}`);
-  out.push(`Retries: ${result.retries}, timeouts: ${result.timeouts}, worker restarts: ${result.worker_restarts}`);
+  out.push(`Retries: ${result.retries}, timeouts: ${result.timeouts}, worker restarts: ${result.worker_restarts}${result.init_failures > 0 ? `, failed worker starts: ${result.init_failures}` : ''}`);
   const t = result.thresholds;
   out.push(
     `Thresholds: error_threshold ${t.error_threshold}${t.error_threshold >= 0 ? ` (${result.items.failed} failed items)` : ' (ignored)'}, allowed_failed_count ${t.allowed_failed_count}${t.allowed_failed_count >= 0 ? ` (${result.mini_batches.failed} failed mini-batches)` : ' (ignored)'}, allowed_failed_percent ${t.allowed_failed_percent}`,

@@ -17,10 +17,12 @@ function publicConfig(c: ResolvedRunConfig, output: string | undefined): Readonl
     input_type: c.inputType,
     input_pattern: c.inputPattern,
     mini_batch_size: c.miniBatchSize,
+    partition_keys: c.partitionKeys.length > 0 ? c.partitionKeys : undefined,
     error_threshold: c.errorThreshold,
     allowed_failed_count: c.allowedFailedCount,
     allowed_failed_percent: c.allowedFailedPercent,
     progress_update_timeout: c.progressUpdateTimeout,
+    first_task_creation_timeout: c.firstTaskCreationTimeout,
     output_action: c.outputAction,
     append_row_file_name: c.appendRowFileName,
     process_count_per_node: c.processCountPerNode,
@@ -28,6 +30,7 @@ function publicConfig(c: ResolvedRunConfig, output: string | undefined): Readonl
     node_rank: c.nodeRank,
     run_invocation_timeout: c.runInvocationTimeout,
     run_max_try: c.runMaxTry,
+    shutdown_timeout: c.shutdownTimeout,
     logging_level: c.loggingLevel,
     step_name: c.stepName,
     ...(c.queue ? { queue: c.queue.display, queue_lock_duration: c.queueLockDuration } : {}),
@@ -51,6 +54,8 @@ export interface ResultInput {
   readonly node?: Counts;
   readonly queue?: string;
   readonly failedItems?: string;
+  /** Worker starts that failed before the worker was ready. */
+  readonly initFailures: number;
 }
 
 export function jobResult(r: ResultInput): ParallelRunResult {
@@ -78,6 +83,7 @@ export function jobResult(r: ResultInput): ParallelRunResult {
     ended: new Date(r.ended).toISOString(),
     duration_seconds: round3((r.ended - r.started) / 1000),
     ...counts,
+    init_failures: r.initFailures,
     thresholds: {
       error_threshold: config.errorThreshold,
       allowed_failed_count: config.allowedFailedCount,

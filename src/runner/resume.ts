@@ -11,7 +11,8 @@ import path from 'node:path';
 import type { ResolvedRunConfig } from './config.js';
 import { readFailedItems, failedItemsPath, type FailedItemLine } from './failed-items-file.js';
 import { journalPath, readJournal } from './output-journal.js';
-import { cutTabularFile, miniBatchId, type MiniBatch, type Partition } from './partition.js';
+import { MiniBatchList } from './mini-batch-list.js';
+import { cutTabularFile, type Partition } from './partition.js';
 import type { JobCounts } from './queue/job-state.js';
 import { FILES } from './reports.js';
 import { tabularFormat } from './tabular.js';
@@ -108,24 +109,31 @@ export async function failedInput(folder: string, config: ResolvedRunConfig): Pr
       paths.push(it.item);
     }
   }
-  const out: MiniBatch[] = [];
+  const list = new MiniBatchList(paths);
   let total = 0;
-  const push = (mb: Record<string, unknown> & { items: number }): void => {
-    const index = out.length;
-    out.push({ ...mb, index, id: miniBatchId(index) } as MiniBatch);
-    total += mb.items;
-  };
   if (config.inputType === 'files') {
     for (let i = 0; i < paths.length; i += config.miniBatchSize) {
-      const chunk = paths.slice(i, i + config.miniBatchSize);
-      push({ kind: 'files', files: chunk, items: chunk.length });
+      const count = Math.min(config.miniBatchSize, paths.length - i);
+      list.addFiles(i, count);
+      total += count;
     }
   } else {
     for (const [file, wanted] of [...rows.entries()].sort((a, b) => (a[0] < b[0] ? -1 : 1))) {
       const format = tabularFormat(file);
       if (!format) continue;
-      for (const mb of await cutTabularFile(file, format, config.miniBatchSize, (r) => wanted.has(r))) push(mb);
+      const ref = list.tabularFile(file, format);
+      const header = await cutTabularFile(
+        file,
+        format,
+        config.miniBatchSize,
+        (start, end, firstRow, firstLine, n) => {
+          list.addTabular(ref, start, end, firstRow, firstLine, n);
+          total += n;
+        },
+        (r) => wanted.has(r),
+      );
+      list.setHeader(ref, header);
     }
   }
-  return { part: { miniBatches: out, totalMiniBatches: out.length, totalFiles: paths.length + rows.size, items: total }, unidentified, files };
+  return { part: { miniBatches: list, totalMiniBatches: list.length, totalFiles: paths.length + rows.size, items: total }, unidentified, files };
 }

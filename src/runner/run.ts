@@ -6,21 +6,23 @@
 // result.ts (the files and the console summary).
 import fs from 'node:fs';
 import path from 'node:path';
+import { performance } from 'node:perf_hooks';
 import { EnvReader } from '../config.js';
 import { resolveIdentity } from '../identity.js';
-import { startStep } from '../step.js';
-import { FailedItemsFile, failedItemsPath } from './failed-items-file.js';
-import { OutputJournal, journalPath } from './output-journal.js';
-import { mergeJob } from './merge.js';
-import { QueueSource, queueName } from './queue/queue-source.js';
-import { failedInput, readResume, type ResumeState } from './resume.js';
+import type { Step } from '../step.js';
 import { RunnerConfigError, flagName, resolveRunConfig } from './config.js';
+import { FailedItemsFile, failedItemsPath } from './failed-items-file.js';
 import { Job, type Outcome } from './job.js';
+import { mergeJob } from './merge.js';
+import { OutputJournal, journalPath } from './output-journal.js';
 import { AppendRowOutput } from './output.js';
 import { partition as cutInput, type Partition } from './partition.js';
+import { forkWorkers } from './pool.js';
 import { ProgressPrinter, type ProgressMode } from './progress.js';
-import { ProcessedReport, errorSummaryText, writeAtomic, writeManifest, writeWorkerSummary } from './reports.js';
+import { ManifestWriter, ProcessedReport, errorSummaryText, writeAtomic, writeWorkerSummary } from './reports.js';
 import { jobResult, printSummary } from './result.js';
+import { QueueSource, queueName } from './queue/queue-source.js';
+import { failedInput, readResume, type ResumeState } from './resume.js';
 import { LocalSource } from './source.js';
 import type { ParallelRunErrorInfo, ParallelRunConfig, ParallelRunResult, RunParallelOptions } from './types.js';
 
@@ -60,6 +62,8 @@ export async function runParallel(config: ParallelRunConfig, options: RunParalle
 /** runParallel() with CLI flag values on top (see cli.ts). */
 export async function runWith(api: ParallelRunConfig, flags: Readonly<Record<string, unknown>>, options: RunParallelOptions): Promise<ParallelRunResult> {
   const config = resolveRunConfig(api, flags);
+  // first_task_creation_timeout counts from here: listing and cutting the input included
+  const jobStart = performance.now();
   const notices: string[] = [];
   let partStarted = Date.now();
   let partEnded = partStarted;
@@ -111,20 +115,31 @@ export async function runWith(api: ParallelRunConfig, flags: Readonly<Record<str
   }
   const totalItems = queue ? queue.items : part!.items;
   const totalMiniBatches = queue ? queue.miniBatches : part!.miniBatches.length;
+  // the first workers start while this process's step does (they get its identity with their start message)
+  const runnable = queue ? queue.miniBatches : part!.miniBatches.length - part!.miniBatches.unreadable.length;
+  const preforked = forkWorkers(config, Math.min(config.processCountPerNode, runnable));
 
   const owned = options.step === undefined;
-  const step =
-    options.step ??
-    (await startStep({
-      name: resumed?.stepName ?? config.stepName,
-      ...(resumed ? { pipelineRunId: resumed.pipelineRunId, dir: resumed.dir } : {}),
-      nodeRank: config.nodeRank,
-      nodeCount: config.nodeCount,
-      logLevel: config.loggingLevel,
-      console: process.env.STEP_TELEMETRY_CONSOLE?.trim() ? undefined : false,
-      handleProcessEvents: false,
-      mainScript: config.entryScript,
-    }));
+  let step: Step;
+  try {
+    // the step's modules load after the fork: the workers' start-up overlaps this process's
+    step =
+      options.step ??
+      (await (await import('../step.js')).startStep({
+        name: resumed?.stepName ?? config.stepName,
+        ...(resumed ? { pipelineRunId: resumed.pipelineRunId, dir: resumed.dir } : {}),
+        nodeRank: config.nodeRank,
+        nodeCount: config.nodeCount,
+        logLevel: config.loggingLevel,
+        console: process.env.STEP_TELEMETRY_CONSOLE?.trim() ? undefined : false,
+        handleProcessEvents: false,
+        mainScript: config.entryScript,
+      }));
+  } catch (error) {
+    for (const w of preforked) w.kill();
+    await queue?.close();
+    throw error;
+  }
   const runFolder = step.runFolder;
   const label = step.identity.stepName;
   const mode = progressMode(options.progress);
@@ -143,6 +158,8 @@ export async function runWith(api: ParallelRunConfig, flags: Readonly<Record<str
     'parallel_run.run_invocation_timeout': config.runInvocationTimeout,
     'parallel_run.run_max_try': config.runMaxTry,
     'parallel_run.progress_update_timeout': config.progressUpdateTimeout,
+    'parallel_run.first_task_creation_timeout': config.firstTaskCreationTimeout,
+    ...(config.partitionKeys.length > 0 ? { 'parallel_run.partition_keys': [...config.partitionKeys] } : {}),
     'parallel_run.output_action': config.outputAction,
     'parallel_run.mini_batches': totalMiniBatches,
     'parallel_run.items': totalItems,
@@ -165,8 +182,10 @@ export async function runWith(api: ParallelRunConfig, flags: Readonly<Record<str
     }
   }
   const processed = runFolder ? new ProcessedReport(runFolder, resume?.processed) : undefined;
-  // the manifest: of this node's share, or (a queue) of the whole job by the node that cut it
-  if (runFolder && part) writeManifest(runFolder, part.miniBatches);
+  // the manifest: of this node's share, or (a queue) of the whole job by the node that cut it;
+  // written between the job's events: a long partition never holds up the first mini-batch
+  const manifest = runFolder && part ? new ManifestWriter(runFolder, part.miniBatches) : undefined;
+  manifest?.start();
   const journal = runFolder ? new OutputJournal(journalPath(runFolder), queue ? queue.writer : 1, output?.file) : undefined;
   const failedItems = runFolder ? new FailedItemsFile(failedItemsPath(runFolder), resume?.failedItems) : undefined;
 
@@ -174,7 +193,7 @@ export async function runWith(api: ParallelRunConfig, flags: Readonly<Record<str
     job ? job.snapshot() : { elapsedMs: 0, itemsTotal: totalItems, itemsSucceeded: 0, itemsFailed: 0, miniBatchesTotal: totalMiniBatches, miniBatchesDone: 0, miniBatchesFailed: 0, running: 0, retries: 0, timeouts: 0, workerRestarts: 0 },
   );
   const source = queue ?? new LocalSource(part!, config.resume ? resume?.skip : undefined);
-  job = new Job(config, step, source, printer, output, processed, runFolder, { journal, failedItems, resumed: config.resume && !queue ? resume?.counts : undefined });
+  job = new Job(config, step, source, printer, output, processed, runFolder, jobStart, preforked, { journal, failedItems, resumed: config.resume && !queue ? resume?.counts : undefined });
   const j = job;
   for (const text of notices) j.notice(text);
   if (unidentified > 0) j.notice(`${unidentified} failed item(s) of ${config.inputFailed} cannot be named (run() returned fewer rows without context.failItem()): they are not run again`);
@@ -191,6 +210,7 @@ export async function runWith(api: ParallelRunConfig, flags: Readonly<Record<str
   });
   printer.print(
     `[${label}] ${totalItems} items in ${totalMiniBatches} mini-batches` +
+      `${config.partitionKeys.length > 0 ? ` (one per value of partition_keys ${config.partitionKeys.join(', ')})` : ''}` +
       (queue
         ? ` on the queue ${queue.display} (node ${config.nodeRank}${queue.isLeader ? ', which enqueued them' : ''})`
         : `${config.nodeCount > 1 ? ` (node ${config.nodeRank} of ${config.nodeCount}; ${part!.totalMiniBatches} mini-batches on all nodes)` : ''}`) +
@@ -242,10 +262,11 @@ export async function runWith(api: ParallelRunConfig, flags: Readonly<Record<str
 
   // ---- the result, the files, the step
   const counts = j.counts();
-  const result = jobResult({ config, outcome, counts, started: j.startedAt, ended: Date.now(), runFolder, outputFile: output?.file, node: j.nodeCounts(), queue: queue?.display, failedItems: failedItems?.file });
+  const result = jobResult({ config, outcome, counts, started: j.startedAt, ended: Date.now(), runFolder, outputFile: output?.file, initFailures: j.scheduler.initFailures, node: j.nodeCounts(), queue: queue?.display, failedItems: failedItems?.file });
   const reason = result.reason;
   output?.close();
   processed?.close();
+  manifest?.finish();
   journal?.close();
   failedItems?.close();
   if (runFolder) {

@@ -13,8 +13,8 @@ import type { Step } from '../step.js';
 import type { ResolvedRunConfig } from './config.js';
 import { crashCause } from './crash.js';
 import { Lane, CHUNK_BELOW_MS, chunkSize, type LaneAttempt } from './lane.js';
-import { WorkerProcess, workerEnvironment, workerGraceMs, type WorkerEndReason, type WorkerHandlers } from './pool.js';
-import type { AttemptResult, AttemptTask, ResultsMessage, WorkerMessage } from './protocol.js';
+import { WorkerProcess, forkEnvironment, stepEnvironment, workerGraceMs, type WorkerEndReason } from './pool.js';
+import { RunPacker, type AttemptResult, type ResultsMessage, type WorkerMessage } from './protocol.js';
 import { round3 } from './reports.js';
 import type { MiniBatchSource, MiniBatchState } from './source.js';
 import type { AttemptTelemetry } from './attempt-telemetry.js';
@@ -22,8 +22,12 @@ import type { ParallelRunErrorInfo } from './types.js';
 
 /** A timed-out worker gets this long to die on SIGTERM before SIGKILL. */
 const TIMEOUT_KILL_GRACE_MS = 1000;
-/** Workers killed by a signal during start-up are replaced up to this many times per slot. */
-const STARTUP_KILLS_PER_WORKER = 3;
+/**
+ * ParallelRunStep's rule for worker starts: once init() failed 3 × process_count_per_node times in
+ * a row on a node, no new worker is started there (a start that fails is one whose init() threw,
+ * whose process exited or was killed before it was ready: the same budget for all).
+ */
+const START_FAILURES_PER_PROCESS = 3;
 
 /** An attempt sent to a worker; it is on the worker's lane until its outcome is known. */
 export interface Attempt extends LaneAttempt {
@@ -31,6 +35,8 @@ export interface Attempt extends LaneAttempt {
   readonly worker: WorkerProcess;
   /** The attempt span's id, drawn when the attempt is sent; the span is created when its outcome is known. */
   readonly spanId: string;
+  /** What the export rate policy decided when it was sent (`step.sampleForExport()`); 0: its traceparent says not sampled. */
+  readonly exportProbability: number;
   /** Sent while its worker still had attempts to run: in a chunk, or a chunk sent in advance. */
   readonly prefetched: boolean;
   readonly chunk: number;
@@ -46,7 +52,7 @@ export interface SchedulerEvents {
   attemptLost(a: Attempt, how: 'timeout' | 'crash', start: number, end: number, message: string, crashType?: 'OutOfMemory' | 'WorkerCrash'): void;
   /** An attempt cut short by the end of the job; `maybeRan`: one of a chunk whose results the worker held. */
   abandoned(a: Attempt, start: number, maybeRan: boolean): void;
-  /** A worker could not load the entry script, or init() failed: the job cannot run. */
+  /** Worker starts failed ParallelRunStep's number of times in a row and no worker is left, or the entry script has no run(): the job cannot run. */
   initFailed(cause: ParallelRunErrorInfo): void;
   /** A worker was started in a slot that had one before. */
   restarted(): void;
@@ -75,9 +81,16 @@ export class Scheduler {
   lastProgress = performance.now();
   /** The job is ending: nothing more is handed out, and nothing goes back to the source. */
   private halted = false;
-  /** Workers killed by a signal before they were ready (see onExit). */
-  private startupKills = 0;
-  private readonly workerEnv: NodeJS.ProcessEnv;
+  /** Worker starts that failed since a worker was last ready, and in all (see startFailed). */
+  private startFailuresInARow = 0;
+  initFailures = 0;
+  /** START_FAILURES_PER_PROCESS × process_count_per_node starts failed in a row: no new worker is started; the last one's cause. */
+  private startsSpent: ParallelRunErrorInfo | undefined;
+  /** performance.now() when the first attempt was sent to a worker (first_task_creation_timeout). */
+  private firstDispatchAt: number | undefined;
+  /** The environment workers are forked with, and what their steps take from this one's. */
+  private readonly forkEnv: NodeJS.ProcessEnv;
+  private readonly stepEnv: Readonly<Record<string, string>>;
   private readonly logger: winston.Logger;
   readonly graceMs: number;
   /** This process serves Prometheus: the workers send it their run.log scalars. */
@@ -90,12 +103,16 @@ export class Scheduler {
     private readonly telemetry: AttemptTelemetry,
     private readonly events: SchedulerEvents,
     private readonly runFolder: string | undefined,
+    /** Workers forked while this process started (slots 0.., see forkWorkers in pool.ts): the first of each slot. */
+    private readonly preforked: readonly WorkerProcess[] = [],
   ) {
     this.slots = new Array<WorkerProcess | undefined>(config.processCountPerNode).fill(undefined);
+    this.nextProcessIndex = preforked.length + 1;
     this.slotUsed = new Array<boolean>(config.processCountPerNode).fill(false);
     this.logger = step.logger;
     this.graceMs = workerGraceMs(process.env);
-    this.workerEnv = workerEnvironment(config, step, runFolder);
+    this.forkEnv = forkEnvironment(config);
+    this.stepEnv = stepEnvironment(config, step, runFolder);
     this.forwardMetrics = step.prometheusExport !== undefined;
     // a source that fills up later (a shared queue) says so: idle workers get the new work
     source.onAvailable = () => this.wake();
@@ -147,11 +164,31 @@ export class Scheduler {
       const a = lane.attempts[0];
       if (a) running.push(`${a.st.mb.id} on ${w.name} for ${((performance.now() - lane.since) / 1000).toFixed(0)} s`);
     }
-    const starting = this.workers.filter((w) => w.alive && w.readyAt === undefined).map((w) => `${w.name} (pid ${w.pid}) still in init() after ${((Date.now() - w.startedAt) / 1000).toFixed(0)} s`);
+    const starting = this.starting();
     return (
       `no mini-batch attempt finished in the last ${this.config.progressUpdateTimeout} s (progress_update_timeout)` +
       `${running.length ? `; running: ${running.join(', ')}` : ''}${starting.length ? `; ${starting.join(', ')}` : ''}` +
       '. Raise progress_update_timeout if init() or run() legitimately take this long.'
+    );
+  }
+
+  /** The workers still in init(), with how long. */
+  private starting(): string[] {
+    return this.workers.filter((w) => w.alive && w.readyAt === undefined).map((w) => `${w.name} (pid ${w.pid}) still in init() after ${((Date.now() - w.startedAt) / 1000).toFixed(0)} s`);
+  }
+
+  /**
+   * No mini-batch started within first_task_creation_timeout of the job's start (`since`,
+   * performance.now(), before the input was listed): what holds it up; undefined otherwise.
+   */
+  firstTaskLate(since: number): string | undefined {
+    if (this.firstDispatchAt !== undefined || this.remainingWork() === 0) return undefined;
+    const limit = this.config.firstTaskCreationTimeout;
+    if ((performance.now() - since) / 1000 <= limit) return undefined;
+    const starting = this.starting();
+    return (
+      `no mini-batch started within ${limit} s of the job's start (first_task_creation_timeout)${starting.length ? `; ${starting.join(', ')}` : ''}` +
+      '. Raise first_task_creation_timeout if listing the input and init() legitimately take this long.'
     );
   }
 
@@ -185,12 +222,18 @@ export class Scheduler {
 
   /** The end: stop the workers that are still there, within the bound (`terminate` after a halt). */
   async stopAll(terminate: WorkerEndReason | undefined): Promise<void> {
+    // forked early and never needed (the job ended first): they have no step to end
+    for (const w of this.unused()) w.kill();
     await Promise.all(this.workers.filter((w) => w.alive).map((w) => (terminate ? w.terminate(this.graceMs, terminate) : w.stop(this.graceMs, 'stopped'))));
   }
 
   /** Last resort on a second signal: kill everything now. */
   killAll(): void {
-    for (const w of this.workers) if (w.alive) w.kill();
+    for (const w of [...this.workers, ...this.unused()]) if (w.alive) w.kill();
+  }
+
+  private unused(): WorkerProcess[] {
+    return this.preforked.filter((w, slot) => !this.slotUsed[slot] && w.alive);
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -198,8 +241,12 @@ export class Scheduler {
 
   ensureWorkers(): void {
     if (this.halted) return;
-    const wanted = Math.min(this.config.processCountPerNode, this.remainingWork());
     let live = this.workerCount();
+    if (this.startsSpent) {
+      if (live === 0 && this.remainingWork() > 0) this.events.initFailed(this.startsSpent);
+      return;
+    }
+    const wanted = Math.min(this.config.processCountPerNode, this.remainingWork());
     for (let slot = 0; slot < this.slots.length && live < wanted; slot++) {
       const w = this.slots[slot];
       if (w !== undefined && w.alive && !w.expectingExit) continue;
@@ -212,27 +259,28 @@ export class Scheduler {
     const restart = this.slotUsed[slot]!;
     this.slotUsed[slot] = true;
     if (restart) this.events.restarted();
-    const processIndex = this.nextProcessIndex++;
-    const handlers: WorkerHandlers = {
-      onMessage: (w, m) => this.onMessage(w, m),
-      onExit: (w, code, signal) => this.onExit(w, code, signal),
-      onOutputLine: (w, line, stream) => this.events.workerOutput(w, line, stream),
-    };
-    const w = new WorkerProcess({
-      slot,
-      processIndex,
-      env: { ...this.workerEnv, STEP_TELEMETRY_PROCESS_INDEX: String(processIndex), STEP_TELEMETRY_WORKER: `worker-${slot}` },
+    const early = restart ? undefined : this.preforked[slot];
+    const processIndex = early?.processIndex ?? this.nextProcessIndex++;
+    const worker = `worker-${slot}`;
+    const w = early ?? new WorkerProcess({ slot, processIndex, entryScript: this.config.entryScript, args: this.config.arguments, env: this.forkEnv });
+    w.begin({
       consoleFile: this.runFolder ? path.join(this.runFolder, `console.process-${processIndex}.log`) : undefined,
-      handlers,
+      handlers: {
+        onMessage: (w, m) => this.onMessage(w, m),
+        onExit: (w, code, signal) => this.onExit(w, code, signal),
+        onOutputLine: (w, line, stream) => this.events.workerOutput(w, line, stream),
+      },
       start: {
         type: 'start',
         entryScript: this.config.entryScript,
         args: this.config.arguments,
-        worker: `worker-${slot}`,
+        worker,
         processIndex,
         inputType: this.config.inputType,
         outputAction: this.config.outputAction,
         forwardMetrics: this.forwardMetrics,
+        shutdownTimeoutMs: this.config.shutdownTimeout * 1000,
+        env: { ...this.stepEnv, STEP_TELEMETRY_PROCESS_INDEX: String(processIndex), STEP_TELEMETRY_WORKER: worker },
       },
     });
     this.lanes.set(w, new Lane<Attempt>());
@@ -252,21 +300,28 @@ export class Scheduler {
       case 'ready':
         w.readyAt = Date.now();
         w.initMs = m.initMs;
+        w.hasShutdown = m.shutdown;
+        this.startFailuresInARow = 0;
         if (w.state === 'starting') w.state = 'idle';
         this.logger.info(`${w.name} ready`, { worker: w.name, pid: w.pid, init_seconds: round3(m.initMs / 1000) });
         this.lastProgress = performance.now();
         this.dispatch(w);
         break;
-      case 'init-error': {
+      case 'init-error':
+        // the worker exits now: its exit counts the failed start (onExit); no run() is for good
         w.endReason = 'init-failed';
-        const what = m.phase === 'load' ? 'loading the entry script' : 'init()';
-        this.events.initFailed({
-          category: 'InitFailure',
-          type: m.error.type,
-          message: `${what} failed in ${w.name} (pid ${w.pid}): ${m.error.type}: ${m.error.message}`,
-          stack: m.error.stack,
-          worker: w.name,
-        });
+        w.initError = { phase: m.phase, error: m.error };
+        if (m.phase === 'exports') this.events.initFailed({ category: 'InitFailure', type: m.error.type, message: `${m.error.message} (${w.name}, pid ${w.pid})`, stack: m.error.stack, worker: w.name });
+        break;
+      case 'shutdown': {
+        w.shutdown = { outcome: m.outcome, ms: m.ms, error: m.error };
+        const took = `${round3(m.ms / 1000)} s`;
+        if (m.outcome === 'ok') this.logger.info(`${w.name} shutdown() done in ${took}`, { worker: w.name, pid: w.pid, shutdown_seconds: round3(m.ms / 1000) });
+        else {
+          const text = `${w.name} (pid ${w.pid}) shutdown() ${m.outcome === 'failed' ? `failed: ${m.error?.type}: ${m.error?.message}` : `did not return within ${this.config.shutdownTimeout} s (shutdown_timeout)`}; the job's result does not change`;
+          this.logger.warn(text, { worker: w.name, pid: w.pid, shutdown: m.outcome, ...(m.error?.stack ? { stack: m.error.stack } : {}) });
+          this.events.notice(text);
+        }
         break;
       }
       case 'results':
@@ -309,25 +364,29 @@ export class Scheduler {
       return;
     }
     const attempts: Attempt[] = [];
-    const tasks: AttemptTask[] = [];
     const t = this.telemetry;
+    const packer = new RunPacker(t.trace);
     for (let i = 0; i < picked.length; i++) {
       const st = picked[i]!;
       const no = ++st.attempts;
       const mb = st.mb;
       const spanId = t.newSpanId();
+      const exportProbability = t.sampleForExport();
       st.task ??=
         mb.kind === 'files'
           ? { kind: 'files', files: mb.files }
-          : { kind: 'tabular', file: mb.file, format: mb.format, start: mb.start, end: mb.end, firstRow: mb.firstRow, firstLine: mb.firstLine, header: mb.header };
-      attempts.push({ id: mb.id, no, last: i === picked.length - 1, st, worker: w, spanId, prefetched: ahead || i > 0, chunk: picked.length });
-      tasks.push({ id: mb.id, attempt: no, traceparent: t.traceparent(spanId), items: mb.items, task: st.task });
+          : mb.kind === 'keyed'
+            ? { kind: 'keyed', keys: mb.keys, parts: mb.parts }
+            : { kind: 'tabular', file: mb.file, format: mb.format, start: mb.start, end: mb.end, firstRow: mb.firstRow, firstLine: mb.firstLine, header: mb.header };
+      attempts.push({ id: mb.id, no, last: i === picked.length - 1, st, worker: w, spanId, exportProbability, prefetched: ahead || i > 0, chunk: picked.length });
+      packer.add(mb.id, no, spanId, mb.items, st.task, exportProbability > 0);
     }
     lane.add(attempts, performance.now());
+    this.firstDispatchAt ??= performance.now();
     this.outstanding += attempts.length;
     w.state = 'busy';
     // the channel closed under us: the exit handler sees the worker end
-    if (!w.send({ type: 'run', attempts: tasks })) w.kill();
+    if (!w.send(packer.take())) w.kill();
     else if (!ahead) this.dispatch(w);
   }
 
@@ -466,6 +525,42 @@ export class Scheduler {
     this.ensureWorkers();
   }
 
+  /**
+   * A worker ended before it was ready: init() threw or the module did not load (it said why and
+   * exited), or the process exited or was killed (the OOM killer, a node under pressure). A fresh
+   * worker takes its place until START_FAILURES_PER_PROCESS × process_count_per_node starts failed in
+   * a row; then none is started, and the job fails once no worker is left.
+   */
+  private startFailed(w: WorkerProcess, how: string, stderr: string, code: number | null, signal: NodeJS.Signals | null): void {
+    const e = w.initError;
+    const what = e ? `${e.phase === 'load' ? 'loading the entry script' : 'init()'} failed in ${w.name} (pid ${w.pid}): ${e.error.type}: ${e.error.message}` : `${w.name} (pid ${w.pid}) ${how} before init() finished`;
+    const n = ++this.startFailuresInARow;
+    this.initFailures++;
+    const budget = START_FAILURES_PER_PROCESS * this.slots.length;
+    const count = `${n} failed start${n === 1 ? '' : 's'} in a row; no new worker after ${budget} = 3 × process_count_per_node`;
+    if (n < budget) {
+      const text = `${what}; a fresh worker takes its place (${count})`;
+      this.logger.warn(text, { worker: w.name, pid: w.pid, exit_code: code, signal, ...(e?.error.stack ? { stack: e.error.stack } : {}) });
+      this.events.notice(text);
+      this.ensureWorkers();
+      return;
+    }
+    this.startsSpent = {
+      category: 'InitFailure',
+      type: e?.error.type,
+      message: `${what}; ${n} worker starts in a row failed: after ${budget} (ParallelRunStep's limit, 3 × process_count_per_node) no new worker is started, and none is left to run the job${e ? '' : stderr}`,
+      stack: e?.error.stack,
+      worker: w.name,
+    };
+    const live = this.workerCount();
+    if (live > 0) {
+      const text = `${what}; ${n} worker starts in a row failed: after ${budget} (3 × process_count_per_node) no new worker is started; the job goes on with the ${live} worker(s) it has`;
+      this.logger.warn(text, { worker: w.name, pid: w.pid, exit_code: code, signal });
+      this.events.notice(text);
+    }
+    this.ensureWorkers();
+  }
+
   private onExit(w: WorkerProcess, code: number | null, signal: NodeJS.Signals | null): void {
     this.flush();
     if (this.slots[w.slot] === w) this.slots[w.slot] = undefined;
@@ -480,18 +575,8 @@ export class Scheduler {
     const { how, type } = crashCause(code, signal, w.fatalError);
     const tail = w.stderrTail.filter((l) => l.trim() !== '').slice(-15).join('\n');
     const stderr = tail ? `\nlast stderr lines of ${w.name}:\n${tail}` : '';
-    if (w.readyAt === undefined && !this.halted) {
-      // killed from outside during start-up (the OOM killer, a node under pressure): a fresh
-      // worker takes its place, a bounded number of times; an exit of its own is init()'s failure
-      if (signal !== null && this.startupKills < STARTUP_KILLS_PER_WORKER * this.slots.length) {
-        this.startupKills++;
-        const text = `${w.name} (pid ${w.pid}) ${how} before init() finished; a fresh worker takes its place`;
-        this.logger.warn(text, { worker: w.name, pid: w.pid, signal });
-        this.events.notice(text);
-        this.ensureWorkers();
-        return;
-      }
-      this.events.initFailed({ category: 'InitFailure', message: `${w.name} (pid ${w.pid}) ${how} before init() finished${stderr}`, worker: w.name });
+    if (w.readyAt === undefined) {
+      if (!this.halted && w.initError?.phase !== 'exports') this.startFailed(w, how, stderr, code, signal);
       return;
     }
     this.logger.warn(`${w.name} (pid ${w.pid}) ${how}`, { worker: w.name, pid: w.pid, exit_code: code, signal });

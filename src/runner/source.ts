@@ -4,15 +4,20 @@
 // (many nodes pulling from one job) is a second implementation of the same interface, not a
 // second runner: it buffers what it pulled so that take() stays synchronous, calls `onAvailable`
 // when more arrives, and learns the end of each mini-batch through `settled` (to acknowledge it).
-import type { MiniBatch, Partition, UnreadableMiniBatch } from './partition.js';
+// A source makes a mini-batch's state when it hands it out and keeps nothing of it once settled:
+// the job's memory does not grow with the mini-batches it finished.
+import type { MiniBatchList } from './mini-batch-list.js';
+import { miniBatchId, type MiniBatch, type Partition, type UnreadableMiniBatch } from './partition.js';
 import type { AttemptTask } from './protocol.js';
 import type { MiniBatchStatus } from './reports.js';
 import type { ParallelRunErrorInfo } from './types.js';
 import type { JobCounts, Verdict } from './queue/job-state.js';
 
+export type RunnableMiniBatch = Exclude<MiniBatch, { kind: 'unreadable' }>;
+
 /** A mini-batch that a worker can run, and what is known about it so far. */
 export interface MiniBatchState {
-  readonly mb: Exclude<MiniBatch, { kind: 'unreadable' }>;
+  readonly mb: RunnableMiniBatch;
   /** What a worker is sent to run it (the same for every attempt). */
   task: AttemptTask['task'] | undefined;
   attempts: number;
@@ -26,6 +31,11 @@ export interface MiniBatchState {
    * it runs alone next, so that the culprit is known.
    */
   suspect: boolean;
+}
+
+/** The state of a mini-batch not tried yet (one shape for all). */
+export function newState(mb: RunnableMiniBatch): MiniBatchState {
+  return { mb, task: undefined, attempts: 0, firstStart: 0, lastError: undefined, lastRunMs: 0, done: false, suspect: false };
 }
 
 /** How a mini-batch ended, for the source to count (a shared source counts it job-wide). */
@@ -96,24 +106,38 @@ export interface MiniBatchSource {
 export class LocalSource implements MiniBatchSource {
   readonly miniBatches: number;
   readonly items: number;
-  readonly unreadable: UnreadableMiniBatch[] = [];
-  private readonly states: MiniBatchState[] = [];
+  readonly unreadable: UnreadableMiniBatch[];
+  private readonly list: MiniBatchList;
+  /** The next mini-batch of `list` to look at. */
   private next = 0;
+  private left: number;
   private readonly retries: MiniBatchState[] = [];
 
-  /** `skip`: mini-batches that succeeded before (a resumed run): counted in the totals, never run. */
-  constructor(part: Partition, skip?: ReadonlySet<string>) {
-    this.miniBatches = part.miniBatches.length;
+  /** `skip`: ids of mini-batches that succeeded before (a resumed run): counted in the totals, never run. */
+  constructor(
+    part: Partition,
+    private readonly skip?: ReadonlySet<string>,
+  ) {
+    this.list = part.miniBatches;
+    this.miniBatches = this.list.length;
     this.items = part.items;
-    for (const mb of part.miniBatches) {
-      if (skip?.has(mb.id)) continue;
-      if (mb.kind === 'unreadable') this.unreadable.push(mb);
-      else this.states.push({ mb, task: undefined, attempts: 0, firstStart: 0, lastError: undefined, lastRunMs: 0, done: false, suspect: false });
-    }
+    this.unreadable = this.list.unreadable.map((i) => this.list.at(i) as UnreadableMiniBatch);
+    this.left = this.list.length - this.unreadable.length;
+    if (skip && skip.size > 0) for (let i = 0; i < this.list.length; i++) if (this.skipped(i)) this.left--;
   }
 
   take(): MiniBatchState | undefined {
-    return this.retries.shift() ?? (this.next < this.states.length ? this.states[this.next++] : undefined);
+    const retry = this.retries.shift();
+    if (retry !== undefined) return retry;
+    // a mini-batch's state exists from here to its end: nothing is kept of those not started or finished
+    const list = this.list;
+    while (this.next < list.length) {
+      const i = this.next++;
+      if (!list.runnable(i) || this.skipped(i)) continue;
+      this.left--;
+      return newState(list.at(i) as RunnableMiniBatch);
+    }
+    return undefined;
   }
 
   putBack(st: MiniBatchState): void {
@@ -133,8 +157,12 @@ export class LocalSource implements MiniBatchSource {
   }
 
   get notStarted(): number {
-    return this.states.length - this.next;
+    return this.left;
   }
 
   settled(): void {}
+
+  private skipped(i: number): boolean {
+    return this.skip !== undefined && this.skip.size > 0 && this.list.runnable(i) && this.skip.has(miniBatchId(this.list.indexOf(i)));
+  }
 }

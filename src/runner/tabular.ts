@@ -7,6 +7,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseCsv } from '../util/csv.js';
+import { closeQuietly } from '../util/fd.js';
 
 export type TabularFormat = 'csv' | 'tsv' | 'jsonl';
 
@@ -86,49 +87,93 @@ export interface ParsedRow {
   readonly error?: string;
 }
 
+/**
+ * Reads byte ranges of tabular files and parses their records, keeping the last file open: a
+ * worker's mini-batches of one file cost one open() in all, not one each.
+ */
+export class TabularReader {
+  private fd: number | undefined;
+  private file = '';
+
+  /** Bytes [start, end) of `file`, parsed. Throws on read errors. */
+  read(file: string, format: TabularFormat, start: number, end: number, firstLine: number, header: readonly string[] | undefined): ParsedRow[] {
+    if (file !== this.file || this.fd === undefined) {
+      this.close();
+      this.fd = fs.openSync(file, 'r');
+      this.file = file;
+    }
+    const buf = Buffer.allocUnsafe(end - start);
+    try {
+      readFully(this.fd, file, buf, 0, end - start, start);
+    } catch (error) {
+      this.close();
+      throw error;
+    }
+    return parseTabular(buf, format, header, (line) => line + firstLine - 1);
+  }
+
+  close(): void {
+    this.fd = closeQuietly(this.fd);
+    this.file = '';
+  }
+}
+
 /** Read bytes [start, end) of a tabular file and parse its records. Throws on read errors. */
 export function readTabularRange(file: string, format: TabularFormat, start: number, end: number, firstLine: number, header: readonly string[] | undefined): ParsedRow[] {
-  const length = end - start;
-  const buf = Buffer.allocUnsafe(length);
-  const fd = fs.openSync(file, 'r');
+  const reader = new TabularReader();
   try {
-    let read = 0;
-    while (read < length) {
-      const n = fs.readSync(fd, buf, read, length - read, start + read);
-      if (n === 0) throw new Error(`${file} is shorter than when it was scanned (expected ${end} bytes); was it changed during the run?`);
-      read += n;
-    }
+    return reader.read(file, format, start, end, firstLine, header);
   } finally {
-    fs.closeSync(fd);
+    reader.close();
   }
+}
+
+/** Read `length` bytes at `position` of `fd` into `buf` at `offset`. Throws on read errors and on a file shorter than scanned. */
+export function readFully(fd: number, file: string, buf: Buffer, offset: number, length: number, position: number): void {
+  let read = 0;
+  while (read < length) {
+    const n = fs.readSync(fd, buf, offset + read, length - read, position + read);
+    if (n === 0) throw new Error(`${file} is shorter than when it was scanned (expected ${position + length} bytes); was it changed during the run?`);
+    read += n;
+  }
+}
+
+/**
+ * Parse whole records of a tabular file held in `buf`; `lineAt` turns a line of the buffer
+ * (1-based) into the line of the file, for the names and reasons of the rows.
+ */
+export function parseTabular(buf: Buffer, format: TabularFormat, header: readonly string[] | undefined, lineAt: (line: number) => number): ParsedRow[] {
   const out: ParsedRow[] = [];
   if (format === 'jsonl') {
     const text = buf.toString('utf8');
-    let line = firstLine;
+    let line = 1;
     for (const raw of text.split('\n')) {
       const current = line++;
       if (/^[ \t\r]*$/.test(raw)) continue;
+      const at = lineAt(current);
       try {
-        out.push({ row: JSON.parse(raw), line: current });
+        out.push({ row: JSON.parse(raw), line: at });
       } catch (error) {
-        out.push({ line: current, error: `line ${current}: not valid JSON (${(error as Error).message})` });
+        out.push({ line: at, error: `line ${at}: not valid JSON (${(error as Error).message})` });
       }
     }
     return out;
   }
   const names = header ?? [];
-  parseCsv(buf, format === 'tsv' ? '\t' : ',', firstLine, {
+  parseCsv(buf, format === 'tsv' ? '\t' : ',', 1, {
     record(fields, line) {
+      const at = lineAt(line);
       if (fields.length !== names.length) {
-        out.push({ line, error: `line ${line}: ${fields.length} fields, the header has ${names.length}` });
+        out.push({ line: at, error: `line ${at}: ${fields.length} fields, the header has ${names.length}` });
         return;
       }
       const row: Record<string, string> = {};
       for (let i = 0; i < names.length; i++) row[names[i]!] = fields[i]!;
-      out.push({ row, line });
+      out.push({ row, line: at });
     },
     malformed(reason, line) {
-      out.push({ line, error: `line ${line}: not valid CSV (${reason})` });
+      const at = lineAt(line);
+      out.push({ line: at, error: `line ${at}: not valid CSV (${reason})` });
     },
   });
   return out;

@@ -26,6 +26,12 @@ export interface ParallelRunConfig {
   input_pattern?: string;
   /** Files: a count (default 10). Tabular: a size such as `1MB`, `256KB`, `1048576` (default 1MB); never crosses a file. */
   mini_batch_size?: number | string;
+  /**
+   * Tabular: column names; the rows with equal values in them form one mini-batch (one per distinct
+   * combination, across the input files), whatever its size: as in Azure ML, mini_batch_size is then
+   * not used. The values reach run() as `context.partition_keys`. A list, or names separated by commas.
+   */
+  partition_keys?: string | readonly string[];
   /** Failed items that are tolerated; the job aborts once failed items exceed it. -1 (default) ignores all failures. */
   error_threshold?: number;
   /** Failed mini-batches that are tolerated; -1 (default) ignores them. */
@@ -34,6 +40,8 @@ export interface ParallelRunConfig {
   allowed_failed_percent?: number;
   /** Seconds without any mini-batch attempt finishing before the job aborts. Default 3 × run_invocation_timeout × run_max_try. */
   progress_update_timeout?: number;
+  /** Seconds from the job's start (listing the input included) to the first mini-batch started on a worker, else the job fails. Default 600. */
+  first_task_creation_timeout?: number;
   /** `append_row` (default): every returned row goes to one file in `output`; `summary_only`: rows are only counted. */
   output_action?: OutputAction;
   /** Default `parallel_run_step.txt` (`parallel_run_step.node-<rank>.txt` when node_count > 1). */
@@ -48,6 +56,8 @@ export interface ParallelRunConfig {
   run_invocation_timeout?: number;
   /** Tries per mini-batch (first try included). Default 3. */
   run_max_try?: number;
+  /** Seconds a worker's `shutdown()` may take before the worker ends without waiting for it. Default 10. */
+  shutdown_timeout?: number;
   /** DEBUG, INFO (default), WARNING, ERROR, CRITICAL (winston names work too). */
   logging_level?: string;
   /** Extra arguments for the entry script: in `context.args` and in the worker's `process.argv`. */
@@ -95,6 +105,7 @@ export type ParallelRunErrorCategory =
   | 'InputError'
   | 'InitFailure'
   | 'ProgressTimeout'
+  | 'FirstTaskTimeout'
   | 'ThresholdExceeded'
   | 'Terminated'
   | 'QueueError'
@@ -127,6 +138,8 @@ export interface ParallelRunResult {
   readonly retries: number;
   readonly timeouts: number;
   readonly worker_restarts: number;
+  /** Worker starts that failed before the worker was ready (init() threw or exited, the process was killed). */
+  readonly init_failures: number;
   readonly thresholds: {
     readonly error_threshold: number;
     readonly allowed_failed_count: number;
@@ -173,6 +186,8 @@ export interface RunContext extends InitContext {
   readonly attempt: number;
   /** For a tabular mini-batch: where its rows come from (row i of the mini-batch is `first_row + i`). */
   readonly source?: TabularSource;
+  /** With partition_keys: the values of the key columns that all rows of this mini-batch share (`{ store: '1001' }`). */
+  readonly partition_keys?: Readonly<Record<string, unknown>>;
   /**
    * Mark one item failed with a reason, for the error summary and the report. `item` is a path,
    * a row object of the mini-batch, or its index. Counting still follows the returned rows:
@@ -185,4 +200,6 @@ export interface RunContext extends InitContext {
 export interface EntryScript {
   init?(context: InitContext): unknown;
   run(miniBatch: unknown[], context: RunContext): unknown;
+  /** Once per worker at its end (the job's end, an abort, SIGTERM), after a successful init(), within shutdown_timeout. */
+  shutdown?(context: InitContext): unknown;
 }

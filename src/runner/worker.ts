@@ -11,9 +11,12 @@
 // synchronous run(), loses them: the parent then runs the chunk's mini-batches again one at a time,
 // see run.ts.)
 //
-// The step's default process handling stays on: SIGTERM ends the step and exits 143, an uncaught
-// exception is printed and exits 1 (the parent sees the crash and the stderr), process.exit()
-// flushes the local files.
+// The step's default process handling stays on for an uncaught exception (printed, exit 1: the
+// parent sees the crash and the stderr) and process.exit() (the local files are flushed). SIGTERM
+// and SIGINT are the worker's own: like the runner's stop message they end the worker through
+// stop(), which calls the entry script's shutdown() (bounded by shutdown_timeout) before the step
+// ends as `terminated` (exit 143 / 130); the same signal again ends the process at once. A worker whose
+// init() fails ends itself (exit 1); the runner decides whether a fresh one takes its place.
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -22,9 +25,11 @@ import { ROOT_CONTEXT, context, trace, type Context } from '@opentelemetry/api';
 import { parseTraceparent } from '../identity.js';
 import { MINI_BATCH_KEY } from '../signals/logs.js';
 import { startStep, type Step } from '../step.js';
-import { serializeError, type AttemptResult, type AttemptTask, type ItemFailure, type SerializedError, type ParentMessage, type StartMessage, type WorkerMessage } from './protocol.js';
+import type { EndOptions } from '../types.js';
+import { serializeError, unpackRun, type AttemptResult, type AttemptTask, type ItemFailure, type SerializedError, type ParentMessage, type ShutdownMessage, type StartMessage, type WorkerMessage } from './protocol.js';
 import { HOLD_MS } from './lane.js';
-import { readTabularRange } from './tabular.js';
+import { readKeyedRows } from './partition-keys.js';
+import { TabularReader } from './tabular.js';
 import type { EntryScript, InitContext, RunContext, TabularSource } from './types.js';
 
 const MAX_FAILURES_PER_RESULT = 1000;
@@ -43,9 +48,12 @@ function userError(error: unknown): SerializedError {
 }
 
 let step: Step | undefined;
+let stepStarting: Promise<Step> | undefined;
 let entry: EntryScript | undefined;
 let start: StartMessage | undefined;
 let baseContext: InitContext | undefined;
+/** init() finished: shutdown() is called at the end. */
+let ready = false;
 
 function send(message: WorkerMessage): void {
   try {
@@ -58,6 +66,10 @@ function send(message: WorkerMessage): void {
 /** A failed send (the parent is gone) is not an error event; 'disconnect' ends this process. */
 function ignoreSendError(): void {}
 
+// The step's set-up modules load now, while the start message may still be on its way (the runner
+// forks its workers while its own step starts): startStep() then finds them loaded.
+import('../step-setup.js').catch(() => undefined);
+
 process.on('message', (message: ParentMessage) => {
   switch (message.type) {
     case 'start':
@@ -65,16 +77,16 @@ process.on('message', (message: ParentMessage) => {
       break;
     case 'run': {
       // one attempt at a time, in the order sent: the parent may send the next chunk early
-      const n = message.attempts.length;
-      for (let i = 0; i < n; i++) queue.push({ task: message.attempts[i]!, last: i === n - 1 });
+      const attempts = unpackRun(message);
+      const n = attempts.length;
+      for (let i = 0; i < n; i++) queue.push({ task: attempts[i]!, last: i === n - 1 });
       if (!running) void drain();
       break;
     }
     case 'stop':
       // the runner ends this step: at the job's end (success), or on an abort or a timeout
       // (terminated, with SIGTERM right behind; whichever comes first ends the step, once)
-      step?.markStoppedBy('runner');
-      void stop(message.terminated ? 143 : 0, message.terminated ? 'terminated' : 'success');
+      void stop(message.terminated ? 143 : 0, { outcome: message.terminated ? 'terminated' : 'success' }, true);
       break;
   }
 });
@@ -141,32 +153,137 @@ function sendScalars(): void {
 }
 
 let stopping = false;
-async function stop(code: number, outcome?: 'success' | 'terminated'): Promise<void> {
+/**
+ * The end of this worker, once: what it holds goes to the runner, then shutdown() (after a
+ * successful init()), then the step. `byRunner`: the runner's stop message (step.json says so).
+ */
+async function stop(code: number, end: EndOptions = {}, byRunner = false): Promise<void> {
+  if (byRunner) step?.markStoppedBy('runner');
   if (stopping) return;
   stopping = true;
   flushResults();
   sendScalars();
   try {
-    await step?.end(outcome === undefined ? {} : { outcome });
+    if (ready && entry?.shutdown) await callShutdown(entry.shutdown);
+    // asked to stop while its step starts (a short job, a worker not needed): that step ends too
+    const s = step ?? (await stepStarting?.catch(() => undefined));
+    if (byRunner) s?.markStoppedBy('runner');
+    await s?.end(end);
   } finally {
     process.exit(code);
   }
 }
 
-function pickFunctions(mod: Record<string, unknown>): { init?: EntryScript['init']; run?: EntryScript['run'] } {
+let signalled: NodeJS.Signals | undefined;
+/**
+ * SIGTERM / SIGINT: the end through stop(), as `terminated`; the same signal again ends the process
+ * now. Another one does not: Ctrl-C sends SIGINT to the whole process group, and the runner's
+ * SIGTERM follows it, which must not cut shutdown() and the flush short.
+ */
+function onSignal(signal: NodeJS.Signals): void {
+  const code = signal === 'SIGINT' ? 130 : 143;
+  if (signalled === signal) {
+    step?.flushLocalSync('terminated', `second ${signal} while ending`);
+    process.exit(code);
+  }
+  if (signalled !== undefined) return;
+  signalled = signal;
+  const error = new Error(`received ${signal}`);
+  error.name = 'Terminated';
+  void stop(code, { outcome: 'terminated', error });
+}
+
+const SIGNALS = ['SIGTERM', 'SIGINT'] as const;
+
+/** The step's own SIGTERM/SIGINT handlers (those added since `before`) end it at once; this worker's call shutdown() first. */
+function takeSignals(before: ReadonlyMap<NodeJS.Signals, readonly unknown[]>): void {
+  for (const sig of SIGNALS) {
+    const had = before.get(sig) ?? [];
+    for (const l of process.listeners(sig)) if (!had.includes(l)) process.off(sig, l as (signal: NodeJS.Signals) => void);
+    process.on(sig, onSignal);
+  }
+}
+
+class ShutdownTimeout extends Error {
+  override readonly name = 'ShutdownTimeout';
+}
+
+/**
+ * The entry script's shutdown(), in a span, bounded by shutdown_timeout (one that never returns is
+ * left behind: the worker ends anyway). How it ended is logged and sent to the runner (its worker
+ * summary); it never changes the job's result. Never throws.
+ */
+async function callShutdown(fn: NonNullable<EntryScript['shutdown']>): Promise<void> {
+  const s = step!;
+  const limit = start!.shutdownTimeoutMs;
+  const t0 = performance.now();
+  let outcome: ShutdownMessage['outcome'] = 'ok';
+  let error: SerializedError | undefined;
+  try {
+    await s.span('shutdown', () => bounded(() => fn(baseContext!), limit), { attributes: { 'worker.id': start!.worker } });
+  } catch (e) {
+    outcome = e instanceof ShutdownTimeout ? 'timed out' : 'failed';
+    error = e instanceof ShutdownTimeout ? serializeError(e) : userError(e);
+    if (outcome === 'failed') s.logger.error('shutdown() failed; the job goes on as it was', { error: e instanceof Error ? e : String(e) });
+    else s.logger.warn(`shutdown() did not return within ${limit / 1000} s (shutdown_timeout); the worker ends without waiting for it`);
+  }
+  await sendAndWait({ type: 'shutdown', outcome, ms: performance.now() - t0, error });
+}
+
+/** `fn()`'s promise, rejected with a ShutdownTimeout after `ms`. */
+function bounded(fn: () => unknown, ms: number): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new ShutdownTimeout(`shutdown() did not return within ${ms / 1000} s (shutdown_timeout)`)), ms);
+    Promise.resolve()
+      .then(fn)
+      .then(
+        (v) => {
+          clearTimeout(timer);
+          resolve(v);
+        },
+        (e: unknown) => {
+          clearTimeout(timer);
+          reject(e);
+        },
+      );
+  });
+}
+
+/** Send and wait until the message is written (at most a second): the process exits right after. */
+function sendAndWait(message: WorkerMessage): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, 1000);
+    const done = (): void => {
+      clearTimeout(timer);
+      resolve();
+    };
+    try {
+      if (process.send === undefined) done();
+      else process.send(message, undefined, undefined, done);
+    } catch {
+      done();
+    }
+  });
+}
+
+function pickFunctions(mod: Record<string, unknown>): Partial<EntryScript> {
   const candidates = [mod, mod.default as Record<string, unknown> | undefined].filter((m): m is Record<string, unknown> => m !== null && typeof m === 'object');
   // a CommonJS module imported from ESM puts module.exports on `default`
+  const fn = <K extends keyof EntryScript>(m: Record<string, unknown>, name: K): EntryScript[K] | undefined => (typeof m[name] === 'function' ? (m[name] as EntryScript[K]) : undefined);
   for (const m of candidates) {
-    if (typeof m.run === 'function') {
-      return { run: m.run as EntryScript['run'], init: typeof m.init === 'function' ? (m.init as EntryScript['init']) : undefined };
-    }
+    if (typeof m.run === 'function') return { run: fn(m, 'run'), init: fn(m, 'init'), shutdown: fn(m, 'shutdown') };
   }
   return {};
 }
 
 async function onStart(message: StartMessage): Promise<void> {
   start = message;
-  step = await startStep({ processIndex: message.processIndex, mainScript: message.entryScript, rootSpanKind: 'internal' });
+  // the runner's step identity, trace and run folder (this process was forked before they existed)
+  Object.assign(process.env, message.env);
+  const before = new Map(SIGNALS.map((sig) => [sig, process.listeners(sig)] as const));
+  stepStarting = startStep({ processIndex: message.processIndex, mainScript: message.entryScript, rootSpanKind: 'internal' });
+  step = await stepStarting;
+  takeSignals(before);
   const s = step;
   if (message.forwardMetrics) forwardScalars(s);
   baseContext = { logger: s.logger, step: s, args: message.args, worker: message.worker, input_type: message.inputType };
@@ -176,16 +293,18 @@ async function onStart(message: StartMessage): Promise<void> {
   } catch (error) {
     s.logger.error(`cannot load the entry script ${message.entryScript}`, { error: error instanceof Error ? error : String(error) });
     send({ type: 'init-error', phase: 'load', error: userError(error) });
+    void stop(1, { error });
     return;
   }
-  const { init, run } = pickFunctions(mod);
+  const { init, run, shutdown } = pickFunctions(mod);
   if (!run) {
     const names = Object.keys(mod).join(', ') || 'nothing';
     const error = new TypeError(`the entry script ${message.entryScript} does not export a run(miniBatch, context) function (it exports: ${names})`);
-    send({ type: 'init-error', phase: 'load', error: serializeError(error) });
+    send({ type: 'init-error', phase: 'exports', error: serializeError(error) });
+    void stop(1, { error });
     return;
   }
-  entry = { init, run };
+  entry = { init, run, shutdown };
   const t0 = performance.now();
   if (init) {
     try {
@@ -193,10 +312,12 @@ async function onStart(message: StartMessage): Promise<void> {
     } catch (error) {
       s.logger.error('init() failed', { error: error instanceof Error ? error : String(error) });
       send({ type: 'init-error', phase: 'init', error: userError(error) });
+      void stop(1, { error });
       return;
     }
   }
-  send({ type: 'ready', pid: process.pid, initMs: performance.now() - t0 });
+  ready = true;
+  send({ type: 'ready', pid: process.pid, initMs: performance.now() - t0, shutdown: shutdown !== undefined });
 }
 
 /** One output line for a returned element. */
@@ -275,6 +396,8 @@ function onRun(q: Queued): Promise<void> | undefined {
 
 /** The attempt being run. */
 let current: Attempt | undefined;
+/** The tabular file read last stays open for the next mini-batch of it. */
+const tabular = new TabularReader();
 
 function prepare(q: Queued): Attempt {
   const began = performance.now();
@@ -289,11 +412,29 @@ function prepare(q: Queued): Attempt {
     // the common case costs no system call.
     items = task.files.slice();
     names = task.files as string[];
+  } else if (task.kind === 'keyed') {
+    items = [];
+    names = [];
+    try {
+      for (const { file, rows } of readKeyedRows(task)) {
+        for (const r of rows) {
+          if (r.error !== undefined) failures.push({ item: `${file}:${r.line}`, reason: r.error, input: true });
+          else {
+            items.push(r.row);
+            names.push(`${file}:${r.line}`);
+          }
+        }
+      }
+    } catch (error) {
+      items = [];
+      failures.length = 0;
+      failures.push({ item: `the rows of ${JSON.stringify(task.keys)}`, reason: `cannot read them: ${errnoText(error as NodeJS.ErrnoException)}`, input: true, count: message.items });
+    }
   } else {
     items = [];
     names = [];
     try {
-      for (const r of readTabularRange(task.file, task.format, task.start, task.end, task.firstLine, task.header)) {
+      for (const r of tabular.read(task.file, task.format, task.start, task.end, task.firstLine, task.header)) {
         if (r.error !== undefined) failures.push({ item: `${task.file}:${r.line}`, reason: r.error, input: true });
         else {
           items.push(r.row);
@@ -313,6 +454,7 @@ function prepare(q: Queued): Attempt {
   ctx.mini_batch_id = message.id;
   ctx.attempt = message.attempt;
   ctx.source = source;
+  if (task.kind === 'keyed') ctx.partition_keys = task.keys;
   const a: Attempt = { message, last: q.last, start: began, items, names, failures, userFailures, ctx, context: attemptContext(message.traceparent).setValue(MINI_BATCH_KEY, message.id), t0: 0 };
   current = a;
   ctx.failItem = (item: unknown, reason: unknown): void => {

@@ -39,8 +39,6 @@ type Info = winston.Logform.TransformableInfo & Record<string, unknown>;
 /** What the process logger is bound to while a step runs. */
 export interface LogBinding {
   readonly dims: Readonly<Record<string, string | number>>;
-  /** `dims` as JSON members (no braces), spliced into each logs.jsonl line. */
-  readonly dimsJson: string;
   readonly stepSpan: Span;
   readonly pipeline: LogPipeline;
 }
@@ -69,19 +67,14 @@ function stepContextFormat(state: LoggerState): winston.Logform.Format {
 
 /** Writes one record to every output of the step. */
 export class LogPipeline {
-  private readonly dimsTail: string;
-
   constructor(
     private readonly local: LocalRunFolder | undefined,
     private readonly consoleOn: boolean,
     private readonly otelLogger: OtelLogger | undefined,
     private readonly otelDims: Attributes,
     private readonly stepName: string,
-    dimsJson: string,
     private readonly stepSpan: Span,
-  ) {
-    this.dimsTail = dimsJson ? `,${dimsJson}}` : '}';
-  }
+  ) {}
 
   write(info: Info): void {
     let meta: Record<string, unknown> | undefined;
@@ -109,9 +102,9 @@ export class LogPipeline {
         }
       }
       json ??= safeRecordJson(info);
-      // the dimensions, unless the record already carries them (then they are in `json`)
-      if (info.step_id === undefined) json = json.length > 2 ? `${json.slice(0, -1)}${this.dimsTail}` : `{${this.dimsTail.slice(1)}`;
-      this.local.logs.append(`${json}\n`);
+      // the file ends each line with the dimensions, unless the record already carries them
+      if (info.step_id !== undefined) this.local.logs.appendLine(`${json}\n`);
+      else this.local.logs.append(json.length > 2 ? json.slice(0, -1) : '{"message":""');
     }
     if (this.consoleOn || this.local) {
       const line = humanLine(info, meta, this.stepName);

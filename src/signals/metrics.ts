@@ -5,7 +5,7 @@
 import type { Attributes, Counter, Gauge, Histogram, Meter, ObservableGauge } from '@opentelemetry/api';
 import { CATALOG, sanitizePrometheusName, type BoundedAttribute, type CatalogKey } from '../catalog.js';
 import type { Diagnostics } from '../diagnostics.js';
-import type { LocalRunFolder, MetricLine } from '../sinks/local.js';
+import { metricHead, metricPrefix, metricRest, type LocalRunFolder } from '../sinks/local.js';
 import type { PrometheusSink } from '../sinks/prometheus.js';
 import type { Cell, ExemplarContext, LogMetricOptions } from '../types.js';
 import { printable } from '../util/printable.js';
@@ -24,6 +24,10 @@ const OTEL_NAME = /^[A-Za-z][A-Za-z0-9_./-]{0,254}$/;
 
 interface ScalarEntry {
   value: number;
+  /** Its metrics.jsonl lines' `metricPrefix()`, and their `metricHead()` in the millisecond `headTime`, as bytes. */
+  readonly prefix: string;
+  headTime: number;
+  head: Buffer;
 }
 
 /** Receives the non-scalar records too, e.g. to put them on the step span. */
@@ -51,7 +55,7 @@ export class MetricRecorder {
           'metrics.gauge-cap',
           `more than ${MAX_GAUGE_NAMES} distinct metric names: "${name.slice(0, 80)}" and later new names are kept in metrics.jsonl only, not exported as gauges (step.json counts their values)`,
         );
-        this.append('scalar', name, value, options);
+        this.append(undefined, metricPrefix('scalar', name), name, value, options);
         return;
       }
       entry = this.register(name);
@@ -60,7 +64,7 @@ export class MetricRecorder {
       return;
     }
     entry.value = value as number;
-    this.append('scalar', name as string, value, options);
+    this.append(entry, entry.prefix, name as string, value, options);
   }
 
   list(name: unknown, values: unknown, options?: LogMetricOptions): void {
@@ -70,7 +74,7 @@ export class MetricRecorder {
       this.drop('logList.value', `logList("${name}") dropped: expected an array of at most ${MAX_LIST_LENGTH} finite numbers`);
       return;
     }
-    this.append('list', name, copy, options);
+    this.append(undefined, metricPrefix('list', name), name, copy, options);
     this.onStructured?.('list', name, copy);
   }
 
@@ -82,7 +86,7 @@ export class MetricRecorder {
       this.drop('logRow.value', `logRow("${name}") dropped: expected an object of numbers, strings, booleans or null${read?.problem ? ` (${read.problem})` : ''}`);
       return;
     }
-    this.append('row', name, copy, options);
+    this.append(undefined, metricPrefix('row', name), name, copy, options);
     this.onStructured?.('row', name, copy);
   }
 
@@ -93,15 +97,19 @@ export class MetricRecorder {
       this.drop('logTable.value', `logTable("${name}") dropped: ${copy}`);
       return;
     }
-    this.append('table', name, copy, options);
+    this.append(undefined, metricPrefix('table', name), name, copy, options);
     this.onStructured?.('table', name, copy);
   }
 
   tags(tags: Record<string, string>): void {
-    this.local?.metrics.append({ time: Date.now(), kind: 'tags', name: 'tags', value: tags });
+    this.local?.metrics.append(metricHead(Date.now(), metricPrefix('tags', 'tags')) + metricRest(tags));
   }
 
-  private append(kind: MetricLine['kind'], name: string, value: unknown, options: LogMetricOptions | undefined): void {
+  /**
+   * A metrics.jsonl line of `name` (its `metricPrefix()`) with the step index and description of
+   * the options. A scalar's `entry` keeps the line's start as bytes for the millisecond.
+   */
+  private append(entry: ScalarEntry | undefined, prefix: string, name: string, value: unknown, options: LogMetricOptions | undefined): void {
     if (this.local === undefined) return;
     let step: number | undefined;
     let description: string | undefined;
@@ -120,12 +128,21 @@ export class MetricRecorder {
       }
       if (typeof d === 'string') description = d;
     }
-    this.local.metrics.append({ time: Date.now(), kind, name, value, step, description });
+    const time = Date.now();
+    const rest = metricRest(value, step, description);
+    if (entry === undefined) this.local.metrics.append(metricHead(time, prefix) + rest);
+    else {
+      if (entry.headTime !== time) {
+        entry.headTime = time;
+        entry.head = Buffer.from(metricHead(time, prefix));
+      }
+      this.local.metrics.append(rest, entry.head);
+    }
   }
 
   /** First sight of a scalar name: create its gauges in OpenTelemetry and Prometheus. */
   private register(name: string): ScalarEntry {
-    const entry: ScalarEntry = { value: 0 };
+    const entry: ScalarEntry = { value: 0, prefix: metricPrefix('scalar', name), headTime: -1, head: Buffer.alloc(0) };
     this.scalars.set(name, entry);
     const read = (): number => entry.value;
     // One name on both paths: the OpenTelemetry instrument name (a valid one), and in Prometheus
@@ -208,7 +225,7 @@ interface MergedAttributes {
   readonly prom: Record<string, string>;
 }
 
-/** Attribute sets are bounded by design; past this many the merged objects are not cached. */
+/** Attribute sets are bounded by design; values of sets past this many are dropped (one diagnostic). */
 const MAX_CACHED_ATTRIBUTE_SETS = 2048;
 
 /**
@@ -217,7 +234,9 @@ const MAX_CACHED_ATTRIBUTE_SETS = 2048;
  */
 export class CatalogInstruments {
   private readonly otel = new Map<CatalogKey, Counter | Histogram | Gauge>();
-  private readonly attributeCache = new Map<string, MergedAttributes>();
+  /** Per catalog key, the merged attribute objects by their values (prometheus.ts adds up counters per object). */
+  private readonly attributeCache = new Map<CatalogKey, Map<string, MergedAttributes>>();
+  private cachedSets = 0;
   private readonly plain: MergedAttributes;
 
   constructor(
@@ -239,11 +258,15 @@ export class CatalogInstruments {
       this.diagnostics.warn('catalog.value', `${entry?.name ?? `the catalog has no entry ${describeValue(key)}`}: dropped ${entry ? 'a non-finite value' : 'a value'}`);
       return;
     }
-    let attrs: MergedAttributes;
+    let attrs: MergedAttributes | undefined;
     try {
       attrs = this.merged(key, attributes);
     } catch (error) {
       this.diagnostics.warn('catalog.attributes', `${entry.name}: reading the attributes threw (${errorText(error)}); the value was dropped`);
+      return;
+    }
+    if (attrs === undefined) {
+      this.diagnostics.warn('catalog.attribute-sets', `${entry.name}: more than ${MAX_CACHED_ATTRIBUTE_SETS} distinct attribute sets across the catalog (attributes are meant to be bounded): values of new sets are dropped`);
       return;
     }
     this.prometheus.update(key, attrs.prom, value, exemplar);
@@ -257,13 +280,17 @@ export class CatalogInstruments {
     }
   }
 
-  private merged(key: CatalogKey, attributes: CatalogAttributes | undefined): MergedAttributes {
+  private merged(key: CatalogKey, attributes: CatalogAttributes | undefined): MergedAttributes | undefined {
     if (attributes === undefined) return this.plain;
     const names: readonly BoundedAttribute[] = CATALOG[key].attributes;
-    let cacheKey: string = key;
-    for (const name of names) cacheKey += `|${attributes[name] ?? ''}`;
-    let merged = this.attributeCache.get(cacheKey);
+    // most entries have one attribute (outcome): then its value is the key itself
+    let cacheKey = names.length === 1 ? String(attributes[names[0]!] ?? '') : '';
+    if (names.length !== 1) for (const name of names) cacheKey += `|${attributes[name] ?? ''}`;
+    let byKey = this.attributeCache.get(key);
+    if (byKey === undefined) this.attributeCache.set(key, (byKey = new Map()));
+    let merged = byKey.get(cacheKey);
     if (merged === undefined) {
+      if (this.cachedSets >= MAX_CACHED_ATTRIBUTE_SETS) return undefined;
       const otel: Record<string, string> = { ...this.dims };
       let prom = otel;
       for (const name of names) {
@@ -277,7 +304,8 @@ export class CatalogInstruments {
         } else if (prom !== otel) prom[name] = String(v);
       }
       merged = { otel, prom };
-      if (this.attributeCache.size < MAX_CACHED_ATTRIBUTE_SETS) this.attributeCache.set(cacheKey, merged);
+      byKey.set(cacheKey, merged);
+      this.cachedSets++;
     }
     return merged;
   }

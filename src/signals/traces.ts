@@ -7,7 +7,7 @@
 // processors as finished records, sampled by the same sampler.
 import { randomBytes } from 'node:crypto';
 import { ROOT_CONTEXT, SpanKind, SpanStatusCode, TraceFlags, trace, type Attributes, type Context, type SpanContext, type SpanStatus } from '@opentelemetry/api';
-import { hrTimeDuration, hrTimeToMilliseconds, millisToHrTime } from '@opentelemetry/core';
+import { getNumberFromEnv, hrTimeDuration, hrTimeToMilliseconds, millisToHrTime } from '@opentelemetry/core';
 import type { Resource } from '@opentelemetry/resources';
 import {
   BasicTracerProvider,
@@ -23,6 +23,7 @@ import {
 import type { BackendExporters } from '../sinks/backend.js';
 import { guardExporter, type ExportHealth } from '../sinks/export-health.js';
 import type { LocalRunFolder } from '../sinks/local.js';
+import { ExportRate, SlowTail, sampledState, samplingAttributes, sheddableLimit, type ExportQueue } from '../otel/export-rate.js';
 import { isoFromHrTime } from '../util/iso-time.js';
 import { TRACER_NAME } from './step-scope.js';
 
@@ -119,19 +120,48 @@ class DimensionsProcessor implements SpanProcessor {
   }
 }
 
-/** Counts spans offered to a backend, to tell what did not arrive. */
-class CountingProcessor implements SpanProcessor {
+/**
+ * A trace backend's queue: counts what reached it, and drops (counting) a span that finds the batch
+ * processor's queue full, as the processor would (it counts nothing), so the export rate policy
+ * knows how full each queue is. A span the policy may sample out finds it full a quarter earlier:
+ * the last room is for spans that must be seen (errors, retries, the slowest).
+ */
+class BackendSpanQueue implements SpanProcessor, ExportQueue {
+  readonly sheddable: number;
+
   constructor(
     private readonly inner: SpanProcessor,
     private readonly health: ExportHealth,
-  ) {}
+    readonly limit: number,
+    readonly batch: number,
+    private readonly rate: ExportRate | undefined,
+  ) {
+    this.sheddable = sheddableLimit(limit, batch);
+    if (rate) health.onDelivered = (items, ms) => rate.delivered(this, items, ms);
+  }
+  queued(): number {
+    const h = this.health;
+    return h.offeredItems - h.queueFullItems - h.exportedItems;
+  }
   onStart(span: Span, parent: Context): void {
     this.inner.onStart(span, parent);
   }
-  onEnd(span: ReadableSpan): void {
+  /** `sheddable`: a span the export rate policy could have sampled out (FinishedSpans). */
+  onEnd(span: ReadableSpan, sheddable = false): void {
+    const h = this.health;
     // the SDK's processors export sampled spans only
-    if ((span.spanContext().traceFlags & TraceFlags.SAMPLED) !== 0) this.health.offeredItems++;
+    if ((span.spanContext().traceFlags & TraceFlags.SAMPLED) === 0) {
+      h.sampledOutItems++;
+      return;
+    }
+    const queued = this.queued();
+    h.offeredItems++;
+    if (queued >= (sheddable ? this.sheddable : this.limit)) {
+      h.queueFullItems++;
+      return;
+    }
     this.inner.onEnd(span);
+    this.rate?.offered(this);
   }
   forceFlush(): Promise<void> {
     return this.inner.forceFlush();
@@ -153,6 +183,8 @@ export interface TracingOptions {
   readonly spanDimensions?: Attributes;
   /** Attribute keys left out of spans.jsonl. */
   readonly localOmit: ReadonlySet<string>;
+  /** An Application Insights backend takes the spans: sampled ones state `microsoft.sample_rate`. */
+  readonly azure?: boolean;
 }
 
 /** A span that is already over, with all it will ever hold (see FinishedSpans). */
@@ -170,6 +202,13 @@ export interface FinishedSpan {
   readonly status: SpanStatus;
   /** Recorded as an `exception` event at the end, as `span.recordException()` does. */
   readonly exception?: { readonly type: string; readonly message: string; readonly stack?: string };
+  /**
+   * What `FinishedSpans.decide()` gave when the span's context was handed out: with it, the span
+   * follows the export rate policy (otel/export-rate.ts).
+   */
+  readonly exportProbability?: number;
+  /** Exported whatever the policy decided (a retry, failed items); errors and the slowest 1 % always are. */
+  readonly keep?: boolean;
 }
 
 /**
@@ -179,31 +218,60 @@ export interface FinishedSpan {
  * provider's sampler decides (a span it drops is not recorded; one it records without sampling is
  * not exported), the dimensions processor's attributes are added, the scope is the tracer's,
  * string values are cut to the span limits' attribute value length (OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT).
+ * Spans recorded with an `exportProbability` follow the export rate policy too.
  */
 export class FinishedSpans {
+  private readonly slow = new SlowTail();
+
   constructor(
+    /** The export rate policy of the spans recorded here with an `exportProbability`. */
+    readonly rate: ExportRate,
     private readonly sampler: Sampler,
-    private readonly processors: readonly SpanProcessor[],
+    private readonly local: SpanProcessor | undefined,
+    private readonly backends: readonly BackendSpanQueue[],
     private readonly resource: Resource,
     private readonly dims: Attributes | undefined,
     /** 0: no limit. */
     private readonly valueLengthLimit: number,
+    private readonly azure: boolean,
   ) {}
 
-  record(s: FinishedSpan): void {
+  /** For a span recorded later: the probability it is exported with, decided now (0: only if it must be seen). */
+  decide(): number {
+    return this.rate.decide();
+  }
+
+  /** Record the span; its context (not sampled when it is not exported), or undefined when the sampler dropped it. */
+  record(s: FinishedSpan): SpanContext | undefined {
     const sampled = this.sampler.shouldSample(trace.setSpanContext(ROOT_CONTEXT, s.parent), s.parent.traceId, s.name, s.kind, s.attributes, []);
-    if (sampled.decision === SamplingDecision.NOT_RECORD) return;
+    if (sampled.decision === SamplingDecision.NOT_RECORD) return undefined;
     const startTime = millisToHrTime(s.startTime);
     const endTime = millisToHrTime(Math.max(s.startTime, s.endTime));
-    const sc: SpanContext = {
-      traceId: s.parent.traceId,
-      spanId: s.spanId,
-      traceFlags: sampled.decision === SamplingDecision.RECORD_AND_SAMPLED ? TraceFlags.SAMPLED : TraceFlags.NONE,
-      traceState: sampled.traceState ?? s.parent.traceState,
-    };
+    let exported = sampled.decision === SamplingDecision.RECORD_AND_SAMPLED;
+    let traceState = sampled.traceState ?? s.parent.traceState;
     let attributes = this.dims ? { ...s.attributes, ...this.dims } : s.attributes;
     if (sampled.attributes) attributes = { ...attributes, ...sampled.attributes };
+    let policyOut = false;
+    let sheddable = false;
+    const p = s.exportProbability;
+    if (p !== undefined) {
+      if (p > 0) this.rate.recorded();
+      const slow = this.slow.observe(s.endTime - s.startTime);
+      sheddable = s.keep !== true && s.status.code !== SpanStatusCode.ERROR && !slow;
+      if (exported && p < 1 && sheddable) {
+        if (p === 0) {
+          exported = false;
+          policyOut = true;
+          this.rate.sampledOut++;
+        } else {
+          const stated = sampledState(traceState, p);
+          traceState = stated.traceState;
+          attributes = samplingAttributes(attributes, stated.probability, this.azure);
+        }
+      }
+    }
     attributes = this.limited(attributes);
+    const sc: SpanContext = { traceId: s.parent.traceId, spanId: s.spanId, traceFlags: exported ? TraceFlags.SAMPLED : TraceFlags.NONE, traceState };
     const e = s.exception;
     const span: ReadableSpan = {
       name: s.name,
@@ -233,7 +301,10 @@ export class FinishedSpans {
       droppedEventsCount: 0,
       droppedLinksCount: 0,
     };
-    for (const p of this.processors) p.onEnd(span);
+    this.local?.onEnd(span);
+    // sampled out by the policy: in spans.jsonl only (the backends count what OTEL_TRACES_SAMPLER sampled out)
+    if (!policyOut) for (const b of this.backends) b.onEnd(span, sheddable);
+    return sc;
   }
 
   /** The attributes with string values cut to the limit (a copy only when there is a limit). */
@@ -252,12 +323,26 @@ export class FinishedSpans {
 export function createTracerProvider(options: TracingOptions): { provider: BasicTracerProvider; ids: PipelineTraceIdGenerator; finished: FinishedSpans } {
   const processors: SpanProcessor[] = [];
   if (options.spanDimensions) processors.push(new DimensionsProcessor(options.spanDimensions));
-  if (options.local) processors.push(new LocalSpanProcessor(options.local, options.localOmit));
+  const local = options.local ? new LocalSpanProcessor(options.local, options.localOmit) : undefined;
+  if (local) processors.push(local);
+  // what the batch span processor reads (OTEL_BSP_*), read the same way
+  const limit = getNumberFromEnv('OTEL_BSP_MAX_QUEUE_SIZE') ?? 2048;
+  const batch = Math.min(limit, getNumberFromEnv('OTEL_BSP_MAX_EXPORT_BATCH_SIZE') ?? 512);
+  const backends: BackendSpanQueue[] = [];
+  const rate = new ExportRate();
   for (const backend of options.backends) {
     if (!backend.traces) continue;
     const { exporter, health } = backend.traces;
     const guarded = guardExporter(exporter, health, (spans: ReadableSpan[]) => spans.length);
-    processors.push(new CountingProcessor(backend.simple ? new SimpleSpanProcessor(guarded) : new BatchSpanProcessor(guarded), health));
+    const simple = backend.simple === true;
+    if (!simple) health.queue = { variable: 'OTEL_BSP_MAX_QUEUE_SIZE', limit };
+    const queue = simple ? new BackendSpanQueue(new SimpleSpanProcessor(guarded), health, Infinity, 1, undefined) : new BackendSpanQueue(new BatchSpanProcessor(guarded), health, limit, batch, rate);
+    if (!simple) {
+      rate.add(queue);
+      health.rate = rate;
+    }
+    backends.push(queue);
+    processors.push(queue);
   }
   const ids = new PipelineTraceIdGenerator(options.traceId);
   // span limits and OTEL_BSP_* come from the environment, read by the SDK itself
@@ -265,11 +350,14 @@ export function createTracerProvider(options: TracingOptions): { provider: Basic
   // the limits the SDK resolved (options, then OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT, then OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT)
   const limits = (provider.getTracer(TRACER_NAME) as unknown as { getSpanLimits?(): { attributeValueLengthLimit?: number } }).getSpanLimits?.();
   const finished = new FinishedSpans(
+    rate,
     options.sampler,
-    processors.filter((p) => !(p instanceof DimensionsProcessor)),
+    local,
+    backends,
     options.resource,
     options.spanDimensions,
     Number.isFinite(limits?.attributeValueLengthLimit) ? limits!.attributeValueLengthLimit! : 0,
+    options.azure === true,
   );
   return { provider, ids, finished };
 }

@@ -12,7 +12,7 @@ import {
   type PushMetricExporter,
   type ResourceMetrics,
 } from '@opentelemetry/sdk-metrics';
-import type { LocalRunFolder } from '../sinks/local.js';
+import { metricHead, metricPrefix, metricRest, type LocalRunFolder } from '../sinks/local.js';
 import { TRACER_NAME } from './step-scope.js';
 
 /** Only the program's scopes. */
@@ -34,13 +34,8 @@ export class RunFolderMetricExporter implements PushMetricExporter {
             m.dataPointType === DataPointType.HISTOGRAM || m.dataPointType === DataPointType.EXPONENTIAL_HISTOGRAM
               ? (({ count, sum, min, max }) => ({ count, sum, min, max }))(v as { count: number; sum?: number; min?: number; max?: number })
               : v;
-          this.local.metrics.append({
-            time,
-            kind: 'otel',
-            name: m.descriptor.name,
-            value,
-            otel: { attributes: p.attributes, unit: m.descriptor.unit || undefined, type: DataPointType[m.dataPointType].toLowerCase(), scope: scope.scope.name },
-          });
+          const otel = { attributes: p.attributes, unit: m.descriptor.unit || undefined, type: DataPointType[m.dataPointType].toLowerCase(), scope: scope.scope.name };
+          this.local.metrics.append(metricHead(time, metricPrefix('otel', m.descriptor.name)) + metricRest(value, undefined, undefined, otel));
         }
       }
     }

@@ -8,6 +8,7 @@ import https from 'node:https';
 import { context } from '@opentelemetry/api';
 import { ExportResultCode, suppressTracing, type ExportResult } from '@opentelemetry/core';
 import { EXPORT_HEALTH, watchExportWire } from './export-wire.js';
+import { describeExport } from './export-summary.js';
 import type { ExportSummary } from '../types.js';
 import { printable } from '../util/printable.js';
 import { safeString } from '../util/safe-read.js';
@@ -21,10 +22,27 @@ const REFUSALS = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREAC
 export class ExportHealth {
   batches = 0;
   failedBatches = 0;
+  /** Spans or log records that reached this backend's export queue (spans: those the sampler kept). */
   offeredItems = 0;
+  /** Of those, handed to the exporter. */
+  exportedItems = 0;
   deliveredItems = 0;
+  /** Handed to the exporter in batches that failed (or were given up). */
+  failedItems = 0;
+  /** Spans that OTEL_TRACES_SAMPLER sampled out (kept in spans.jsonl only). */
+  sampledOutItems = 0;
+  /** Dropped because the queue was full; counted as they are dropped (spans), or at the end (logs, see `drained`). */
+  queueFullItems = 0;
+  /** The log processor's shutdown completed: every record it did not hand to the exporter was dropped at a full queue. */
+  drained = false;
+  /** The export queue: its OTEL_B*P_MAX_QUEUE_SIZE, for the summary. */
+  queue: { readonly variable: string; readonly limit: number } | undefined;
+  /** Traces: the export rate policy of mini-batch spans (otel/export-rate.ts). */
+  rate: { readonly sampledOut: number; readonly lowest: number } | undefined;
   /** Exports started and not yet answered. */
   inFlight = 0;
+  private inFlightItems = 0;
+  private idleWaiters: Array<() => void> = [];
   /** Exports counted as failed when the flush bound passed, whose late answers are not counted again. */
   private abandoned = 0;
   lastError: string | undefined;
@@ -47,6 +65,8 @@ export class ExportHealth {
   readonly stopped = new Promise<void>((resolve) => (this.stop = resolve));
   private ending = false;
   private refusal: Error | undefined;
+  /** Why the step gave up on this backend: an export started since is sent, and fails at once. */
+  givenUp: Error | undefined;
   private silent = false;
 
   succeeded(items: number): void {
@@ -93,6 +113,7 @@ export class ExportHealth {
    */
   giveUp(reason: Error, silent = false): void {
     if (silent) this.silent = true;
+    this.givenUp = reason;
     for (const finish of [...this.pending]) finish({ code: ExportResultCode.FAILED, error: reason });
     this.stop?.();
   }
@@ -118,18 +139,25 @@ export class ExportHealth {
     return this.batches > 0 ? 'ok' : undefined;
   }
 
-  /** An export starts; `settle()` must follow once it has an answer. */
-  begin(): void {
+  /** An export of `items` starts; `settle(items)` must follow once it has an answer. */
+  begin(items = 0): void {
     this.inFlight++;
+    this.inFlightItems += items;
+    this.exportedItems += items;
   }
 
+  /** Called when an export of `items` succeeded after `ms` (the export rate policy measures throughput). */
+  onDelivered: ((items: number, ms: number) => void) | undefined;
+
   /** An export has its answer: true when it is still to be counted, false when it was abandoned. */
-  settle(): boolean {
+  settle(items = 0): boolean {
     if (this.abandoned > 0) {
       this.abandoned--;
       return false;
     }
     this.inFlight--;
+    this.inFlightItems -= items;
+    if (this.inFlight === 0) this.wake();
     return true;
   }
 
@@ -137,16 +165,44 @@ export class ExportHealth {
   abandonInFlight(reason: Error): void {
     this.giveUp(reason, true);
     for (let i = 0; i < this.inFlight; i++) this.failed(reason);
+    this.failedItems += this.inFlightItems;
     this.abandoned += this.inFlight;
     this.inFlight = 0;
+    this.inFlightItems = 0;
+    this.wake();
+  }
+
+  /**
+   * Run `work` once no export of this backend is running, at the start of a macrotask (so that the
+   * processor's completion handlers of the last export have run, and it has started no other):
+   * see otel/log-export.ts for why the log processor needs this.
+   */
+  whenIdle<T>(work: () => Promise<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const check = (): void => {
+        if (this.inFlight > 0) {
+          this.idleWaiters.push(() => setImmediate(check));
+          return;
+        }
+        work().then(resolve, reject);
+      };
+      setImmediate(check);
+    });
+  }
+
+  private wake(): void {
+    const waiters = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const w of waiters) w();
   }
 
   /** Called on every failed batch (the step counts them in `step.export.failures`). */
   onFailure: (() => void) | undefined;
 
-  failed(error: unknown): void {
+  failed(error: unknown, items = 0): void {
     this.batches++;
     this.failedBatches++;
+    this.failedItems += items;
     this.onFailure?.();
     const described = describeError(error);
     if (described.status !== undefined) this.lastStatus = described.status;
@@ -185,7 +241,7 @@ export class ExportHealth {
   }
 
   summary(): ExportSummary {
-    return {
+    const base = {
       backend: this.backend,
       signal: this.signal,
       target: this.target,
@@ -196,23 +252,34 @@ export class ExportHealth {
       hint: this.hint,
       verdict: this.verdict,
     };
+    if (this.signal === 'metrics') return base;
+    // what the processor never handed to the exporter: dropped at a full queue (counted as it happened
+    // for spans; for logs, all of it once the processor's shutdown completed), else still queued
+    const neverExported = Math.max(0, this.offeredItems - this.queueFullItems - this.exportedItems);
+    const queueFull = this.queueFullItems + (this.drained ? neverExported : 0);
+    return {
+      ...base,
+      offeredItems: this.offeredItems,
+      deliveredItems: this.deliveredItems,
+      notExported: {
+        sampledOut: this.sampledOutItems,
+        rateSampledOut: this.rate?.sampledOut ?? 0,
+        queueFull,
+        exportFailed: this.failedItems,
+        unsent: this.drained ? 0 : neverExported,
+      },
+      ...(this.rate && this.rate.sampledOut > 0 ? { lowestSamplingProbability: this.rate.lowest } : {}),
+    };
   }
 
-  /** One line for the end-of-step summary. */
+  /** One line for the end-of-step summary: what did not arrive, and why. */
   describe(): string {
-    const s = this.summary();
-    const noun = s.signal === 'logs' ? 'log records' : s.signal === 'traces' ? 'spans' : 'points';
-    const lost = s.droppedItems > 0 ? `; ${s.droppedItems} ${noun} not delivered` : '';
-    const cause =
-      s.failedBatches === 0 && s.lastError === undefined
-        ? 'the export queue overflowed: recording outpaced the backend'
-        : `last error: ${s.lastError ?? 'unknown'}${s.hint ? ` (${s.hint})` : ''}`;
-    return `${s.backend} ${s.signal} export to ${s.target}: ${s.failedBatches} of ${s.batches} batches failed${lost}; ${cause}.`;
+    return describeExport(this.summary(), this.queue);
   }
 
-  /** True when something did not arrive. */
+  /** True when something did not arrive, or the export rate policy sampled mini-batch spans out. */
   get troubled(): boolean {
-    return this.failedBatches > 0 || (this.offeredItems > this.deliveredItems && this.signal !== 'metrics') || this.lastStatus !== undefined;
+    return this.failedBatches > 0 || (this.offeredItems > this.deliveredItems && this.signal !== 'metrics') || this.lastStatus !== undefined || (this.rate?.sampledOut ?? 0) > 0;
   }
 }
 
@@ -256,21 +323,25 @@ export function guardExporter<T, E extends AnyExporter<T>>(inner: E, health: Exp
   guarded.export = (items: T, done: (result: ExportResult) => void): void => {
     const n = count(items);
     let called = false;
-    health.begin();
+    const started = performance.now();
+    health.begin(n);
     const finish = (result: ExportResult): void => {
       if (called) return;
       called = true;
       health.release(finish);
-      if (!health.settle()) {
+      if (!health.settle(n)) {
         done(result);
         return;
       }
       if (health.takeWireFailure()) {
         health.batches++;
         health.failedBatches++;
+        health.failedItems += n;
         health.onFailure?.();
-      } else if (result.code === ExportResultCode.SUCCESS) health.succeeded(n);
-      else health.failed(result.error);
+      } else if (result.code === ExportResultCode.SUCCESS) {
+        health.succeeded(n);
+        health.onDelivered?.(n, performance.now() - started);
+      } else health.failed(result.error, n);
       done(result);
     };
     const failed = (error: unknown): void => finish({ code: ExportResultCode.FAILED, error: error as Error });
@@ -281,6 +352,8 @@ export function guardExporter<T, E extends AnyExporter<T>>(inner: E, health: Exp
     } catch (error) {
       failed(error);
     }
+    // sent, not awaited
+    if (health.givenUp) finish({ code: ExportResultCode.FAILED, error: health.givenUp });
   };
   guarded.shutdown = () => Promise.race([inner.shutdown().catch(() => undefined), health.stopped]);
   if (inner.forceFlush) guarded.forceFlush = () => Promise.race([inner.forceFlush!().catch(() => undefined), health.stopped]);

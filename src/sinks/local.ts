@@ -15,6 +15,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { closeQuietly } from '../util/fd.js';
+import { isoFromMillis } from '../util/iso-time.js';
 import { errorText } from '../util/safe-read.js';
 import type { StepIdentity } from '../types.js';
 import type { Diagnostics } from '../diagnostics.js';
@@ -24,16 +25,28 @@ const FLUSH_INTERVAL_MS = 200;
 const MAX_PENDING_ITEMS = 1024;
 
 const MAX_QUEUED_BYTES = 8 * 1024 * 1024;
+const MIN_BATCH_BYTES = 16 * 1024;
+const MAX_BATCH_HINT_BYTES = 4 * 1024 * 1024;
+const NO_BYTES: Buffer = Buffer.alloc(0);
 
 /**
- * An append-only file. Items are serialised when their batch is written; batches are written with
- * positional writes off the main thread, one at a time. `flushSync()` (exit paths) rewrites the
- * batch in flight at its own offset, which is idempotent, and then writes the rest: so whatever
- * was appended is on disk when it returns, whether or not the async write got there first.
+ * An append-only file of lines, each encoded as it is appended straight into the bytes of the
+ * current batch (a line dies young; one string of a thousand lines, flattened and encoded at once,
+ * costs several times as much), with the file's constant `tail` copied after it as bytes. Batches
+ * are written with positional writes off the main thread, one at a time. `flushSync()` (exit
+ * paths) rewrites the batch in flight at its own offset, which is idempotent, and then writes the
+ * rest: so whatever was appended is on disk when it returns, whether or not the async write got
+ * there first.
  */
-export class BatchedFile<T> {
+export class BatchedFile {
   private fd: number | undefined;
-  private pending: T[] = [];
+  /** The batch being filled, its bytes used and its lines. */
+  private batch = NO_BYTES;
+  private used = 0;
+  private lines = 0;
+  /** The size of the next batch's buffer: a quarter more than the last one took. */
+  private batchBytes = MIN_BATCH_BYTES;
+  private readonly tail: Buffer;
   private queued: Buffer[] = [];
   private queuedBytes = 0;
   /** The batch being written off the main thread; `rewritten` once flushSync() has written it itself. */
@@ -44,10 +57,12 @@ export class BatchedFile<T> {
 
   constructor(
     readonly filePath: string,
-    private readonly serialize: (item: T) => string,
     /** Called once, at the first failed write: the file stops there. */
     private readonly onError: (error: unknown, file: string) => void,
+    /** Written after the text of every `append()` (the step dimensions and the line's end). */
+    tail = '',
   ) {
+    this.tail = Buffer.from(tail);
     try {
       // no O_APPEND: positional writes need their offsets honoured
       this.fd = fs.openSync(filePath, fs.constants.O_WRONLY | fs.constants.O_CREAT, 0o644);
@@ -57,10 +72,36 @@ export class BatchedFile<T> {
     }
   }
 
-  append(item: T): void {
-    if (this.fd === undefined) return;
-    this.pending.push(item);
-    if (this.pending.length >= MAX_PENDING_ITEMS) this.flush();
+  /** A line: `head` (bytes encoded once for many lines), `text`, then the tail. */
+  append(text: string, head: Buffer = NO_BYTES): void {
+    if (this.fd !== undefined) this.put(head, text, this.tail);
+  }
+
+  /** A whole line of its own (without the tail). */
+  appendLine(line: string): void {
+    if (this.fd !== undefined) this.put(NO_BYTES, line, NO_BYTES);
+  }
+
+  private put(head: Buffer, text: string, tail: Buffer): void {
+    // UTF-8 takes at most 3 bytes per UTF-16 unit
+    const room = head.length + 3 * text.length + tail.length;
+    if (this.batch.length - this.used < room) this.grow(room);
+    if (head.length > 0) {
+      this.batch.set(head, this.used);
+      this.used += head.length;
+    }
+    this.used += this.batch.write(text, this.used);
+    if (tail.length > 0) {
+      this.batch.set(tail, this.used);
+      this.used += tail.length;
+    }
+    if (++this.lines >= MAX_PENDING_ITEMS) this.flush();
+  }
+
+  private grow(room: number): void {
+    const bigger = Buffer.allocUnsafe(Math.max(this.batchBytes, 2 * this.batch.length, this.used + room));
+    if (this.used > 0) this.batch.copy(bigger, 0, 0, this.used);
+    this.batch = bigger;
   }
 
   /** Hand everything pending to the writer (asynchronous). */
@@ -106,19 +147,15 @@ export class BatchedFile<T> {
     else this.closeFd();
   }
 
+  /** The batch filled so far, taken out of the file's hands. */
   private take(): Buffer | undefined {
-    if (this.fd === undefined || this.pending.length === 0) return undefined;
-    const items = this.pending;
-    this.pending = [];
-    let text = '';
-    for (const item of items) {
-      try {
-        text += this.serialize(item);
-      } catch {
-        // a serialiser bug must not lose the rest of the batch
-      }
-    }
-    return Buffer.from(text);
+    if (this.fd === undefined || this.used === 0) return undefined;
+    const buf = this.batch.subarray(0, this.used);
+    this.batchBytes = Math.max(MIN_BATCH_BYTES, Math.min(MAX_BATCH_HINT_BYTES, Math.ceil(this.used * 1.25)));
+    this.batch = NO_BYTES;
+    this.used = 0;
+    this.lines = 0;
+    return buf;
   }
 
   private write(buf: Buffer): void {
@@ -171,7 +208,9 @@ export class BatchedFile<T> {
     }
     if (!this.failed) this.onError(error, this.filePath);
     this.failed = true;
-    this.pending = [];
+    this.batch = NO_BYTES;
+    this.used = 0;
+    this.lines = 0;
     this.queued = [];
     if (this.inflight === undefined) this.closeFd();
     else this.closeWhenIdle = true;
@@ -197,43 +236,33 @@ export function runFolderPath(dir: string, id: StepIdentity): string {
   return path.join(...parts);
 }
 
-export interface MetricLine {
-  readonly time: number;
-  readonly kind: 'scalar' | 'list' | 'row' | 'table' | 'tags' | 'otel';
-  readonly name: string;
-  readonly value: unknown;
-  readonly step?: number;
-  readonly description?: string;
-  /** `otel` lines (the program's own OpenTelemetry instruments): the point's attributes, unit, instrument type and scope. */
-  readonly otel?: { readonly attributes: Readonly<Record<string, unknown>>; readonly unit?: string; readonly type: string; readonly scope: string };
+/** `","kind":"<kind>","name":<name as JSON>,"value":`: the middle of a metrics.jsonl line, the same for every value of a name. */
+export function metricPrefix(kind: 'scalar' | 'list' | 'row' | 'table' | 'tags' | 'otel', name: string): string {
+  return `","kind":"${kind}","name":${JSON.stringify(name)},"value":`;
+}
+
+/** The start of a metrics.jsonl line up to its value: the time (the ISO text of the last millisecond is reused) and the `metricPrefix()`. */
+export function metricHead(time: number, prefix: string): string {
+  return `{"time":"${isoFromMillis(time)}${prefix}`;
 }
 
 /**
- * Serialiser of metrics.jsonl lines. Lines are written in bursts, so the ISO time of the last
- * millisecond and the JSON of recent names are reused; a finite number needs no JSON.stringify.
+ * The rest of a metrics.jsonl line up to the step dimensions (the file's tail): the value (a
+ * finite number needs no JSON.stringify), then what else it has: the step index, a description,
+ * and for `otel` lines (the program's own OpenTelemetry instruments) the point's attributes, unit,
+ * instrument type and scope.
  */
-function metricLineSerializer(dimsJson: string): (m: MetricLine) => string {
-  const dimsTail = dimsJson.length > 2 ? `,${dimsJson.slice(1, -1)}` : '';
-  let lastTime = -1;
-  let lastIso = '';
-  const names = new Map<string, string>();
-  return (m) => {
-    if (m.time !== lastTime) {
-      lastTime = m.time;
-      lastIso = new Date(m.time).toISOString();
-    }
-    let name = names.get(m.name);
-    if (name === undefined) {
-      name = JSON.stringify(m.name);
-      if (names.size < 1000) names.set(m.name, name);
-    }
-    const value = typeof m.value === 'number' ? String(m.value) : JSON.stringify(m.value);
-    let line = `{"time":"${lastIso}","kind":"${m.kind}","name":${name},"value":${value}`;
-    if (m.step !== undefined) line += `,"step":${m.step}`;
-    if (m.description !== undefined) line += `,"description":${JSON.stringify(m.description)}`;
-    if (m.otel !== undefined) line += `,"attributes":${JSON.stringify(m.otel.attributes)},"type":"${m.otel.type}",${m.otel.unit ? `"unit":${JSON.stringify(m.otel.unit)},` : ''}"scope":${JSON.stringify(m.otel.scope)}`;
-    return `${line}${dimsTail}}\n`;
-  };
+export function metricRest(
+  value: unknown,
+  step?: number,
+  description?: string,
+  otel?: { readonly attributes: Readonly<Record<string, unknown>>; readonly unit?: string; readonly type: string; readonly scope: string },
+): string {
+  let rest = Number.isFinite(value) ? String(value) : JSON.stringify(value);
+  if (step !== undefined) rest += `,"step":${step}`;
+  if (description !== undefined) rest += `,"description":${JSON.stringify(description)}`;
+  if (otel !== undefined) rest += `,"attributes":${JSON.stringify(otel.attributes)},"type":"${otel.type}",${otel.unit ? `"unit":${JSON.stringify(otel.unit)},` : ''}"scope":${JSON.stringify(otel.scope)}`;
+  return rest;
 }
 
 /** A file of the run folder that stopped being written. */
@@ -244,10 +273,11 @@ export interface LocalFailure {
 }
 
 export class LocalRunFolder {
-  readonly logs: BatchedFile<string>;
-  readonly driver: BatchedFile<string>;
-  readonly metrics: BatchedFile<MetricLine>;
-  readonly spans: BatchedFile<string | (() => string)>;
+  readonly logs: BatchedFile;
+  readonly driver: BatchedFile;
+  /** Lines of `metricHead()` and `metricRest()`. */
+  readonly metrics: BatchedFile;
+  readonly spans: BatchedFile;
   /** Where src/resources/ appends this process's samples (it writes the file itself, a line per interval). */
   readonly resourcesFile: string;
   private readonly timer: NodeJS.Timeout;
@@ -267,10 +297,12 @@ export class LocalRunFolder {
     const onError = (error: unknown, file: string): void => this.failed(path.basename(file), error);
     const p = id.processIndex;
     const file = (base: string, ext: string): string => path.join(folder, processFileName(base, ext, p, suffix));
-    this.logs = new BatchedFile(file('logs', '.jsonl'), (line: string) => line, onError);
-    this.driver = new BatchedFile(file('driver', '.log'), (line: string) => line, onError);
-    this.metrics = new BatchedFile(file('metrics', '.jsonl'), metricLineSerializer(dimsJson), onError);
-    this.spans = new BatchedFile(file('spans', '.jsonl'), (s: string | (() => string)) => (typeof s === 'string' ? s : s()), onError);
+    // the step dimensions end every line of logs.jsonl and metrics.jsonl
+    const tail = `${dimsJson.length > 2 ? `,${dimsJson.slice(1, -1)}` : ''}}\n`;
+    this.logs = new BatchedFile(file('logs', '.jsonl'), onError, tail);
+    this.driver = new BatchedFile(file('driver', '.log'), onError);
+    this.metrics = new BatchedFile(file('metrics', '.jsonl'), onError, tail);
+    this.spans = new BatchedFile(file('spans', '.jsonl'), onError);
     this.stepJsonPath = file('step', '.json');
     this.resourcesFile = file('resources', '.jsonl');
     let ticks = 0;

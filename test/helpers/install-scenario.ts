@@ -42,7 +42,8 @@ export async function installScenario(name: string): Promise<InstalledScenario> 
   const scenario = INSTALL_SCENARIOS.find((s) => s.name === name);
   if (!scenario) throw new Error(`no install scenario "${name}" in test/install/scenarios.mjs`);
   const tmp = await useTempDir(`st-install-${name}-`);
-  const { stdout } = await run('npm', ['pack', '--json', '--pack-destination', tmp], { cwd: root });
+  // dist/ is built (the test script's pretest): `prepack` would rebuild it in place under the other tests' feet
+  const { stdout } = await run('npm', ['pack', '--json', '--ignore-scripts', '--pack-destination', tmp], { cwd: root });
   const [info] = JSON.parse(stdout) as Array<{ filename: string }>;
   const dir = path.join(tmp, 'project');
   fs.mkdirSync(dir);

@@ -1174,6 +1174,8 @@ export interface OtlpReceiverOptions {
    * (no ~1 s back-off), handy for retry tests; unset, they back off 1 s, 1.5 s, ... (±20 % jitter).
    */
   retryAfterSeconds?: number;
+  /** Answer each request this long after it was read: a slow backend (its items are recorded when answered). */
+  answerDelayMs?: number;
   /** Requests with a larger (wire) body are answered 413. Default 64 MiB. */
   maxBodyBytes?: number;
   /** Serve HTTPS with this key and certificate; with `ca` and `requestCert`, only clients with a certificate that CA signed (mTLS). */
@@ -1283,6 +1285,7 @@ class OtlpReceiverImpl implements OtlpReceiver {
     mode: ReceiverMode,
     private readonly retryAfterSeconds: number | undefined,
     scheme = 'http',
+    private readonly answerDelayMs = 0,
   ) {
     this.port = port;
     this.url = `${scheme}://127.0.0.1:${port}`;
@@ -1429,6 +1432,7 @@ class OtlpReceiverImpl implements OtlpReceiver {
       this.record(record);
       return;
     }
+    if (this.answerDelayMs > 0) await new Promise((resolve) => setTimeout(resolve, this.answerDelayMs).unref());
 
     record.statusCode = status;
     record.accepted = status >= 200 && status < 300;
@@ -1470,7 +1474,7 @@ export async function startOtlpReceiver(opts: OtlpReceiverOptions = {}): Promise
     });
   });
   const { port } = server.address() as AddressInfo;
-  const receiver = new OtlpReceiverImpl(server, sockets, port, opts.mode ?? 'ok', opts.retryAfterSeconds, tls ? 'https' : 'http');
+  const receiver = new OtlpReceiverImpl(server, sockets, port, opts.mode ?? 'ok', opts.retryAfterSeconds, tls ? 'https' : 'http', opts.answerDelayMs);
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
     receiver.handle(req, res, maxBodyBytes).catch((err: unknown) => {
       if (!res.headersSent) {

@@ -54,6 +54,20 @@ interface Held {
   readonly token: string;
 }
 
+/** The mini-batches that `keep` holds, ENQUEUE_BATCH at a time (a list of a million is never one array). */
+function* batches(list: Iterable<MiniBatch>, keep: (mb: MiniBatch) => boolean): Generator<MiniBatch[]> {
+  let batch: MiniBatch[] = [];
+  for (const mb of list) {
+    if (!keep(mb)) continue;
+    batch.push(mb);
+    if (batch.length === ENQUEUE_BATCH) {
+      yield batch;
+      batch = [];
+    }
+  }
+  if (batch.length > 0) yield batch;
+}
+
 /** A mini-batch as a BullMQ job: its id is the mini-batch id (adding it twice adds it once); BullMQ's own retry limit is out of reach (run_max_try decides). */
 function bullJob(mb: MiniBatch): { name: string; data: MiniBatch; opts: { jobId: string; attempts: number; removeOnComplete: boolean; removeOnFail: boolean } } {
   return { name: 'mini-batch', data: mb, opts: { jobId: mb.id, attempts: 1_000_000, removeOnComplete: true, removeOnFail: true } };
@@ -73,7 +87,7 @@ function fingerprint(part: Partition): string {
   const add = (s: string): void => {
     for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193) >>> 0;
   };
-  for (const mb of part.miniBatches) add(`${mb.id}:${mb.items}:${mb.kind === 'files' ? mb.files[0] : mb.file};`);
+  for (const mb of part.miniBatches) add(`${mb.id}:${mb.items}:${mb.kind === 'files' ? mb.files[0] : mb.kind === 'keyed' ? mb.keysText : mb.file};`);
   return `${part.miniBatches.length}:${part.items}:${h.toString(16)}`;
 }
 
@@ -227,12 +241,10 @@ export class QueueSource implements MiniBatchSource, SharedJob {
       this.queue = new Queue(this.o.name, { connection: redisOptions(this.o.address), prefix: QUEUE_PREFIX });
       const rec = await this.state.records();
       const finished = (i: number): boolean => i * 8 + 8 <= rec.length && rec.readUInt32BE(i * 8) !== 0;
-      const todo = part.miniBatches.filter((mb) => !finished(mb.index));
-      for (let i = 0; i < todo.length; i += ENQUEUE_BATCH) {
-        await this.queue.addBulk(
-          todo.slice(i, i + ENQUEUE_BATCH).map(bullJob),
-        );
-        await this.state.setField('enqueued', Math.min(todo.length, i + ENQUEUE_BATCH));
+      let enqueued = 0;
+      for (const batch of batches(part.miniBatches, (mb) => !finished(mb.index))) {
+        await this.queue.addBulk(batch.map(bullJob));
+        await this.state.setField('enqueued', (enqueued += batch.length));
       }
       await this.state.setField('enqueue_done', Date.now());
       this.enqueued = true;
@@ -247,13 +259,16 @@ export class QueueSource implements MiniBatchSource, SharedJob {
     const fp = fingerprint(part);
     const held = (await this.state.meta()).fingerprint ?? '';
     if (held !== fp) throw new Error(`--resume: the job ${this.o.name} on the queue was cut from a different input (${held}, here ${fp})`);
-    const cleared = await this.state.resetFailed(part.miniBatches);
-    const again = part.miniBatches.filter((mb) => cleared.has(mb.index));
+    const again: MiniBatch[] = [];
+    for (const batch of batches(part.miniBatches, () => true)) {
+      const cleared = await this.state.resetFailed(batch);
+      for (const mb of batch) if (cleared.has(mb.index)) again.push(mb);
+    }
     await this.state.forgetReleased(again.map((mb) => mb.id)); // they go on the queue as new jobs
     if (again.length > 0) {
       const { Queue } = await import('bullmq');
       this.queue ??= new Queue(this.o.name, { connection: redisOptions(this.o.address), prefix: QUEUE_PREFIX });
-      for (let i = 0; i < again.length; i += ENQUEUE_BATCH) await this.queue.addBulk(again.slice(i, i + ENQUEUE_BATCH).map(bullJob));
+      for (const batch of batches(again, () => true)) await this.queue.addBulk(batch.map(bullJob));
     }
     // what is not finished now runs again (cleared here or by another resuming node): this node's old rows of it go
     const rec = await this.state.records();
