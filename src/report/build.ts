@@ -11,6 +11,7 @@ import { badge, esc, iso, plural } from './html.js';
 import { failuresSection } from './sections/failures.js';
 import { findingsSection } from './sections/findings.js';
 import { headlineSection } from './sections/headline.js';
+import { jobsSection } from './sections/jobs.js';
 import { keyFigures } from './sections/key-figures.js';
 import { latencySection } from './sections/latency.js';
 import { logsSection } from './sections/logs.js';
@@ -61,7 +62,7 @@ export function buildReport(run: RunData, options: ReportOptions = {}): string {
 <meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:">
 <title>${esc(title)}</title><style>${STYLES}</style></head>
 <body><header><h1>${esc(title)}</h1><p class="hint">${esc(what)} · ${esc(path.resolve(run.folder))} · generated ${esc(generated)} by step-telemetry report</p>${notes}</header>
-<nav>${nav.join('')}</nav><main>${headlineSection(views, findings)}${findingsSection(findings, run.steps)}${single ? '' : overviewSection(run, views)}${stepSections.join('')}${logs.html}</main>
+<nav>${nav.join('')}</nav><main>${headlineSection(views, findings)}${jobsSection(run)}${findingsSection(findings, run.steps)}${single ? '' : overviewSection(run, views)}${stepSections.join('')}${logs.html}</main>
 <script type="application/json" id="log-data">${logs.data}</script><script>${CLIENT_SCRIPT}</script></body></html>
 `;
 }

@@ -148,6 +148,20 @@ export interface ResourceSample {
   };
 }
 
+/**
+ * A multi-node step's merged job (result.json and the merged files in the step folder that holds
+ * the node-<rank> folders: written by the nodes of a shared queue, or `step-telemetry merge`): what
+ * the job as a whole did, which the report and the doctor show as the step's verdict.
+ */
+export interface JobRun {
+  readonly folder: string;
+  /** The step's name (the folder's). */
+  readonly label: string;
+  readonly result: Record<string, unknown>;
+  /** Labels of its node steps (`score/node-0`, ...). */
+  readonly nodes: readonly string[];
+}
+
 /** One step (or one node of a multi-node step) of a run. */
 export interface StepRun {
   readonly folder: string;
@@ -189,6 +203,8 @@ export interface StepRun {
   /** resources*.jsonl of every process, in time order per process. */
   readonly resources: readonly ResourceSample[];
   readonly files: readonly { readonly name: string; readonly bytes: number }[];
+  /** For a node of a multi-node step whose job was merged: the job. */
+  readonly job?: JobRun;
 }
 
 export interface RunData {
@@ -198,5 +214,7 @@ export interface RunData {
   readonly pipelineRunId: string;
   readonly pipelineName?: string;
   readonly steps: readonly StepRun[];
+  /** The merged jobs of its multi-node steps. */
+  readonly jobs: readonly JobRun[];
   readonly notes: readonly ReadNote[];
 }

@@ -139,8 +139,9 @@ export class ProcessedReport {
   private readonly startTime = new IsoCache();
   private readonly endTime = new IsoCache();
 
-  constructor(folder: string) {
-    this.out = new LineFile(path.join(folder, FILES.processed), PROCESSED_COLUMNS.join(','));
+  /** `keep`: rows of an earlier run of this folder that still hold (a resumed run). */
+  constructor(folder: string, keep: readonly string[] = []) {
+    this.out = new LineFile(path.join(folder, FILES.processed), [PROCESSED_COLUMNS.join(','), ...keep].join('\n'));
   }
 
   add(row: ProcessedRow): void {
