@@ -119,6 +119,15 @@ execFileSync(process.execPath, [here('./runner/bench-runner.mjs')], { stdio: 'in
 console.log('\nmini-batch runner at scale:');
 execFileSync(process.execPath, [here('./runner/scale.mjs'), ...(process.argv.includes('--million') ? ['--million'] : [])], { stdio: 'inherit', env: baseChildEnv() });
 
+// 4c. the shared queue (BullMQ on one Redis on loopback) against the runner without it, 1 and 2 nodes
+console.log('\nshared queue:');
+try {
+  execFileSync('redis-server', ['--version'], { stdio: 'ignore' });
+  execFileSync(process.execPath, [here('./runner/bench-queue.mjs')], { stdio: 'inherit', env: baseChildEnv() });
+} catch (error) {
+  console.log(`skipped: ${(error as Error).message.split('\n')[0]} (needs redis-server on the PATH)`);
+}
+
 // 5. resource sampling: one sample, an idle step with sampling on and off, the runner on and off
 console.log('\nresource sampling:');
 execFileSync(process.execPath, [here('./resources.mjs')], { stdio: 'inherit', env: baseChildEnv() });

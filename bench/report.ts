@@ -91,7 +91,8 @@ async function main(): Promise<void> {
     const rows: Record<string, string>[] = [];
     const bytes: Record<string, string>[] = [];
     for (const n of sizes) {
-      const options = { miniBatches: n, workers: 8, retryRate: 0.02, failRate: 0.002, slowdown: 1.3, logsPerMiniBatch: 1 };
+      // what run() used on each attempt, and a resources line per process every 5 s, as the runner writes them by default
+      const options = { miniBatches: n, workers: 8, retryRate: 0.02, failRate: 0.002, slowdown: 1.3, logsPerMiniBatch: 1, resourcesEveryMs: 5000 };
       const g0 = performance.now();
       const folder = writeSyntheticRun(path.join(dir, String(n)), options);
       const wrote = performance.now() - g0;

@@ -1,6 +1,7 @@
 // Benchmark of resource sampling (src/resources/; `npm run build` first). In one go:
 //   one sample      the CPU one sample takes in a live step (process and node, prom-client and
-//                   resources.jsonl), and a worker's snapshot() (what an attempt would take twice)
+//                   resources.jsonl), and a worker's snapshot() and since() (what it takes around each
+//                   run(): CPU, RSS, heap, run-queue wait), in a burst as short mini-batches take them
 //   idle step       CPU of an idle step process over WINDOW s with sampling on (default interval)
 //                   and off, side by side: the difference per minute is what sampling costs
 //   runner          `step-telemetry parallel-run` with sampling on and off, alternating rounds,
@@ -68,16 +69,17 @@ try {
     for (let i = 0; i < rounds; i++) s.sample(false);
     const c = process.cpuUsage(c0); const wall = performance.now() - t0;
     let sink = 0; const k = 200_000;
-    const t1 = performance.now();
-    for (let i = 0; i < k; i++) sink += s.snapshot()?.rssBytes ?? 0;
-    const snap = (performance.now() - t1) / k;
+    const c1 = process.cpuUsage();
+    for (let i = 0; i < k; i++) sink += s.since(s.snapshot())?.[1] ?? 0;
+    const c2 = process.cpuUsage(c1);
+    const snap = (c2.user + c2.system) / 1000 / k; // CPU ms per pair: a shared machine's waits left out
     await step.end();
     console.log(JSON.stringify({ sampleUs: (wall * 1000) / rounds, sampleCpuUs: (c.user + c.system) / rounds, snapshotUs: snap * 1000, sink: sink > 0 }));`,
     { STEP_TELEMETRY_RESOURCES_INTERVAL_MS: '3600000' },
   );
   figures.sample = sample;
-  console.log('one resource sample (process + node, to prom-client and resources.jsonl) and one snapshot():');
-  console.table([{ 'sample, wall': `${sample.sampleUs.toFixed(0)} µs`, 'sample, CPU': `${sample.sampleCpuUs.toFixed(0)} µs`, 'per minute at 5 s (12 samples)': `${((sample.sampleCpuUs * 12) / 1000).toFixed(2)} ms`, 'snapshot()': `${sample.snapshotUs.toFixed(1)} µs` }]);
+  console.log('one resource sample (process + node, to prom-client and resources.jsonl), and what a worker takes around one run() (snapshot() + since()):');
+  console.table([{ 'sample, wall': `${sample.sampleUs.toFixed(0)} µs`, 'sample, CPU': `${sample.sampleCpuUs.toFixed(0)} µs`, 'per minute at 5 s (12 samples)': `${((sample.sampleCpuUs * 12) / 1000).toFixed(2)} ms`, 'snapshot() + since()': `${sample.snapshotUs.toFixed(1)} µs` }]);
 
   // 2. an idle step, sampling on (default interval) and off, side by side
   const idle = (extra) =>

@@ -16,6 +16,7 @@ const TOOLS = [
   { command: 'prometheus-pushgateway', pkg: 'prometheus-pushgateway', why: 'the ops tests push from real steps to a real Pushgateway' },
   { command: 'prometheus-alertmanager', pkg: 'prometheus-alertmanager', why: 'the ops tests deliver the error-budget alert through a real Alertmanager' },
   { command: 'amtool', pkg: 'prometheus-alertmanager', why: 'the ops tests check the compose stack\'s Alertmanager configuration' },
+  { command: 'redis-server', pkg: 'redis-server', why: 'the shared-queue runner tests start a real Redis (BullMQ) on loopback' },
 ];
 
 const has = (command) => spawnSync('sh', ['-c', `command -v ${command}`], { stdio: 'ignore' }).status === 0;

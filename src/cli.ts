@@ -9,6 +9,7 @@ Commands:
   parallel-run       run an entry script over mini-batches of the input (parallel-run --help)
   report FOLDER      write a self-contained HTML report of a run folder (report --help)
   doctor FOLDER      check a run folder for common problems, exit 1 on errors (doctor --help)
+  merge FOLDER       write a multi-node job's merged files from its node folders (merge --help)
   version            print the version
   help               this text
 `;
@@ -40,6 +41,10 @@ async function main(argv: string[]): Promise<number> {
     case 'doctor': {
       const { main: doctor } = await import('./doctor/cli.js');
       return doctor(argv.slice(1));
+    }
+    case 'merge': {
+      const { main: merge } = await import('./runner/merge-cli.js');
+      return merge(argv.slice(1));
     }
     default:
       process.stderr.write(`step-telemetry: unknown command "${command}"\n\n${USAGE}`);

@@ -2,6 +2,8 @@
 // process, resources sampled every 100 ms): a worker that leaks, one past --max-old-space-size, one
 // killed by the kernel's out-of-memory killer in a memory cgroup, sleeping (I/O-bound) and computing
 // (CPU-bound) mini-batches, a blocked event loop. A run that does none of it gets none of them.
+// What each worker measured around run() (CPU, RSS, heap growth) is checked on the attempt spans
+// and in processed-mini-batches.csv.
 import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -10,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { baseChildEnv, useTempDir } from './helpers/run-step.js';
 import { CLI, cli, doctorJson, makeInputs } from './fixtures/report/runs.js';
-import { readJson, readJsonl } from './fixtures/runner/harness.js';
+import { readCsv, readJson, readJsonl } from './fixtures/runner/harness.js';
 
 const ENTRY = fileURLToPath(new URL('./fixtures/resources/entry.mjs', import.meta.url));
 const RESOURCE_CHECKS = ['memory-growth', 'out-of-memory', 'io-bound', 'cpu-saturated', 'event-loop-blocked'];
@@ -37,6 +39,13 @@ async function run(spec: Spec): Promise<{ folder: string; stdout: string; code: 
 }
 
 const ids = (json: { findings: { id: string }[] }): string[] => json.findings.map((f) => f.id);
+
+/** The attributes of the mini-batch attempt spans, by mini-batch id. */
+function attemptSpans(folder: string): Map<string, Record<string, any>> {
+  const spans = readJsonl(path.join(folder, 'spans.jsonl')).filter((s) => s.name === 'mini-batch');
+  return new Map(spans.map((s) => [s.attributes['mini_batch.id'] as string, s.attributes as Record<string, any>]));
+}
+const LINUX = process.platform === 'linux';
 const find = (json: { findings: { id: string; data: Record<string, any>; evidence: string[]; title: string; fix: string; severity: string }[] }, id: string) => json.findings.find((f) => f.id === id);
 
 /** A memory cgroup we may create (root, cgroup v1 or v2 with the memory controller), or undefined. */
@@ -70,7 +79,24 @@ describe('doctor on resources', () => {
     expect(lines.length).toBeGreaterThan(8);
     expect(lines.every((l) => l.worker === 'worker-0' && typeof l.rss_bytes === 'number' && typeof l.heap_limit_bytes === 'number' && typeof l.eventloop_delay_p99_s === 'number')).toBe(true);
     expect(lines[lines.length - 1]!.final).toBe(true);
+    // the main thread's run-queue wait, cumulative (Linux: /proc/self/schedstat)
+    if (LINUX) for (let i = 1; i < lines.length; i++) expect(lines[i]!.cpu_wait_s).toBeGreaterThanOrEqual(lines[i - 1]!.cpu_wait_s);
     expect(lines[lines.length - 1]!.heap_used_bytes - lines[0]!.heap_used_bytes).toBeGreaterThan(100 * 1024 * 1024);
+    // each attempt span and report row carries what run() used: CPU, RSS at its end, heap growth
+    const spans = attemptSpans(folder);
+    expect(spans.size).toBe(60);
+    for (const a of spans.values()) {
+      expect(a['mini_batch.cpu_ms']).toBeGreaterThanOrEqual(0);
+      expect(a['mini_batch.rss_bytes']).toBeGreaterThan(20 * 1024 * 1024);
+      expect(Number.isInteger(a['mini_batch.heap_growth_bytes'])).toBe(true);
+    }
+    const rows = readCsv(path.join(folder, 'processed-mini-batches.csv'));
+    const last = rows.find((r) => r.mini_batch_id === 'mb-00059')!;
+    expect(Number(last.rss_bytes)).toBe(spans.get('mb-00059')!['mini_batch.rss_bytes']);
+    expect(Number(last.cpu_seconds)).toBeCloseTo(spans.get('mb-00059')!['mini_batch.cpu_ms'] / 1000, 3);
+    expect(Number(last.heap_growth_bytes)).toBe(spans.get('mb-00059')!['mini_batch.heap_growth_bytes']);
+    // the worker's RSS at the end of its last mini-batch holds the 180 MiB it kept
+    expect(Number(last.rss_bytes)).toBeGreaterThan(150 * 1024 * 1024);
 
     const { json } = await doctorJson(folder);
     const growth = find(json, 'memory-growth');
@@ -81,7 +107,9 @@ describe('doctor on resources', () => {
     expect(p.bytesPerMiniBatch / 1024 / 1024).toBeLessThan(3.5);
     expect(p.secondsToLimit).toBeGreaterThan(0);
     expect(p.miniBatchesToLimit).toBeGreaterThan(100);
-    expect(growth!.evidence.join('\n')).toMatch(/per mini-batch over \d+ mini-batches.*\n.*reaches the V8 heap limit of .* in about/);
+    expect(growth!.evidence.join('\n')).toMatch(/per mini-batch over \d+ mini-batches.*\n.*heap grew across run\(\) by a median \+.* per attempt.*\n.*reaches the V8 heap limit of .* in about/);
+    // the worker's own figure, across each run(): the 3 MiB it keeps, and the garbage it made meanwhile
+    expect(p.heapGrowthPerAttemptBytes / 1024 / 1024).toBeGreaterThan(2.5);
     const latency = find(json, 'latency-trend');
     expect(latency, JSON.stringify(json.findings, null, 2)).toBeDefined();
     expect(latency!.data.memoryGrowth).toBe(true);
@@ -171,13 +199,24 @@ describe('doctor on resources', () => {
 
   it('sleeping mini-batches: io-bound', async () => {
     const dir = await useTempDir();
-    const { folder } = await run({ dir, name: 'io', inputs: 30, flags: ['--process-count-per-node', '1'], entryArgs: ['--sleep', '180'] });
+    // one of them spins 200 ms first: on a CPU (or queued for one) for most of its run()
+    const { folder } = await run({ dir, name: 'io', inputs: 30, flags: ['--process-count-per-node', '1'], entryArgs: ['--sleep', '180', '--block-on', 'f010', '--block-ms', '200'] });
     const { json } = await doctorJson(folder);
     expect(ids(json).sort(), JSON.stringify(json.findings, null, 2)).toEqual(['io-bound']);
     const io = find(json, 'io-bound')!;
     expect(io.data.ratio).toBeLessThan(0.3);
     expect(io.data.miniBatches).toBe(30);
-    expect(io.evidence.join('\n')).toMatch(/not per mini-batch yet/);
+    expect(io.data.basis).toBe('attempts');
+    // which mini-batches waited: every one that slept (the one that spun too, when a loaded machine gave it little CPU)
+    const sleepers = Array.from({ length: 30 }, (_, i) => `mb-${String(i).padStart(5, '0')}`).filter((id) => id !== 'mb-00010');
+    expect(io.data.waited.count).toBeGreaterThanOrEqual(29);
+    expect(new Set(io.data.waited.miniBatches).size).toBe(20); // the first 20, the longest waits first
+    expect(io.evidence[1]).toMatch(/^(?:29|30) of them spent under 30% of run\(\) on a CPU; the longest waits: mb-\d{5} \d+ ms in run\(\), [\d.]+ (?:ms|µs) of CPU;/);
+    // what each run() used: the spinning one far more CPU than those that slept
+    const spans = attemptSpans(folder);
+    const slept = sleepers.map((id) => spans.get(id)!['mini_batch.cpu_ms'] as number).sort((a, b) => a - b);
+    expect(spans.get('mb-00010')!['mini_batch.cpu_ms']).toBeGreaterThan(5 * slept[Math.floor(slept.length / 2)]!);
+    for (const id of sleepers) expect(spans.get(id)!['mini_batch.cpu_ms'] / spans.get(id)!['mini_batch.run_ms']).toBeLessThan(0.3);
   });
 
   // apart from the sleeping run above: a 1.5 s spin in 6 s of sleeps is CPU enough, with the time it
@@ -200,6 +239,11 @@ describe('doctor on resources', () => {
     const saturated = find(json, 'cpu-saturated');
     expect(saturated, JSON.stringify(json.findings, null, 2)).toBeDefined();
     expect(saturated!.data).toMatchObject({ cpus: cores, workers: 2 * cores });
+    // run() was on a CPU (per attempt) or its worker queued for one (its run-queue wait) nearly all the time: the spin is ready to run throughout
+    if (LINUX) {
+      expect(saturated!.data.cpuShare + saturated!.data.cpuWaitShare, JSON.stringify(saturated!.data)).toBeGreaterThan(0.7);
+      expect(saturated!.evidence[2]).toMatch(/^while run\(\) ran, a mini-batch was on a CPU \d+% of the time \(measured around each of \d+ run\(\)s\) and waited for one \d+% .*run\(\) took about [\d.]+× as long/);
+    }
     expect(ids(json)).not.toContain('io-bound');
     expect(ids(json).filter((id) => RESOURCE_CHECKS.includes(id))).toEqual(['cpu-saturated']);
   });

@@ -166,6 +166,34 @@ describe('Kubernetes Indexed Job with the collector as a native sidecar', () => 
   });
 });
 
+describe('Kubernetes Indexed Job on a shared queue (the Redis variant)', () => {
+  const docs = fs
+    .readFileSync(`${CC}kubernetes/minibatch-job-queue.yaml`, 'utf8')
+    .split(/^---$/m)
+    .map((d) => parseYaml(d) as Yaml);
+  const base = parseYaml(fs.readFileSync(`${CC}kubernetes/minibatch-job.yaml`, 'utf8')) as Yaml;
+
+  it('adds a Redis Service the runner pods reach through STEP_TELEMETRY_QUEUE_URL, and keeps the Job otherwise as minibatch-job.yaml', () => {
+    const service = docs.find((d) => d.kind === 'Service')!;
+    const deployment = docs.find((d) => d.kind === 'Deployment')!;
+    const job = docs.find((d) => d.kind === 'Job')!;
+    expect(deployment.spec.template.spec.containers[0].image).toMatch(/^redis:7\./);
+    expect(service.spec.selector).toEqual(deployment.spec.selector.matchLabels);
+    const runner = job.spec.template.spec.containers[0];
+    const env = Object.fromEntries(runner.env.map((e: Yaml) => [e.name, e]));
+    const url = new URL(env.STEP_TELEMETRY_QUEUE_URL.value);
+    expect(url.hostname).toBe(service.metadata.name);
+    expect(Number(url.port)).toBe(service.spec.ports[0].port);
+    // the nodes share the pipeline run id that names the job on the queue
+    expect(env.STEP_TELEMETRY_PIPELINE_RUN_ID.valueFrom.fieldRef).toBeDefined();
+    expect(job.spec.completionMode).toBe('Indexed');
+    expect(Number(env.STEP_TELEMETRY_NODE_COUNT.value)).toBe(job.spec.completions);
+    // the sidecar and the rest are those of the static-split Job
+    expect(job.spec.template.spec.initContainers).toEqual(base.spec.template.spec.initContainers);
+    expect(runner.command).toEqual(base.spec.template.spec.containers[0].command);
+  });
+});
+
 describe('docker-compose stack', () => {
   const compose = read('compose/docker-compose.yaml');
   const services = compose.services as Record<string, Yaml>;

@@ -8,16 +8,19 @@
 // The screenshots are kept as test artefacts in test-artifacts/report/ (git-ignored; see
 // docs/development.md). The run folders are made by real runs: a plain step and a parallel run with
 // failures, retries and warnings in one pipeline run; a one-worker run with a timeout; a run that
-// the runner aborted.
+// the runner aborted; a run whose workers leak, block their event loop and run out of memory
+// (resources sampled every 100 ms): its memory and CPU are drawn on the timeline's time axis, the
+// findings where they happened.
 import fs from 'node:fs';
 import path from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { chromium, type BrowserContext, type Locator, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeTempDir, type TempDir } from './helpers/run-step.js';
 import { ROOT, abortedRun, cli, makeInputs, parallelRun, plainStep } from './fixtures/report/runs.js';
 
 const CHROMIUM = '/usr/bin/chromium';
+const RESOURCES_ENTRY = fileURLToPath(new URL('./fixtures/resources/entry.mjs', import.meta.url));
 const ARTIFACTS = path.join(ROOT, 'test-artifacts', 'report');
 
 /** Counts the pixels of a PNG that are not (near) white, and those that are coloured (not grey). */
@@ -67,7 +70,7 @@ interface El {
 let tmp: TempDir;
 let profile: TempDir;
 let context: BrowserContext;
-const pages: Record<'main' | 'latency' | 'failed', string> = { main: '', latency: '', failed: '' };
+const pages: Record<'main' | 'latency' | 'failed' | 'resources', string> = { main: '', latency: '', failed: '', resources: '' };
 let latencyResult: { timeouts: number };
 
 async function makeReport(tel: string, id: string, name: string): Promise<string> {
@@ -122,7 +125,19 @@ beforeAll(async () => {
     expect(run.result.code).toBe(1);
     pages.failed = await makeReport(tel, 'pr-failed', 'failed');
   })();
-  await Promise.all([main, latency, failed]);
+  const resources = (async () => {
+    // two workers keeping 2 MiB a mini-batch under a 64 MiB old space: memory-growth; mb-00012 spins
+    // 1.5 s (event-loop-blocked); mb-00030 allocates until V8 stops its worker (out-of-memory)
+    const input = makeInputs(path.join(tmp.path, 'in-resources'), 40, (i) => `f${String(i).padStart(3, '0')}.txt`);
+    const r = await cli(
+      ['parallel-run', '--entry-script', RESOURCES_ENTRY, '--input', input, '--step-name', 'score', '--mini-batch-size', '1', '--process-count-per-node', '2', '--run-max-try', '1', '--error-threshold', '-1', '--progress-interval', '60', '--', '--leak', '2', '--sleep', '60', '--block-on', 'f012', '--oom-on', 'f030'],
+      { STEP_TELEMETRY_DIR: tel, STEP_TELEMETRY_PIPELINE_RUN_ID: 'pr-resources', STEP_TELEMETRY_CONSOLE: 'false', STEP_TELEMETRY_RESOURCES_INTERVAL_MS: '100', NODE_OPTIONS: '--max-old-space-size=64' },
+      120_000,
+    );
+    expect(r.code, r.stderr).toBe(0);
+    pages.resources = await makeReport(tel, 'pr-resources', 'resources');
+  })();
+  await Promise.all([main, latency, failed, resources]);
   context = await chromium.launchPersistentContext(profile.path, {
     executablePath: CHROMIUM,
     headless: true,
@@ -463,6 +478,71 @@ describe('the report in headless Chromium', () => {
       await page.locator('#timeline-svg-1 rect.seg[data-mb="mb-00010"]').first().dispatchEvent('click');
       expect(await page.locator('#log-mb').inputValue()).toBe('mb-00010');
       expect((await rowsOf(page)).every((r) => r.mb === 'mb-00010')).toBe(true);
+      expect(problems).toEqual([]);
+    } finally {
+      await page.close();
+    }
+  });
+
+  it('draws memory and CPU per worker on the timeline\'s time axis, with the node\'s CPU, and the resource findings where they happened', async () => {
+    const { page, problems } = await open('resources');
+    try {
+      const figure = page.locator('#resources-0 figure[data-chart="resources"]');
+      await picture(figure, 'chart-resources');
+      const svg = figure.locator('svg.chart-svg');
+      // a memory and a CPU strip per process lane (the runner, then each worker slot), then the node
+      const strips = await svg.locator('g.strip').evaluateAll((gs) => gs.map((g) => `${g.getAttribute('data-strip')}:${g.getAttribute('data-worker') ?? ''}`));
+      expect(strips).toEqual(['memory:main', 'cpu:main', 'memory:worker-0', 'cpu:worker-0', 'memory:worker-1', 'cpu:worker-1', 'node:']);
+      // the same time axis as the timeline: every tick at the same x
+      const ticks = async (id: string) => page.locator(`#${id} text.tick[text-anchor="middle"]`).evaluateAll((ts) => ts.map((t) => `${t.textContent}@${Math.round((t as unknown as El).getBoundingClientRect().x)}`));
+      const timelineTicks = await ticks('timeline-svg-0');
+      expect(timelineTicks.length).toBeGreaterThan(2);
+      expect(await ticks('resources-svg-0')).toEqual(timelineTicks);
+
+      const findings = await page.locator('#findings .finding code').allTextContents();
+      expect(findings).toEqual(expect.arrayContaining(['memory-growth', 'out-of-memory', 'event-loop-blocked']));
+      // each resource finding is listed under the picture, linked to itself
+      const links = await page.locator('#resources-0 ul.res-findings a').evaluateAll((as) => as.map((a) => [a.getAttribute('href'), a.textContent]));
+      expect(links.map((l) => l[1]).sort()).toEqual(findings.filter((f) => ['memory-growth', 'out-of-memory', 'event-loop-blocked', 'io-bound', 'cpu-saturated'].includes(f)).sort());
+      for (const [href, id] of links) expect(await page.locator(`${href} .f-head code`).textContent()).toBe(id);
+      // memory-growth: the growing workers' memory strips are tinted
+      const growing = await page.locator('#findings .finding', { has: page.locator('code', { hasText: 'memory-growth' }) }).locator('.f-head').textContent();
+      const tinted = await svg.locator('g.strip[data-strip="memory"][data-finding~="memory-growth"]').evaluateAll((gs) => gs.map((g) => g.getAttribute('data-worker')!));
+      expect(tinted.length).toBeGreaterThan(0);
+      for (const w of tinted) expect(growing).toContain(w);
+      // out-of-memory: ◆ where mb-00030's worker died, at the end of its crashed attempt's bar, and the V8 heap limit it hit
+      const oom = svg.locator('.mark-oom');
+      expect(await oom.count()).toBe(1);
+      expect(await oom.getAttribute('data-mb')).toBe('mb-00030');
+      const crashBar = page.locator('#timeline-svg-0 rect.seg[data-mb="mb-00030"][fill="#8e44ad"]');
+      const bar = (await crashBar.boundingBox())!;
+      const mark = (await oom.boundingBox())!;
+      expect(Math.abs(mark.x + mark.width / 2 - (bar.x + bar.width))).toBeLessThan(2);
+      const oomWorker = await oom.evaluate((m) => (m as unknown as { parentNode: El }).parentNode.getAttribute('data-worker'));
+      expect(await svg.locator(`g.strip[data-strip="memory"][data-worker="${oomWorker}"] line.strip-limit title`).textContent()).toMatch(/^V8 heap limit \d+ MiB$/);
+      // event-loop-blocked: ▲ over the block, beside the bar of the mini-batch that blocked it
+      const blocked = svg.locator('.mark-blocked');
+      expect(await blocked.count()).toBe(1);
+      expect(await blocked.getAttribute('data-mb')).toBe('mb-00012');
+      const spin = (await page.locator('#timeline-svg-0 rect.seg[data-mb="mb-00012"]').boundingBox())!;
+      const tri = (await blocked.boundingBox())!;
+      expect(tri.x + tri.width / 2).toBeGreaterThan(spin.x);
+      expect(tri.x + tri.width / 2).toBeLessThan(spin.x + spin.width);
+      // the lines are drawn: RSS and heap of each process, CPU, the node
+      expect(await svg.locator('path.strip-line[data-series$=" RSS"]').count()).toBeGreaterThanOrEqual(4); // the runner, worker-0, worker-1 and its restart
+      expect(await svg.locator('path.strip-line[data-series="node busy"]').count()).toBe(1);
+      // what the mini-batches used, per worker
+      const usage = page.locator('#resources-0 table.usage tbody tr');
+      expect(await usage.locator('td:first-child').allTextContents()).toEqual(['worker-0', 'worker-1']);
+      // a tooltip column names the mini-batch that ran; clicking it shows its log records
+      const column = svg.locator('rect.hover.seg').first();
+      expect(await column.locator('title').textContent()).toMatch(/^worker-\d, [^:]+: RSS [\d.]+ MiB, heap [\d.]+ MiB.*; running mb-\d{5}$/);
+      const mb = (await column.getAttribute('data-mb'))!;
+      await column.dispatchEvent('click');
+      expect(await page.locator('#log-mb').inputValue()).toBe(mb);
+      expect(await overlappingTexts(svg)).toEqual([]);
+      await expectNoOverlaps(page);
+      await page.screenshot({ path: path.join(ARTIFACTS, 'resources-page.png'), fullPage: true });
       expect(problems).toEqual([]);
     } finally {
       await page.close();

@@ -160,9 +160,9 @@ describe('the page', () => {
     expect(html).toContain('RangeError: pixel value 300 out of range 0..255');
   });
 
-  it('stays bounded for a large run: aggregated timeline, ≤ 500 latency buckets, a capped log sample', async () => {
+  it('stays bounded for a large run: aggregated timeline and resources, ≤ 500 latency buckets, a capped log sample', async () => {
     const dir = await useTempDir();
-    const folder = writeSyntheticRun(dir, { miniBatches: 20_000, workers: 6, retryRate: 0.03, failRate: 0.003, legacy: true, workerSpans: true });
+    const folder = writeSyntheticRun(dir, { miniBatches: 20_000, workers: 6, retryRate: 0.03, failRate: 0.003, legacy: true, workerSpans: true, resourcesEveryMs: 100 });
     const out = path.join(dir, 'big.html');
     const r = await cli(['report', folder, '-o', out]);
     expect(r.code, r.stderr).toBe(0);
@@ -173,6 +173,15 @@ describe('the page', () => {
     const rects = timeline.match(/<rect /g)!.length;
     expect(rects).toBeLessThan(6 * 400 * 3);
     expect(/Duration of attempts over the run: [^<]*/.exec(html)?.[0]).toMatch(/p50, p95 and p99 of the successful attempts per time bucket \(500 buckets of [\d.]+ s; a gap is a bucket with fewer than 2\); 717 failed attempts marked by kind in 80 time slots$/);
+    // resources: 6,700 lines per process, drawn in at most 400 time slots a strip, 120 tooltip columns a worker
+    const resources = /<svg[^>]*id="resources-svg-0"[\s\S]*?<\/svg>/.exec(html)![0];
+    const lines = [...resources.matchAll(/<path class="strip-line" data-series="([^"]+)" d="([^"]+)"/g)];
+    expect(lines.map((m) => m[1]).filter((n) => n.endsWith(' RSS'))).toEqual(['runner RSS', ...Array.from({ length: 6 }, (_, w) => `worker-${w} RSS`)]);
+    for (const [, name, d] of lines) expect(d!.split(/[ML]/).length - 1, name).toBeLessThanOrEqual(2 * 400 + 2);
+    expect(resources.match(/<rect class="hover/g)!.length).toBeLessThanOrEqual(7 * 120);
+    expect(html).toMatch(/from resources\.jsonl, [\d,]+ samples, the longest aggregated into 400 time slots/);
+    // what run() used, per worker, from the attempt spans
+    expect(html).toMatch(/<h4>What the mini-batches used, per worker<\/h4>[\s\S]*?<td>worker-0<\/td><td>[\d,]+<\/td><td>[^<]+<\/td><td>[^<]+<\/td><td><b>6\d%<\/b><\/td><td>90\.0 MiB<\/td><td>\+39 KiB<\/td>/);
     const data = JSON.parse(/<script type="application\/json" id="log-data">([\s\S]*?)<\/script>/.exec(html)![1]!);
     expect(data.records.length).toBe(5000);
     expect(data.total).toBeGreaterThan(20_000);

@@ -9,6 +9,8 @@ import { describe, expect, it } from 'vitest';
 import { diagnose } from '../src/doctor/findings.js';
 import { buildReport } from '../src/report/build.js';
 import { summarizeDurations } from '../src/run-folder/analysis.js';
+import { AttemptCollector, WAITED_CPU_SHARE, offCpuMs } from '../src/run-folder/attempts.js';
+import { IdTable } from '../src/run-folder/id-table.js';
 import { isoMillis } from '../src/run-folder/files.js';
 import { readRunFolder } from '../src/run-folder/read.js';
 import { CsvLineRecords, parseCsv } from '../src/util/csv.js';
@@ -54,12 +56,12 @@ describe('run folders written before the compact formats', () => {
 describe('a large run, sampled', () => {
   it('keeps the counts, the failures, the fates and the findings exact, and the percentiles close', async () => {
     const dir = await useTempDir();
-    const folder = writeSyntheticRun(dir, { miniBatches: 20_000, workers: 6, retryRate: 0.03, failRate: 0.003, slowdown: 2 });
+    const folder = writeSyntheticRun(dir, { miniBatches: 20_000, workers: 6, retryRate: 0.03, failRate: 0.003, slowdown: 2, resourcesEveryMs: 1000 });
     const whole = readRunFolder(folder, { light: true }).steps[0]!;
     const sampled = readRunFolder(folder, { light: true, attemptSample: 2000 }).steps[0]!;
     expect(whole.attempts.sampled).toBeUndefined();
     expect(sampled.attempts.sampled).toEqual({ of: whole.attempts.kept.filter((x) => x.attempt === 1 && x.outcome === 'success' && !whole.attempts.fates.troubled.has(x.id)).length, kept: 2000 });
-    for (const k of ['count', 'retries', 'byOutcome', 'firstStart', 'lastEnd', 'byWorker'] as const) expect(sampled.attempts[k]).toEqual(whole.attempts[k]);
+    for (const k of ['count', 'retries', 'byOutcome', 'firstStart', 'lastEnd', 'byWorker', 'usage'] as const) expect(sampled.attempts[k]).toEqual(whole.attempts[k]);
     expect(sampled.attempts.failed).toEqual(whole.attempts.failed);
     expect(sampled.attempts.fates).toEqual(whole.attempts.fates);
     // each kept successful first attempt stands for the ones not kept
@@ -69,12 +71,29 @@ describe('a large run, sampled', () => {
     const estimate = ok(sampled);
     expect(estimate.n).toBe(exact.n);
     for (const p of ['p50', 'p95', 'p99'] as const) expect(Math.abs(estimate[p] / exact[p] - 1), p).toBeLessThan(0.05);
-    const ids = (s: typeof whole) => diagnose({ kind: 'step', folder, pipelineRunId: 'synthetic-run', steps: [s], notes: [] }).findings.map((f) => `${f.id} ${f.severity}`);
+    const ids = (s: typeof whole) => diagnose({ kind: 'step', folder, pipelineRunId: 'synthetic-run', steps: [s], jobs: [], notes: [] }).findings.map((f) => `${f.id} ${f.severity}`);
     expect(ids(sampled)).toEqual(ids(whole));
     // and the page says how its figures were drawn
-    const html = buildReport({ kind: 'step', folder, pipelineRunId: 'synthetic-run', steps: [readRunFolder(folder, { attemptSample: 2000 }).steps[0]!], notes: [] }, { now: NOW });
+    const html = buildReport({ kind: 'step', folder, pipelineRunId: 'synthetic-run', steps: [readRunFolder(folder, { attemptSample: 2000 }).steps[0]!], jobs: [], notes: [] }, { now: NOW });
     expect(html).toContain('from a uniform sample of 2,000 of the');
     expect(html).toMatch(/: about [\d,]+ attempts?/);
+  });
+
+  it("sums what run() used per worker over every attempt, and keeps the 20 that waited longest off CPU", () => {
+    const collector = new AttemptCollector(new IdTable(), 100);
+    let seed = 3;
+    const r = () => ((seed = (seed * 48271) % 2147483647) / 2147483647);
+    const all = Array.from({ length: 5000 }, (_, i) => {
+      const runMs = 1 + r() * 1000;
+      return { id: `mb-${i}`, attempt: 1, items: 1, worker: `worker-${i % 3}`, start: i, durationMs: runMs + 1, outcome: 'success', runMs, cpuMs: runMs * r() * 0.6, rssBytes: i, weight: 1 };
+    });
+    for (const a of all) collector.add({ ...a });
+    const { usage } = collector.finish('spans');
+    const waited = all.filter((a) => a.cpuMs / a.runMs < WAITED_CPU_SHARE).sort((a, b) => offCpuMs(b) - offCpuMs(a));
+    expect(usage.waited.count).toBe(waited.length);
+    expect(usage.waited.longest.map((a) => a.id)).toEqual(waited.slice(0, 20).map((a) => a.id));
+    const w0 = all.filter((a) => a.worker === 'worker-0');
+    expect(usage.byWorker.get('worker-0')).toEqual({ attempts: w0.length, busyAttempts: w0.length, runMs: expect.closeTo(w0.reduce((s, a) => s + a.runMs, 0), 6), cpuMs: expect.closeTo(w0.reduce((s, a) => s + a.cpuMs, 0), 6), rssMaxBytes: 4998 });
   });
 
   it('draws its log sample from what the reader kept as it would from every record', async () => {
@@ -144,3 +163,4 @@ describe('the reader', () => {
     }
   });
 });
+

@@ -1,11 +1,13 @@
 // Resource sampling (src/resources/) in real step processes: resources.jsonl one sample a line with
 // the last one written on every exit path JavaScript runs on, GPUs through a stand-in nvidia-smi
 // (CUDA_VISIBLE_DEVICES marked, the process gone with the step), nothing without nvidia-smi or with
-// STEP_TELEMETRY_RESOURCES=false, a bad interval named at start, and the decimation of long runs.
+// STEP_TELEMETRY_RESOURCES=false, a bad interval named at start, the decimation of long runs, and
+// the cheap RSS reader a runner worker uses around each run() (/proc/self/statm).
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { ResidentMemory } from '../src/resources/proc.js';
 import { ResourceLog } from '../src/resources/resource-log.js';
 import { readJsonl } from './fixtures/runner/harness.js';
 import { runStepScript, useTempDir } from './helpers/run-step.js';
@@ -53,6 +55,10 @@ describe('resource sampling', () => {
     expect(last.node).toMatchObject({ cpus: expect.any(Number), memory_total_bytes: expect.any(Number), memory_available_bytes: expect.any(Number), cpu_utilization: expect.any(Number) });
     expect(last.gpus).toBeUndefined(); // no nvidia-smi on this PATH
     expect(lines.filter((l) => l.final)).toHaveLength(1);
+    // every line's utilisation is a share of the CPUs; the first one's covers the time since the
+    // process started (was: the CPU since then over the 2 ms since the sampler started, 8000 %)
+    for (const l of lines) expect(l.cpu_utilization, JSON.stringify(l)).toBeLessThanOrEqual(1.5);
+    expect(lines[0]!.period_s).toBeGreaterThan(0.05);
     // cumulative counters never go back
     for (let i = 1; i < lines.length; i++) expect(lines[i]!.cpu_user_s).toBeGreaterThanOrEqual(lines[i - 1]!.cpu_user_s);
 
@@ -105,6 +111,17 @@ describe('resource sampling', () => {
     expect(bad.result.code).toBe(0);
     expect(bad.result.stderr).toContain('STEP_TELEMETRY_RESOURCES_INTERVAL_MS: expected a whole number from 100 to 3600000');
     expect(bad.lines!.length).toBeGreaterThanOrEqual(2); // the first sample and the last
+  });
+
+  it.skipIf(process.platform !== 'linux')('the per-attempt RSS reader: a kept-open /proc/self/statm reads what rss() does', () => {
+    const rss = new ResidentMemory();
+    const keep = Buffer.alloc(64 * 1024 * 1024, 1); // 64 MiB resident
+    const mine = rss.bytes();
+    const node = process.memoryUsage.rss();
+    expect(Math.abs(mine - node) / node, `${mine} vs ${node}`).toBeLessThan(0.02);
+    expect(mine).toBeGreaterThan(keep.length);
+    rss.close();
+    expect(Math.abs(rss.bytes() - process.memoryUsage.rss()) / node).toBeLessThan(0.02); // closed: rss() itself
   });
 
   it('a long run stays bounded: every sample for 720 lines, then each line stands for twice as many; a new memory high is written at once', async () => {

@@ -99,7 +99,7 @@ describe('run-folder files written a new way, in the formats they had', () => {
     const dir = await useTempDir('runner-scale-');
     const report = new ProcessedReport(dir);
     const rows: ProcessedRow[] = [
-      { mini_batch_id: 'mb-00000', times_picked: 1, worker: 'worker-0', pid: 41, start_time: 1_700_000_000_123.75, end_time: 1_700_000_000_200.5, total_items: 2, succeeded_items: 2, failed_items: 0, elapsed_seconds: 0.077, run_method_seconds: 0, status: 'RUN_DONE', error_category: '', error_message: '' },
+      { mini_batch_id: 'mb-00000', times_picked: 1, worker: 'worker-0', pid: 41, start_time: 1_700_000_000_123.75, end_time: 1_700_000_000_200.5, total_items: 2, succeeded_items: 2, failed_items: 0, elapsed_seconds: 0.077, run_method_seconds: 0, status: 'RUN_DONE', error_category: '', error_message: '', cpu_seconds: 0.012, rss_bytes: 81_234_567, heap_growth_bytes: -4096 },
       { mini_batch_id: 'mb-00001', times_picked: 3, worker: '', pid: '', start_time: 1_700_000_000_123.75, end_time: 1_700_000_001_000, total_items: 5, succeeded_items: 0, failed_items: 5, elapsed_seconds: 0.876, run_method_seconds: 1.5, status: 'RUN_EXCEPTION', error_category: 'RunException', error_message: 'Error: "bad", very\nbad' },
     ];
     for (const r of rows) report.add(r);

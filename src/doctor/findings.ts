@@ -6,7 +6,7 @@ import path from 'node:path';
 import { categoryOf, completed, durationsOf, groupFailures, isFailure, mannKendall, messagePattern, retried, summarizeDurations, theilSen, topFrame } from '../run-folder/analysis.js';
 import type { ReadNote } from '../run-folder/files.js';
 import { miniBatchInputs } from '../run-folder/inputs.js';
-import type { Attempt, Fates, RunData, Runtime, StepRun } from '../run-folder/model.js';
+import type { Attempt, Fates, JobRun, RunData, Runtime, StepRun } from '../run-folder/model.js';
 import { correlateLatencyWithMemory, cpuSaturated, eventLoopBlocked, ioBound, memoryGrowth, outOfMemory } from './resource-findings.js';
 
 export type Severity = 'error' | 'warning' | 'info';
@@ -49,6 +49,7 @@ export interface CheckOptions {
 }
 
 export const CHECKS = [
+  'job-failed',
   'step-failed',
   'step-not-ended',
   'latency-trend',
@@ -104,11 +105,44 @@ function range(list: readonly { id: string }[]): string {
 // ---------------------------------------------------------------------------------------------
 // step outcome
 
+/** A merged multi-node job (src/runner/merge.ts) that failed: one finding for the job, instead of one per node. */
+function jobFailed(job: JobRun): Finding[] {
+  const r = job.result;
+  const status = typeof r.status === 'string' ? r.status : undefined;
+  if (status !== 'failed' && status !== 'terminated') return [];
+  const cause = r.cause as { category?: string; type?: string; message?: string } | undefined;
+  const mbs = r.mini_batches as { total?: number; succeeded?: number; failed?: number; not_processed?: number } | undefined;
+  const nodes = ((r.merged as { nodes?: { folder?: string; status?: string }[] } | undefined)?.nodes ?? []).map((n) => `${path.basename(n.folder ?? '')} ${n.status ?? '?'}`);
+  const evidence = [`${job.label}/result.json (the merged job of ${job.nodes.length} node folders) status: ${status}`];
+  if (cause?.category) evidence.push(`cause: ${cause.category}${cause.type && cause.type !== cause.category ? ` (${cause.type})` : ''}${cause.message ? `: ${firstLine(cause.message)}` : ''}`);
+  if (mbs) evidence.push(`mini-batches: ${mbs.succeeded ?? 0} succeeded, ${mbs.failed ?? 0} failed, ${mbs.not_processed ?? 0} not processed of ${mbs.total ?? 0}`);
+  if (nodes.length > 0) evidence.push(`nodes: ${nodes.join(', ')}`);
+  const lost = cause?.type === 'NodeLost';
+  return [
+    {
+      id: 'job-failed',
+      severity: 'error',
+      step: job.label,
+      title: `${job.label} (a job of ${job.nodes.length} nodes) ${status === 'terminated' ? 'was terminated' : 'failed'}`,
+      evidence,
+      fix: lost
+        ? 'Nodes were lost with work left. On a shared queue, start a node again (same pipeline run id): it joins the job the queue still holds and runs the rest; then this job is merged again. Without a queue, run the lost nodes again with --resume on their folders, then step-telemetry merge.'
+        : 'Every node ended with this cause (a queue shares one verdict). Start from the other findings and the error log records of the nodes; after fixing, `parallel-run --resume` on the queue runs the failed mini-batches again, `--input-failed` on this folder only the failed items.',
+      data: { status, cause: cause?.category, type: cause?.type, nodes: job.nodes },
+    },
+  ];
+}
+
 function stepFailed(step: StepRun): Finding[] {
   const result = step.result;
   const status = typeof result?.status === 'string' ? result.status : undefined;
   const failed = ['failure', 'crashed', 'terminated'].includes(step.outcome) || status === 'failed' || status === 'terminated';
   if (!failed) return [];
+  const jobStatus = step.job?.result.status;
+  const jobCause = (step.job?.result.cause as { category?: string } | undefined)?.category;
+  const ownCause = (result?.cause as { category?: string } | undefined)?.category;
+  // a node of a merged job that failed with the job's own cause: job-failed says it once
+  if (step.job && jobStatus !== 'succeeded' && ownCause === jobCause) return [];
   const evidence: string[] = [`step.json outcome: ${step.outcome}${status ? `; result.json status: ${status}` : ''}`];
   const data: Record<string, unknown> = { outcome: step.outcome, status };
   if (typeof result?.reason === 'string') {
@@ -129,10 +163,11 @@ function stepFailed(step: StepRun): Finding[] {
     if (frame) evidence.push(`at ${frame}`);
   }
   const terminated = step.outcome === 'terminated' || status === 'terminated';
+  if (step.job && jobStatus === 'succeeded') evidence.push(`the job succeeded without this node (${step.job.label}/result.json): its mini-batches ran on the other nodes`);
   return [
     {
       id: 'step-failed',
-      severity: 'error',
+      severity: step.job && jobStatus === 'succeeded' ? 'warning' : 'error',
       step: step.label,
       title: `${step.label} ${terminated ? 'was terminated' : step.outcome === 'crashed' ? 'crashed' : 'failed'}`,
       evidence,
@@ -150,10 +185,12 @@ function stepNotEnded(step: StepRun): Finding[] {
   const last = Math.max(lastLog?.time ?? 0, step.attempts.lastEnd ?? 0);
   const evidence = ['step.json still says "running": the process never reached end(), a signal handler or its exit hooks'];
   if (last > 0) evidence.push(`the last record is from ${new Date(last).toISOString()}${lastLog ? `: "${firstLine(lastLog.message)}"` : ''}`);
+  const jobDone = step.job?.result.status === 'succeeded';
+  if (jobDone) evidence.push(`the job succeeded without this node (${step.job!.label}/result.json): the queue ran its mini-batches on the other nodes`);
   return [
     {
       id: 'step-not-ended',
-      severity: 'error',
+      severity: jobDone ? 'warning' : 'error',
       step: step.label,
       title: `${step.label} never ended: the process was killed (SIGKILL, out of memory) or its machine was lost`,
       evidence,
@@ -716,6 +753,8 @@ function contentFiles(dir: string, limit = 1): number {
 }
 
 function emptyOutput(step: StepRun): Finding[] {
+  // a node of a merged job may have taken no mini-batch: the job's merged output is what must hold data
+  if (step.job) return [];
   const recordedFolder = (step.processes[0]?.json.local as { folder?: string } | undefined)?.folder;
   const sameMachine = recordedFolder === undefined || path.resolve(recordedFolder) === path.resolve(step.folder);
   /** A recorded path, moved along with the run folder when it was inside it. */
@@ -740,6 +779,16 @@ function emptyOutput(step: StepRun): Finding[] {
     out.push(outputFinding(step.label, c.path, p, c.from, problem, step));
   }
   return out;
+}
+
+/** A merged job's output file (result.json output_file, unless summary_only). */
+function jobOutput(job: JobRun): Finding[] {
+  const file = job.result.output_file;
+  const config = job.result.config as { output_action?: string } | undefined;
+  if (typeof file !== 'string' || config?.output_action === 'summary_only') return [];
+  const problem = outputProblem(file, 'file');
+  if (!problem || (problem === 'empty' && (job.result.items as { succeeded?: number } | undefined)?.succeeded === 0)) return [];
+  return [outputFinding(job.label, file, file, `${job.label}/result.json output_file`, problem, undefined)];
 }
 
 /** Outputs named on the command line: checked once for the whole run. */
@@ -926,6 +975,10 @@ export function diagnose(run: RunData, options: CheckOptions = {}): Diagnosis {
       add(cpuSaturated(step));
     }
     correlateLatencyWithMemory(findings, step.label);
+  }
+  for (const job of run.jobs) {
+    add(jobFailed(job));
+    add(jobOutput(job));
   }
   add(explicitOutputs(run, options.outputs ?? []));
   add(truncatedFiles(run.notes));

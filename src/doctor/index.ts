@@ -19,6 +19,8 @@ export interface DoctorResult {
   readonly kind: RunData['kind'];
   readonly pipelineRunId: string;
   readonly steps: readonly { readonly label: string; readonly outcome: string; readonly attempts: number; readonly miniBatches: number }[];
+  /** The merged jobs of multi-node steps: the job's status, as its result.json says. */
+  readonly jobs: readonly { readonly label: string; readonly status: string; readonly nodes: number; readonly itemsSucceeded?: number; readonly itemsTotal?: number }[];
   readonly findings: readonly Finding[];
   readonly skipped: readonly Skipped[];
   readonly notes: readonly string[];
@@ -43,6 +45,10 @@ export function runDoctor(target: string, options: DoctorOptions = {}): DoctorRe
     kind: run.kind,
     pipelineRunId: run.pipelineRunId,
     steps: run.steps.map((s) => ({ label: s.label, outcome: s.outcome, attempts: s.attempts.count, miniBatches: s.attempts.fates.total || s.miniBatches.count })),
+    jobs: run.jobs.map((j) => {
+      const items = j.result.items as { succeeded?: number; total?: number } | undefined;
+      return { label: j.label, status: String(j.result.status ?? 'unknown'), nodes: j.nodes.length, itemsSucceeded: items?.succeeded, itemsTotal: items?.total };
+    }),
     findings,
     skipped,
     notes: run.notes.map((n) => n.message),
@@ -62,6 +68,9 @@ export function formatDoctor(result: DoctorResult): string {
   const out: string[] = [];
   const what = result.kind === 'pipeline' ? `pipeline run ${result.pipelineRunId}, ${plural(result.steps.length, 'step')}` : `step ${result.steps.map((s) => s.label).join(', ')}`;
   out.push(`step-telemetry doctor: ${result.folder} (${what})`);
+  for (const j of result.jobs) {
+    out.push(`  ${j.label} (job of ${plural(j.nodes, 'node')}, merged): ${j.status}${j.itemsTotal !== undefined ? `, ${j.itemsSucceeded ?? 0} of ${j.itemsTotal} items succeeded` : ''}`);
+  }
   for (const s of result.steps) {
     out.push(`  ${s.label}: ${s.outcome}${s.miniBatches > 0 ? `, ${plural(s.miniBatches, 'mini-batch', 'mini-batches')}${s.attempts !== s.miniBatches ? ` (${plural(s.attempts, 'attempt')})` : ''}` : ''}`);
   }

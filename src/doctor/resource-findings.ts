@@ -1,11 +1,11 @@
-// The doctor's checks on resources*.jsonl (src/resources/): memory that grows across mini-batches,
-// a worker that died of memory, mini-batches that wait off CPU, a node whose CPUs were saturated,
-// and an event loop blocked for seconds. Pure functions of the run folder, like findings.ts.
-//
-// Without per-attempt CPU (the next round: CPU time of each attempt on its span), CPU is known per
-// process only: the io-bound check compares a worker's CPU seconds with the time its mini-batches
-// took, and cannot yet say which mini-batches waited.
-import { mannKendall, median, theilSen } from '../run-folder/analysis.js';
+// The doctor's checks on resources*.jsonl (src/resources/) and on what each worker measured around
+// run() (the attempt spans' mini_batch.cpu_ms and friends): memory that grows across mini-batches,
+// a worker that died of memory, mini-batches that wait off CPU (and which), a node whose CPUs were
+// saturated, and an event loop blocked for seconds. Pure functions of the run folder, like
+// findings.ts. A run folder from before the per-attempt figures gets io-bound from the workers'
+// CPU per process.
+import { mannKendall, median, summarize, theilSen } from '../run-folder/analysis.js';
+import { WAITED_CPU_SHARE } from '../run-folder/attempts.js';
 import type { Attempt, ResourceSample, StepRun } from '../run-folder/model.js';
 import { seconds, type Finding, type Severity, type Skipped } from './findings.js';
 
@@ -18,6 +18,11 @@ export function bytes(n: number | undefined): string {
   if (a >= MIB) return `${(n / MIB).toFixed(a >= 100 * MIB ? 0 : 1)} MiB`;
   if (a >= 1024) return `${(n / 1024).toFixed(0)} KiB`;
   return `${Math.round(n)} B`;
+}
+
+/** Bytes with a sign: +3.0 MiB, -512 KiB. */
+function signed(n: number): string {
+  return n < 0 ? `-${bytes(-n)}` : `+${bytes(n)}`;
 }
 
 function pct(x: number): string {
@@ -97,6 +102,24 @@ interface Growth {
   readonly miniBatchesToLimit?: number;
   readonly tau: number;
   readonly p: number;
+  /** Heap growth across run() as its worker measured it: the median per attempt, and the largest. */
+  readonly heapPerAttempt?: { readonly median: number; readonly largest: readonly Attempt[] };
+}
+
+/** The heap growth across run() of attempts that have it (the worker's own figure; in a large run, of the attempts kept, weighted). */
+function heapPerAttempt(attempts: readonly Attempt[]): Growth['heapPerAttempt'] {
+  const measured = attempts.filter((a) => a.heapGrowthBytes !== undefined);
+  if (measured.length < 5) return undefined;
+  const largest = [...measured].sort((a, b) => b.heapGrowthBytes! - a.heapGrowthBytes!).slice(0, 3);
+  return { median: heapGrowthMedian(measured), largest };
+}
+
+/** The median heap growth of attempts that all have the figure, each counted as often as it stands for. */
+export function heapGrowthMedian(measured: readonly Attempt[]): number {
+  return summarize(
+    measured.map((a) => a.heapGrowthBytes!),
+    measured.map((a) => a.weight),
+  ).p50;
 }
 
 function growthOf(step: StepRun, samples: readonly ResourceSample[], nodeMemory: number | undefined): Growth | undefined {
@@ -164,6 +187,7 @@ function growthOf(step: StepRun, samples: readonly ResourceSample[], nodeMemory:
       miniBatchesToLimit,
       tau: mk.tau,
       p: mk.pIncrease,
+      heapPerAttempt: heapPerAttempt(attempts),
     };
   }
   return undefined;
@@ -195,6 +219,8 @@ export function memoryGrowth(step: StepRun): Finding[] | Skipped {
         `${g.perMiniBatch !== undefined ? `, +${bytes(g.perMiniBatch)} per mini-batch over ${g.miniBatches} mini-batches` : ''}, +${bytes(g.perSecond * 60)} per minute` +
         ` (Theil-Sen slope; Mann-Kendall τ ${g.tau.toFixed(2)}, p ${g.p < 0.001 ? '< 0.001' : g.p.toFixed(3)})`,
     );
+    const h = g.heapPerAttempt;
+    if (h) evidence.push(`  its heap grew across run() by a median ${signed(h.median)} per attempt (as the worker measured it); the most: ${h.largest.map((a) => `${a.id} ${signed(a.heapGrowthBytes!)}`).join(', ')}`);
     if (g.limit !== undefined && g.secondsToLimit !== undefined) {
       evidence.push(
         `  at this rate it reaches ${g.limitName} of ${bytes(g.limit)} in about ${duration(g.secondsToLimit)}${g.miniBatchesToLimit !== undefined ? ` (${g.miniBatchesToLimit} more mini-batches)` : ''}`,
@@ -228,6 +254,7 @@ export function memoryGrowth(step: StepRun): Finding[] | Skipped {
           limitBytes: g.limit,
           secondsToLimit: g.secondsToLimit === undefined ? undefined : Math.round(g.secondsToLimit),
           miniBatchesToLimit: g.miniBatchesToLimit,
+          heapGrowthPerAttemptBytes: g.heapPerAttempt === undefined ? undefined : Math.round(g.heapPerAttempt.median),
           mannKendallTau: round(g.tau),
           pValue: g.p,
         })),
@@ -405,7 +432,8 @@ export function eventLoopBlocked(step: StepRun): Finding[] {
 
 const CPU_MIN_BUSY_S = 5;
 const CPU_MIN_ATTEMPTS = 20;
-const IO_BOUND_RATIO = 0.3;
+/** The share of run() on a CPU (or waiting for one) under which mini-batches wait on something else: the same for a run as for an attempt. */
+const IO_BOUND_RATIO = WAITED_CPU_SHARE;
 
 interface WorkerCpu {
   readonly worker: string;
@@ -459,7 +487,122 @@ function workersOf(step: StepRun): number {
   return step.attempts.byWorker.size;
 }
 
+/**
+ * Where run()'s time went: on a CPU (the CPU seconds each worker measured around each run()),
+ * waiting for one (the workers' main-thread run-queue wait over the time their mini-batches ran,
+ * from resources*.jsonl, Linux), and the rest: blocked on I/O, a timer, a lock.
+ */
+interface RunUse {
+  /** The attempts with figures, run() for some time (exact, every attempt read). */
+  readonly attempts: number;
+  readonly runMs: number;
+  readonly cpuMs: number;
+  /** When every worker's resource lines have it. */
+  readonly waitMs?: number;
+}
+
+function runUse(step: StepRun): RunUse {
+  let attempts = 0;
+  let runMs = 0;
+  let cpuMs = 0;
+  for (const u of step.attempts.usage.byWorker.values()) {
+    attempts += u.busyAttempts;
+    runMs += u.runMs;
+    cpuMs += u.cpuMs;
+  }
+  return { attempts, runMs, cpuMs, waitMs: attempts > 0 ? waitDuring(step) : undefined };
+}
+
+/** Run-queue wait of the workers' main threads while their mini-batches ran (their resource lines), ms; undefined when a worker's lines lack it. */
+function waitDuring(step: StepRun): number | undefined {
+  const workers = workerCpu(step);
+  return workers.length > 0 && workers.every((w) => w.cpuWaitS !== undefined) ? workers.reduce((s, w) => s + w.cpuWaitS!, 0) * 1000 : undefined;
+}
+
+/** Share of run() time on a CPU or waiting for one (the rest is blocked: I/O); without the wait, on a CPU only. */
+function busyShare(cpuMs: number, waitMs: number | undefined, runMs: number): number {
+  return (cpuMs + (waitMs ?? 0)) / runMs;
+}
+
+function workerCount(n: number): string {
+  return `${n} worker process${n === 1 ? '' : 'es'}`;
+}
+
 export function ioBound(step: StepRun): Finding[] | Skipped {
+  const use = runUse(step);
+  if (use.attempts < CPU_MIN_ATTEMPTS || use.runMs < CPU_MIN_BUSY_S * 1000) {
+    // a run folder from before the workers measured each run(): their CPU over their mini-batches' time
+    if (use.attempts === 0) return ioBoundPerProcess(step);
+    return { id: 'io-bound', step: step.label, reason: `${use.attempts} mini-batch attempts and ${(use.runMs / 1000).toFixed(1)} s in run() with CPU figures (needs ${CPU_MIN_ATTEMPTS} and ${CPU_MIN_BUSY_S} s)` };
+  }
+  const ratio = use.cpuMs / use.runMs;
+  const busy = busyShare(use.cpuMs, use.waitMs, use.runMs);
+  if (busy >= IO_BOUND_RATIO) return [];
+  const waited = step.attempts.usage.waited;
+  const queued = use.waitMs === undefined ? '' : ` (their main threads waited ${seconds(use.waitMs)} for a CPU meanwhile)`;
+  const evidence = [
+    `${use.attempts} mini-batch attempts spent ${seconds(use.runMs)} in run(); their workers used ${seconds(use.cpuMs)} of CPU meanwhile${queued}: ${pct(ratio)} on a CPU (CPU seconds / run() seconds, measured around each run()), so about ${pct(1 - busy)} of run() was spent waiting on something else`,
+    `${waited.count} of them spent under ${pct(IO_BOUND_RATIO)} of run() on a CPU; the longest waits: ${waited.longest
+      .slice(0, 5)
+      .map((a) => `${a.id}${a.attempt > 1 ? ` (attempt ${a.attempt})` : ''} ${seconds(a.runMs!)} in run(), ${seconds(a.cpuMs!)} of CPU`)
+      .join('; ')}${waited.count > 5 ? '; …' : ''}`,
+  ];
+  const reads = new Map(workerCpu(step).map((w) => [w.worker, w]));
+  const perWorker = [...step.attempts.usage.byWorker].filter(([, u]) => u.busyAttempts > 0).sort((a, b) => a[0].localeCompare(b[0], 'en', { numeric: true }));
+  for (const [worker, u] of perWorker.slice(0, 4)) {
+    const r = reads.get(worker);
+    const read = r?.readChars !== undefined ? `; its process read ${bytes(r.readChars)} (${bytes(r.diskReadBytes)} from disk)` : '';
+    evidence.push(`${worker}: ${u.busyAttempts} attempts, ${seconds(u.runMs)} in run(), ${seconds(u.cpuMs)} CPU (${pct(u.cpuMs / u.runMs)})${read}`);
+  }
+  const node = nodeLine(step);
+  if (node) evidence.push(node.line);
+  return ioFinding(step, ratio, evidence, {
+    ratio: round(ratio),
+    cpuWaitShare: use.waitMs === undefined ? undefined : round(use.waitMs / use.runMs),
+    busySeconds: round(use.runMs / 1000),
+    cpuSeconds: round(use.cpuMs / 1000),
+    miniBatches: use.attempts,
+    workers: perWorker.length,
+    basis: 'attempts',
+    waited: { count: waited.count, miniBatches: waited.longest.map((a) => a.id) },
+    nodeCpuBusy: node?.busy === undefined ? undefined : round(node.busy),
+    iowait: node?.iowait === undefined ? undefined : round(node.iowait),
+  });
+}
+
+function ioFinding(step: StepRun, ratio: number, evidence: string[], data: Record<string, unknown>): Finding[] {
+  return [
+    {
+      id: 'io-bound',
+      severity: 'info',
+      step: step.label,
+      title: `${step.label}: mini-batches spend most of their time off CPU (${pct(ratio)} CPU): I/O-bound`,
+      evidence,
+      fix:
+        'The workers wait (on the input store, the network, a remote model, a sleep or a lock) rather than compute, so the CPUs are mostly idle. ' +
+        'Overlap the waiting: raise process_count_per_node above the number of cores, or let run() fetch its items concurrently (Promise.all over the mini-batch) and prefetch inputs; if the input store is the bottleneck, check its throughput and use larger mini-batches of fewer files.',
+      data,
+    },
+  ];
+}
+
+/** The node's CPU while mini-batches ran, in a line of evidence. */
+function nodeLine(step: StepRun): { line: string; busy: number; iowait?: number } | undefined {
+  const node = nodeSamplesDuringRun(step);
+  if (node.length === 0) return undefined;
+  const busy = node.reduce((s, x) => s + (x.node!.cpuUtilization ?? 0), 0) / node.length;
+  const iowait = node.reduce((s, x) => s + (x.node!.iowait ?? 0), 0) / node.length;
+  const cpus = node.find((s) => s.node?.cpus !== undefined)?.node?.cpus ?? step.runtime?.cpus;
+  const workers = workersOf(step);
+  return {
+    busy,
+    iowait,
+    line: `the node's CPUs were ${pct(busy)} busy on average${iowait >= 0.05 ? `, ${pct(iowait)} waiting on disk (iowait)` : ''}${cpus ? ` (${cpus} CPUs, ${workers} worker${workers === 1 ? '' : 's'})` : ''}`,
+  };
+}
+
+/** io-bound from the workers' resource samples: a run folder without CPU figures per attempt. */
+function ioBoundPerProcess(step: StepRun): Finding[] | Skipped {
   const workers = workerCpu(step);
   const busyS = workers.reduce((s, w) => s + w.busyS, 0);
   const cpuS = workers.reduce((s, w) => s + w.cpuS, 0);
@@ -471,32 +614,26 @@ export function ioBound(step: StepRun): Finding[] | Skipped {
   // time waiting for a core is not waiting on I/O: it counts with the CPU time (cpu-saturated's case)
   const waitS = workers.every((w) => w.cpuWaitS !== undefined) ? workers.reduce((s, w) => s + w.cpuWaitS!, 0) : 0;
   if ((cpuS + waitS) / busyS >= IO_BOUND_RATIO) return [];
-  const node = nodeSamplesDuringRun(step);
-  const nodeBusy = node.length > 0 ? node.reduce((s, x) => s + (x.node!.cpuUtilization ?? 0), 0) / node.length : undefined;
-  const iowait = node.length > 0 ? node.reduce((s, x) => s + (x.node!.iowait ?? 0), 0) / node.length : undefined;
-  const cpus = node.find((s) => s.node?.cpus !== undefined)?.node?.cpus ?? step.runtime?.cpus;
+  const node = nodeLine(step);
   const evidence = [
-    `${attempts} mini-batches on ${workers.length} worker process${workers.length === 1 ? '' : 'es'} took ${seconds(busyS * 1000)}; those workers used ${seconds(cpuS * 1000)} of CPU meanwhile: ${pct(ratio)} (CPU seconds / mini-batch seconds), so about ${pct(1 - ratio)} of mini-batch time was spent waiting${waitS > 0 ? ` (${seconds(waitS * 1000)} of it for a core, the rest on I/O)` : ''}`,
+    `${attempts} mini-batches on ${workerCount(workers.length)} took ${seconds(busyS * 1000)}; those workers used ${seconds(cpuS * 1000)} of CPU meanwhile: ${pct(ratio)} (CPU seconds / mini-batch seconds), so about ${pct(1 - ratio)} of mini-batch time was spent waiting${waitS > 0 ? ` (${seconds(waitS * 1000)} of it for a core, the rest on I/O)` : ''}`,
   ];
   for (const w of workers.slice(0, 4)) {
     const reads = w.readChars !== undefined ? `; read ${bytes(w.readChars)} (${bytes(w.diskReadBytes)} from disk)` : '';
     evidence.push(`${w.worker}${w.pid !== undefined ? ` (pid ${w.pid})` : ''}: ${w.attempts} mini-batches, ${seconds(w.busyS * 1000)} in them, ${seconds(w.cpuS * 1000)} CPU (${pct(w.cpuS / w.busyS)})${reads}`);
   }
-  if (nodeBusy !== undefined) evidence.push(`the node's CPUs were ${pct(nodeBusy)} busy on average${iowait !== undefined && iowait >= 0.05 ? `, ${pct(iowait)} waiting on disk (iowait)` : ''}${cpus ? ` (${cpus} CPUs, ${workersOf(step)} worker${workersOf(step) === 1 ? '' : 's'})` : ''}`);
-  evidence.push('CPU is known per worker process, not per mini-batch yet: which mini-batches waited, and on what, is not in this run folder');
-  return [
-    {
-      id: 'io-bound',
-      severity: 'info',
-      step: step.label,
-      title: `${step.label}: mini-batches spend most of their time off CPU (${pct(ratio)} CPU): I/O-bound`,
-      evidence,
-      fix:
-        'The workers wait (on the input store, the network, a remote model, a sleep or a lock) rather than compute, so the CPUs are mostly idle. ' +
-        'Overlap the waiting: raise process_count_per_node above the number of cores, or let run() fetch its items concurrently (Promise.all over the mini-batch) and prefetch inputs; if the input store is the bottleneck, check its throughput and use larger mini-batches of fewer files.',
-      data: { ratio: round(ratio), busySeconds: round(busyS), cpuSeconds: round(cpuS), miniBatches: attempts, workers: workers.length, nodeCpuBusy: nodeBusy === undefined ? undefined : round(nodeBusy), iowait: iowait === undefined ? undefined : round(iowait) },
-    },
-  ];
+  if (node) evidence.push(node.line);
+  evidence.push('this run folder has CPU per worker process only (written before the workers measured each run()): which mini-batches waited is not in it');
+  return ioFinding(step, ratio, evidence, {
+    ratio: round(ratio),
+    busySeconds: round(busyS),
+    cpuSeconds: round(cpuS),
+    miniBatches: attempts,
+    workers: workers.length,
+    basis: 'processes',
+    nodeCpuBusy: node === undefined ? undefined : round(node.busy),
+    iowait: node?.iowait === undefined ? undefined : round(node.iowait),
+  });
 }
 
 export function cpuSaturated(step: StepRun): Finding[] {
@@ -508,16 +645,30 @@ export function cpuSaturated(step: StepRun): Finding[] {
   const saturated = node.filter((s) => (s.node!.cpuUtilization ?? 0) >= 0.9);
   const share = saturated.length / node.length;
   if (share < 0.5) return [];
+  const use = runUse(step);
+  const measured = use.attempts >= CPU_MIN_ATTEMPTS;
+  // mini-batches that mostly wait on I/O did not saturate the CPUs, and more of them than cores is right (io-bound)
+  if (measured && use.waitMs !== undefined && busyShare(use.cpuMs, use.waitMs, use.runMs) < IO_BOUND_RATIO) return [];
   const busy = node.reduce((s, x) => s + (x.node!.cpuUtilization ?? 0), 0) / node.length;
   const loads = node.map((s) => s.node!.load1m).filter((x): x is number => x !== undefined);
   const load = loads.length > 0 ? median(loads) : undefined;
-  const perWorker = workerCpu(step);
   const evidence = [
     `the node's ${cpus} CPUs were at least 90% busy in ${saturated.length} of ${node.length} samples taken while mini-batches ran (${pct(busy)} busy on average)`,
     `${workers} workers for ${cpus} CPUs${load !== undefined ? `; median 1-minute load ${load.toFixed(1)}` : ''}`,
   ];
-  const cpuBound = perWorker.filter((w) => w.busyS > 0 && w.cpuS / w.busyS >= 0.3);
-  if (cpuBound.length > 0) evidence.push(`each worker got ${pct(cpuBound.reduce((s, w) => s + w.cpuS / w.busyS, 0) / cpuBound.length)} of a CPU during its mini-batches: they queue for the cores`);
+  const onCpu = measured ? use.cpuMs / use.runMs : undefined;
+  const queued = measured && use.waitMs !== undefined ? use.waitMs / use.runMs : undefined;
+  if (onCpu !== undefined && queued !== undefined && onCpu > 0) {
+    evidence.push(
+      `while run() ran, a mini-batch was on a CPU ${pct(onCpu)} of the time (measured around each of ${use.attempts} run()s) and waited for one ${pct(queued)} (its worker's run-queue wait): ` +
+        `they take turns on the cores, so run() took about ${((onCpu + queued) / onCpu).toFixed(1)}× as long as on a core of its own`,
+    );
+  } else if (onCpu !== undefined) {
+    evidence.push(`each mini-batch got ${pct(onCpu)} of a CPU while run() ran (CPU seconds / run() seconds, measured around each of ${use.attempts} run()s): they queue for the cores`);
+  } else {
+    const cpuBound = workerCpu(step).filter((w) => w.busyS > 0 && w.cpuS / w.busyS >= 0.3);
+    if (cpuBound.length > 0) evidence.push(`each worker got ${pct(cpuBound.reduce((s, w) => s + w.cpuS / w.busyS, 0) / cpuBound.length)} of a CPU during its mini-batches: they queue for the cores`);
+  }
   return [
     {
       id: 'cpu-saturated',
@@ -527,7 +678,16 @@ export function cpuSaturated(step: StepRun): Finding[] {
       evidence,
       fix:
         'More CPU-bound workers than cores only makes each mini-batch slower (they take turns on the cores, and their memory adds up). For compute-bound run() set process_count_per_node to the number of cores (or fewer, if run() uses threads itself, e.g. a native inference library), and add nodes for more throughput.',
-      data: { cpus, workers, saturatedSamples: saturated.length, samples: node.length, averageBusy: round(busy), load1m: load },
+      data: {
+        cpus,
+        workers,
+        saturatedSamples: saturated.length,
+        samples: node.length,
+        averageBusy: round(busy),
+        load1m: load,
+        cpuShare: onCpu === undefined ? undefined : round(onCpu),
+        cpuWaitShare: queued === undefined ? undefined : round(queued),
+      },
     },
   ];
 }

@@ -12,12 +12,14 @@ import { badge, esc, iso, plural } from './html.js';
 import { failuresSection } from './sections/failures.js';
 import { findingsSection } from './sections/findings.js';
 import { headlineSection } from './sections/headline.js';
+import { jobsSection } from './sections/jobs.js';
 import { keyFigures } from './sections/key-figures.js';
 import { latencySection } from './sections/latency.js';
 import { logsSection } from './sections/logs.js';
 import { metricsSection } from './sections/metrics.js';
 import { overviewSection } from './sections/overview.js';
 import { progressSection } from './sections/progress.js';
+import { resourcesSection } from './sections/resources.js';
 import { runtimeSection } from './sections/runtime.js';
 import { timelineSection } from './sections/timeline.js';
 import { stepView } from './step-view.js';
@@ -47,7 +49,7 @@ export function buildReport(run: RunData, options: ReportOptions = {}): string {
   const stepSections = views.map((view) => {
     const { step, index: i } = view;
     nav.push(`<a href="#step-${i}">${esc(step.label)}</a>`);
-    const body = [keyFigures(view), progressSection(view), timelineSection(view, maxSegments), latencySection(view), failuresSection(view), metricsSection(view), runtimeSection(view)].join('');
+    const body = [keyFigures(view), progressSection(view), timelineSection(view, maxSegments), resourcesSection(view, findings), latencySection(view), failuresSection(view), metricsSection(view), runtimeSection(view)].join('');
     const source = step.attempts.source === 'processed-report' ? ' · mini-batches from processed-mini-batches.csv (no spans)' : '';
     const sampled = step.attempts.sampled;
     const sample = sampled ? ` · durations and timelines from a uniform sample of ${formatCount(sampled.kept)} of the ${formatCount(sampled.of)} attempts that succeeded at once (with every other attempt); counts are exact` : '';
@@ -63,7 +65,7 @@ export function buildReport(run: RunData, options: ReportOptions = {}): string {
 <meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:">
 <title>${esc(title)}</title><style>${STYLES}</style></head>
 <body><header><h1>${esc(title)}</h1><p class="hint">${esc(what)} · ${esc(path.resolve(run.folder))} · generated ${esc(generated)} by step-telemetry report</p>${notes}</header>
-<nav>${nav.join('')}</nav><main>${headlineSection(views, findings)}${findingsSection(findings, run.steps)}${single ? '' : overviewSection(run, views)}${stepSections.join('')}${logs.html}</main>
+<nav>${nav.join('')}</nav><main>${headlineSection(views, findings)}${jobsSection(run)}${findingsSection(findings, run.steps)}${single ? '' : overviewSection(run, views)}${stepSections.join('')}${logs.html}</main>
 <script type="application/json" id="log-data">${logs.data}</script><script>${CLIENT_SCRIPT}</script></body></html>
 `;
 }

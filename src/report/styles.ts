@@ -93,5 +93,13 @@ details.values summary{font-size:12px;color:var(--muted)}
 .headline .what{font-weight:600}
 .headline code.frame{font-size:13px}
 .headline .links{margin:6px 0 0;font-size:13px}
+.chart-svg text.strip-max{font-size:10px;fill:#5f6b7a;paint-order:stroke;stroke:#fff;stroke-width:3px;stroke-linejoin:round}
+ul.res-findings{list-style:none;padding:0;margin:4px 0 10px}
+ul.res-findings li{border-left:4px solid var(--muted);padding:2px 8px;margin:3px 0;background:var(--panel)}
+ul.res-findings li.sev-error{border-left-color:var(--bad)}
+ul.res-findings li.sev-warning{border-left-color:var(--warn)}
+ul.res-findings .sev{text-transform:uppercase;font-size:10px;font-weight:700;color:#fff;background:var(--muted);border-radius:3px;padding:0 4px}
+ul.res-findings li.sev-error .sev{background:var(--bad)}
+ul.res-findings li.sev-warning .sev{background:var(--warn)}
 button.log-link{border:1px solid #c9d6e8;background:#eef4fb;color:#2f6fbf;border-radius:3px;padding:1px 8px}
 `;

@@ -4,6 +4,7 @@
 // fields in a sample.
 import fs from 'node:fs';
 import os from 'node:os';
+import { closeQuietly } from '../util/fd.js';
 
 /** Cumulative I/O of this process (/proc/self/io), bytes. */
 export interface ProcessIo {
@@ -118,5 +119,57 @@ export function cpuCount(): number {
     return typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length || 1;
   } catch {
     return 1;
+  }
+}
+
+/**
+ * The resident memory of this process, read where it is cheapest: a pread of /proc/self/statm's
+ * resident pages on a descriptor kept open (about 1 µs; process.memoryUsage.rss() opens, reads and
+ * closes /proc/self/stat on every call: 10 to 15 µs). Elsewhere, or once that failed, rss().
+ */
+export class ResidentMemory {
+  private fd: number | undefined;
+  private pageSize = 0;
+  private readonly buf = Buffer.alloc(128);
+
+  constructor() {
+    if (process.platform !== 'linux') return;
+    try {
+      this.fd = fs.openSync('/proc/self/statm', 'r');
+      const pages = this.pages();
+      // the page size, from one rss() beside it: 4 KiB, 16 KiB or 64 KiB, a power of two
+      if (pages !== undefined && pages > 0) this.pageSize = 2 ** Math.round(Math.log2(process.memoryUsage.rss() / pages));
+    } catch {
+      // rss() it is
+    }
+    if (!(this.pageSize >= 4096)) this.close();
+  }
+
+  /** Bytes. */
+  bytes(): number {
+    const pages = this.pages();
+    return pages !== undefined ? pages * this.pageSize : process.memoryUsage.rss();
+  }
+
+  /** statm's second number: resident pages. */
+  private pages(): number | undefined {
+    if (this.fd === undefined) return undefined;
+    const b = this.buf;
+    let n: number;
+    try {
+      n = fs.readSync(this.fd, b, 0, b.length, 0);
+    } catch {
+      this.close();
+      return undefined;
+    }
+    let i = b.indexOf(32) + 1;
+    if (i <= 0 || i >= n) return undefined;
+    let v = 0;
+    for (; i < n && b[i]! >= 48 && b[i]! <= 57; i++) v = v * 10 + b[i]! - 48;
+    return v;
+  }
+
+  close(): void {
+    this.fd = closeQuietly(this.fd);
   }
 }

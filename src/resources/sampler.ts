@@ -11,7 +11,7 @@ import v8 from 'node:v8';
 import type { Diagnostics } from '../diagnostics.js';
 import type { CatalogAttributes, CatalogInstruments } from '../signals/metrics.js';
 import { GpuSampler, type GpuReading } from './gpu.js';
-import { CPU_MODES, cgroupMemoryLimit, cpuCount, cpuShares, readCpuTimes, readProcessIo, readRunQueueWaitS, type CpuTimes, type ProcessIo } from './proc.js';
+import { CPU_MODES, ResidentMemory, cgroupMemoryLimit, cpuCount, cpuShares, readCpuTimes, readProcessIo, readRunQueueWaitS, type CpuTimes, type ProcessIo } from './proc.js';
 import { ResourceLog } from './resource-log.js';
 import { EventLoopMonitor, GC_KINDS, GcMonitor, type GcKind } from './runtime.js';
 
@@ -25,16 +25,18 @@ export interface ResourceSamplerOptions {
   readonly env?: NodeJS.ProcessEnv;
 }
 
-/** What a runner worker takes around an attempt (cheap: a few µs). */
+/** What a runner worker takes before run() (see since()): about 1 µs. */
 export interface ResourceSnapshot {
-  /** performance.now(), ms. */
-  readonly time: number;
-  /** Cumulative CPU time of the process, µs. */
-  readonly cpuUserUs: number;
-  readonly cpuSystemUs: number;
-  readonly rssBytes: number;
+  /** Cumulative CPU time of the process (user + system), µs. */
+  readonly cpuUs: number;
   readonly heapUsedBytes: number;
 }
+
+/** What the process used since a snapshot: CPU µs (user + system), RSS at the end and heap growth, bytes. */
+export type ResourceUsage = readonly [cpuUs: number, rssBytes: number, heapGrowthBytes: number];
+
+/** RSS is re-read at most this often by since(), ms: a burst of short mini-batches shares a reading. */
+const RSS_FRESH_MS = 1;
 
 /** The `worker` attribute of this process: the runner's worker slot, `main`, or `process-N`. */
 export function workerLabel(env: NodeJS.ProcessEnv, processIndex: number): string {
@@ -76,6 +78,10 @@ export class ResourceSampler {
   private last: { time: number; cpu: NodeJS.CpuUsage; io: ProcessIo | undefined; cpuTimes: CpuTimes | undefined };
   private period: Period;
   private stopped = false;
+  /** since()'s RSS reader, made on first use (runner workers only), and its last reading. */
+  private resident: ResidentMemory | undefined;
+  private rss = 0;
+  private rssAt = -Infinity;
   private readonly onExit = (): void => this.stop();
 
   private constructor(private readonly options: ResourceSamplerOptions) {
@@ -93,10 +99,11 @@ export class ResourceSampler {
     };
     this.gcAttrs = Object.fromEntries(GC_KINDS.map((k) => [k, { worker: w, 'v8js.gc.type': k }])) as Record<GcKind, CatalogAttributes>;
     this.gc = new GcMonitor((kind, seconds) => options.instruments.record('gcDuration', seconds, this.gcAttrs[kind]));
-    const now = performance.now();
     const cpuTimes = this.nodeOwner ? readCpuTimes() : undefined;
-    this.last = { time: now, cpu: { user: 0, system: 0 }, io: undefined, cpuTimes };
-    this.period = { start: now, rssMax: 0, heapMax: 0, cpuUs: 0, cpuTimes };
+    // the first sample counts the CPU since the process started, over the time since then
+    // (performance.now() is 0 then), not over the moment since this constructor (was: 8000 %)
+    this.last = { time: 0, cpu: { user: 0, system: 0 }, io: undefined, cpuTimes };
+    this.period = { start: 0, rssMax: 0, heapMax: 0, cpuUs: 0, cpuTimes };
     const file = options.file;
     if (file !== undefined) {
       this.log = new ResourceLog(file, (error) =>
@@ -121,11 +128,31 @@ export class ResourceSampler {
     }
   }
 
-  /** CPU time and memory now, for a worker to take around an attempt; undefined if the OS would not say. */
+  /** CPU time and heap used now, for a runner worker to take before run(); undefined if the OS would not say. */
   snapshot(): ResourceSnapshot | undefined {
     try {
       const cpu = process.cpuUsage();
-      return { time: performance.now(), cpuUserUs: cpu.user, cpuSystemUs: cpu.system, rssBytes: process.memoryUsage.rss(), heapUsedBytes: v8.getHeapStatistics().used_heap_size };
+      return { cpuUs: cpu.user + cpu.system, heapUsedBytes: v8.getHeapStatistics().used_heap_size };
+    } catch {
+      return undefined;
+    }
+  }
+
+  /**
+   * What the process used since `from` (run() of one mini-batch attempt): its CPU time, its
+   * resident memory now (a reading at most RSS_FRESH_MS old), and how much its heap grew (negative
+   * when a GC freed more than was allocated). About 1 µs; undefined if the OS would not say.
+   */
+  since(from: ResourceSnapshot): ResourceUsage | undefined {
+    try {
+      const cpu = process.cpuUsage();
+      const heap = v8.getHeapStatistics().used_heap_size;
+      const now = performance.now();
+      if (now - this.rssAt >= RSS_FRESH_MS) {
+        this.rssAt = now;
+        this.rss = (this.resident ??= new ResidentMemory()).bytes();
+      }
+      return [cpu.user + cpu.system - from.cpuUs, this.rss, heap - from.heapUsedBytes];
     } catch {
       return undefined;
     }
@@ -142,6 +169,7 @@ export class ResourceSampler {
     this.gc.stop();
     this.gpu?.stop();
     this.log?.close();
+    this.resident?.close();
   }
 
   private sample(final: boolean): void {

@@ -1,8 +1,9 @@
 // A step's mini-batch attempts, gathered as they are read (spans, or processed-mini-batches.csv
 // when there are none), in a size that does not grow with the mini-batches:
 //   - exact: the count, durations per outcome (n, sum, min, max), retries, per-worker figures, the
-//     first start and the last end, and the fate of every mini-batch (how many, how many
-//     succeeded), with an IdTable of the ids;
+//     first start and the last end, the fate of every mini-batch (how many, how many succeeded),
+//     with an IdTable of the ids, and what run() used as the workers measured it (sums per worker,
+//     the attempts that waited longest off CPU);
 //   - whole: every attempt of a "troubled" mini-batch (one that failed or took more than one
 //     attempt; up to 100,000 of them), so the failures, the causes and the retries are exact;
 //   - sampled: the successful first attempts, all of them up to 200,000, then a uniform sample of
@@ -11,12 +12,16 @@
 //     drawn from it; see docs/report-and-doctor.md for how close they are.
 import { causeKey, isFailure } from './analysis.js';
 import { IdTable } from './id-table.js';
-import type { Attempt, AttemptSet, DurationStats, MiniBatchFate, WorkerAttempts } from './model.js';
+import type { Attempt, AttemptSet, DurationStats, MiniBatchFate, WorkerAttempts, WorkerUsage } from './model.js';
 
 export const ATTEMPT_SAMPLE = 200_000;
 const TROUBLED_MAX = 100_000;
 /** Causes of failure whose earliest stack trace is kept (the rest keep theirs). */
 const STACK_CAUSES = 10_000;
+/** An attempt whose run() was on a CPU less than this share of its time waited (on I/O, a timer, a lock): the doctor's io-bound. */
+export const WAITED_CPU_SHARE = 0.3;
+/** The attempts that waited longest kept (RunUsage.waited). */
+const WAITED_KEPT = 20;
 
 /** Flags of an id in the step's IdTable. */
 export const SEEN_ATTEMPT = 1;
@@ -50,8 +55,12 @@ class PlainSample {
   private start = new Float64Array(1024);
   private duration = new Float64Array(1024);
   private items = new Float64Array(1024);
-  /** NaN: not recorded. */
+  /** NaN: not recorded (this and the four figures of what run() used). */
   private itemsFailed = new Float64Array(1024);
+  private runMs = new Float64Array(1024);
+  private cpuMs = new Float64Array(1024);
+  private rssBytes = new Float64Array(1024);
+  private heapGrowthBytes = new Float64Array(1024);
   private worker = new Uint32Array(1024);
   private readonly workers: string[] = [];
   private readonly workerIndex = new Map<string, number>();
@@ -76,6 +85,10 @@ class PlainSample {
     this.duration[k] = a.durationMs;
     this.items[k] = a.items;
     this.itemsFailed[k] = a.itemsFailed ?? Number.NaN;
+    this.runMs[k] = a.runMs ?? Number.NaN;
+    this.cpuMs[k] = a.cpuMs ?? Number.NaN;
+    this.rssBytes[k] = a.rssBytes ?? Number.NaN;
+    this.heapGrowthBytes[k] = a.heapGrowthBytes ?? Number.NaN;
     let w = this.workerIndex.get(a.worker);
     if (w === undefined) {
       w = this.workers.push(a.worker) - 1;
@@ -97,6 +110,10 @@ class PlainSample {
     this.duration = more(this.duration);
     this.items = more(this.items);
     this.itemsFailed = more(this.itemsFailed);
+    this.runMs = more(this.runMs);
+    this.cpuMs = more(this.cpuMs);
+    this.rssBytes = more(this.rssBytes);
+    this.heapGrowthBytes = more(this.heapGrowthBytes);
     this.worker = more(this.worker);
   }
 
@@ -112,9 +129,9 @@ class PlainSample {
   attempts(): Attempt[] {
     const weight = this.sampled ? this.seen / this.n : 1;
     const out: Attempt[] = [];
+    const at = (column: Float64Array, k: number): number | undefined => (Number.isNaN(column[k]!) ? undefined : column[k]);
     for (let k = 0; k < this.n; k++) {
       const whole = this.whole.get(k);
-      const failed = this.itemsFailed[k]!;
       out.push(
         whole
           ? { ...whole, weight }
@@ -129,7 +146,11 @@ class PlainSample {
               errorType: undefined,
               errorMessage: undefined,
               stack: undefined,
-              itemsFailed: Number.isNaN(failed) ? undefined : failed,
+              itemsFailed: at(this.itemsFailed, k),
+              runMs: at(this.runMs, k),
+              cpuMs: at(this.cpuMs, k),
+              rssBytes: at(this.rssBytes, k),
+              heapGrowthBytes: at(this.heapGrowthBytes, k),
               weight,
             },
       );
@@ -152,6 +173,10 @@ export class AttemptCollector {
   private readonly troubled = new Map<string, Attempt[]>();
   private troubledComplete = true;
   private readonly stackHolders = new Map<string, Mutable<Attempt>>();
+  private readonly usage = new Map<string, Mutable<WorkerUsage>>();
+  private waitedCount = 0;
+  /** The attempts that waited longest off CPU, up to WAITED_KEPT, in no order. */
+  private readonly waited: Attempt[] = [];
 
   constructor(
     private readonly ids: IdTable,
@@ -187,6 +212,7 @@ export class AttemptCollector {
       w.failed++;
       if (a.stack !== undefined) this.keepOneStack(a);
     }
+    if (a.cpuMs !== undefined && a.runMs !== undefined) this.addUsage(a, a.runMs, a.cpuMs);
 
     const slot = this.ids.slot(a.id);
     const flags = this.ids.flagsAt(slot);
@@ -216,6 +242,28 @@ export class AttemptCollector {
     }
     attempts.push(a);
     this.troubled.set(a.id, attempts);
+  }
+
+  private addUsage(a: Attempt, runMs: number, cpuMs: number): void {
+    let u = this.usage.get(a.worker);
+    if (!u) this.usage.set(a.worker, (u = { attempts: 0, busyAttempts: 0, runMs: 0, cpuMs: 0, rssMaxBytes: 0 }));
+    u.attempts++;
+    if (a.rssBytes !== undefined && a.rssBytes > u.rssMaxBytes) u.rssMaxBytes = a.rssBytes;
+    if (runMs <= 0) return;
+    u.busyAttempts++;
+    u.runMs += runMs;
+    u.cpuMs += cpuMs;
+    if (cpuMs / runMs >= WAITED_CPU_SHARE) return;
+    this.waitedCount++;
+    const list = this.waited;
+    if (list.length < WAITED_KEPT) {
+      list.push(a);
+      return;
+    }
+    // replace the one that waited least, if this one waited longer
+    let least = 0;
+    for (let k = 1; k < list.length; k++) if (offCpuMs(list[k]!) < offCpuMs(list[least]!)) least = k;
+    if (runMs - cpuMs > offCpuMs(list[least]!)) list[least] = a;
   }
 
   /** One stack trace per cause of failure: the earliest attempt's (the one the report shows). */
@@ -264,8 +312,14 @@ export class AttemptCollector {
       sampled: this.plain.sampled ? { of: this.plain.seen, kept: this.plain.kept } : undefined,
       failed: kept.filter(isFailure),
       fates: { total: this.distinct, succeeded, troubled: new Map(fates.map((f) => [f.fate.id, f.fate])), complete: this.troubledComplete },
+      usage: { byWorker: this.usage, waited: { count: this.waitedCount, longest: [...this.waited].sort((x, y) => offCpuMs(y) - offCpuMs(x)) } },
     };
   }
+}
+
+/** Time in run() off CPU (of an attempt with both figures). */
+export function offCpuMs(a: Attempt): number {
+  return a.runMs! - a.cpuMs!;
 }
 
 function byStart(a: Attempt, b: Attempt): number {

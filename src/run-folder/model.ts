@@ -18,6 +18,11 @@ export interface Attempt {
   /** Kept on the earliest failed attempt of each cause of failure only (the report and the doctor show one). */
   readonly stack?: string;
   readonly itemsFailed?: number;
+  /** Time inside run(), and what the worker used meanwhile (when it said): CPU ms, RSS at the end, heap growth. */
+  readonly runMs?: number;
+  readonly cpuMs?: number;
+  readonly rssBytes?: number;
+  readonly heapGrowthBytes?: number;
   /**
    * How many attempts this one stands for: 1, or more for a successful first attempt kept as a
    * uniform sample of a large run (AttemptSet.sampled).
@@ -64,6 +69,28 @@ export interface Fates {
   readonly complete: boolean;
 }
 
+/** What one worker's attempts used, as it measured them around run() (the attempts that have the figures). */
+export interface WorkerUsage {
+  /** Attempts with CPU and run() figures. */
+  readonly attempts: number;
+  /** Those with run() above zero, and their time in run() and CPU time: the sums below are over them. */
+  readonly busyAttempts: number;
+  readonly runMs: number;
+  readonly cpuMs: number;
+  /** The highest RSS at the end of an attempt (0: none said). */
+  readonly rssMaxBytes: number;
+}
+
+/** What run() used, over all the attempts that have the figures (exact). */
+export interface RunUsage {
+  readonly byWorker: ReadonlyMap<string, WorkerUsage>;
+  /**
+   * Attempts whose run() was on a CPU under WAITED_CPU_SHARE of its time: how many, and the 20 that
+   * spent the longest off CPU (run() less CPU), longest first.
+   */
+  readonly waited: { readonly count: number; readonly longest: readonly Attempt[] };
+}
+
 /** A step's mini-batch attempts: exact figures, and the attempts themselves within a bound. */
 export interface AttemptSet {
   /** Where they came from: the runner's spans, processed-mini-batches.csv (no spans), or nowhere. */
@@ -88,6 +115,7 @@ export interface AttemptSet {
   /** The failed attempts (error, timeout, crash), in start order: all of them (see Fates.complete). */
   readonly failed: readonly Attempt[];
   readonly fates: Fates;
+  readonly usage: RunUsage;
 }
 
 /** One line of processed-mini-batches.csv: the final state of a mini-batch. */
@@ -105,6 +133,10 @@ export interface MiniBatchRow {
   readonly status: string;
   readonly errorCategory: string;
   readonly errorMessage: string;
+  /** What run() used in the last attempt (empty cells, or a file from before the columns: undefined). */
+  readonly cpuSeconds?: number;
+  readonly rssBytes?: number;
+  readonly heapGrowthBytes?: number;
   readonly line: number;
 }
 
@@ -276,6 +308,20 @@ export interface ResourceSample {
   };
 }
 
+/**
+ * A multi-node step's merged job (result.json and the merged files in the step folder that holds
+ * the node-<rank> folders: written by the nodes of a shared queue, or `step-telemetry merge`): what
+ * the job as a whole did, which the report and the doctor show as the step's verdict.
+ */
+export interface JobRun {
+  readonly folder: string;
+  /** The step's name (the folder's). */
+  readonly label: string;
+  readonly result: Record<string, unknown>;
+  /** Labels of its node steps (`score/node-0`, ...). */
+  readonly nodes: readonly string[];
+}
+
 /** One step (or one node of a multi-node step) of a run. */
 export interface StepRun {
   readonly folder: string;
@@ -315,6 +361,8 @@ export interface StepRun {
   /** resources*.jsonl of every process, in time order per process (up to 200,000 samples). */
   readonly resources: readonly ResourceSample[];
   readonly files: readonly { readonly name: string; readonly bytes: number }[];
+  /** For a node of a multi-node step whose job was merged: the job. */
+  readonly job?: JobRun;
 }
 
 export interface RunData {
@@ -324,5 +372,7 @@ export interface RunData {
   readonly pipelineRunId: string;
   readonly pipelineName?: string;
   readonly steps: readonly StepRun[];
+  /** The merged jobs of its multi-node steps. */
+  readonly jobs: readonly JobRun[];
   readonly notes: readonly ReadNote[];
 }

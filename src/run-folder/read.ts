@@ -10,7 +10,7 @@ import { RunFolderError, readCsvRecords, readJsonFile, readTail, readText, type 
 import { IdTable } from './id-table.js';
 import { LogCollector } from './log-summary.js';
 import { MiniBatchRowCollector } from './mini-batch-rows.js';
-import type { ExportRecord, RunData, Runtime, StepProcess, StepRun } from './model.js';
+import type { ExportRecord, JobRun, RunData, Runtime, StepProcess, StepRun } from './model.js';
 import { num, obj, readLogs, readMetrics, readProcessed, readResources, readSpans, str, time, type StepFile } from './step-files.js';
 
 /** Files that only a step folder holds. */
@@ -46,7 +46,8 @@ function stepFoldersIn(dir: string): { folder: string; label: string; nodeRank?:
   for (const e of entries(dir)) {
     if (!e.isDirectory()) continue;
     const sub = path.join(dir, e.name);
-    if (isStepFolder(sub)) {
+    // a multi-node step folder may hold the job's merged files too: its node folders are the steps
+    if (isStepFolder(sub) && !entries(sub).some((n) => n.isDirectory() && NODE_DIR.test(n.name))) {
       out.push({ folder: sub, label: e.name });
       continue;
     }
@@ -77,14 +78,14 @@ export function locateRunFolder(target: string): Located {
   if (!stat.isDirectory()) {
     throw new RunFolderError(`${target} is a file; give the run folder that holds it (${path.dirname(target)})`);
   }
-  if (isStepFolder(folder)) return { kind: 'step', folder, steps: [{ folder, label: path.basename(folder) }] };
-  // a multi-node step: <run>/<step>/node-<rank>/
+  // a multi-node step: <run>/<step>/node-<rank>/ (its own files, if any, are the job's merged ones)
   const base = path.basename(folder);
   const nodes = entries(folder)
     .filter((e) => e.isDirectory() && NODE_DIR.test(e.name) && isStepFolder(path.join(folder, e.name)))
     .map((e) => ({ folder: path.join(folder, e.name), label: `${base}/${e.name}`, nodeRank: Number(NODE_DIR.exec(e.name)![1]) }))
     .sort((a, b) => a.nodeRank - b.nodeRank);
   if (nodes.length > 0) return { kind: 'step', folder, steps: nodes };
+  if (isStepFolder(folder)) return { kind: 'step', folder, steps: [{ folder, label: path.basename(folder) }] };
   const inside = stepFoldersIn(folder);
   if (inside.length > 0) return { kind: 'pipeline', folder, steps: inside };
   // a telemetry root (STEP_TELEMETRY_DIR): accept it when it holds exactly one pipeline run
@@ -114,7 +115,13 @@ export function readRunFolder(target: string, options: ReadOptions = {}): RunDat
   const located = locateRunFolder(target);
   const notes: ReadNote[] = [];
   if (located.note) notes.push({ file: '', line: 0, message: located.note });
-  const steps = located.steps.map((s) => readStep(s.folder, s.label, s.nodeRank, notes, options, located.kind === 'pipeline' ? located.folder : path.dirname(located.folder)));
+  const runRoot = located.kind === 'pipeline' ? located.folder : path.dirname(located.folder);
+  const jobs = mergedJobs(located.steps, runRoot);
+  const steps = located.steps.map((s) => {
+    const step = readStep(s.folder, s.label, s.nodeRank, notes, options, runRoot);
+    const job = s.nodeRank !== undefined ? jobs.get(path.dirname(s.folder)) : undefined;
+    return job ? { ...step, job } : step;
+  });
   // in the order they ran (then by name): prepare, train, score, not alphabetically
   steps.sort((a, b) => (a.started ?? Infinity) - (b.started ?? Infinity) || a.label.localeCompare(b.label, 'en', { numeric: true }));
   const first = steps.find((s) => typeof s.identity.pipelineRunId === 'string');
@@ -124,8 +131,28 @@ export function readRunFolder(target: string, options: ReadOptions = {}): RunDat
     pipelineRunId: (first?.identity.pipelineRunId as string | undefined) ?? path.basename(located.kind === 'pipeline' ? located.folder : path.dirname(located.folder)),
     pipelineName: first?.identity.pipelineName as string | undefined,
     steps,
+    jobs: [...jobs.values()],
     notes,
   };
+}
+
+/** The merged job of each multi-node step (its step folder's own result.json), by step folder. */
+function mergedJobs(steps: readonly { folder: string; label: string; nodeRank?: number }[], runRoot: string): Map<string, JobRun> {
+  const jobs = new Map<string, JobRun>();
+  for (const s of steps) {
+    if (s.nodeRank === undefined) continue;
+    const folder = path.dirname(s.folder);
+    const had = jobs.get(folder);
+    if (had) {
+      (had.nodes as string[]).push(s.label);
+      continue;
+    }
+    const file = path.join(folder, FILES.result);
+    if (!fs.existsSync(file)) continue;
+    const result = readJsonFile(file, path.relative(runRoot, file) || FILES.result);
+    jobs.set(folder, { folder, label: path.basename(folder), result, nodes: [s.label] });
+  }
+  return jobs;
 }
 
 const PROCESS_SUFFIX = /\.process-(\d+)\./;

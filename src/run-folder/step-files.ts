@@ -86,6 +86,10 @@ export function readSpans(files: readonly StepFile[], attempts: AttemptCollector
             errorMessage: str(exception?.['exception.message']) ?? (outcome === 'success' ? undefined : statusMessage),
             stack: str(exception?.['exception.stacktrace']),
             itemsFailed: num(attrs['mini_batch.items_failed']),
+            runMs: num(attrs['mini_batch.run_ms']),
+            cpuMs: num(attrs['mini_batch.cpu_ms']),
+            rssBytes: num(attrs['mini_batch.rss_bytes']),
+            heapGrowthBytes: num(attrs['mini_batch.heap_growth_bytes']),
             weight: 1,
           });
           return;
@@ -112,7 +116,7 @@ export function readSpans(files: readonly StepFile[], attempts: AttemptCollector
 
 /** processed-mini-batches.csv, into its rows' figures; `asAttempts`: the rows are the attempts too (there were no spans). */
 export function readProcessed(file: StepFile, rows: MiniBatchRowCollector, attempts: AttemptCollector, asAttempts: boolean, notes: ReadNote[]): void {
-let col: Record<(typeof PROCESSED_COLUMNS)[number], number> | undefined;
+  let col: Record<(typeof PROCESSED_COLUMNS)[number], number> | undefined;
   readCsvRecords(
     file.path,
     file.label,
@@ -124,6 +128,11 @@ let col: Record<(typeof PROCESSED_COLUMNS)[number], number> | undefined;
       const n = (c: (typeof PROCESSED_COLUMNS)[number]): number => {
         const v = Number(cell(c));
         return Number.isFinite(v) ? v : 0;
+      };
+      /** An empty cell (or a file from before the column) is no figure. */
+      const maybe = (c: (typeof PROCESSED_COLUMNS)[number]): number | undefined => {
+        const t = cell(c);
+        return t === '' ? undefined : num(Number(t));
       };
       const row = (): MiniBatchRow => ({
         id: cell('mini_batch_id'),
@@ -139,6 +148,9 @@ let col: Record<(typeof PROCESSED_COLUMNS)[number], number> | undefined;
         status: cell('status'),
         errorCategory: cell('error_category'),
         errorMessage: cell('error_message'),
+        cpuSeconds: maybe('cpu_seconds'),
+        rssBytes: maybe('rss_bytes'),
+        heapGrowthBytes: maybe('heap_growth_bytes'),
         line,
       });
       // most rows only count: a whole row is made for those shown (failed items) or when they are the attempts
@@ -160,6 +172,10 @@ let col: Record<(typeof PROCESSED_COLUMNS)[number], number> | undefined;
         errorMessage: m.errorMessage || undefined,
         stack: undefined,
         itemsFailed: m.failedItems,
+        runMs: m.runMethodSeconds * 1000,
+        cpuMs: m.cpuSeconds === undefined ? undefined : m.cpuSeconds * 1000,
+        rssBytes: m.rssBytes,
+        heapGrowthBytes: m.heapGrowthBytes,
         weight: 1,
       });
     },

@@ -3,6 +3,7 @@
 // whether the job goes on. Counts are this process's; with a shared queue the same questions are
 // asked of job-wide counts (the totals come from the source, the verdict from `exceeded()`).
 import type { ResolvedRunConfig } from './config.js';
+import type { JobCounts } from './queue/job-state.js';
 import type { ParallelRunResult } from './types.js';
 
 export type Counts = Pick<ParallelRunResult, 'mini_batches' | 'items' | 'retries' | 'timeouts' | 'worker_restarts'>;
@@ -33,6 +34,19 @@ export class Accounting {
     this.itemsSucceeded += succeeded;
     this.itemsFailed += failed;
     this.lastFinish = Date.now();
+  }
+
+  /** The job-wide counts of a shared queue (this object is then the job's view; the node's is another). */
+  setJobWide(c: JobCounts): void {
+    if (c.mbDone !== this.mbDone) this.lastFinish = Date.now();
+    this.mbDone = c.mbDone;
+    this.mbSucceeded = c.mbSucceeded;
+    this.mbFailed = c.mbFailed;
+    this.itemsSucceeded = c.itemsSucceeded;
+    this.itemsFailed = c.itemsFailed;
+    this.retries = c.retries;
+    this.timeouts = c.timeouts;
+    this.restarts = c.restarts;
   }
 
   /** Every mini-batch of the job has its final status. */

@@ -3,6 +3,7 @@
 // when the outcome is known), one sample of the duration histogram with the span as exemplar, and
 // the job's counters, which reach the instruments once per tick rather than once per mini-batch.
 import { SpanKind, TraceFlags, type Attributes, type SpanContext, type SpanStatus } from '@opentelemetry/api';
+import type { ResourceUsage } from '../resources/sampler.js';
 import { otelInstrumentName } from '../signals/metrics.js';
 import type { Step } from '../step.js';
 import type { Accounting } from './accounting.js';
@@ -38,10 +39,10 @@ export class AttemptTelemetry {
   }
 
   /**
-   * The attempt's span, recorded when its outcome is known, from its start and end (epoch ms);
-   * returns its context (an exemplar).
+   * The attempt's span, recorded when its outcome is known, from its start and end (epoch ms),
+   * with what run() used when its worker said (`usage`); returns its context (an exemplar).
    */
-  span(a: Attempt, start: number, end: number, attributes: Attributes, status: SpanStatus, exception?: SerializedError): SpanContext {
+  span(a: Attempt, start: number, end: number, attributes: Attributes, status: SpanStatus, exception?: SerializedError, usage?: ResourceUsage): SpanContext {
     const mb = a.st.mb;
     const w = a.worker;
     const attrs: Attributes = {
@@ -55,6 +56,11 @@ export class AttemptTelemetry {
     };
     if (mb.kind === 'keyed') attrs['mini_batch.partition_keys'] = mb.keysText;
     for (const k in attributes) attrs[k] = attributes[k];
+    if (usage !== undefined) {
+      attrs['mini_batch.cpu_ms'] = usage[0] / 1000;
+      attrs['mini_batch.rss_bytes'] = usage[1];
+      attrs['mini_batch.heap_growth_bytes'] = usage[2];
+    }
     // a retry and failed items are always exported (errors and the slowest are, by the policy)
     const keep = a.no > 1 || (attributes['mini_batch.items_failed'] as number) > 0;
     const sc = this.step.recordSpan({ name: 'mini-batch', kind: SpanKind.CONSUMER, spanId: a.spanId, parent: this.stepSpanContext, startTime: start, endTime: end, attributes: attrs, status, exception, exportProbability: a.exportProbability, keep });

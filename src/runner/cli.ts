@@ -41,6 +41,12 @@ in snake_case (flags win). Everything after -- reaches the entry script (context
   --step-name NAME                default STEP_TELEMETRY_STEP_NAME, else parallel-run
   --progress-interval S           seconds between progress lines when not on a terminal (default 10)
   --arguments ARG                 an argument for the entry script (repeatable; same as after --)
+  --queue URL                     share one job among nodes on a queue: redis://[user:pass@]host:port/db
+                                  (default STEP_TELEMETRY_QUEUE_URL; see docs/multi-node.md)
+  --queue-lock-duration S         a node's lease on a mini-batch of the queue, renewed every S/2 (default 30)
+  --resume [RUN_FOLDER]           skip the mini-batches that succeeded in the run folder (default: this
+                                  run's own) and run the rest; the output file is kept and appended to
+  --input-failed RUN_FOLDER       run exactly the failed items of RUN_FOLDER's failed-items.jsonl
 
 Exit code: 0 when the thresholds held, 1 when the job failed (the cause is printed and written to
 result.json and error-summary.txt in the run folder), 2 for a usage or configuration error,
@@ -78,6 +84,7 @@ export function parseParallelRunArgs(argv: readonly string[]): { flags: Record<s
     }
     let value: string;
     if (eq > 0) value = arg.slice(eq + 1);
+    else if (field === 'resume' && (argv[i + 1] === undefined || argv[i + 1]!.startsWith('--'))) value = 'true';
     else {
       const v = argv[i + 1];
       if (v === undefined || (v.startsWith('--') && v !== '--')) throw new UsageError(`${name} needs a value`);

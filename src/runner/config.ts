@@ -8,6 +8,7 @@ import path from 'node:path';
 import { EnvReader, type Env } from '../config.js';
 import { resolveIdentity } from '../identity.js';
 import type { LogLevel } from '../types.js';
+import { parseQueueUrl, redactQueueUrl, type QueueAddress } from './queue/url.js';
 import type { InputType, OutputAction, ParallelRunConfig } from './types.js';
 
 export const DEFAULT_APPEND_ROW_FILE_NAME = 'parallel_run_step.txt';
@@ -52,6 +53,14 @@ export interface ResolvedRunConfig {
   readonly stepName: string;
   /** Seconds. */
   readonly progressInterval: number;
+  /** The shared queue (undefined: the static split). */
+  readonly queue: QueueAddress | undefined;
+  /** Seconds a lease on a mini-batch of the queue lasts unrenewed. */
+  readonly queueLockDuration: number;
+  /** Resume: true (this run's own folder) or a run folder. */
+  readonly resume: true | string | undefined;
+  /** Run the failed items of this run folder. */
+  readonly inputFailed: string | undefined;
 }
 
 export interface RunnerConfigIssue {
@@ -104,6 +113,10 @@ export const CONFIG_FIELDS = [
   'environment_variables',
   'step_name',
   'progress_interval',
+  'queue',
+  'queue_lock_duration',
+  'resume',
+  'input_failed',
 ] as const satisfies readonly (keyof ParallelRunConfig)[];
 
 export type ConfigField = (typeof CONFIG_FIELDS)[number];
@@ -276,11 +289,17 @@ export function resolveRunConfig(
     else if (!ENTRY_EXTENSIONS.includes(ext)) bad('entry_script', entry.raw, `a module ending in ${ENTRY_EXTENSIONS.join(', ')}`);
   }
 
+  // input_failed: the failed items of a run folder are the input
+  const failedRaw = str('input_failed');
+  const inputFailed = failedRaw ? path.resolve(failedRaw.raw.base, failedRaw.value) : undefined;
+  if (failedRaw && inputFailed && !fs.existsSync(inputFailed)) bad('input_failed', failedRaw.raw, `a run folder (${inputFailed} does not exist)`);
+
   // input
   const inputs: string[] = [];
   const inputRaw = raw('input');
   if (inputRaw === undefined) {
-    issues.push({ field: 'input', source: flagName('input'), expected: 'at least one input file or folder' });
+    if (inputFailed === undefined) 
+issues.push({ field: 'input', source: flagName('input'), expected: 'at least one input file or folder' });
   } else {
     const list = Array.isArray(inputRaw.value) ? inputRaw.value : [inputRaw.value];
     if (list.length === 0) bad('input', inputRaw, 'at least one input file or folder');
@@ -417,6 +436,26 @@ export function resolveRunConfig(
   const stepName = str('step_name')?.value ?? reader.string('STEP_TELEMETRY_STEP_NAME') ?? DEFAULT_STEP_NAME;
   const progressInterval = num('progress_interval', (n) => n > 0 && n <= 86_400, 'a number of seconds > 0', 10);
 
+  // queue: the flag, the object, the file, else STEP_TELEMETRY_QUEUE_URL; its credentials are never shown
+  let queue: QueueAddress | undefined;
+  const qr = raw('queue') ?? (reader.string('STEP_TELEMETRY_QUEUE_URL') !== undefined ? { value: reader.string('STEP_TELEMETRY_QUEUE_URL'), source: 'STEP_TELEMETRY_QUEUE_URL', base: cwd } : undefined);
+  if (qr !== undefined) {
+    const parsed = typeof qr.value === 'string' ? parseQueueUrl(qr.value) : 'a redis:// URL';
+    if (typeof parsed === 'string') issues.push({ field: 'queue', source: qr.source, expected: parsed, got: typeof qr.value === 'string' ? JSON.stringify(redactQueueUrl(qr.value)) : show(qr.value) });
+    else queue = parsed;
+  }
+  const queueLockDuration = num('queue_lock_duration', (n) => n >= 0.5 && n <= 86_400, 'a number of seconds from 0.5 to 86400', 30);
+  let resume: true | string | undefined;
+  const rr = raw('resume');
+  if (rr !== undefined) {
+    if (rr.value === true || rr.value === 'true') resume = true;
+    else if (rr.value === false || rr.value === 'false') resume = undefined;
+    else if (typeof rr.value === 'string' && rr.value.trim() !== '') {
+      resume = path.resolve(rr.base, rr.value);
+      if (!fs.existsSync(resume)) bad('resume', rr, `true, or a run folder to resume (${resume} does not exist)`);
+    } else bad('resume', rr, 'true, or a run folder to resume');
+  }
+
   if (issues.length > 0) throw new RunnerConfigError(issues);
   return {
     entryScript,
@@ -444,6 +483,10 @@ export function resolveRunConfig(
     environmentVariables,
     stepName,
     progressInterval,
+    queue,
+    queueLockDuration,
+    resume,
+    inputFailed,
   };
 }
 

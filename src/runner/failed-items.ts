@@ -2,6 +2,7 @@
 // unreadable input, context.failItem()), then the rest under one reason (what run() returned, or
 // the error of its last attempt); they go to the error ledger, and the mini-batch's row in the
 // processed report gets one error category and message.
+import type { FailedItemsFile, NamedFailure } from './failed-items-file.js';
 import type { MiniBatch } from './partition.js';
 import type { ItemFailure } from './protocol.js';
 import { FILES, oneLine, type ErrorLedger, type MiniBatchStatus } from './reports.js';
@@ -25,7 +26,7 @@ export interface FinishedMiniBatch {
 }
 
 /** Record the failed items of `f` in the ledger; returns the error category and message of its report row. */
-export function explainFailedItems(f: FinishedMiniBatch, ledger: ErrorLedger): { category: string; message: string } {
+export function explainFailedItems(f: FinishedMiniBatch, ledger: ErrorLedger, file?: FailedItemsFile): { category: string; message: string } {
   const { mb, status, succeeded, failures, error } = f;
   const { id, items } = mb;
   const failed = items - succeeded;
@@ -47,13 +48,18 @@ export function explainFailedItems(f: FinishedMiniBatch, ledger: ErrorLedger): {
   }
   if (failed > 0) {
     let explained = 0;
+    const named: NamedFailure[] = [];
     for (const x of failures) {
       if (explained >= failed) break;
       const count = Math.min(x.count ?? 1, failed - explained);
-      ledger.item(x.item, id, x.input ? 'InputError' : ok ? 'ItemError' : restCategory, x.reason, count);
+      const category = x.input ? 'InputError' : ok ? 'ItemError' : restCategory;
+      ledger.item(x.item, id, category, x.reason, count);
+      if (count === 1) named.push({ item: x.item, category, reason: x.reason });
+      else file?.add(mb, f.attempts, [], { count, category, reason: `${x.item}: ${x.reason}`, all: false });
       explained += count;
     }
     const rest = failed - explained;
+    file?.add(mb, f.attempts, named, rest > 0 ? { count: rest, category: restCategory, reason: restReason, all: !ok } : undefined);
     if (rest > 0) {
       const listed = new Set(failures.map((x) => x.item));
       const names = mb.kind === 'files' ? mb.files.filter((x) => !listed.has(x)) : [];

@@ -5,19 +5,23 @@
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { SpanStatusCode } from '@opentelemetry/api';
+import type { ResourceUsage } from '../resources/sampler.js';
 import type { Step } from '../step.js';
 import { Accounting, type Counts } from './accounting.js';
 import { AttemptTelemetry } from './attempt-telemetry.js';
 import type { ResolvedRunConfig } from './config.js';
 import { describeError, explainFailedItems } from './failed-items.js';
 import type { AppendRowOutput } from './output.js';
-import type { MiniBatch } from './partition.js';
+import type { FailedItemsFile } from './failed-items-file.js';
+import type { OutputJournal } from './output-journal.js';
+import type { MiniBatch, UnreadableMiniBatch } from './partition.js';
+import type { JobCounts } from './queue/job-state.js';
 import type { WorkerProcess } from './pool.js';
 import { type ProgressPrinter, type ProgressSnapshot } from './progress.js';
 import type { AttemptResult, ItemFailure } from './protocol.js';
 import { ErrorLedger, FILES, oneLine, overviewText, round3, writeAtomic, type MiniBatchStatus, type ProcessedReport } from './reports.js';
 import { Scheduler, type Attempt, type SchedulerEvents } from './scheduler.js';
-import type { MiniBatchSource, MiniBatchState } from './source.js';
+import type { MiniBatchSource, MiniBatchState, SharedJob } from './source.js';
 import type { ParallelRunErrorInfo, ParallelRunStatus } from './types.js';
 
 /** Failure lines printed on the console before the rest only go to the files. */
@@ -30,13 +34,27 @@ export interface Outcome {
   readonly cause?: ParallelRunErrorInfo;
 }
 
+/** What a job writes beside the reports, and what a resumed run found done before. */
+export interface JobExtras {
+  readonly journal?: OutputJournal;
+  readonly failedItems?: FailedItemsFile;
+  /** Counts of the mini-batches a resumed run skips (they succeeded before). */
+  readonly resumed?: JobCounts;
+}
+
+/** Causes that end the job on every node of a shared queue (the first one proposed holds). */
+const JOB_WIDE = new Set(['ThresholdExceeded', 'InitFailure', 'ProgressTimeout']);
+
 /** The partition_keys values of a mini-batch as JSON, for its report row; undefined without keys. */
 function keysText(mb: MiniBatch): string | undefined {
   return mb.kind === 'keyed' ? mb.keysText : undefined;
 }
 
 export class Job implements SchedulerEvents {
+  /** The job's counts: job-wide with a shared queue, where `node` holds this node's. */
   readonly acc: Accounting;
+  readonly node: Accounting;
+  private readonly shared: SharedJob | undefined;
   readonly ledger = new ErrorLedger();
   readonly scheduler: Scheduler;
   private readonly telemetry: AttemptTelemetry;
@@ -65,9 +83,13 @@ export class Job implements SchedulerEvents {
     private readonly jobStart = performance.now(),
     /** Workers forked while the step started (see forkWorkers in pool.ts). */
     preforked: readonly WorkerProcess[] = [],
+    private readonly extras: JobExtras = {},
   ) {
     this.debug = step.logger.isDebugEnabled();
     this.acc = new Accounting(config, { miniBatches: source.miniBatches, items: source.items });
+    this.shared = source.shared;
+    this.node = this.shared ? new Accounting(config, { miniBatches: 0, items: 0 }) : this.acc;
+    if (extras.resumed) this.acc.setJobWide(extras.resumed);
     this.telemetry = new AttemptTelemetry(step);
     this.scheduler = new Scheduler(config, step, source, this.telemetry, this, runFolder, preforked);
   }
@@ -95,14 +117,19 @@ export class Job implements SchedulerEvents {
   });
 
   async run(): Promise<Outcome> {
-    this.telemetry.expect(this.acc.totals.items);
+    // the dashboards sum step.items.expected over the nodes: with a queue, the node that enqueued says it
+    this.telemetry.expect(this.shared && !this.shared.isLeader ? 0 : this.acc.totals.items - (this.extras.resumed ? this.acc.itemsSucceeded + this.acc.itemsFailed : 0));
+    if (this.shared) {
+      const sh = this.shared;
+      sh.onChange = () => this.onShared();
+      sh.onUnreadable = (mb) => this.failUnreadable(mb);
+      sh.onLost = (st, message) => this.lost(st, message);
+      sh.beforeCommit = () => this.extras.journal?.flush();
+    }
     // inputs that could not be read while partitioning fail right away, without a worker
     for (const mb of this.source.unreadable) {
       if (this.outcome) break;
-      const now = Date.now();
-      const error: ParallelRunErrorInfo = { category: 'InputError', message: `${mb.file}: ${mb.reason}`, mini_batch_id: mb.id };
-      this.ledger.attempt(error);
-      this.finishMiniBatch(mb, 'INPUT_ERROR', 0, [{ item: mb.file, reason: mb.reason, input: true }], error, { attempts: 0, start: now, worker: undefined, runMs: 0 });
+      this.failUnreadable(mb);
     }
     // one timer for the run_invocation_timeout deadlines and the progress watchdog, instead of a
     // timer per attempt: a deadline is seen at most a tenth of the timeout (≤ 250 ms) late
@@ -112,20 +139,22 @@ export class Job implements SchedulerEvents {
     if (this.runFolder) this.timers.push(setInterval(() => this.writeOverview('running'), OVERVIEW_INTERVAL_MS));
     for (const t of this.timers) t.unref();
     if (!this.outcome) {
-      if (this.acc.complete) this.finish();
-      else this.scheduler.ensureWorkers();
+      if (this.shared) this.onShared();
+      else if (this.acc.complete) this.finish();
+      if (!this.outcome) this.scheduler.ensureWorkers();
     }
     await this.settled;
     for (const t of this.timers) clearInterval(t);
     this.scheduler.flush();
-    this.telemetry.counts(this.acc);
+    this.telemetry.counts(this.node);
+    this.shared?.halt();
     await this.scheduler.stopAll(this.outcome ? 'aborted' : undefined);
     return this.outcome ?? { status: 'succeeded', exitCode: 0 };
   }
 
   private tick(): void {
     this.scheduler.flush();
-    this.telemetry.counts(this.acc);
+    this.telemetry.counts(this.node);
     this.scheduler.checkDeadlines();
     if (this.outcome) return;
     const late = this.scheduler.firstTaskLate(this.jobStart);
@@ -147,7 +176,8 @@ export class Job implements SchedulerEvents {
     this.attemptEnded(a, start);
     const seconds = (end - start) / 1000;
     const runMs = Math.round(r.runMs * 1000) / 1000;
-    // the rows are on disk before the mini-batch counts as done
+    // the rows are on disk before the mini-batch counts as done (and its journal entry before a queue hears of it)
+    const offset = this.output?.offset ?? 0;
     if (r.ok && r.lines !== undefined && this.output && !this.output.write(r.lines, r.succeeded)) {
       const message = this.output.error ?? 'cannot write the output file';
       this.telemetry.span(a, start, end, { 'mini_batch.run_ms': runMs, 'mini_batch.outcome': 'error', 'error.type': 'OutputError' }, { code: SpanStatusCode.ERROR, message });
@@ -162,17 +192,26 @@ export class Job implements SchedulerEvents {
         end,
         { 'mini_batch.run_ms': runMs, 'mini_batch.outcome': 'success', 'mini_batch.items_succeeded': r.succeeded, 'mini_batch.items_failed': failed, 'mini_batch.returned': r.returned },
         { code: SpanStatusCode.OK },
+        undefined,
+        r.usage,
       );
       this.telemetry.duration(seconds, 'success', sc);
       st.done = true;
-      this.finishMiniBatch(st.mb, r.ran ? 'RUN_DONE' : 'INPUT_ERROR', r.succeeded, r.failures ?? [], st.lastError, {
+      const status = r.ran ? 'RUN_DONE' : 'INPUT_ERROR';
+      const failedItems = st.mb.items - r.succeeded;
+      const seq =
+        status === 'RUN_DONE' && this.extras.journal
+          ? this.extras.journal.add({ i: st.mb.index, mb: st.mb.id, o: offset, n: (this.output?.offset ?? 0) - offset, r: r.lines !== undefined ? r.succeeded : 0, ok: r.succeeded, f: failedItems })
+          : undefined;
+      this.finishMiniBatch(st.mb, status, r.succeeded, r.failures ?? [], st.lastError, {
         attempts: st.attempts,
         start: st.firstStart,
         worker: w,
         runMs: r.runMs,
         returned: r.returned,
+        usage: r.usage,
       });
-      this.source.settled(st, r.ran ? 'RUN_DONE' : 'INPUT_ERROR');
+      this.source.settled(st, status, { succeeded: r.succeeded, failed: failedItems, seq });
     } else {
       const e = r.error!;
       const sc = this.telemetry.span(
@@ -182,15 +221,17 @@ export class Job implements SchedulerEvents {
         { 'mini_batch.run_ms': runMs, 'mini_batch.outcome': 'error', 'error.type': e.type },
         { code: SpanStatusCode.ERROR, message: `${e.type}: ${e.message}` },
         e,
+        r.usage,
       );
       this.telemetry.duration(seconds, 'error', sc);
       w.failedAttempts++;
-      this.attemptFailed(a, { category: 'RunException', type: e.type, message: e.message, stack: e.stack, worker: w.name, mini_batch_id: st.mb.id }, 'RUN_EXCEPTION', r.failures ?? []);
+      this.attemptFailed(a, { category: 'RunException', type: e.type, message: e.message, stack: e.stack, worker: w.name, mini_batch_id: st.mb.id }, 'RUN_EXCEPTION', r.failures ?? [], r.usage);
     }
   }
 
   timeout(): void {
-    this.acc.timeouts++;
+    this.node.timeouts++;
+    if (this.shared) this.shared.local.timeouts++;
     this.telemetry.timeout();
   }
 
@@ -262,7 +303,8 @@ export class Job implements SchedulerEvents {
   }
 
   restarted(): void {
-    this.acc.restarts++;
+    this.node.restarts++;
+    if (this.shared) this.shared.local.restarts++;
     this.telemetry.workerRestart();
   }
 
@@ -302,12 +344,14 @@ export class Job implements SchedulerEvents {
   private attemptEnded(a: Attempt, start: number): void {
     a.st.suspect = false;
     if (a.no > 1) {
-      this.acc.retries++;
+      this.node.retries++;
+      if (this.shared) this.shared.local.retries++;
       this.telemetry.retry();
     } else if (a.st.firstStart === 0) a.st.firstStart = start;
   }
 
-  private attemptFailed(a: Attempt, error: ParallelRunErrorInfo, status: MiniBatchStatus, failures: readonly ItemFailure[]): void {
+  /** `usage`: what run() used in this attempt, when the worker said (a row's figures are its last attempt's). */
+  private attemptFailed(a: Attempt, error: ParallelRunErrorInfo, status: MiniBatchStatus, failures: readonly ItemFailure[], usage?: ResourceUsage): void {
     const st = a.st;
     st.lastError = error;
     this.ledger.attempt(error);
@@ -328,8 +372,50 @@ export class Job implements SchedulerEvents {
       return;
     }
     st.done = true;
-    this.finishMiniBatch(st.mb, status, 0, failures, error, { attempts: st.attempts, start: st.firstStart, worker: a.worker, runMs: st.lastRunMs });
-    this.source.settled(st, status);
+    this.finishMiniBatch(st.mb, status, 0, failures, error, { attempts: st.attempts, start: st.firstStart, worker: a.worker, runMs: st.lastRunMs, usage });
+    this.source.settled(st, status, { succeeded: 0, failed: st.mb.items });
+  }
+
+  /** An input that could not be read while partitioning: failed at once, without a worker. */
+  private failUnreadable(mb: UnreadableMiniBatch): void {
+    const error: ParallelRunErrorInfo = { category: 'InputError', message: `${mb.file}: ${mb.reason}`, mini_batch_id: mb.id };
+    this.ledger.attempt(error);
+    this.finishMiniBatch(mb, 'INPUT_ERROR', 0, [{ item: mb.file, reason: mb.reason, input: true }], error, { attempts: 0, start: Date.now(), worker: undefined, runMs: 0 });
+    this.shared?.settledUnreadable(mb, { succeeded: 0, failed: mb.items });
+  }
+
+  /** A shared queue: the node that ran an attempt of `st` was lost (counted as a crash); without tries left it fails here. */
+  private lost(st: MiniBatchState, message: string): void {
+    const error: ParallelRunErrorInfo = { category: 'WorkerCrash', type: 'NodeLost', message, mini_batch_id: st.mb.id };
+    st.lastError = error;
+    this.ledger.attempt(error);
+    const last = st.attempts >= this.config.runMaxTry;
+    this.printFailure(`${oneLine(message, 400)}${last ? '; no tries left' : '; retrying'}`);
+    if (!last || this.outcome) return;
+    st.done = true;
+    this.finishMiniBatch(st.mb, 'PROCESS_CRASH', 0, [], error, { attempts: st.attempts, start: st.firstStart || Date.now(), worker: undefined, runMs: 0 });
+    this.source.settled(st, 'PROCESS_CRASH', { succeeded: 0, failed: st.mb.items });
+  }
+
+  /** A shared queue's counts, verdict or failure changed. */
+  private onShared(): void {
+    const sh = this.shared!;
+    if (sh.failure) {
+      this.abort(sh.failure);
+      return;
+    }
+    const before = this.acc.mbDone;
+    this.acc.setJobWide(sh.counts);
+    // the job moves when any node finishes a mini-batch: the watchdog of an idle node knows it
+    if (this.acc.mbDone > before) this.scheduler.lastProgress = performance.now();
+    if (this.outcome) return;
+    if (sh.verdict) {
+      this.abort({ category: sh.verdict.category, message: sh.verdict.message }, undefined, true);
+      return;
+    }
+    const message = this.acc.exceeded();
+    if (message) sh.propose({ category: 'ThresholdExceeded', message: `${message}. Causes: ${this.ledger.digest()}` });
+    else if (this.acc.complete) this.finish();
   }
 
   private finishMiniBatch(
@@ -338,18 +424,19 @@ export class Job implements SchedulerEvents {
     succeeded: number,
     failures: readonly ItemFailure[],
     error: ParallelRunErrorInfo | undefined,
-    info: { attempts: number; start: number; worker: WorkerProcess | undefined; runMs: number; returned?: number },
+    info: { attempts: number; start: number; worker: WorkerProcess | undefined; runMs: number; returned?: number; usage?: ResourceUsage },
   ): void {
     const { id, items } = mb;
     const failed = items - succeeded;
-    this.acc.miniBatchFinished(status === 'RUN_DONE', succeeded, failed);
+    this.node.miniBatchFinished(status === 'RUN_DONE', succeeded, failed);
     // the items of a mini-batch count for the worker of its last attempt, succeeded or failed
     if (info.worker) {
       info.worker.itemsSucceeded += succeeded;
       info.worker.itemsFailed += failed;
     }
-    const { category, message } = explainFailedItems({ mb, status, succeeded, failures, error, attempts: info.attempts, returned: info.returned }, this.ledger);
+    const { category, message } = explainFailedItems({ mb, status, succeeded, failures, error, attempts: info.attempts, returned: info.returned }, this.ledger, this.extras.failedItems);
     const end = Date.now();
+    const usage = info.usage;
     this.processed?.add({
       mini_batch_id: id,
       times_picked: info.attempts,
@@ -366,6 +453,9 @@ export class Job implements SchedulerEvents {
       error_category: category,
       error_message: message,
       partition_keys: keysText(mb),
+      cpu_seconds: usage && round3(usage[0] / 1e6),
+      rss_bytes: usage?.[1],
+      heap_growth_bytes: usage?.[2],
     });
     if (failed > 0) {
       this.step.withMiniBatch(id, () =>
@@ -382,12 +472,14 @@ export class Job implements SchedulerEvents {
       this.step.withMiniBatch(id, () => this.step.logger.debug(`${id} done`, { status, items, attempts: info.attempts }));
     }
     this.checkThresholds();
-    if (!this.outcome && this.acc.complete) this.finish();
+    if (!this.outcome && !this.shared && this.acc.complete) this.finish();
   }
 
   private checkThresholds(): void {
-    this.telemetry.budget(this.acc, this.config.errorThreshold);
-    if (this.outcome) return;
+    // the error budget gauge is summed over the nodes by the dashboards: each node gives its share
+    this.telemetry.budget(this.node, this.config.errorThreshold);
+    // with a shared queue, the job-wide counts decide (onShared)
+    if (this.outcome || this.shared) return;
     const message = this.acc.exceeded();
     if (message) this.abort({ category: 'ThresholdExceeded', message: `${message}. Causes: ${this.ledger.digest()}` });
   }
@@ -396,8 +488,13 @@ export class Job implements SchedulerEvents {
   // the end
 
   /** Stop the job with a cause: the attempts in flight are abandoned, the workers end. */
-  abort(cause: ParallelRunErrorInfo, outcome: Omit<Outcome, 'cause'> = { status: 'failed', exitCode: 1 }): void {
+  abort(cause: ParallelRunErrorInfo, outcome: Omit<Outcome, 'cause'> = { status: 'failed', exitCode: 1 }, fromVerdict = false): void {
     if (this.outcome) return;
+    if (this.shared && !fromVerdict && JOB_WIDE.has(cause.category) && !this.shared.failure) {
+      // every node ends with the same cause: the first proposed holds, and comes back through onShared
+      this.shared.propose({ category: cause.category as 'ThresholdExceeded', message: cause.message });
+      return;
+    }
     // what finished before counts (an outcome set while booking stops here: the rest of the batch follows)
     this.scheduler.flush();
     if (this.outcome) return;
@@ -452,6 +549,17 @@ export class Job implements SchedulerEvents {
 
   counts(): Counts {
     return this.acc.counts();
+  }
+
+  /** What this node did (with a shared queue; the job's counts are `counts()`): its totals are what it finished. */
+  nodeCounts(): Counts | undefined {
+    if (!this.shared) return undefined;
+    const c = this.node.counts();
+    return {
+      ...c,
+      mini_batches: { ...c.mini_batches, total: c.mini_batches.succeeded + c.mini_batches.failed, not_processed: 0 },
+      items: { ...c.items, total: c.items.succeeded + c.items.failed, not_processed: 0 },
+    };
   }
 
   get startedAt(): number {

@@ -12,11 +12,19 @@ export class AppendRowOutput {
   rows = 0;
   bytes = 0;
   error: string | undefined;
+  /** Bytes the file held when it was opened (a resumed run appends to it). */
+  private readonly base: number;
 
-  constructor(folder: string, fileName: string) {
+  constructor(folder: string, fileName: string, append = false) {
     fs.mkdirSync(folder, { recursive: true });
     this.file = path.join(folder, fileName);
-    this.fd = fs.openSync(this.file, 'w');
+    this.fd = fs.openSync(this.file, append ? 'a' : 'w');
+    this.base = append ? fs.fstatSync(this.fd).size : 0;
+  }
+
+  /** Where the next rows go in the file (for the output journal). */
+  get offset(): number {
+    return this.base + this.bytes;
   }
 
   /** Write `\n`-terminated lines; returns false (and keeps the error) when the write fails. */

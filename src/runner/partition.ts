@@ -178,6 +178,8 @@ export async function cutTabularFile(
   format: TabularFormat,
   size: number,
   emit: (start: number, end: number, firstRow: number, firstLine: number, items: number) => void,
+  /** Only these rows (--input-failed): a row left out ends the mini-batch. */
+  keep?: (row: number) => boolean,
 ): Promise<string[] | undefined> {
   let header: string[] | undefined;
   let start = -1;
@@ -193,6 +195,12 @@ export async function cutTabularFile(
   };
   /** Records [s, e) starting on `line`, `n` items. */
   const add = (s: number, e: number, line: number, n: number): void => {
+    if (keep && !keep(row)) {
+      // only the rows asked for (--input-failed): a gap ends the mini-batch
+      close();
+      row += n;
+      return;
+    }
     if (rows > 0 && e - start > size) close();
     if (rows === 0) {
       start = s;

@@ -1,6 +1,7 @@
 // Messages between the runner (parent) and its worker processes. Kept small: a task names files or
 // a byte range, never file contents; a result carries a count, the output lines (append_row only)
 // and item-level reasons.
+import type { ResourceUsage } from '../resources/sampler.js';
 import type { InputType, OutputAction } from './types.js';
 import type { TabularFormat } from './tabular.js';
 
@@ -212,6 +213,11 @@ export interface AttemptResult {
   readonly end: number;
   /** Time inside run(), ms. */
   readonly runMs: number;
+  /**
+   * What the worker process used while run() ran (CPU, RSS at the end, heap growth: see
+   * ResourceUsage). Absent when run() was not called or resources are not sampled.
+   */
+  readonly usage?: ResourceUsage;
   readonly error?: SerializedError;
 }
 

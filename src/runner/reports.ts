@@ -45,6 +45,9 @@ export const PROCESSED_COLUMNS = [
   'error_category',
   'error_message',
   'partition_keys',
+  'cpu_seconds',
+  'rss_bytes',
+  'heap_growth_bytes',
 ] as const;
 
 export interface ProcessedRow {
@@ -65,6 +68,10 @@ export interface ProcessedRow {
   readonly error_message: string;
   /** With partition_keys: the key values of the mini-batch, as JSON. */
   readonly partition_keys?: string;
+  /** What run() used in its last attempt, when its worker said: CPU seconds (user + system), RSS at the end and heap growth, bytes. */
+  readonly cpu_seconds?: number;
+  readonly rss_bytes?: number;
+  readonly heap_growth_bytes?: number;
 }
 
 export function csvCell(value: unknown): string {
@@ -132,8 +139,9 @@ export class ProcessedReport {
   private readonly startTime = new IsoCache();
   private readonly endTime = new IsoCache();
 
-  constructor(folder: string) {
-    this.out = new LineFile(path.join(folder, FILES.processed), PROCESSED_COLUMNS.join(','));
+  /** `keep`: rows of an earlier run of this folder that still hold (a resumed run). */
+  constructor(folder: string, keep: readonly string[] = []) {
+    this.out = new LineFile(path.join(folder, FILES.processed), [PROCESSED_COLUMNS.join(','), ...keep].join('\n'));
   }
 
   add(row: ProcessedRow): void {
@@ -149,7 +157,8 @@ export class ProcessedReport {
       // PROCESSED_COLUMNS, in order; numbers need no quoting
       this.out.append(
         `${csvCell(r.mini_batch_id)},${r.times_picked},${csvCell(r.worker)},${csvCell(r.pid)},${this.startTime.iso(r.start_time)},${this.endTime.iso(r.end_time)},` +
-          `${r.total_items},${r.succeeded_items},${r.failed_items},${r.elapsed_seconds},${r.run_method_seconds},${r.status},${csvCell(r.error_category)},${csvCell(r.error_message)},${csvCell(r.partition_keys)}`,
+          `${r.total_items},${r.succeeded_items},${r.failed_items},${r.elapsed_seconds},${r.run_method_seconds},${r.status},${csvCell(r.error_category)},${csvCell(r.error_message)},${csvCell(r.partition_keys)},` +
+          `${r.cpu_seconds ?? ''},${r.rss_bytes ?? ''},${r.heap_growth_bytes ?? ''}`,
       );
     }
     this.out.flush();

@@ -33,6 +33,9 @@ function publicConfig(c: ResolvedRunConfig, output: string | undefined): Readonl
     shutdown_timeout: c.shutdownTimeout,
     logging_level: c.loggingLevel,
     step_name: c.stepName,
+    ...(c.queue ? { queue: c.queue.display, queue_lock_duration: c.queueLockDuration } : {}),
+    ...(c.resume ? { resume: c.resume } : {}),
+    ...(c.inputFailed ? { input_failed: c.inputFailed } : {}),
     arguments_count: c.arguments.length,
     environment_variables: Object.keys(c.environmentVariables),
   };
@@ -47,6 +50,10 @@ export interface ResultInput {
   readonly ended: number;
   readonly runFolder: string | undefined;
   readonly outputFile: string | undefined;
+  /** With a shared queue: what this node did (the counts are the job's), and the queue's address without credentials. */
+  readonly node?: Counts;
+  readonly queue?: string;
+  readonly failedItems?: string;
   /** Worker starts that failed before the worker was ready. */
   readonly initFailures: number;
 }
@@ -64,6 +71,7 @@ export function jobResult(r: ResultInput): ParallelRunResult {
   }
   const files: Record<string, string> = {};
   if (r.runFolder) for (const [k, f] of Object.entries(FILES)) files[k] = path.join(r.runFolder, f);
+  if (r.failedItems) files.failed_items = r.failedItems;
   return {
     status: outcome.status,
     exit_code: outcome.exitCode,
@@ -82,6 +90,7 @@ export function jobResult(r: ResultInput): ParallelRunResult {
       allowed_failed_percent: config.allowedFailedPercent,
       error_budget_used: config.errorThreshold >= 0 ? round3(counts.items.failed / Math.max(1, config.errorThreshold)) : 0,
     },
+    ...(r.queue ? { queue: r.queue, node: r.node } : {}),
     run_folder: r.runFolder,
     output_file: r.outputFile,
     files,

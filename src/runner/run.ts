@@ -4,19 +4,45 @@
 // timeouts, crashes), job.ts (what becomes of each attempt, the job's end), accounting.ts (counts
 // and thresholds), attempt-telemetry.ts (spans and metrics), failed-items.ts, reports.ts and
 // result.ts (the files and the console summary).
+import fs from 'node:fs';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { EnvReader } from '../config.js';
+import { resolveIdentity } from '../identity.js';
 import type { Step } from '../step.js';
-import { RunnerConfigError, resolveRunConfig } from './config.js';
+import { RunnerConfigError, flagName, resolveRunConfig } from './config.js';
+import { FailedItemsFile, failedItemsPath } from './failed-items-file.js';
 import { Job, type Outcome } from './job.js';
+import { mergeJob } from './merge.js';
+import { OutputJournal, journalPath } from './output-journal.js';
 import { AppendRowOutput } from './output.js';
 import { partition as cutInput, type Partition } from './partition.js';
 import { forkWorkers } from './pool.js';
 import { ProgressPrinter, type ProgressMode } from './progress.js';
 import { ManifestWriter, ProcessedReport, errorSummaryText, writeAtomic, writeWorkerSummary } from './reports.js';
 import { jobResult, printSummary } from './result.js';
+import { QueueSource, queueName } from './queue/queue-source.js';
+import { failedInput, readResume, type ResumeState } from './resume.js';
 import { LocalSource } from './source.js';
 import type { ParallelRunErrorInfo, ParallelRunConfig, ParallelRunResult, RunParallelOptions } from './types.js';
+
+/** The identity of the run folder a `--resume FOLDER` writes to again: from its step.json. */
+function resumeTarget(folder: string): { pipelineRunId: string; stepName: string; dir: string } {
+  let json: { identity?: { pipelineRunId?: string; stepName?: string; nodeCount?: number } } = {};
+  try {
+    json = JSON.parse(fs.readFileSync(path.join(folder, 'step.json'), 'utf8')) as typeof json;
+  } catch (error) {
+    throw new RunnerConfigError([{ field: 'resume', source: flagName('resume'), expected: 'a run folder with step.json', got: `${folder} (${(error as Error).message})` }]);
+  }
+  const id = json.identity ?? {};
+  if (typeof id.pipelineRunId !== 'string' || typeof id.stepName !== 'string') {
+    throw new RunnerConfigError([{ field: 'resume', source: flagName('resume'), expected: 'a run folder whose step.json names its pipeline run and step', got: folder }]);
+  }
+  const up = (id.nodeCount ?? 1) > 1 ? 3 : 2;
+  let dir = folder;
+  for (let i = 0; i < up; i++) dir = path.dirname(dir);
+  return { pipelineRunId: id.pipelineRunId, stepName: id.stepName, dir };
+}
 
 function progressMode(requested: RunParallelOptions['progress']): ProgressMode {
   if (requested === 'silent') return 'silent';
@@ -38,17 +64,59 @@ export async function runWith(api: ParallelRunConfig, flags: Readonly<Record<str
   const config = resolveRunConfig(api, flags);
   // first_task_creation_timeout counts from here: listing and cutting the input included
   const jobStart = performance.now();
-  const partStarted = Date.now();
-  let part: Partition;
-  try {
-    part = await cutInput(config);
-  } catch (error) {
-    if (error instanceof RunnerConfigError) throw error;
-    throw new RunnerConfigError([{ field: 'input', source: 'input', expected: 'readable input files and folders', got: (error as Error).message }]);
+  const notices: string[] = [];
+  let partStarted = Date.now();
+  let partEnded = partStarted;
+  let part: Partition | undefined;
+  let unidentified = 0;
+  const cut = async (): Promise<Partition> => {
+    partStarted = Date.now();
+    try {
+      if (config.inputFailed) {
+        const f = await failedInput(config.inputFailed, config);
+        if (f.files.length === 0) throw new RunnerConfigError([{ field: 'input_failed', source: flagName('input_failed'), expected: 'a run folder with failed-items.jsonl (its own, or in its node-<rank> folders)', got: config.inputFailed }]);
+        unidentified = f.unidentified;
+        part = f.part;
+      } else part = await cutInput(config.queue ? { ...config, nodeCount: 1, nodeRank: 0 } : config); // a queue: the whole input, whichever node cuts it
+    } catch (error) {
+      if (error instanceof RunnerConfigError) throw error;
+      throw new RunnerConfigError([{ field: 'input', source: 'input', expected: 'readable input files and folders', got: (error as Error).message }]);
+    }
+    partEnded = Date.now();
+    return part;
+  };
+  if (!config.queue) await cut();
+
+  // a resumed run folder given by path: the step writes to it again (its pipeline run id, step name and root)
+  const resumeFolder = typeof config.resume === 'string' ? config.resume : undefined;
+  const resumed = resumeFolder ? resumeTarget(resumeFolder) : undefined;
+
+  // a shared queue: joined before the step starts (a Redis that cannot be reached is reported before any work)
+  let queue: QueueSource | undefined;
+  let job: Job | undefined;
+  if (config.queue) {
+    const env = new EnvReader(process.env);
+    if (!options.step && resumed === undefined && env.first(['STEP_TELEMETRY_PIPELINE_RUN_ID', 'AZUREML_ROOT_RUN_ID']) === undefined) {
+      throw new RunnerConfigError([{ field: 'queue', source: flagName('queue'), expected: 'the pipeline run id the nodes share, in STEP_TELEMETRY_PIPELINE_RUN_ID (or AZUREML_ROOT_RUN_ID): it names the job on the queue' }]);
+    }
+    const id = options.step?.identity ?? resolveIdentity({ name: resumed?.stepName ?? config.stepName, pipelineRunId: resumed?.pipelineRunId, nodeRank: config.nodeRank, nodeCount: config.nodeCount }, process.env, env);
+    try {
+      queue = await QueueSource.open({
+        config,
+        address: config.queue,
+        name: queueName(id.pipelineRunId, id.stepId),
+        partition: cut,
+        notice: (text) => (job ? job.notice(text) : notices.push(text)),
+      });
+    } catch (error) {
+      if (error instanceof RunnerConfigError) throw error;
+      throw new RunnerConfigError([{ field: 'queue', source: flagName('queue'), expected: 'a Redis that answers', got: (error as Error).message }]);
+    }
   }
-  const partEnded = Date.now();
+  const totalItems = queue ? queue.items : part!.items;
+  const totalMiniBatches = queue ? queue.miniBatches : part!.miniBatches.length;
   // the first workers start while this process's step does (they get its identity with their start message)
-  const runnable = part.miniBatches.length - part.miniBatches.unreadable.length;
+  const runnable = queue ? queue.miniBatches : part!.miniBatches.length - part!.miniBatches.unreadable.length;
   const preforked = forkWorkers(config, Math.min(config.processCountPerNode, runnable));
 
   const owned = options.step === undefined;
@@ -58,7 +126,8 @@ export async function runWith(api: ParallelRunConfig, flags: Readonly<Record<str
     step =
       options.step ??
       (await (await import('../step.js')).startStep({
-        name: config.stepName,
+        name: resumed?.stepName ?? config.stepName,
+        ...(resumed ? { pipelineRunId: resumed.pipelineRunId, dir: resumed.dir } : {}),
         nodeRank: config.nodeRank,
         nodeCount: config.nodeCount,
         logLevel: config.loggingLevel,
@@ -68,13 +137,14 @@ export async function runWith(api: ParallelRunConfig, flags: Readonly<Record<str
       }));
   } catch (error) {
     for (const w of preforked) w.kill();
+    await queue?.close();
     throw error;
   }
   const runFolder = step.runFolder;
   const label = step.identity.stepName;
   const mode = progressMode(options.progress);
 
-  step.startSpan('partition', { startTime: partStarted, attributes: { 'input.files': part.totalFiles, 'mini_batches.total': part.totalMiniBatches, 'mini_batches.node': part.miniBatches.length, 'items.node': part.items } }).end(partEnded);
+  if (part) step.startSpan('partition', { startTime: partStarted, attributes: { 'input.files': part.totalFiles, 'mini_batches.total': part.totalMiniBatches, 'mini_batches.node': part.miniBatches.length, 'items.node': part.items } }).end(partEnded);
   step.rootSpan.setAttributes({
     'parallel_run.entry_script': config.entryScript,
     'parallel_run.input_type': config.inputType,
@@ -91,45 +161,59 @@ export async function runWith(api: ParallelRunConfig, flags: Readonly<Record<str
     'parallel_run.first_task_creation_timeout': config.firstTaskCreationTimeout,
     ...(config.partitionKeys.length > 0 ? { 'parallel_run.partition_keys': [...config.partitionKeys] } : {}),
     'parallel_run.output_action': config.outputAction,
-    'parallel_run.mini_batches': part.miniBatches.length,
-    'parallel_run.items': part.items,
+    'parallel_run.mini_batches': totalMiniBatches,
+    'parallel_run.items': totalItems,
+    ...(queue ? { 'parallel_run.queue': queue.display, 'parallel_run.queue_writer': queue.writer } : {}),
   });
 
   let output: AppendRowOutput | undefined;
   let setupError: ParallelRunErrorInfo | undefined;
   const outputFolder = config.output ?? (runFolder ? path.join(runFolder, 'output') : path.resolve('parallel-run-output'));
+  // --resume: the mini-batches that succeeded are skipped, the output cut back to their rows; a node
+  // of a queue that restarts keeps what its folder holds (the queue's records say what counts)
+  const stateFolder = resumeFolder ?? runFolder;
+  let resume: ResumeState | undefined;
+  if (stateFolder && (config.resume || queue)) resume = readResume(stateFolder, config.resume && !queue ? path.join(outputFolder, config.appendRowFileName) : undefined, queue !== undefined, queue?.resumed);
   if (config.outputAction === 'append_row') {
     try {
-      output = new AppendRowOutput(outputFolder, config.appendRowFileName);
+      output = new AppendRowOutput(outputFolder, config.appendRowFileName, resume !== undefined);
     } catch (error) {
       setupError = { category: 'InternalError', message: `cannot create the output file in ${outputFolder}: ${(error as Error).message}` };
     }
   }
-  const processed = runFolder ? new ProcessedReport(runFolder) : undefined;
+  const processed = runFolder ? new ProcessedReport(runFolder, resume?.processed) : undefined;
+  // the manifest: of this node's share, or (a queue) of the whole job by the node that cut it;
   // written between the job's events: a long partition never holds up the first mini-batch
-  const manifest = runFolder ? new ManifestWriter(runFolder, part.miniBatches) : undefined;
+  const manifest = runFolder && part ? new ManifestWriter(runFolder, part.miniBatches) : undefined;
   manifest?.start();
+  const journal = runFolder ? new OutputJournal(journalPath(runFolder), queue ? queue.writer : 1, output?.file) : undefined;
+  const failedItems = runFolder ? new FailedItemsFile(failedItemsPath(runFolder), resume?.failedItems) : undefined;
 
-  let job: Job | undefined;
   const printer = new ProgressPrinter(mode, label, config.progressInterval * 1000, () =>
-    job ? job.snapshot() : { elapsedMs: 0, itemsTotal: part.items, itemsSucceeded: 0, itemsFailed: 0, miniBatchesTotal: part.miniBatches.length, miniBatchesDone: 0, miniBatchesFailed: 0, running: 0, retries: 0, timeouts: 0, workerRestarts: 0 },
+    job ? job.snapshot() : { elapsedMs: 0, itemsTotal: totalItems, itemsSucceeded: 0, itemsFailed: 0, miniBatchesTotal: totalMiniBatches, miniBatchesDone: 0, miniBatchesFailed: 0, running: 0, retries: 0, timeouts: 0, workerRestarts: 0 },
   );
-  job = new Job(config, step, new LocalSource(part), printer, output, processed, runFolder, jobStart, preforked);
+  const source = queue ?? new LocalSource(part!, config.resume ? resume?.skip : undefined);
+  job = new Job(config, step, source, printer, output, processed, runFolder, jobStart, preforked, { journal, failedItems, resumed: config.resume && !queue ? resume?.counts : undefined });
   const j = job;
+  for (const text of notices) j.notice(text);
+  if (unidentified > 0) j.notice(`${unidentified} failed item(s) of ${config.inputFailed} cannot be named (run() returned fewer rows without context.failItem()): they are not run again`);
+  if (config.resume && resume && !queue) printer.print(`[${label}] resuming ${stateFolder}: ${resume.skip.size} mini-batches succeeded before and are skipped`);
 
-  step.logger.info(`parallel run: ${part.items} items in ${part.miniBatches.length} mini-batches on node ${config.nodeRank} of ${config.nodeCount}, ${config.processCountPerNode} worker process(es)`, {
+  step.logger.info(`parallel run: ${totalItems} items in ${totalMiniBatches} mini-batches on node ${config.nodeRank} of ${config.nodeCount}${queue ? ` from the queue ${queue.display}` : ''}, ${config.processCountPerNode} worker process(es)`, {
     entry_script: config.entryScript,
     input_type: config.inputType,
     mini_batch_size: config.miniBatchSize,
-    items: part.items,
-    mini_batches: part.miniBatches.length,
-    mini_batches_all_nodes: part.totalMiniBatches,
+    items: totalItems,
+    mini_batches: totalMiniBatches,
+    mini_batches_all_nodes: part?.totalMiniBatches ?? totalMiniBatches,
     output: output?.file,
   });
   printer.print(
-    `[${label}] ${part.items} items in ${part.miniBatches.length} mini-batches` +
+    `[${label}] ${totalItems} items in ${totalMiniBatches} mini-batches` +
       `${config.partitionKeys.length > 0 ? ` (one per value of partition_keys ${config.partitionKeys.join(', ')})` : ''}` +
-      `${config.nodeCount > 1 ? ` (node ${config.nodeRank} of ${config.nodeCount}; ${part.totalMiniBatches} mini-batches on all nodes)` : ''}` +
+      (queue
+        ? ` on the queue ${queue.display} (node ${config.nodeRank}${queue.isLeader ? ', which enqueued them' : ''})`
+        : `${config.nodeCount > 1 ? ` (node ${config.nodeRank} of ${config.nodeCount}; ${part!.totalMiniBatches} mini-batches on all nodes)` : ''}`) +
       `, up to ${config.processCountPerNode} worker process(es)${runFolder ? `; run folder ${runFolder}` : ''}`,
   );
 
@@ -178,11 +262,13 @@ export async function runWith(api: ParallelRunConfig, flags: Readonly<Record<str
 
   // ---- the result, the files, the step
   const counts = j.counts();
-  const result = jobResult({ config, outcome, counts, started: j.startedAt, ended: Date.now(), runFolder, outputFile: output?.file, initFailures: j.scheduler.initFailures });
+  const result = jobResult({ config, outcome, counts, started: j.startedAt, ended: Date.now(), runFolder, outputFile: output?.file, initFailures: j.scheduler.initFailures, node: j.nodeCounts(), queue: queue?.display, failedItems: failedItems?.file });
   const reason = result.reason;
   output?.close();
   processed?.close();
   manifest?.finish();
+  journal?.close();
+  failedItems?.close();
   if (runFolder) {
     j.writeOverview(outcome.status);
     writeWorkerSummary(runFolder, j.workers, Date.parse(result.ended));
@@ -196,6 +282,18 @@ export async function runWith(api: ParallelRunConfig, flags: Readonly<Record<str
     'parallel_run.items_failed': counts.items.failed,
     'parallel_run.mini_batches_failed': counts.mini_batches.failed,
   });
+  // a queue: leave it; once the job is over, a node that ends writes the job's merged files (the last one last)
+  if (queue) {
+    const over = outcome.status !== 'terminated' && !queue.failure && (queue.verdict !== undefined || counts.mini_batches.not_processed === 0);
+    if (over && runFolder && config.nodeCount > 1) {
+      const merged = await queue
+        .exclusive(async () => mergeJob(path.dirname(runFolder), { records: await queue!.records(), queue: queue!.display }))
+        .catch((error: unknown) => ({ error: (error as Error).message, rows: 0, output: undefined, folder: '' }));
+      if (merged?.error) printer.print(`[${label}] cannot merge the job's files: ${merged.error}`, 'err');
+      else if (merged) printer.print(`[${label}] job merged: ${merged.rows} rows in ${merged.output ?? '(no output)'}; ${merged.folder}`);
+    }
+    await queue.close();
+  }
   j.printUnprinted();
   printSummary(printer, label, result, output?.rows);
 

@@ -7,10 +7,11 @@
 // A source makes a mini-batch's state when it hands it out and keeps nothing of it once settled:
 // the job's memory does not grow with the mini-batches it finished.
 import type { MiniBatchList } from './mini-batch-list.js';
-import type { MiniBatch, Partition, UnreadableMiniBatch } from './partition.js';
+import { miniBatchId, type MiniBatch, type Partition, type UnreadableMiniBatch } from './partition.js';
 import type { AttemptTask } from './protocol.js';
 import type { MiniBatchStatus } from './reports.js';
 import type { ParallelRunErrorInfo } from './types.js';
+import type { JobCounts, Verdict } from './queue/job-state.js';
 
 export type RunnableMiniBatch = Exclude<MiniBatch, { kind: 'unreadable' }>;
 
@@ -37,6 +38,45 @@ export function newState(mb: RunnableMiniBatch): MiniBatchState {
   return { mb, task: undefined, attempts: 0, firstStart: 0, lastError: undefined, lastRunMs: 0, done: false, suspect: false };
 }
 
+/** How a mini-batch ended, for the source to count (a shared source counts it job-wide). */
+export interface SettledInfo {
+  readonly succeeded: number;
+  readonly failed: number;
+  /** Its output-journal entry (undefined: none, it failed). */
+  readonly seq?: number;
+}
+
+/**
+ * The job-wide side of a shared source (queue/queue-source.ts): counts, verdict and totals are
+ * the job's, across every node, and the job ends when they say so.
+ */
+export interface SharedJob {
+  readonly isLeader: boolean;
+  /** This node process's id among the job's writers (its output-journal entries carry it). */
+  readonly writer: number;
+  /** The redacted address of the queue. */
+  readonly display: string;
+  readonly counts: JobCounts;
+  readonly verdict: Verdict | undefined;
+  /** The queue cannot be reached: this node stops with this cause. */
+  readonly failure: ParallelRunErrorInfo | undefined;
+  /** This node's retries, timeouts and worker restarts (the source adds them to the job's). */
+  readonly local: { retries: number; timeouts: number; restarts: number };
+  /** Set by the job: the counts, the verdict or the failure changed. */
+  onChange?: () => void;
+  /** Set by the job: an input that could not be read was pulled; the job fails it and calls settledUnreadable(). */
+  onUnreadable?: (mb: UnreadableMiniBatch) => void;
+  /** Set by the job: a mini-batch whose node was lost during an attempt (counted); when it had no tries left, the job finishes it. */
+  onLost?: (st: MiniBatchState, message: string) => void;
+  /** Set by the job: called before a commit goes out (the output journal is written first). */
+  beforeCommit: () => void;
+  settledUnreadable(mb: UnreadableMiniBatch, info: SettledInfo): void;
+  /** Set the job's verdict; the first one proposed holds on every node (it comes back through onChange). */
+  propose(v: Verdict): void;
+  /** Stop pulling: the job ends on this node. */
+  halt(): void;
+}
+
 export interface MiniBatchSource {
   /** Mini-batches and items of the job this source serves (job-wide when the source is shared). */
   readonly miniBatches: number;
@@ -55,7 +95,9 @@ export interface MiniBatchSource {
   /** Those waiting for a retry, in order (at the end of an aborted job: their failed attempts are reported). */
   waiting(): readonly MiniBatchState[];
   /** A mini-batch reached its final status (done, or failed after all tries). */
-  settled(st: MiniBatchState, status: MiniBatchStatus): void;
+  settled(st: MiniBatchState, status: MiniBatchStatus, info: SettledInfo): void;
+  /** A shared queue: counts and the verdict are job-wide. */
+  readonly shared?: SharedJob;
   /** Set by the scheduler: the source calls it when mini-batches arrive after take() found none (a shared queue; never locally). */
   onAvailable?: () => void;
 }
@@ -71,12 +113,17 @@ export class LocalSource implements MiniBatchSource {
   private left: number;
   private readonly retries: MiniBatchState[] = [];
 
-  constructor(part: Partition) {
+  /** `skip`: ids of mini-batches that succeeded before (a resumed run): counted in the totals, never run. */
+  constructor(
+    part: Partition,
+    private readonly skip?: ReadonlySet<string>,
+  ) {
     this.list = part.miniBatches;
     this.miniBatches = this.list.length;
     this.items = part.items;
     this.unreadable = this.list.unreadable.map((i) => this.list.at(i) as UnreadableMiniBatch);
     this.left = this.list.length - this.unreadable.length;
+    if (skip && skip.size > 0) for (let i = 0; i < this.list.length; i++) if (this.skipped(i)) this.left--;
   }
 
   take(): MiniBatchState | undefined {
@@ -86,7 +133,7 @@ export class LocalSource implements MiniBatchSource {
     const list = this.list;
     while (this.next < list.length) {
       const i = this.next++;
-      if (!list.runnable(i)) continue;
+      if (!list.runnable(i) || this.skipped(i)) continue;
       this.left--;
       return newState(list.at(i) as RunnableMiniBatch);
     }
@@ -114,4 +161,8 @@ export class LocalSource implements MiniBatchSource {
   }
 
   settled(): void {}
+
+  private skipped(i: number): boolean {
+    return this.skip !== undefined && this.skip.size > 0 && this.list.runnable(i) && this.skip.has(miniBatchId(this.list.indexOf(i)));
+  }
 }

@@ -68,6 +68,17 @@ export interface ParallelRunConfig {
   step_name?: string;
   /** Seconds between plain progress lines when the output is not a terminal. Default 10. */
   progress_interval?: number;
+  /**
+   * A shared queue for many nodes: `redis://[user:password@]host:port/db` (BullMQ on Redis). Default
+   * STEP_TELEMETRY_QUEUE_URL; unset: this node runs its share of the static split (node_count).
+   */
+  queue?: string;
+  /** Seconds a node's lease on a mini-batch of the queue lasts unrenewed (a dead or hung node loses it after this). Default 30. */
+  queue_lock_duration?: number;
+  /** Skip the mini-batches that succeeded in this run folder (`true`: the folder this run writes to) and run the rest. */
+  resume?: boolean | string;
+  /** Run exactly the failed items listed in this run folder's failed-items.jsonl. */
+  input_failed?: string;
 }
 
 /** Options of `runParallel()` that are not part of the job's configuration. */
@@ -97,6 +108,7 @@ export type ParallelRunErrorCategory =
   | 'FirstTaskTimeout'
   | 'ThresholdExceeded'
   | 'Terminated'
+  | 'QueueError'
   | 'InternalError';
 
 export interface ParallelRunErrorInfo {
@@ -135,6 +147,9 @@ export interface ParallelRunResult {
     /** Failed items / error_threshold (0 when the threshold is -1). */
     readonly error_budget_used: number;
   };
+  /** With a shared queue: its address (never its credentials); the counts above are the job's, `node` this node's. */
+  readonly queue?: string;
+  readonly node?: Pick<ParallelRunResult, 'mini_batches' | 'items' | 'retries' | 'timeouts' | 'worker_restarts'>;
   readonly run_folder?: string;
   readonly output_file?: string;
   /** The runner's files in the run folder, by role (result, errors, processed, workers, manifest, overview). */

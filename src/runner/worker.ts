@@ -24,6 +24,7 @@ import { performance } from 'node:perf_hooks';
 import { ROOT_CONTEXT, context, trace, type Context } from '@opentelemetry/api';
 import { parseTraceparent } from '../identity.js';
 import { MINI_BATCH_KEY } from '../signals/logs.js';
+import type { ResourceSnapshot } from '../resources/sampler.js';
 import { startStep, type Step } from '../step.js';
 import type { EndOptions } from '../types.js';
 import { serializeError, unpackRun, type AttemptResult, type AttemptTask, type ItemFailure, type SerializedError, type ParentMessage, type ShutdownMessage, type StartMessage, type WorkerMessage } from './protocol.js';
@@ -363,6 +364,8 @@ interface Attempt {
   readonly context: Context;
   /** performance.now() when run() was called; 0 until then. */
   t0: number;
+  /** The process's CPU time and heap then (resources sampled). */
+  before: ResourceSnapshot | undefined;
 }
 
 /**
@@ -378,6 +381,7 @@ function onRun(q: Queued): Promise<void> | undefined {
     return undefined;
   }
   a.t0 = performance.now();
+  a.before = step!.resources?.snapshot();
   let returned: unknown;
   try {
     returned = context.with(a.context, entry!.run, undefined, a.items, a.ctx);
@@ -455,7 +459,7 @@ function prepare(q: Queued): Attempt {
   ctx.attempt = message.attempt;
   ctx.source = source;
   if (task.kind === 'keyed') ctx.partition_keys = task.keys;
-  const a: Attempt = { message, last: q.last, start: began, items, names, failures, userFailures, ctx, context: attemptContext(message.traceparent).setValue(MINI_BATCH_KEY, message.id), t0: 0 };
+  const a: Attempt = { message, last: q.last, start: began, items, names, failures, userFailures, ctx, context: attemptContext(message.traceparent).setValue(MINI_BATCH_KEY, message.id), t0: 0, before: undefined };
   current = a;
   ctx.failItem = (item: unknown, reason: unknown): void => {
     let name: string;
@@ -502,13 +506,20 @@ async function recover(a: Attempt, error: unknown): Promise<void> {
 
 function sendError(a: Attempt, error: unknown): void {
   const m = a.message;
+  const usage = usedSince(a);
   const end = performance.now();
-  report(a, { id: m.id, attempt: m.attempt, ok: false, ran: true, succeeded: 0, returned: 0, start: epoch(a.start), end: epoch(end), runMs: end - a.t0, error: userError(error), failures: a.failures.length > 0 ? a.failures : undefined });
+  report(a, { id: m.id, attempt: m.attempt, ok: false, ran: true, succeeded: 0, returned: 0, start: epoch(a.start), end: epoch(end), runMs: end - a.t0, usage, error: userError(error), failures: a.failures.length > 0 ? a.failures : undefined });
+}
+
+/** What run() used: CPU, RSS and heap growth since it was called (undefined without resources, or before it was). */
+function usedSince(a: Attempt): AttemptResult['usage'] {
+  return a.before === undefined ? undefined : step!.resources?.since(a.before);
 }
 
 /** Report the result of what run() returned (or NOT_RUN: no item could be read). */
 function finish(a: Attempt, returned: unknown): void {
   const m = a.message;
+  const usage = usedSince(a);
   const end = performance.now();
   const runMs = a.t0 > 0 ? end - a.t0 : 0;
   if (returned === NOT_RUN) {
@@ -544,7 +555,7 @@ function finish(a: Attempt, returned: unknown): void {
       lines += `${line}\n`;
     }
   }
-  report(a, { id: m.id, attempt: m.attempt, ok: true, ran: true, succeeded, returned: rows.length, lines, failures: all.length > 0 ? all.slice(0, MAX_FAILURES_PER_RESULT) : undefined, start: epoch(a.start), end: epoch(end), runMs });
+  report(a, { id: m.id, attempt: m.attempt, ok: true, ran: true, succeeded, returned: rows.length, lines, failures: all.length > 0 ? all.slice(0, MAX_FAILURES_PER_RESULT) : undefined, start: epoch(a.start), end: epoch(end), runMs, usage });
 }
 
 /** Results finished and not sent yet, oldest first. */

@@ -23,8 +23,11 @@ export interface Lane {
   readonly title?: string;
 }
 
-const LEFT = 120;
-const RIGHT = 16;
+/** The margins of the plot: strips.ts draws under the same x. */
+export const LANE_LEFT = 120;
+export const LANE_RIGHT = 16;
+const LEFT = LANE_LEFT;
+const RIGHT = LANE_RIGHT;
 
 export function timelineSvg(opts: { lanes: readonly Lane[]; t0: number; t1: number; width?: number; laneHeight?: number; id: string; label: string }): string {
   const width = opts.width ?? 1000;

@@ -11,9 +11,16 @@ import { findingAnchor } from './findings.js';
 
 const FAILED_OUTCOMES = new Set(['failure', 'crashed', 'terminated', 'running']);
 
+/** A node of a merged job failed when its job did (a lost node of a job that succeeded did not fail it). */
 export function isFailedStep(step: StepRun): boolean {
+  if (step.job) return step.job.result.status === 'failed' || step.job.result.status === 'terminated';
   const status = step.result?.status;
   return FAILED_OUTCOMES.has(step.outcome) || status === 'failed' || status === 'terminated';
+}
+
+/** The result that speaks for the step: its merged job's, else its own. */
+function resultOf(step: StepRun): Record<string, unknown> | undefined {
+  return step.job?.result ?? step.result;
 }
 
 interface Failure {
@@ -39,7 +46,8 @@ interface Cause {
 }
 
 function verbOf(step: StepRun): string {
-  const status = step.result?.status;
+  const status = resultOf(step)?.status;
+  if (step.job) return status === 'terminated' ? 'was terminated' : 'failed';
   if (step.outcome === 'running') return 'never ended';
   if (step.outcome === 'terminated' || status === 'terminated') return 'was terminated';
   if (step.outcome === 'crashed') return 'crashed';
@@ -48,7 +56,7 @@ function verbOf(step: StepRun): string {
 
 function failureOf(step: StepRun): Failure {
   const verb = verbOf(step);
-  const cause = step.result?.cause as Cause | undefined;
+  const cause = resultOf(step)?.cause as Cause | undefined;
   if (cause?.category === 'ThresholdExceeded') {
     // the threshold decided; what made it is the most frequent failure
     const decision = firstLine((cause.message ?? '').split('. Causes:')[0]!, 200);
@@ -92,21 +100,24 @@ function describeInputs(inputs: MiniBatchInputs | undefined): string {
 
 /** The sentence for the first failed step (in the order they ran), or '' when nothing failed. */
 export function headlineSection(views: readonly StepView[], findings: readonly Finding[]): string {
-  const failed = views.filter((v) => isFailedStep(v.step));
+  // one sentence per merged job, not one per node
+  const jobs = new Set<unknown>();
+  const failed = views.filter((v) => isFailedStep(v.step) && (!v.step.job || (!jobs.has(v.step.job) && jobs.add(v.step.job))));
   if (failed.length === 0) return '';
   const view = failed[0]!;
   const { step } = view;
   const f = failureOf(step);
   const inputs = f.miniBatch ? miniBatchInputs(step.folder, [f.miniBatch]).get(f.miniBatch) : undefined;
   const frame = topFrame(f.stack);
-  const findingIndex = [f.finding, 'step-failed', 'step-not-ended'].map((id) => findings.findIndex((x) => x.id === id && x.step === step.label)).find((k) => k >= 0);
+  const labels = [step.label, step.job?.label];
+  const findingIndex = [f.finding, 'job-failed', 'step-failed', 'step-not-ended'].map((id) => findings.findIndex((x) => x.id === id && x.step !== undefined && labels.includes(x.step))).find((k) => k >= 0);
   const where = f.miniBatch
     ? ` in mini-batch <button class="mb-link" data-mb="${esc(f.miniBatch)}" title="show its log records">${esc(f.miniBatch)}</button>${describeInputs(inputs)}${f.worker ? ` on ${esc(f.worker)}` : ''}`
     : f.worker
       ? ` on ${esc(f.worker)}`
       : '';
   const sentence =
-    `<a href="#step-${view.index}"><b>${esc(step.label)}</b></a> ${esc(f.verb)}${f.decision ? ` (${esc(f.decision)})` : ''}` +
+    `<a href="${step.job ? '#jobs' : `#step-${view.index}`}"><b>${esc(step.job ? `${step.job.label} (the job of ${step.job.nodes.length} nodes)` : step.label)}</b></a> ${esc(f.verb)}${f.decision ? ` (${esc(f.decision)})` : ''}` +
     `${f.error ? `: ${f.decision ? 'most often ' : ''}<span class="what">${esc(f.error)}</span>` : ''}${where}` +
     `${frame ? `, at <code class="frame">${esc(frame)}</code>` : ''}.`;
   const links = [
@@ -115,7 +126,7 @@ export function headlineSection(views: readonly StepView[], findings: readonly F
       ? `<button class="log-link" type="button" data-mb="${esc(f.miniBatch)}">its log records</button>`
       : `<button class="log-link" type="button" data-log-step="${view.index}" data-log-level="error">the error log records</button>`,
   ].filter(Boolean);
-  const others = failed.slice(1).map((v) => `<a href="#step-${v.index}">${esc(v.step.label)}</a> ${esc(verbOf(v.step))}`);
+  const others = failed.slice(1).map((v) => `<a href="#step-${v.index}">${esc(v.step.job?.label ?? v.step.label)}</a> ${esc(verbOf(v.step))}`);
   return (
     `<section id="what-failed" class="headline"><p class="sentence">${sentence}</p><p class="links">${links.join(' · ')}` +
     `${others.length > 0 ? ` · also: ${others.join(', ')}` : ''}</p></section>`
