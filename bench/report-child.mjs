@@ -1,6 +1,8 @@
 // One command of bench/report.ts in a fresh process, and what it cost (wall, CPU, peak RSS):
 //   node bench/report-child.mjs report|doctor|floor <run folder> <report file>
-// `floor`: every line of every JSON Lines and CSV file of the folder read and parsed, nothing kept.
+// `floor`: every line of every JSON Lines and CSV file of the folder that report and doctor read,
+// parsed, nothing kept (not the runner's output-journal.jsonl and failed-items.jsonl: theirs is
+// the runner's bookkeeping, which report and doctor do not read).
 import fs from 'node:fs';
 import path from 'node:path';
 
@@ -21,6 +23,7 @@ if (what === 'report') {
     for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
       const file = path.join(dir, e.name);
       if (e.isDirectory()) walk(file);
+      else if (e.name === 'output-journal.jsonl' || e.name === 'failed-items.jsonl') continue;
       else if (e.name.endsWith('.jsonl')) lines += eachLine(file, (l) => JSON.parse(l));
       else if (e.name.endsWith('.csv')) lines += eachLine(file, (l) => l.split(','));
     }

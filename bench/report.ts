@@ -108,6 +108,7 @@ async function main(): Promise<void> {
           'spans.jsonl': `${per(now.byKind['spans.jsonl'])} (${per(old.byKind['spans.jsonl'])})`,
           'logs.jsonl (a worker record and the parent)': `${per(now.byKind['logs.jsonl'])} (${per(old.byKind['logs.jsonl'])})`,
           'processed-mini-batches.csv': per(now.byKind['processed-mini-batches.csv']),
+          'output-journal.jsonl': `${per(now.byKind['output-journal.jsonl'])} (${per(old.byKind['output-journal.jsonl'])})`,
         });
         fs.rmSync(path.join(dir, `${n}-before`), { recursive: true, force: true });
       }
@@ -115,7 +116,7 @@ async function main(): Promise<void> {
     }
     console.log('report and doctor on synthetic run folders, each command in a fresh process:');
     console.table(rows);
-    console.log('run-folder bytes, now (before: the identity on every log and metric line, trace ids on every span):');
+    console.log('run-folder bytes, now (before: the identity on every log and metric line, trace ids on every span, the writer and every figure on each journal line):');
     console.table(bytes);
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });

@@ -241,7 +241,7 @@ describe('parallel-run on a shared queue under trouble', () => {
     const result = readJson(path.join(folder, 'result.json'));
     expect(result).toMatchObject({ status: 'failed', cause: { category: 'QueueError' } });
     const journal = readJsonl(path.join(folder, 'output-journal.jsonl')).filter((e) => e.mb);
-    expect(readJsonl(path.join(dir, 'out', 'parallel_run_step.txt'))).toHaveLength(journal.reduce((n, e) => n + e.r, 0));
+    expect(readJsonl(path.join(dir, 'out', 'parallel_run_step.txt'))).toHaveLength(journal.reduce((n, e) => n + ((e.r as number | undefined) ?? 0), 0));
   });
 });
 

@@ -14,6 +14,7 @@ import { parseCsv } from '../src/util/csv.js';
 import { readCsvRecords } from '../src/run-folder/files.js';
 import { CHUNK_BELOW_MS, CHUNK_TARGET_MS, HOLD_MS, Lane, MAX_CHUNK, chunkSize } from '../src/runner/lane.js';
 import { progressBar } from '../src/runner/progress.js';
+import { OutputJournal, readJournal } from '../src/runner/output-journal.js';
 
 function issues(fn: () => unknown): string[] {
   try {
@@ -309,5 +310,31 @@ describe('the run-folder reader parses CSV with the same parser', () => {
     expect(read('a,b\n1,2\n3,').notes).toEqual(['p.csv:3: the last line is half-written (the writer was stopped mid-line); ignored']);
     expect(() => read('a,b\n1,2" x\n3,4\n')).toThrow(/^p\.csv:2: not valid CSV: Invalid Opening Quote/);
     expect(() => read('a,b\n1,2,3\n')).toThrow(/^p\.csv:2: expected 2 columns as in the header, found 3/);
+  });
+});
+
+describe('output-journal.jsonl', () => {
+  it('names its writer once per start and leaves out figures that are 0; a journal of before (every field on each line) reads the same', async () => {
+    const dir = await useTempDir('journal-');
+    const file = path.join(dir, 'output-journal.jsonl');
+    const first = new OutputJournal(file, 7, '/out/rows.txt');
+    first.add({ i: 0, mb: 'mb-0', o: 0, n: 12, r: 2, ok: 2, f: 0 });
+    first.add({ i: 1, mb: 'mb-1', o: 12, n: 0, r: 0, ok: 0, f: 3 });
+    first.close();
+    const again = new OutputJournal(file, 9);
+    again.add({ i: 2, mb: 'mb-2', o: 0, n: 0, r: 0, ok: 1, f: 0 });
+    again.close();
+    expect(fs.readFileSync(file, 'utf8')).toBe(
+      '{"w":7,"output":"/out/rows.txt"}\n{"s":1,"i":0,"mb":"mb-0","n":12,"r":2,"ok":2}\n{"s":2,"i":1,"mb":"mb-1","o":12,"f":3}\n{"w":9}\n{"s":1,"i":2,"mb":"mb-2","ok":1}\n',
+    );
+    const entries = [
+      { w: 7, s: 1, i: 0, mb: 'mb-0', o: 0, n: 12, r: 2, ok: 2, f: 0 },
+      { w: 7, s: 2, i: 1, mb: 'mb-1', o: 12, n: 0, r: 0, ok: 0, f: 3 },
+      { w: 9, s: 1, i: 2, mb: 'mb-2', o: 0, n: 0, r: 0, ok: 1, f: 0 },
+    ];
+    expect(readJournal(file)).toEqual(entries);
+    const before = path.join(dir, 'before.jsonl');
+    fs.writeFileSync(before, `{"w":7,"output":"/out/rows.txt"}\n${entries.map((e) => JSON.stringify(e)).join('\n')}\n{"s":3,"i":`);
+    expect(readJournal(before)).toEqual(entries);
   });
 });

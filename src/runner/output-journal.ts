@@ -6,9 +6,13 @@
 //     go, and their mini-batches run again);
 //   - with a shared queue, the job's record of each mini-batch names one writer and one entry
 //     (`w`, `s`), so the merge takes exactly those rows, whichever nodes ran it.
-// A line: {"w": writer, "s": seq, "i": index, "mb": id, "o": byte offset, "n": bytes, "r": rows,
-// "ok": items succeeded, "f": items failed}. Lines are buffered within one turn of the event loop
-// and written with one call, always before a commit reaches the queue (flush()).
+// Each start of a writer first writes a line naming it, {"w": writer} (with "output": the output
+// file its entries point into, when there is one); then a line per mini-batch: {"s": seq,
+// "i": index, "mb": id, "o": byte offset, "n": bytes, "r": rows, "ok": items succeeded, "f": items
+// failed}, its writer the last one named, and a figure that is 0 left out (summary_only has no rows;
+// most mini-batches fail no item): 37 bytes for a summary_only mini-batch of one item. Lines are
+// buffered within one turn of the event loop and written with one call, always before a commit
+// reaches the queue (flush()). Journals of before, with "w" and every figure on each line, read the same.
 import fs from 'node:fs';
 import path from 'node:path';
 import { closeQuietly } from '../util/fd.js';
@@ -46,7 +50,7 @@ export class OutputJournal {
   ) {
     try {
       this.fd = fs.openSync(file, 'a');
-      if (output) fs.writeSync(this.fd, `${JSON.stringify({ w: writer, output })}\n`);
+      fs.writeSync(this.fd, `${JSON.stringify(output ? { w: writer, output } : { w: writer })}\n`);
     } catch (error) {
       this.error = `cannot open ${file}: ${(error as Error).message}`;
     }
@@ -55,7 +59,13 @@ export class OutputJournal {
   /** Record a finished mini-batch; returns its entry's seq (for the queue's record). */
   add(e: Omit<JournalEntry, 'w' | 's'>): number {
     const s = ++this.seq;
-    this.pending += `{"w":${this.writer},"s":${s},"i":${e.i},"mb":${JSON.stringify(e.mb)},"o":${e.o},"n":${e.n},"r":${e.r},"ok":${e.ok},"f":${e.f}}\n`;
+    let line = `{"s":${s},"i":${e.i},"mb":${JSON.stringify(e.mb)}`;
+    if (e.o !== 0) line += `,"o":${e.o}`;
+    if (e.n !== 0) line += `,"n":${e.n}`;
+    if (e.r !== 0) line += `,"r":${e.r}`;
+    if (e.ok !== 0) line += `,"ok":${e.ok}`;
+    if (e.f !== 0) line += `,"f":${e.f}`;
+    this.pending += `${line}}\n`;
     if (!this.scheduled) {
       this.scheduled = true;
       setImmediate(this.flush);
@@ -91,14 +101,26 @@ export function readJournal(file: string): JournalEntry[] {
     return [];
   }
   const out: JournalEntry[] = [];
+  /** The writer of the entries that follow (named by the line of its start). */
+  let writer = 1;
+  const count = (v: unknown): number | undefined => (v === undefined ? 0 : Number.isInteger(v) ? (v as number) : undefined);
   for (const line of text.split('\n')) {
     if (line === '') continue;
+    let e: Partial<Record<keyof JournalEntry, unknown>> | null;
     try {
-      const e = JSON.parse(line) as JournalEntry;
-      if (typeof e.mb === 'string' && Number.isInteger(e.o) && Number.isInteger(e.n)) out.push(e);
+      e = JSON.parse(line) as typeof e;
     } catch {
-      // torn: written as the process died
+      continue; // torn: written as the process died
     }
+    if (e === null || typeof e !== 'object') continue;
+    if (typeof e.mb !== 'string') {
+      if (Number.isInteger(e.w)) writer = e.w as number;
+      continue;
+    }
+    const o = count(e.o);
+    const n = count(e.n);
+    if (o === undefined || n === undefined) continue;
+    out.push({ w: Number.isInteger(e.w) ? (e.w as number) : writer, s: count(e.s) ?? 0, i: count(e.i) ?? 0, mb: e.mb, o, n, r: count(e.r) ?? 0, ok: count(e.ok) ?? 0, f: count(e.f) ?? 0 });
   }
   return out;
 }
