@@ -6,7 +6,7 @@
 // CPU per process.
 import { mannKendall, median, summarize, theilSen } from '../run-folder/analysis.js';
 import { WAITED_CPU_SHARE } from '../run-folder/attempts.js';
-import type { Attempt, ResourceSample, StepRun } from '../run-folder/model.js';
+import type { Attempt, AttemptSet, ResourceSample, StepRun } from '../run-folder/model.js';
 import { seconds, type Finding, type Severity, type Skipped } from './findings.js';
 
 const MIB = 1024 * 1024;
@@ -51,12 +51,42 @@ function byProcess(step: StepRun): Map<number, ResourceSample[]> {
   return out;
 }
 
+const keptByWorker = new WeakMap<AttemptSet, Map<string, Attempt[]>>();
+
+/** The attempts kept of each worker, in start order: worked out once a step (the checks ask per process, several times). */
+function workerAttempts(attempts: AttemptSet, worker: string): readonly Attempt[] {
+  let by = keptByWorker.get(attempts);
+  if (!by) {
+    keptByWorker.set(attempts, (by = new Map()));
+    for (const a of attempts.kept) {
+      let l = by.get(a.worker);
+      if (!l) by.set(a.worker, (l = []));
+      l.push(a);
+    }
+  }
+  return by.get(worker) ?? [];
+}
+
+/** The first index of `list` (in start order) that starts after `t` (`at`: at or after). */
+function startingAfter(list: readonly Attempt[], t: number, at = false): number {
+  let lo = 0;
+  let hi = list.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    const start = list[mid]!.start;
+    if (start < t || (!at && start === t)) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
 /** The attempts a process ran (in a large run, a sample: see weightOf): its worker name, within the time its samples cover. */
 function attemptsOf(step: StepRun, samples: readonly ResourceSample[]): Attempt[] {
   const first = samples[0]!;
   const last = samples[samples.length - 1]!;
   const from = first.time - first.periodS * 1000 - 1000;
-  return step.attempts.kept.filter((a) => a.worker === first.worker && a.start >= from && a.start <= last.time);
+  const mine = workerAttempts(step.attempts, first.worker);
+  return mine.slice(startingAfter(mine, from, true), startingAfter(mine, last.time));
 }
 
 /** How many attempts these stand for. */
