@@ -38,8 +38,9 @@ export class Leases {
     this.heldUnreadable.set(id, lease);
   }
 
-  isHeld(st: MiniBatchState): boolean {
-    return this.held.has(st);
+  /** Back to the front of the buffer (taken and not run), unless its lease was lost meanwhile. */
+  putBack(st: MiniBatchState): void {
+    if (this.held.has(st)) this.buffer.unshift(st);
   }
 
   /** No longer held here: its lease, to acknowledge or send back (undefined: this node lost it). */

@@ -184,7 +184,7 @@ export class QueueSource implements MiniBatchSource, SharedJob {
   }
 
   putBack(st: MiniBatchState): void {
-    if (this.leases.isHeld(st)) this.leases.buffer.unshift(st);
+    this.leases.putBack(st);
   }
 
   retry(st: MiniBatchState): void {
