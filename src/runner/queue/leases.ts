@@ -20,7 +20,7 @@ export class Leases {
   buffer: MiniBatchState[] = [];
   private readonly held = new Map<MiniBatchState, Lease>();
   private readonly heldUnreadable = new Map<string, Lease>();
-  private releasing: Promise<void> | undefined;
+  private pending: Promise<void> | undefined;
 
   constructor(
     private readonly worker: Worker,
@@ -93,7 +93,7 @@ export class Leases {
 
   /** Give back everything held, noted as released (not lost) first; bounded, never rejects. */
   release(): Promise<void> {
-    if (this.releasing) return this.releasing;
+    if (this.pending) return this.pending;
     const hs = [...this.held.values(), ...this.heldUnreadable.values()];
     this.held.clear();
     this.heldUnreadable.clear();
@@ -102,13 +102,13 @@ export class Leases {
       await this.state.noteReleased(hs.map((h) => h.job.id!));
       await Promise.all(hs.map((h) => h.job.moveToWait(h.token).catch(() => {})));
     };
-    this.releasing = hs.length === 0 ? Promise.resolve() : withTimeout(back(), 5000, 'release').catch(() => {}); // Redis gone: the leases expire by themselves
-    return this.releasing;
+    this.pending = hs.length === 0 ? Promise.resolve() : withTimeout(back(), 5000, 'release').catch(() => {}); // Redis gone: the leases expire by themselves
+    return this.pending;
   }
 
-  /** The release under way, if one is (close() waits for it). */
-  get released(): Promise<void> | undefined {
-    return this.releasing;
+  /** The release under way, if one began (close() waits for it). */
+  get releasing(): Promise<void> | undefined {
+    return this.pending;
   }
 
   /** A job pulled after the job ended here goes straight back, noted as released. */

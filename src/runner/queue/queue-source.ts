@@ -72,6 +72,7 @@ export class QueueSource implements MiniBatchSource, SharedJob {
   private readonly leases: Leases;
   private readonly tally: JobTally;
   private readonly fetcher: Fetcher;
+  private readonly lockMs: number;
   private closed = false;
   private timers: NodeJS.Timeout[] = [];
   /** A retry is on the queue: pull again. */
@@ -83,10 +84,10 @@ export class QueueSource implements MiniBatchSource, SharedJob {
     private readonly client: RedisClient,
     private readonly worker: Worker,
   ) {
-    const lockMs = o.config.queueLockDuration * 1000;
+    this.lockMs = o.config.queueLockDuration * 1000;
     this.state = new JobState(client, o.name);
     this.enqueuer = new Enqueuer(o, this.state, this.nodeId);
-    this.leases = new Leases(worker, this.state, lockMs, liveness, o.notice);
+    this.leases = new Leases(worker, this.state, this.lockMs, liveness, o.notice);
     this.tally = new JobTally({ state: this.state, liveness, hooks: this, notice: o.notice, refill: () => this.fetcher.refill(), failed: (error) => this.redisFailed(error) });
     this.fetcher = new Fetcher({ config: o.config, nodeId: this.nodeId, worker, state: this.state, leases: this.leases, tally: this.tally, liveness, hooks: this });
   }
@@ -111,11 +112,13 @@ export class QueueSource implements MiniBatchSource, SharedJob {
     });
     worker.on('error', (e: Error) => onError(e.message));
     const s = new QueueSource(o, liveness, client, worker);
-    await s.join(lockMs);
+    await s.join();
     return s;
   }
 
-  private async join(lockMs: number): Promise<void> {
+  /** This node joins the job: its writer id, the totals (enqueued first if no node did), then the poll and the lease renewal. */
+  private async join(): Promise<void> {
+    const lockMs = this.lockMs;
     const tally = this.tally;
     tally.writer = await this.state.newWriter();
     await this.state.addToField('nodes_joined', 1);
@@ -233,7 +236,7 @@ export class QueueSource implements MiniBatchSource, SharedJob {
     if (!this.failure) {
       try {
         await withTimeout(this.fetcher.inFlight(), 5000, 'pulls').catch(() => {});
-        await this.leases.released;
+        await this.leases.releasing;
         const ended = await this.state.addToField('nodes_ended', 1);
         const joined = Number((await this.state.meta()).nodes_joined ?? 0);
         last = ended >= joined;
