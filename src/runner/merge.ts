@@ -145,9 +145,8 @@ function merge(stepFolder: string, options: MergeOptions): MergeResult {
   }
   const folderOfWriter = new Map<number, NodeFolder>();
   for (const n of nodes) for (const w of n.outputs.keys()) folderOfWriter.set(w, n);
-  const recorded = records ? recordCount(records) : 0;
-  for (let i = 0; i < recorded; i++) {
-    const r = decodeRecord(records!, i);
+  for (let i = 0; records && i < recordCount(records); i++) {
+    const r = decodeRecord(records, i);
     if (!r?.failed) continue;
     const id = miniBatchId(i);
     fates.set(id, { ok: false, succeeded: 0, failed: totals.get(id) ?? 0 });
