@@ -73,9 +73,11 @@ export class JobTally {
 
   /** This node's counters since the last poll up, the job's counts and verdict down (for apply()). */
   async poll(): Promise<{ counts: JobCounts; verdict: Verdict | undefined }> {
-    const { local, sent } = this;
-    const r = await this.p.state.poll(local.retries - sent.retries, local.timeouts - sent.timeouts, local.restarts - sent.restarts);
-    this.sent = { ...local };
+    // what is counted while the reply is on its way goes up with the next poll, not lost
+    const now = { ...this.local };
+    const sent = this.sent;
+    const r = await this.p.state.poll(now.retries - sent.retries, now.timeouts - sent.timeouts, now.restarts - sent.restarts);
+    this.sent = now;
     this.p.liveness.replied();
     return r;
   }
