@@ -59,6 +59,8 @@ export class QueueSource implements MiniBatchSource, SharedJob {
   readonly unreadable: readonly UnreadableMiniBatch[] = [];
   readonly nodeId = randomUUID();
   failure: ParallelRunErrorInfo | undefined;
+  /** This node is among the job's nodes_joined (so it counts itself in nodes_ended when it closes). */
+  private counted = false;
   onAvailable?: () => void;
   onChange?: () => void;
   onUnreadable?: (mb: UnreadableMiniBatch) => void;
@@ -112,7 +114,13 @@ export class QueueSource implements MiniBatchSource, SharedJob {
     });
     worker.on('error', (e: Error) => onError(e.message));
     const s = new QueueSource(o, liveness, client, worker);
-    await s.join();
+    try {
+      await s.join();
+    } catch (e) {
+      // refused (another input, a --resume that cannot be done) or Redis gone: nothing may stay open
+      await s.close().catch(() => {});
+      throw e;
+    }
     return s;
   }
 
@@ -122,6 +130,7 @@ export class QueueSource implements MiniBatchSource, SharedJob {
     const tally = this.tally;
     tally.writer = await this.state.newWriter();
     await this.state.addToField('nodes_joined', 1);
+    this.counted = true;
     const totals = await this.enqueuer.join();
     tally.miniBatches = totals.miniBatches;
     tally.items = totals.items;
@@ -233,7 +242,7 @@ export class QueueSource implements MiniBatchSource, SharedJob {
     if (this.closed) return { last: false };
     this.closed = true;
     let last = false;
-    if (!this.failure) {
+    if (!this.failure && this.counted) {
       try {
         await withTimeout(this.fetcher.inFlight(), 5000, 'pulls').catch(() => {});
         await this.leases.releasing;
