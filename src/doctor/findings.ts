@@ -875,11 +875,22 @@ function localFailures(step: StepRun): string[] {
   return step.diagnostics.filter((d) => /^local\.(?:write|unwritable)/.test(d.kind ?? '') || /cannot write .*local files/i.test(d.message)).map((d) => d.message);
 }
 
-function localFilesIncomplete(step: StepRun): Finding[] {
+/** The notes of the files of a step folder (their labels start with the step's: both are relative to the run's folder). */
+function notesOf(step: StepRun, notes: readonly ReadNote[]): ReadNote[] {
+  return notes.filter((n) => n.line > 0 && n.file.startsWith(`${step.label}/`));
+}
+
+/**
+ * A run folder that could not be written to the end; a half-written last line in it (another file
+ * was being written when the disk filled up and the process was killed before it cut the line
+ * off) is part of the same story, told here rather than as truncated-file.
+ */
+function localFilesIncomplete(step: StepRun, notes: readonly ReadNote[]): Finding[] {
   const bad = localFailures(step);
   if (bad.length === 0) return [];
   const running = step.outcome === 'running';
-  const evidence = running ? [...bad, 'step.json still says "running": its last write was before the failure, so how the step ended is not known'] : bad;
+  const evidence = running ? [...bad, 'step.json still says "running": its last write was before the failure, so how the step ended is not known'] : [...bad];
+  for (const n of notesOf(step, notes)) evidence.push(`${n.message} (being written when the process stopped)`);
   return [
     {
       id: 'local-files-incomplete',
@@ -887,7 +898,7 @@ function localFilesIncomplete(step: StepRun): Finding[] {
       step: step.label,
       title: `${step.label}: writing the run folder failed, its files are incomplete`,
       evidence,
-      fix: 'The disk filled up or the folder became unwritable during the run: give STEP_TELEMETRY_DIR a folder with space (the job\'s outputs mount), and check the disk of the compute. Every line of the files is whole; records after the failure are only in the backends, if any.',
+      fix: 'The disk filled up or the folder became unwritable during the run: give STEP_TELEMETRY_DIR a folder with space (the job\'s outputs mount), and check the disk of the compute. Every line of the files is whole (but a last one being written when the process was killed); records after the failure are only in the backends, if any.',
       data: { failures: bad, outcome: step.outcome },
     },
   ];
@@ -916,8 +927,8 @@ function concurrentWriters(step: StepRun): Finding[] {
   ];
 }
 
-function truncatedFiles(notes: readonly ReadNote[]): Finding[] {
-  const real = notes.filter((n) => n.line > 0);
+function truncatedFiles(notes: readonly ReadNote[], explained: ReadonlySet<ReadNote>): Finding[] {
+  const real = notes.filter((n) => n.line > 0 && !explained.has(n));
   if (real.length === 0) return [];
   return [
     {
@@ -965,7 +976,7 @@ export function diagnose(run: RunData, options: CheckOptions = {}): Diagnosis {
     add(emptyOutput(step));
     add(rerun(step));
     add(concurrentWriters(step));
-    add(localFilesIncomplete(step));
+    add(localFilesIncomplete(step, run.notes));
     // resources (resource-findings.ts)
     add(memoryGrowth(step));
     add(outOfMemory(step));
@@ -981,7 +992,8 @@ export function diagnose(run: RunData, options: CheckOptions = {}): Diagnosis {
     add(jobOutput(job));
   }
   add(explicitOutputs(run, options.outputs ?? []));
-  add(truncatedFiles(run.notes));
+  // a half-written line in a folder that could not be written to the end: local-files-incomplete says it
+  add(truncatedFiles(run.notes, new Set(run.steps.filter((s) => localFailures(s).length > 0).flatMap((s) => notesOf(s, run.notes)))));
   findings.sort((a, b) => SEVERITY_ORDER[a.severity] - SEVERITY_ORDER[b.severity]);
   return { findings, skipped };
 }
