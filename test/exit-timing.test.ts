@@ -17,8 +17,13 @@ import path from 'node:path';
 
 const STEP = fileURLToPath(new URL('./fixtures/otel/exit-step.mjs', import.meta.url));
 const BOUND = 3000;
-/** What a loaded 2-core machine may take to tear a process down; far below the bound and the 20 s of the bug. */
-const PROMPT = 1200;
+/** What a loaded 2-core machine may take to tear a process down; far below the 20 s of the bug. */
+const PROMPT = 2000;
+/**
+ * An end() that knew at once (a refusal, a 401, a healthy backend) took less than this: it did not
+ * wait for the bound. Not a speed figure: an export with TLS on a machine at load 10 took 1.5 s.
+ */
+const NOT_THE_BOUND = BOUND - 500;
 
 const servers: Array<{ close(): Promise<unknown> }> = [];
 afterEach(async () => {
@@ -83,7 +88,7 @@ describe('time from end() to process exit, OTLP', () => {
     const r = await run({ OTEL_EXPORTER_OTLP_ENDPOINT: await otlpUrl(state) });
     expect(r.code, r.stderr).toBe(0);
     if (state === 'hang') expect(r.endMs).toBeLessThan(BOUND + PROMPT);
-    else expect(r.endMs, 'a refusal or a 401 is known at once: the flush does not wait for the bound').toBeLessThan(PROMPT);
+    else expect(r.endMs, 'a refusal or a 401 is known at once: the flush does not wait for the bound').toBeLessThan(NOT_THE_BOUND);
     expect(r.exitAfterMs, 'nothing of ours keeps the process alive after end()').toBeLessThan(PROMPT);
     if (state !== 'ok') expect(r.stderr).toMatch(/OTLP traces export/);
   });
@@ -101,7 +106,7 @@ describe('time from end() to process exit, Application Insights', () => {
     const r = await run(env);
     expect(r.code, r.stderr).toBe(0);
     if (state === 'hang') expect(r.endMs).toBeLessThan(BOUND + PROMPT);
-    else expect(r.endMs).toBeLessThan(PROMPT);
+    else expect(r.endMs, 'the flush does not wait for the bound').toBeLessThan(NOT_THE_BOUND);
     expect(r.exitAfterMs, 'no statsbeat, sender or retry timer keeps the process (regression: about 20 s)').toBeLessThan(PROMPT);
   });
 });
