@@ -92,7 +92,7 @@ export async function createStep(options: StepOptions): Promise<Step> {
     backends: healths.map((h) => ({ backend: h.backend, signal: h.signal, target: h.target })),
     local: local ? { folder: local.folder } : undefined,
   };
-  const step = new Step(config, identity, diagnostics, local, sdk, healths, agents, staticInfo, options.rootSpanKind, inherited, new PrometheusSink(metricDimensions(identity), diagnostics));
+  const step = new Step(config, identity, diagnostics, local, sdk, healths, agents, staticInfo, options.rootSpanKind, inherited, new PrometheusSink(metricDimensions(identity), diagnostics), options.begun);
   created = step;
   step.prometheusExport = prometheusExport;
   staticInfo.trace_id = step.rootSpan.spanContext().traceId;

@@ -166,6 +166,14 @@ export interface ItemFailure {
   readonly count?: number;
 }
 
+/**
+ * Worker → parent, first: its message handler is installed, the start message can come (one sent
+ * sooner might reach only a listener of a module preloaded with --import, and be lost to the worker).
+ */
+export interface ListeningMessage {
+  readonly type: 'listening';
+}
+
 /** Worker → parent: init() finished (or there is none). */
 export interface ReadyMessage {
   readonly type: 'ready';
@@ -243,7 +251,7 @@ export interface MetricsMessage {
   readonly scalars: readonly (readonly [string, number])[];
 }
 
-export type WorkerMessage = ReadyMessage | InitErrorMessage | ShutdownMessage | ResultsMessage | MetricsMessage;
+export type WorkerMessage = ListeningMessage | ReadyMessage | InitErrorMessage | ShutdownMessage | ResultsMessage | MetricsMessage;
 
 export function serializeError(error: unknown): SerializedError {
   if (error instanceof Error) {

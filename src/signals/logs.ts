@@ -10,6 +10,7 @@ import type { LocalRunFolder } from '../sinks/local.js';
 import { errorToJson, isError, safeRecordJson, safeStringify } from '../util/safe-json.js';
 import { describeValue, errorText, readFields, readOption, safeString } from '../util/safe-read.js';
 import { isoFromMillis } from '../util/iso-time.js';
+import { recordedAt } from '../util/recorded-at.js';
 import type { Diagnostics } from '../diagnostics.js';
 import type { LogLevel } from '../types.js';
 
@@ -50,7 +51,7 @@ export interface LogBinding {
  */
 function stepContextFormat(state: LoggerState): winston.Logform.Format {
   return winston.format((info) => {
-    info.timestamp = isoFromMillis(Date.now());
+    info.timestamp = isoFromMillis(recordedAt());
     const binding = state.binding;
     if (binding === undefined) return info;
     if (state.logger !== undefined && state.logger.transports.length > 1) Object.assign(info, binding.dims);
