@@ -25,7 +25,6 @@ import {
   type TracerProvider,
 } from '@opentelemetry/api';
 import { logs, type Logger as OtelLogger } from '@opentelemetry/api-logs';
-import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
 import { diagLogLevelFromString } from '@opentelemetry/core';
 import type { Resource } from '@opentelemetry/resources';
 import type { BatchLogRecordProcessor, LoggerProvider, LogRecordExporter, LogRecordProcessor, SimpleLogRecordProcessor } from '@opentelemetry/sdk-logs';
@@ -38,6 +37,7 @@ import { withinBound } from '../util/within-bound.js';
 import { PrometheusTextReader, RunFolderMetricExporter } from '../signals/user-metrics.js';
 import type { BackendExporters } from '../sinks/backend.js';
 import { guardExporter, type ExportHealth, type ExporterAgents } from '../sinks/export-health.js';
+import { ensureContextManager } from './context-manager.js';
 import { BackendLogProcessor } from './log-export.js';
 import type { LocalRunFolder } from '../sinks/local.js';
 
@@ -235,15 +235,3 @@ function logRecordProcessor(
   const both = Object.assign(Object.create(exporter) as LogRecordExporter, { exporter, ...config });
   return new (Processor as unknown as new (a: unknown, b: unknown) => LogRecordProcessor)(both, config);
 }
-
-let contextManagerSet = false;
-
-/** The AsyncLocalStorage context manager, unless the program registered one. */
-function ensureContextManager(): void {
-  if (contextManagerSet) return;
-  contextManagerSet = true;
-  const manager = new AsyncLocalStorageContextManager();
-  manager.enable();
-  if (!context.setGlobalContextManager(manager)) manager.disable();
-}
-

@@ -1,13 +1,14 @@
-// Whether an entry script uses its worker's telemetry: the step and logger of its context, or the
-// packages that record through a step (step-telemetry, which loads the other two, OpenTelemetry's
-// API, winston). A worker whose script uses none runs init() and its first mini-batch before its
-// step starts (the step's modules are most of a worker's start-up: see worker.ts); one that may use
-// any starts its step first. Told from what importing the script loaded (those packages are
-// CommonJS: require's cache has them) and from the source text of init() and run(): a function
-// that declares no context parameter, or uses it only as `name.<member>` for members other than
-// `logger` and `step`, uses none. Whatever the reading cannot follow (the context passed on, spread
-// or destructured into other names, `arguments`, `eval`, a bound function, a parameter list with
-// defaults) counts as use: a wrong guess costs start-up time, never a record.
+// What an entry script may use of its worker's telemetry: nothing, its context's logger only, or
+// anything (its context's step, or the packages that record through a step: step-telemetry, which
+// loads the other two, OpenTelemetry's API, winston). The step's modules are most of a worker's
+// start-up (worker.ts): a worker whose script uses nothing runs init() and its first mini-batch
+// before its step starts; one whose script only logs through its context gets the process logger
+// first (winston, not the SDK); any other starts its step first. Told from what importing the script
+// loaded (those packages are CommonJS: require's cache has them) and from the source text of init()
+// and run(): a function that declares no context parameter uses nothing; one that uses it only as
+// `name.<member>` (or destructures it) uses those members. Whatever the reading cannot follow (the
+// context passed on or spread, `arguments`, `eval`, a bound function, a parameter list with
+// defaults) counts as anything: a wrong guess costs start-up time, never a record.
 import { createRequire } from 'node:module';
 import type { EntryScript } from './types.js';
 
@@ -16,9 +17,15 @@ const PLAIN_MEMBERS = new Set(['args', 'worker', 'input_type', 'mini_batch_id', 
 const TELEMETRY_PACKAGE = /[\\/]node_modules[\\/](@opentelemetry|winston)[\\/]/;
 const IDENTIFIER = /^[A-Za-z_$][\w$]*$/;
 
-/** True when the entry script (already imported) may record through its worker's step before it is given work. */
-export function entryUsesTelemetry(entry: Pick<EntryScript, 'init' | 'run'>): boolean {
-  return telemetryLoaded() || mayUseContext(entry.init, 0) || mayUseContext(entry.run, 1);
+/** What of its worker's telemetry an entry script may use: none, its context's logger only, or anything (the step). */
+export type EntryNeeds = 'none' | 'logger' | 'step';
+
+/** What the entry script (already imported) may use of its worker's telemetry before it is given work. */
+export function entryNeeds(entry: Pick<EntryScript, 'init' | 'run'>): EntryNeeds {
+  if (telemetryLoaded()) return 'step';
+  const init = contextUse(entry.init, 0);
+  const run = contextUse(entry.run, 1);
+  return init === 'step' || run === 'step' ? 'step' : init === 'logger' || run === 'logger' ? 'logger' : 'none';
 }
 
 /** A module of step-telemetry, OpenTelemetry or winston is loaded (the worker itself loads none before its step). */
@@ -28,41 +35,50 @@ function telemetryLoaded(): boolean {
   return false;
 }
 
-/** Whether `fn` may read `logger` or `step` of its parameter number `index` (the context). */
-export function mayUseContext(fn: ((...args: never[]) => unknown) | undefined, index: number): boolean {
-  if (fn === undefined) return false;
+/** What `fn` may read of its parameter number `index` (the context): only plain members, `logger` too, or anything. */
+export function contextUse(fn: ((...args: never[]) => unknown) | undefined, index: number): EntryNeeds {
+  if (fn === undefined) return 'none';
   let source: string;
   try {
     source = Function.prototype.toString.call(fn);
   } catch {
-    return true;
+    return 'step';
   }
   // a bound or native function shows no source
-  if (/\barguments\b|\beval\b|\[native code\]/.test(source)) return true;
+  if (/\barguments\b|\beval\b|\[native code\]/.test(source)) return 'step';
   const parsed = parameters(source);
-  if (parsed === undefined) return true;
+  if (parsed === undefined) return 'step';
   const param = parsed.params[index];
-  if (param === undefined) return false;
-  if (IDENTIFIER.test(param)) return !usesOnlyPlainMembers(parsed.body, param);
-  const destructured = /^\{([^{}]*)\}$/.exec(param);
-  if (destructured === null) return true;
-  // `{ args, worker: w }`: the keys read are what matters
-  return destructured[1]!.split(',').some((part) => {
-    const key = part.split(':')[0]!.trim();
-    return key !== '' && (!IDENTIFIER.test(key) || !PLAIN_MEMBERS.has(key));
-  });
+  if (param === undefined) return 'none';
+  let members: string[] | undefined;
+  if (IDENTIFIER.test(param)) members = membersRead(parsed.body, param);
+  else {
+    // `{ args, logger: log }`: the keys read are what matters
+    const destructured = /^\{([^{}]*)\}$/.exec(param);
+    members = destructured?.[1]!.split(',').map((part) => part.split(':')[0]!.trim()).filter((k) => k !== '');
+    if (members?.some((k) => !IDENTIFIER.test(k))) members = undefined;
+  }
+  if (members === undefined) return 'step';
+  let use: EntryNeeds = 'none';
+  for (const m of members) {
+    if (m === 'logger') use = 'logger';
+    else if (!PLAIN_MEMBERS.has(m)) return 'step';
+  }
+  return use;
 }
 
-/** Every use of `name` in `body` is `name.<plain member>` (or `name?.<plain member>`). */
-function usesOnlyPlainMembers(body: string, name: string): boolean {
+/** The members read of `name` in `body`, when every use of it is `name.<member>` (or `name?.<member>`); undefined otherwise. */
+function membersRead(body: string, name: string): string[] | undefined {
   const escaped = name.replace(/\$/g, '\\$');
-  if (new RegExp(`\\.\\.\\.\\s*${escaped}(?![\\w$])`).test(body)) return false;
+  if (new RegExp(`\\.\\.\\.\\s*${escaped}(?![\\w$])`).test(body)) return undefined;
   const use = new RegExp(`(^|[^\\w$.])${escaped}(?![\\w$])`, 'g');
+  const members: string[] = [];
   for (let m = use.exec(body); m !== null; m = use.exec(body)) {
     const after = /^\s*\??\.\s*([A-Za-z_$][\w$]*)/.exec(body.slice(m.index + m[0].length));
-    if (after === null || !PLAIN_MEMBERS.has(after[1]!)) return false;
+    if (after === null) return undefined;
+    members.push(after[1]!);
   }
-  return true;
+  return members;
 }
 
 /**

@@ -33,7 +33,7 @@ import { EnvReader } from '../config.js';
 import { AttemptUsage, type ResourceSnapshot } from '../resources/attempt-usage.js';
 import type { Step } from '../step.js';
 import type { EndOptions } from '../types.js';
-import { entryUsesTelemetry } from './entry-needs.js';
+import { entryNeeds, type EntryNeeds } from './entry-needs.js';
 import { serializeError, unpackRun, type AttemptResult, type AttemptTask, type ItemFailure, type SerializedError, type ParentMessage, type ShutdownMessage, type StartMessage, type WorkerMessage } from './protocol.js';
 import { HOLD_MS } from './lane.js';
 import { readKeyedRows } from './partition-keys.js';
@@ -60,6 +60,12 @@ type WorkerTelemetry = typeof import('./worker-telemetry.js');
 let step: Step | undefined;
 /** Loaded with the step. */
 let telemetry: WorkerTelemetry | undefined;
+/** The attempts' trace contexts: with the step, or before it for an entry script that only logs. */
+let contexts: Pick<WorkerTelemetry, 'attemptContext' | 'runIn'> | undefined;
+/** What the entry script may use of this worker's telemetry (entry-needs.ts). */
+let needs: EntryNeeds = 'step';
+/** Attempts begun: one that only logs runs its second one after its step is up (the logger holds the records until then). */
+let attemptsBegun = 0;
 let stepStarting: Promise<Step> | undefined;
 let entry: EntryScript | undefined;
 let start: StartMessage | undefined;
@@ -119,6 +125,8 @@ async function drain(): Promise<void> {
   running = true;
   try {
     for (let m = queue.shift(); m !== undefined; m = queue.shift()) {
+      if (step === undefined && needs === 'logger' && attemptsBegun > 0) await startWorkerStep();
+      attemptsBegun++;
       const pending = onRun(m);
       if (pending) {
         // while it awaits, the event loop is free: tell the parent within HOLD_MS what runs
@@ -203,6 +211,7 @@ function startWorkerStep(): Promise<Step> {
     const s = await t.startStep({ processIndex: m.processIndex, mainScript: m.entryScript, rootSpanKind: 'internal', begun: { time: performance.timeOrigin } });
     takeSignals(before);
     telemetry = t;
+    contexts = t;
     step = s;
     if (m.forwardMetrics) forwardScalars(s);
     Object.assign(baseContext!, { logger: s.logger, step: s });
@@ -352,7 +361,14 @@ async function onStart(message: StartMessage): Promise<void> {
     return;
   }
   entry = { init, run, shutdown };
-  if (entryUsesTelemetry(entry)) await startWorkerStep();
+  needs = entryNeeds(entry);
+  if (needs === 'step') await startWorkerStep();
+  else if (needs === 'logger') {
+    // winston and OpenTelemetry's API, not the SDK: the records wait for the step
+    const logging = await import('./worker-logging.js');
+    contexts = logging;
+    Object.assign(baseContext, { logger: logging.workerLogger() });
+  }
   const t0 = performance.now();
   if (init) {
     try {
@@ -524,7 +540,7 @@ function prepare(q: Queued): Attempt {
   ctx.attempt = message.attempt;
   ctx.source = source;
   if (task.kind === 'keyed') ctx.partition_keys = task.keys;
-  const a: Attempt = { message, last: q.last, start: began, items, names, failures, userFailures, ctx, context: telemetry?.attemptContext(message.traceparent, message.id), t0: 0, before: undefined };
+  const a: Attempt = { message, last: q.last, start: began, items, names, failures, userFailures, ctx, context: contexts?.attemptContext(message.traceparent, message.id), t0: 0, before: undefined };
   current = a;
   ctx.failItem = (item: unknown, reason: unknown): void => {
     let name: string;
@@ -555,7 +571,7 @@ async function recover(a: Attempt, error: unknown): Promise<void> {
   a.names = a.items as string[];
   a.userFailures.length = 0;
   const s = await startWorkerStep();
-  const t = telemetry!;
+  const t = contexts!;
   a.context ??= t.attemptContext(a.message.traceparent, a.message.id);
   t.runIn(a.context, () => s.logger.warn(`run() failed and ${bad.length} input file(s) cannot be read; running the mini-batch again without them`, { files: [...skip], error: reasonText(error) }));
   if (a.items.length === 0) {
@@ -673,9 +689,9 @@ const NOT_RUN = Symbol('not run');
 /** run() of the attempt, in its context once the step is up. */
 function callRun(a: Attempt): unknown {
   const run = entry!.run;
-  if (telemetry === undefined) return run(a.items, a.ctx);
-  a.context ??= telemetry.attemptContext(a.message.traceparent, a.message.id);
-  return telemetry.runIn(a.context, run, a.items, a.ctx);
+  if (contexts === undefined) return run(a.items, a.ctx);
+  a.context ??= contexts.attemptContext(a.message.traceparent, a.message.id);
+  return contexts.runIn(a.context, run, a.items, a.ctx);
 }
 
 function errnoText(e: NodeJS.ErrnoException): string {
