@@ -346,7 +346,11 @@ export class WorkerProcess {
     const file = this.job!.consoleFile;
     if (!file) return;
     try {
-      this.consoleFd ??= fs.openSync(file, 'a');
+      if (this.consoleFd === undefined) {
+        // the run folder may not be there yet: a worker can speak before the runner's step is up
+        fs.mkdirSync(path.dirname(file), { recursive: true });
+        this.consoleFd = fs.openSync(file, 'a');
+      }
       fs.writeSync(this.consoleFd, text);
     } catch {
       // the console copy is a convenience; the tail is kept in memory
