@@ -7,6 +7,7 @@ import { performance } from 'node:perf_hooks';
 import { SpanStatusCode } from '@opentelemetry/api';
 import type { ResourceUsage } from '../resources/sampler.js';
 import type { Step } from '../step.js';
+import { recordedAt } from '../util/recorded-at.js';
 import { Accounting, type Counts } from './accounting.js';
 import { AttemptTelemetry } from './attempt-telemetry.js';
 import type { ResolvedRunConfig } from './config.js';
@@ -23,7 +24,6 @@ import { ErrorLedger, FILES, oneLine, overviewText, round3, writeAtomic, type Mi
 import type { Attempt, Scheduler, SchedulerEvents } from './scheduler.js';
 import type { MiniBatchSource, MiniBatchState, SharedJob } from './source.js';
 import type { ParallelRunErrorInfo, ParallelRunStatus } from './types.js';
-import { recordedAt } from '../util/recorded-at.js';
 
 /** Failure lines printed on the console before the rest only go to the files. */
 const PRINTED_FAILURES = 20;

@@ -1,5 +1,7 @@
 // parallel-run: resolve the configuration, cut the input, start the step, run the job (job.ts)
-// under the signal handlers, then write the result and the reports and end the step. The room of
+// under the signal handlers, then write the result and the reports and end the step. With a step
+// plan (step-plan.ts), the workers and their first mini-batches start before this process's step
+// does, and what they do waits for it (early-start.ts). The room of
 // each part of a job: source.ts (where mini-batches come from), scheduler.ts (workers, chunks,
 // timeouts, crashes), job.ts (what becomes of each attempt, the job's end), accounting.ts (counts
 // and thresholds), attempt-telemetry.ts (spans and metrics), failed-items.ts, reports.ts and
@@ -96,11 +98,20 @@ export async function runWith(api: ParallelRunConfig, flags: Readonly<Record<str
     partEnded = Date.now();
     return part;
   };
-  if (!config.queue) await cut();
-
   // a resumed run folder given by path: the step writes to it again (its pipeline run id, step name and root)
   const resumeFolder = typeof config.resume === 'string' ? config.resume : undefined;
   const resumed = resumeFolder ? resumeTarget(resumeFolder) : undefined;
+
+  // this node's share of the input: the workers start while it is cut (those it has no work for end then)
+  let preforked = config.queue ? [] : forkWorkers(config, config.processCountPerNode);
+  if (!config.queue) {
+    try {
+      await cut();
+    } catch (error) {
+      for (const w of preforked) w.kill();
+      throw error;
+    }
+  }
 
   // a shared queue: joined before the step starts (a Redis that cannot be reached is reported before any work)
   let queue: QueueSource | undefined;
@@ -142,8 +153,9 @@ export async function runWith(api: ParallelRunConfig, flags: Readonly<Record<str
   // this node's partition, not resumed: the workers start (and run their first mini-batches) before this process's step does
   const spanIds = new SpanIdPool();
   const plan = owned && !queue && !config.resume ? planStep(stepOptions, process.env, spanIds, Date.now()) : undefined;
-  // the first workers start while this process's step does (they get its identity with their start message)
-  const preforked = forkWorkers(config, Math.min(config.processCountPerNode, runnable));
+  // the first workers start before this process's step (they get its identity with their start message)
+  if (queue) preforked = forkWorkers(config, Math.min(config.processCountPerNode, runnable));
+  else for (const w of preforked.splice(runnable)) w.kill();
   const startedAt = performance.now();
   let early: EarlyStart | undefined;
   let scheduler: Scheduler | undefined;

@@ -7,9 +7,11 @@
 //
 // The step's modules (winston, OpenTelemetry) are most of a worker's start-up, and nothing here
 // loads them before the step starts (worker-telemetry.ts). It starts before init() when the entry
-// script uses it (its context's logger or step, or the packages: entry-needs.ts); otherwise init()
-// and the first mini-batch run first, and the step starts once their results are sent (the init
-// span is recorded then, with its own times), or at the worker's end, whichever comes first.
+// script may use it (entry-needs.ts); one that uses nothing, or only its context's logger (then the
+// process logger holds the records: worker-logging.ts), runs init() and its first mini-batch
+// first, and the step starts once their results are sent, an attempt or init() has awaited for
+// HOLD_MS, or at the worker's end (the init span is recorded with its own times). The second
+// mini-batch waits for the step.
 //
 // Results go back in batches: at the end of a chunk, after a failed attempt, or once some have
 // been held for HOLD_MS. An attempt that awaits longer than that sends what is held and says that it
@@ -33,7 +35,7 @@ import { EnvReader } from '../config.js';
 import { AttemptUsage, type ResourceSnapshot } from '../resources/attempt-usage.js';
 import type { Step } from '../step.js';
 import type { EndOptions } from '../types.js';
-import { entryNeeds, type EntryNeeds } from './entry-needs.js';
+import { entryNeeds } from './entry-needs.js';
 import { serializeError, unpackRun, type AttemptResult, type AttemptTask, type ItemFailure, type SerializedError, type ParentMessage, type ShutdownMessage, type StartMessage, type WorkerMessage } from './protocol.js';
 import { HOLD_MS } from './lane.js';
 import { readKeyedRows } from './partition-keys.js';
@@ -62,9 +64,7 @@ let step: Step | undefined;
 let telemetry: WorkerTelemetry | undefined;
 /** The attempts' trace contexts: with the step, or before it for an entry script that only logs. */
 let contexts: Pick<WorkerTelemetry, 'attemptContext' | 'runIn'> | undefined;
-/** What the entry script may use of this worker's telemetry (entry-needs.ts). */
-let needs: EntryNeeds = 'step';
-/** Attempts begun: one that only logs runs its second one after its step is up (the logger holds the records until then). */
+/** Attempts begun: the second waits for the step. */
 let attemptsBegun = 0;
 let stepStarting: Promise<Step> | undefined;
 let entry: EntryScript | undefined;
@@ -125,7 +125,9 @@ async function drain(): Promise<void> {
   running = true;
   try {
     for (let m = queue.shift(); m !== undefined; m = queue.shift()) {
-      if (step === undefined && needs === 'logger' && attemptsBegun > 0) await startWorkerStep();
+      // one attempt before the step: the next waits for it (the logger holds the records until then, and
+      // the start-up is over before the job's steady state, not spread into it)
+      if (step === undefined && attemptsBegun > 0) await startWorkerStep();
       attemptsBegun++;
       const pending = onRun(m);
       if (pending) {
@@ -361,7 +363,7 @@ async function onStart(message: StartMessage): Promise<void> {
     return;
   }
   entry = { init, run, shutdown };
-  needs = entryNeeds(entry);
+  const needs = entryNeeds(entry);
   if (needs === 'step') await startWorkerStep();
   else if (needs === 'logger') {
     // winston and OpenTelemetry's API, not the SDK: the records wait for the step
@@ -686,7 +688,7 @@ function isThenable(value: unknown): value is PromiseLike<unknown> {
 
 const NOT_RUN = Symbol('not run');
 
-/** run() of the attempt, in its context once the step is up. */
+/** run() of the attempt, in its context (none before the step is up, unless the entry script only logs). */
 function callRun(a: Attempt): unknown {
   const run = entry!.run;
   if (contexts === undefined) return run(a.items, a.ctx);
