@@ -14,7 +14,7 @@ import { resolveIdentity } from '../identity.js';
 import { SpanIdPool } from '../otel/span-ids.js';
 import type { Step } from '../step.js';
 import type { StepOptions } from '../types.js';
-import { RunnerConfigError, flagName, resolveRunConfig } from './config.js';
+import { RunnerConfigError, flagName, resolveRunConfig, type ResolvedRunConfig } from './config.js';
 import { FailedItemsFile, failedItemsPath } from './failed-items-file.js';
 import { Job, type Outcome } from './job.js';
 import { mergeJob } from './merge.js';
@@ -22,7 +22,7 @@ import { OutputJournal, journalPath } from './output-journal.js';
 import { AppendRowOutput } from './output.js';
 import { partition as cutInput, type Partition } from './partition.js';
 import { EarlyStart } from './early-start.js';
-import { forkWorkers, stepEnvironment } from './pool.js';
+import { forkWorkers, stepEnvironment, type WorkerProcess } from './pool.js';
 import { ProgressPrinter, type ProgressMode } from './progress.js';
 import { ManifestWriter, ProcessedReport, errorSummaryText, writeAtomic, writeWorkerSummary } from './reports.js';
 import { jobResult, printSummary } from './result.js';
@@ -72,9 +72,14 @@ export async function runParallel(config: ParallelRunConfig, options: RunParalle
   return runWith(config, {}, options);
 }
 
-/** runParallel() with CLI flag values on top (see cli.ts). */
-export async function runWith(api: ParallelRunConfig, flags: Readonly<Record<string, unknown>>, options: RunParallelOptions): Promise<ParallelRunResult> {
-  const config = resolveRunConfig(api, flags);
+/** runParallel() with CLI flag values on top (see cli.ts, which resolves the configuration and forks the workers first: `begun`). */
+export async function runWith(
+  api: ParallelRunConfig,
+  flags: Readonly<Record<string, unknown>>,
+  options: RunParallelOptions,
+  begun?: { readonly config: ResolvedRunConfig; readonly preforked: WorkerProcess[] },
+): Promise<ParallelRunResult> {
+  const config = begun?.config ?? resolveRunConfig(api, flags);
   // first_task_creation_timeout counts from here: listing and cutting the input included
   const jobStart = performance.now();
   const notices: string[] = [];
@@ -98,19 +103,17 @@ export async function runWith(api: ParallelRunConfig, flags: Readonly<Record<str
     partEnded = Date.now();
     return part;
   };
+  // this node's share of the input: the workers start while it is cut (those it has no work for end then)
+  let preforked = config.queue ? [] : (begun?.preforked ?? forkWorkers(config, config.processCountPerNode));
   // a resumed run folder given by path: the step writes to it again (its pipeline run id, step name and root)
   const resumeFolder = typeof config.resume === 'string' ? config.resume : undefined;
-  const resumed = resumeFolder ? resumeTarget(resumeFolder) : undefined;
-
-  // this node's share of the input: the workers start while it is cut (those it has no work for end then)
-  let preforked = config.queue ? [] : forkWorkers(config, config.processCountPerNode);
-  if (!config.queue) {
-    try {
-      await cut();
-    } catch (error) {
-      for (const w of preforked) w.kill();
-      throw error;
-    }
+  let resumed: ReturnType<typeof resumeTarget> | undefined;
+  try {
+    resumed = resumeFolder ? resumeTarget(resumeFolder) : undefined;
+    if (!config.queue) await cut();
+  } catch (error) {
+    for (const w of preforked) w.kill();
+    throw error;
   }
 
   // a shared queue: joined before the step starts (a Redis that cannot be reached is reported before any work)
