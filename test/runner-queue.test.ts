@@ -125,6 +125,18 @@ describe('parallel-run on a shared queue under trouble', () => {
     expect(causes[2]).toEqual(causes[0]);
   });
 
+  it('a node refused by the job on the queue (--resume on another input) exits at once: its Redis connections were left open and held the process', async () => {
+    const redis = await startRedis();
+    const dir = await useTempDir('queue-refused-');
+    makeFiles(path.join(dir, 'in'), 4);
+    expect((await node(dir, redis.url, 0, 1, [])).code).toBe(0);
+    makeFiles(path.join(dir, 'in'), 6); // the input changed under the same pipeline run id and step
+    const r = await node(dir, redis.url, 0, 1, ['--resume'], { timeoutMs: 20_000 });
+    expect(r.signal, 'the refused node did not exit by itself').toBeNull();
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/--resume: the job \S+ on the queue was cut from a different input/);
+  });
+
   it('a late-joining node takes work', async () => {
     const redis = await startRedis();
     const dir = await useTempDir('queue-late-');

@@ -309,3 +309,44 @@ describe('the run-folder reader parses CSV with the same parser', () => {
     expect(() => read('a,b\n1,2,3\n')).toThrow(/^p\.csv:2: expected 2 columns as in the header, found 3/);
   });
 });
+
+describe('the shared queue tally', () => {
+  it('counters a node adds while its poll is on the way to Redis go up with the next poll (were lost)', async () => {
+    const { JobTally } = await import('../src/runner/queue/job-tally.js');
+    const { RedisLiveness } = await import('../src/runner/queue/redis-liveness.js');
+    const { ZERO_COUNTS } = await import('../src/runner/queue/job-state.js');
+    const sent: number[][] = [];
+    let answer: () => void = () => {};
+    const state = {
+      poll: (retries: number, timeouts: number, restarts: number) => {
+        sent.push([retries, timeouts, restarts]);
+        return new Promise<{ counts: typeof ZERO_COUNTS; verdict: undefined }>((resolve) => {
+          answer = () => resolve({ counts: ZERO_COUNTS, verdict: undefined });
+        });
+      },
+    };
+    const tally = new JobTally({
+      state: state as never,
+      liveness: new RedisLiveness(1000),
+      hooks: { beforeCommit: () => {} },
+      notice: () => {},
+      refill: () => {},
+      failed: (e) => {
+        throw e;
+      },
+    });
+    tally.local.retries = 2;
+    const first = tally.poll();
+    tally.local.retries = 3; // counted while the reply is on its way
+    tally.local.timeouts = 1;
+    answer();
+    await first;
+    const second = tally.poll();
+    answer();
+    await second;
+    expect(sent).toEqual([
+      [2, 0, 0],
+      [1, 1, 0],
+    ]);
+  });
+});

@@ -5,6 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { parseRunFolderArgs } from '../run-folder/cli-args.js';
 import { mergeJob, type MergeResult } from './merge.js';
+import { queueName } from './queue/names.js';
 import { parseQueueUrl, type QueueAddress } from './queue/url.js';
 
 export const MERGE_USAGE = `Usage: step-telemetry merge STEP_FOLDER [--queue URL]
@@ -70,7 +71,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   try {
     const folder = stepFolderOf(target);
     if (address) {
-      const { queueName, withJobRecords } = await import('./queue/queue-source.js');
+      const { withJobRecords } = await import('./queue/merge-lock.js');
       const id = identityOf(folder);
       const name = queueName(id.pipelineRunId, id.stepId);
       const r = await withJobRecords(address, name, (records) => mergeJob(folder, { records, queue: address!.display }));

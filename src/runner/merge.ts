@@ -17,7 +17,7 @@ import path from 'node:path';
 import { FAILED_ITEMS_FILE } from './failed-items-file.js';
 import { JOURNAL_FILE, readJournal, type JournalEntry } from './output-journal.js';
 import { miniBatchId } from './partition.js';
-import { decodeRecord } from './queue/job-state.js';
+import { decodeRecord, recordCount } from './queue/job-state.js';
 import { FILES, PROCESSED_COLUMNS, round3, writeAtomic } from './reports.js';
 import type { ParallelRunErrorInfo, ParallelRunResult, ParallelRunStatus } from './types.js';
 
@@ -145,7 +145,7 @@ function merge(stepFolder: string, options: MergeOptions): MergeResult {
   }
   const folderOfWriter = new Map<number, NodeFolder>();
   for (const n of nodes) for (const w of n.outputs.keys()) folderOfWriter.set(w, n);
-  for (let i = 0; records && i * 8 < records.length; i++) {
+  for (let i = 0; records && i < recordCount(records); i++) {
     const r = decodeRecord(records, i);
     if (!r?.failed) continue;
     const id = miniBatchId(i);

@@ -11,6 +11,7 @@
 // counts atomically, so a mini-batch run twice (its first node died after finishing it, or lost its
 // lease while still running) counts once, and its rows are those of the record's writer.
 import type { Redis as RedisClient } from 'ioredis';
+import { stateBase } from './names.js';
 
 export const COUNT_FIELDS = ['mb_done', 'mb_ok', 'mb_failed', 'items_ok', 'items_failed', 'retries', 'timeouts', 'restarts'] as const;
 
@@ -46,6 +47,16 @@ export function encodeRecord(r: MiniBatchRecord): Buffer {
   b.writeUInt32BE(r.writer, 0);
   b.writeUInt32BE(((r.seq & 0x7fffffff) | (r.failed ? FAILED_BIT : 0)) >>> 0, 4);
   return b;
+}
+
+/** Mini-batch `index` has a record in the whole `rec` string: it finished (decodeRecord without the object). */
+export function isFinished(rec: Buffer, index: number): boolean {
+  return index * 8 + 8 <= rec.length && rec.readUInt32BE(index * 8) !== 0;
+}
+
+/** How many mini-batches the whole `rec` string has room for (those past it are not finished). */
+export function recordCount(rec: Buffer): number {
+  return Math.floor(rec.length / 8);
 }
 
 /** The record of mini-batch `index` in the whole `rec` string; undefined while it is not finished. */
@@ -133,7 +144,9 @@ export class JobState {
   readonly keys: { readonly meta: string; readonly acc: string; readonly rec: string; readonly leader: string; readonly writers: string; readonly released: string };
   private readonly r: RedisClient & Scripts;
 
-  constructor(client: RedisClient, base: string) {
+  /** The state of the job on queue `name`. */
+  constructor(client: RedisClient, name: string) {
+    const base = stateBase(name);
     this.keys = { meta: `${base}:meta`, acc: `${base}:acc`, rec: `${base}:rec`, leader: `${base}:leader`, writers: `${base}:writers`, released: `${base}:released` };
     client.defineCommand('stCommit', { numberOfKeys: 2, lua: COMMIT });
     client.defineCommand('stPoll', { numberOfKeys: 2, lua: POLL });

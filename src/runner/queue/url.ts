@@ -49,7 +49,7 @@ export function redisOptions(a: QueueAddress): Record<string, unknown> {
     ...(a.username !== undefined ? { username: a.username } : {}),
     ...(a.password !== undefined ? { password: a.password } : {}),
     ...(a.tls ? { tls: {} } : {}),
-    // a Redis that is gone must not hold the runner: the job's own bound decides (see queue-source.ts)
+    // a Redis that is gone must not hold the runner: the job's own bound decides (see redis-liveness.ts)
     connectTimeout: 5000,
     retryStrategy: (times: number) => Math.min(200 * times, 1000),
   };
