@@ -6,6 +6,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { useTempDir, runStepScript } from './helpers/run-step.js';
 import { FIXTURES, outputRows, readAllJsonl, readCsv, readJson, readJsonl, runFolder, runRunner } from './fixtures/runner/harness.js';
+import { contextUse } from '../src/runner/entry-needs.js';
 
 const PRELOAD = path.join(FIXTURES, '..', 'loaded-modules.mjs');
 const TELEMETRY_FREE = path.join(FIXTURES, 'telemetry-free.mjs');
@@ -149,3 +150,26 @@ describe('parallel-run start-up', () => {
     for (const l of logs.filter((x) => x.message === 'model loaded')) expect(l.loaded).not.toMatch(/sdk-/);
   });
 });
+
+describe('what an entry script uses of its context (the reading of its source)', () => {
+  it('tells plain members, the logger and anything else apart, and counts what it cannot follow as anything', () => {
+    let x: unknown;
+    const cases: [(...args: never[]) => unknown, number, string][] = [
+      [function run(miniBatch: unknown) { return miniBatch; } as never, 1, 'none'],
+      [function init(context: { args: string[] }) { x = context.args.indexOf('--n'); } as never, 0, 'none'],
+      [((mb: unknown, c: { mini_batch_id: string; failItem(i: unknown, r: unknown): void }) => { c.failItem(mb, c.mini_batch_id); }) as never, 1, 'none'],
+      [async function init({ logger, args }: { logger: { info(m: string): void }; args: string[] }) { logger.info(args[0]!); } as never, 0, 'logger'],
+      [function run(mb: unknown, ctx?: { logger: { info(m: string): void } }) { ctx?.logger.info(String(mb)); } as never, 1, 'logger'],
+      [function run(mb: unknown, { step }: { step: unknown }) { x = step; } as never, 1, 'step'],
+      [function run(mb: unknown, ctx: unknown) { return [mb, ctx]; } as never, 1, 'step'], // passed on
+      [function run(mb: unknown, ctx: object) { x = { ...ctx }; } as never, 1, 'step'],
+      [function run(mb: unknown, ctx: Record<string, unknown> = {}) { x = ctx.args; } as never, 1, 'step'], // a default
+      [function run() { return arguments; } as never, 1, 'step'],
+      [function run(mb: unknown, ctx: { args: unknown }) { x = ctx.args; }.bind(null) as never, 1, 'step'], // no source
+    ];
+    for (const [fn, index, expected] of cases) expect(contextUse(fn, index), String(fn)).toBe(expected);
+    expect(x).toBeUndefined();
+    expect(contextUse(undefined, 0)).toBe('none');
+  });
+});
+
