@@ -146,8 +146,12 @@ describe('parallel-run start-up', () => {
     const console_ = fs.readFileSync(path.join(folder, `console.process-${crashed.process_index}.log`), 'utf8');
     expect(console_).toMatch(/model loaded[\s\S]*\[mb-00000\] scoring/);
     expect(readCsv(path.join(folder, 'processed-mini-batches.csv')).find((p) => p.mini_batch_id === 'mb-00000')).toMatchObject({ status: 'RUN_DONE', times_picked: '2' });
-    // the workers that lived have their init() records, timed before their first mini-batch
-    for (const l of logs.filter((x) => x.message === 'model loaded')) expect(l.loaded).not.toMatch(/sdk-/);
+    // the slots' first workers logged in init() before their steps loaded the SDK; the one that replaced the crashed worker started its step first
+    const inits = new Map(logs.filter((x) => x.message === 'model loaded').map((l) => [l.process_index as number, l.loaded as string]));
+    const survivor = 3 - Number(crashed.process_index);
+    expect([...inits.keys()].sort()).toEqual([survivor, 3]);
+    expect(inits.get(survivor)).not.toMatch(/sdk-/);
+    expect(inits.get(3)).toMatch(/sdk-trace-base/);
   });
 });
 

@@ -25,6 +25,12 @@ export interface StartMessage {
   /** How long the entry script's shutdown() may take at the worker's end (shutdown_timeout). */
   readonly shutdownTimeoutMs: number;
   /**
+   * A slot's first worker, of the job's start: its first mini-batch may run before its step starts
+   * when the entry script does not use it (worker.ts). A replacement starts its step first, so that
+   * one dying on its first mini-batch (the one its predecessor died on, say) leaves its samples.
+   */
+  readonly quickStart?: boolean;
+  /**
    * Set in the worker's environment before its step starts: the runner's step identity, trace and
    * run folder (the process was forked before the runner's step existed, see pool.ts).
    */

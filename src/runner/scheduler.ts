@@ -304,6 +304,7 @@ export class Scheduler {
         outputAction: this.config.outputAction,
         forwardMetrics: this.forwardMetrics,
         shutdownTimeoutMs: this.config.shutdownTimeout * 1000,
+        quickStart: !restart,
         env: { ...this.stepEnv, STEP_TELEMETRY_PROCESS_INDEX: String(processIndex), STEP_TELEMETRY_WORKER: worker },
       },
     });

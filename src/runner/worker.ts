@@ -6,8 +6,9 @@
 // runner's run folder.
 //
 // The step's modules (winston, OpenTelemetry) are most of a worker's start-up, and nothing here
-// loads them before the step starts (worker-telemetry.ts). It starts before init() when the entry
-// script may use it (entry-needs.ts); one that uses nothing, or only its context's logger (then the
+// loads them before the step starts (worker-telemetry.ts). It starts before init() in a replacement
+// worker, and when the entry script may use it (entry-needs.ts); else, in a slot's first worker
+// (`quickStart`), an entry script that uses nothing, or only its context's logger (then the
 // process logger holds the records: worker-logging.ts), runs init() and its first mini-batch
 // first, and the step starts once their results are sent, an attempt or init() has awaited for
 // HOLD_MS, or at the worker's end (the init span is recorded with its own times). The second
@@ -363,7 +364,7 @@ async function onStart(message: StartMessage): Promise<void> {
     return;
   }
   entry = { init, run, shutdown };
-  const needs = entryNeeds(entry);
+  const needs = message.quickStart ? entryNeeds(entry) : 'step';
   if (needs === 'step') await startWorkerStep();
   else if (needs === 'logger') {
     // winston and OpenTelemetry's API, not the SDK: the records wait for the step
