@@ -433,7 +433,7 @@ export function heldToConsole(state: LoggerState): void {
   if (state.binding !== undefined) return;
   const held = state.buffer;
   state.buffer = [];
-  for (const info of held) writeConsole('error', humanLine(info, undefined));
+  for (const info of held) writeConsole('error', `${safeString(info.timestamp)} ${levelLabel(info.level)} ${humanBody(info, undefined)}`);
 }
 
 /** After the step ends, records go to the console only, with one diagnostic. */
