@@ -77,7 +77,12 @@ describe('parallel-run start-up', () => {
     const step = spans.find((s) => s.name === 'parallel-run' && s.parent_span_id === undefined)!;
     const attempts = spans.filter((s) => s.name === 'mini-batch');
     expect(attempts.map((a) => a.attributes['mini_batch.id']).sort()).toEqual(['mb-00000', 'mb-00001', 'mb-00002', 'mb-00003', 'mb-00004', 'mb-00005', 'mb-00006', 'mb-00007']);
-    for (const a of attempts) expect(a).toMatchObject({ trace_id: step.trace_id, parent_span_id: step.span_id });
+    // spans.jsonl leaves the step's trace id off the spans in its trace (compact lines)
+    const traceOf = (x: { trace_id?: string }): string | undefined => x.trace_id ?? step.trace_id;
+    for (const a of attempts) {
+      expect(traceOf(a)).toBe(step.trace_id);
+      expect(a).toMatchObject({ parent_span_id: step.span_id });
+    }
     const workers = readCsv(path.join(folder, 'worker-summary.csv'));
     expect(workers).toHaveLength(2);
     for (const w of workers) {
@@ -86,7 +91,8 @@ describe('parallel-run start-up', () => {
       // the worker's step span (begun at its process's start) is the runner's step span's child, and its init() span is there, before its first mini-batch
       const own = readJsonl(path.join(folder, `spans.process-${n}.jsonl`));
       const workerStep = own.find((s) => s.attributes?.['step.kind'] === 'step')!;
-      expect(workerStep).toMatchObject({ trace_id: step.trace_id, parent_span_id: step.span_id });
+      expect(traceOf(workerStep)).toBe(step.trace_id);
+      expect(workerStep).toMatchObject({ parent_span_id: step.span_id });
       const init = own.find((s) => s.name === 'init')!;
       expect(init).toMatchObject({ parent_span_id: workerStep.span_id, attributes: { 'worker.id': w.worker } });
       const first = attempts.filter((a) => a.attributes['worker.id'] === w.worker).map((a) => Date.parse(a.start)).sort((a, b) => a - b)[0]!;
@@ -147,7 +153,11 @@ describe('parallel-run start-up', () => {
     expect(console_).toMatch(/model loaded[\s\S]*\[mb-00000\] scoring/);
     expect(readCsv(path.join(folder, 'processed-mini-batches.csv')).find((p) => p.mini_batch_id === 'mb-00000')).toMatchObject({ status: 'RUN_DONE', times_picked: '2' });
     // the slots' first workers logged in init() before their steps loaded the SDK; the one that replaced the crashed worker started its step first
-    const inits = new Map(logs.filter((x) => x.message === 'model loaded').map((l) => [l.process_index as number, l.loaded as string]));
+    // a process's logs.jsonl names its process index on its first line only (compact lines): take it from the file's name
+    const logFiles = fs.readdirSync(folder).filter((f) => /^logs\.process-\d+\.jsonl$/.test(f));
+    const inits = new Map(
+      logFiles.flatMap((f) => readJsonl(path.join(folder, f)).filter((x) => x.message === 'model loaded').map((l) => [Number(/process-(\d+)/.exec(f)![1]), l.loaded as string] as const)),
+    );
     const survivor = 3 - Number(crashed.process_index);
     expect([...inits.keys()].sort()).toEqual([survivor, 3]);
     expect(inits.get(survivor)).not.toMatch(/sdk-/);
