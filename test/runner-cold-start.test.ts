@@ -131,11 +131,16 @@ describe('parallel-run start-up', () => {
     expect(r.code, r.stderr).toBe(0);
     const out = outputRows(path.join(dir, 'out', 'parallel_run_step.txt'));
     expect(out).toHaveLength(8);
-    for (const f of out.filter((o) => o.call === 1)) {
+    const folder = runFolder(path.join(dir, 'telemetry'));
+    // the slots' first workers (a worker that replaces a dead one starts its step first, by design: when
+    // it is up before the survivor took every mini-batch left, its first call has the SDK)
+    const firstWorkers = new Set(readCsv(path.join(folder, 'worker-summary.csv')).filter((w) => Number(w.process_index) <= 2).map((w) => Number(w.pid)));
+    const firstCalls = out.filter((o) => o.call === 1 && firstWorkers.has(o.pid));
+    expect(firstCalls.length).toBeGreaterThanOrEqual(1); // the survivor's first mini-batch (the other first worker died in its first)
+    for (const f of firstCalls) {
       expect(f.loaded).toContain('winston');
       expect(f.loaded.filter((p: string) => /sdk-|core|resources/.test(p)), JSON.stringify(f)).toEqual([]);
     }
-    const folder = runFolder(path.join(dir, 'telemetry'));
     const spans = readAllJsonl(folder, 'spans');
     const attempts = spans.filter((s) => s.name === 'mini-batch');
     const logs = readAllJsonl(folder, 'logs');
