@@ -379,3 +379,43 @@ describe('the shared queue tally', () => {
     ]);
   });
 });
+
+describe('pulling from the shared queue', () => {
+  it('regression: a job pulled again that arrived as the node halted stayed leased to it (the release had gone by) and counted as a lost run', async () => {
+    const { Fetcher } = await import('../src/runner/queue/fetcher.js');
+    const { Leases } = await import('../src/runner/queue/leases.js');
+    const { RedisLiveness } = await import('../src/runner/queue/redis-liveness.js');
+    const back: string[] = [];
+    // a job another node gave back: its second start, whose record the fetcher reads first
+    const job = { id: 'mb-00009', data: { id: 'mb-00009', index: 9, kind: 'files', items: ['a'] }, attemptsStarted: 2, attemptsMade: 0, timestamp: 0, moveToWait: async () => void back.push('moveToWait') };
+    let recordRead: (r: undefined) => void = () => {};
+    const pulled: unknown[] = [job];
+    const worker = { getNextJob: async () => pulled.shift() };
+    const state = {
+      record: () => new Promise<undefined>((resolve) => (recordRead = resolve)),
+      released: async () => 1,
+      noteReleased: async (ids: readonly string[]) => void back.push(`released ${ids.join(',')}`),
+    };
+    const liveness = new RedisLiveness(10_000);
+    const leases = new Leases(worker as never, state as never, 10_000, liveness, () => {});
+    const fetcher = new Fetcher({
+      config: { processCountPerNode: 1, queueLockDuration: 10, runMaxTry: 3 } as never,
+      nodeId: 'n1',
+      worker: worker as never,
+      state: state as never,
+      leases,
+      tally: { verdict: undefined, complete: () => false } as never,
+      liveness,
+      hooks: {},
+    });
+    fetcher.pump();
+    await new Promise((resolve) => setImmediate(resolve)); // the pull is in admit(), reading the record
+    // the job ends on this node meanwhile: nothing more is pulled, what it holds goes back
+    fetcher.halt();
+    await leases.release();
+    recordRead(undefined);
+    await fetcher.inFlight();
+    expect(leases.buffer).toEqual([]);
+    expect(back).toEqual(['released mb-00009', 'moveToWait']);
+  });
+});

@@ -145,6 +145,10 @@ export class Fetcher {
       await job.moveToCompleted(null, token, false).catch(() => {});
       return;
     }
+    // halted while Redis answered: the release of what this node holds went by without this job, so
+    // it goes back here (regression: it stayed leased to a node that had ended, and counted as a lost
+    // run when the lease expired)
+    if (this.halted) return this.leases.releaseLate(mb.id, job, token);
     if (isUnreadable(mb)) {
       this.leases.holdUnreadable(mb.id, { job, token });
       this.hooks.onUnreadable?.(mb);
@@ -153,6 +157,7 @@ export class Fetcher {
     // BullMQ counts every start: those that ended in a retry (attemptsMade) and those a node gave back are not lost runs
     let lostRuns = started - 1 - job.attemptsMade;
     const released = lostRuns > 0 ? await this.state.released(mb.id) : 0;
+    if (this.halted) return this.leases.releaseLate(mb.id, job, token);
     lostRuns = Math.max(0, lostRuns - released);
     const failed = job.failedReason ? /^(\w+): ([\s\S]*)$/.exec(job.failedReason) : null;
     const st: MiniBatchState = {
