@@ -3,7 +3,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
-import { TraceFlags, type Attributes, type SpanContext } from '@opentelemetry/api';
+import type { Attributes, SpanContext } from '@opentelemetry/api';
 import type { Env, EnvReader } from './config.js';
 import type { StepIdentity, StepOptions } from './types.js';
 
@@ -121,6 +121,8 @@ export function traceIdForPipelineRun(pipelineRunId: string): string {
   return createHash('sha256').update(`step-telemetry:${pipelineRunId}`).digest('hex').slice(0, 32);
 }
 
+/** TraceFlags.SAMPLED, without loading @opentelemetry/api: the runner's processes read identities before their steps start. */
+const SAMPLED = 1;
 const TRACEPARENT = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/;
 
 /** Parse a W3C `traceparent` (the runner hands one to each attempt: this is its fast path); undefined when absent or malformed. */
@@ -128,5 +130,5 @@ export function parseTraceparent(value: string | undefined): SpanContext | undef
   if (!value) return undefined;
   const m = TRACEPARENT.exec(value.trim().toLowerCase());
   if (!m || m[1] === 'ff' || /^0+$/.test(m[2]) || /^0+$/.test(m[3])) return undefined;
-  return { traceId: m[2], spanId: m[3], traceFlags: parseInt(m[4], 16) & TraceFlags.SAMPLED, isRemote: true };
+  return { traceId: m[2], spanId: m[3], traceFlags: parseInt(m[4], 16) & SAMPLED, isRemote: true };
 }

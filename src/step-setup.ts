@@ -1,7 +1,8 @@
 // startStep()'s setup, loaded on its first call (so that importing the package loads no SDK):
 // configuration and identity read and checked, OpenTelemetry's configuration read (sampler,
-// propagators, resource), then the run folder, the exporters (each module only when configured),
-// the SDK and the Step.
+// propagators, resource), then the run folder, the exporters, the SDK and the Step. Each exporter's
+// modules (OTLP, Application Insights, the Prometheus endpoint and Pushgateway, the logs SDK) load
+// only when it is configured.
 import { trace } from '@opentelemetry/api';
 import { ConfigError, EnvReader, formatIssue, resolveConfig } from './config.js';
 import { Diagnostics } from './diagnostics.js';
@@ -14,13 +15,11 @@ import { StepSdk, readSdkEnv, setupDiagLogger } from './otel/sdk.js';
 import { PENDING_METRICS_LIMIT, processState } from './process-state.js';
 import { collectRuntimeInfo } from './runtime-info.js';
 import { Step } from './step.js';
-import { createAzureExporters } from './sinks/azure.js';
 import type { BackendExporters } from './sinks/backend.js';
 import { createEnvExporters } from './sinks/env-exporters.js';
 import { ExporterAgents } from './sinks/export-health.js';
 import { LocalRunFolder } from './sinks/local.js';
 import { PrometheusSink } from './sinks/prometheus.js';
-import { PrometheusExport } from './sinks/prometheus-export.js';
 import type { StepOptions } from './types.js';
 
 /** Everything startStep() sets up, in order: configuration read and checked, then sinks, SDK, step. */
@@ -55,6 +54,7 @@ export async function createStep(options: StepOptions): Promise<Step> {
     }
     if (config.azure) {
       try {
+        const { createAzureExporters } = await import('./sinks/azure.js');
         backends.push(await createAzureExporters(config.azure, agents, Math.min(10_000, config.flushTimeoutMs), config.azureStatsbeat));
       } catch (error) {
         diagnostics.warn('azure.setup', `Application Insights export is off: ${(error as Error).message}`);
@@ -69,8 +69,9 @@ export async function createStep(options: StepOptions): Promise<Step> {
   if (env.TRACEPARENT?.trim() && !trace.getSpanContext(inherited)) diagnostics.warn('config.TRACEPARENT', 'configuration: TRACEPARENT: expected a W3C traceparent such as 00-<32 hex>-<16 hex>-01; the step starts a trace of its own');
   // The registry lives in the Step; the exporter reads it at scrape and push time.
   let created: Step | undefined;
+  // the endpoint's and the Pushgateway's code only when one of them is configured
   const prometheusExport = prometheusOn
-    ? new PrometheusExport({
+    ? new (await import('./sinks/prometheus-export.js')).PrometheusExport({
         registry: () => created!.prometheus.registry,
         config: config.prometheus,
         groupingLabels: { ...metricDimensions(identity), ...(identity.processIndex > 0 ? { process: String(identity.processIndex) } : {}) },
@@ -94,7 +95,7 @@ export async function createStep(options: StepOptions): Promise<Step> {
     backends: healths.map((h) => ({ backend: h.backend, signal: h.signal, target: h.target })),
     local: local ? { folder: local.folder } : undefined,
   };
-  const step = new Step(config, identity, diagnostics, local, sdk, healths, agents, staticInfo, options.rootSpanKind, inherited, new PrometheusSink(metricDimensions(identity), diagnostics));
+  const step = new Step(config, identity, diagnostics, local, sdk, healths, agents, staticInfo, options.rootSpanKind, inherited, new PrometheusSink(metricDimensions(identity), diagnostics), options.begun);
   created = step;
   step.prometheusExport = prometheusExport;
   staticInfo.trace_id = step.rootSpan.spanContext().traceId;

@@ -19,6 +19,7 @@ import { identityDimensions, metricDimensions } from './identity.js';
 import { installProcessHandlers } from './lifecycle.js';
 import { environmentFor } from './otel/env-carrier.js';
 import type { StepSdk } from './otel/sdk.js';
+import { isSpanId } from './otel/span-ids.js';
 import { PENDING_METRICS_LIMIT, processState, type ActiveStep } from './process-state.js';
 import { CatalogInstruments, MetricRecorder } from './signals/metrics.js';
 import { LogPipeline, bindLogger, miniBatchIdOf, processLogger, unbindLogger, withMiniBatch } from './signals/logs.js';
@@ -63,7 +64,7 @@ export class Step implements ActiveStep {
   readonly resources: ResourceSampler | undefined;
 
   private readonly recorder: MetricRecorder;
-  private readonly started = Date.now();
+  private readonly started: number;
   private ending: Promise<EndResult> | undefined;
   private endedFlag = false;
   private readonly uninstall: () => void;
@@ -86,12 +87,19 @@ export class Step implements ActiveStep {
     private readonly inherited: Context,
     /** Prometheus registry holding the catalog metrics and the run.log gauges (created with the SDK, at start). */
     readonly prometheus: PrometheusSink,
+    begun: StepOptions['begun'] = undefined,
   ) {
     this.identity = identity;
     const dims = identityDimensions(identity);
     const mdims = metricDimensions(identity);
     this.tracer = sdk.tracerProvider.getTracer(TRACER_NAME);
-    this.rootSpan = this.tracer.startSpan(identity.stepName, { kind: rootSpanKind === 'internal' ? SpanKind.INTERNAL : SpanKind.SERVER, attributes: { ...dims, 'step.kind': 'step' } }, inherited);
+    const now = Date.now();
+    const time = begun?.time;
+    const earlier = typeof time === 'number' && Number.isFinite(time) && time <= now;
+    this.started = earlier ? time : now;
+    if (isSpanId(begun?.spanId)) sdk.spanIds.reserve(begun.spanId);
+    const kind = rootSpanKind === 'internal' ? SpanKind.INTERNAL : SpanKind.SERVER;
+    this.rootSpan = this.tracer.startSpan(identity.stepName, { kind, attributes: { ...dims, 'step.kind': 'step' }, ...(earlier ? { startTime: time } : {}) }, inherited);
     sdk.stepSpan = this.rootSpan;
     sdk.setStepTraceId(this.rootSpan.spanContext().traceId);
     this.instruments = new CatalogInstruments(sdk.meter, this.prometheus, mdims, diagnostics);

@@ -45,6 +45,13 @@ export interface StepOptions {
    * `internal` keeps it out (the runner's worker processes use it).
    */
   rootSpanKind?: 'server' | 'internal';
+  /**
+   * @internal For the runner, whose work starts before its step and its workers': when the step
+   * began (epoch ms: the step span's start and step.json's `started`; default now) and the id the
+   * step span takes (16 hex digits, announced before the step started; default a new one).
+   * Invalid values are ignored.
+   */
+  begun?: { readonly time?: number; readonly spanId?: string };
   /** Extra resource attributes (merged over `OTEL_RESOURCE_ATTRIBUTES`). */
   resourceAttributes?: Attributes;
   /** Serve the Prometheus registry at `/metrics` on this port (0: any free port). Env `STEP_TELEMETRY_PROMETHEUS_PORT`; default: no endpoint. */

@@ -6,6 +6,7 @@
 // the `/metrics` endpoint. Registers the providers, the context manager and the propagator
 // globally unless the program registered its own first: then the program's stay, and the step's
 // telemetry joins their context (one trace) while going to the step's own sinks.
+import { createRequire } from 'node:module';
 import {
   context,
   diag,
@@ -24,10 +25,9 @@ import {
   type TracerProvider,
 } from '@opentelemetry/api';
 import { logs, type Logger as OtelLogger } from '@opentelemetry/api-logs';
-import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
 import { diagLogLevelFromString } from '@opentelemetry/core';
 import type { Resource } from '@opentelemetry/resources';
-import { BatchLogRecordProcessor, LoggerProvider, SimpleLogRecordProcessor, type LogRecordExporter, type LogRecordProcessor } from '@opentelemetry/sdk-logs';
+import type { BatchLogRecordProcessor, LoggerProvider, LogRecordExporter, LogRecordProcessor, SimpleLogRecordProcessor } from '@opentelemetry/sdk-logs';
 import { MeterProvider, PeriodicExportingMetricReader, type IMetricReader } from '@opentelemetry/sdk-metrics';
 import type { BasicTracerProvider, Sampler } from '@opentelemetry/sdk-trace-base';
 import type { EnvReader, ResolvedConfig } from '../config.js';
@@ -37,6 +37,7 @@ import { withinBound } from '../util/within-bound.js';
 import { PrometheusTextReader, RunFolderMetricExporter } from '../signals/user-metrics.js';
 import type { BackendExporters } from '../sinks/backend.js';
 import { guardExporter, type ExportHealth, type ExporterAgents } from '../sinks/export-health.js';
+import { ensureContextManager } from './context-manager.js';
 import { BackendLogProcessor } from './log-export.js';
 import type { LocalRunFolder } from '../sinks/local.js';
 
@@ -140,16 +141,19 @@ export class StepSdk {
     this.meterProvider = readers.length > 0 ? new MeterProvider({ resource, readers }) : undefined;
     this.meter = remoteMetrics ? this.meterProvider?.getMeter(TRACER_NAME) : undefined;
 
+    // the logs SDK only for a backend that takes logs (the run folder's logs.jsonl does not go through it)
     const processors: LogRecordProcessor[] = [];
+    const logsSdk = backends.some((b) => b.logs) ? (createRequire(import.meta.url)('@opentelemetry/sdk-logs') as typeof import('@opentelemetry/sdk-logs')) : undefined;
+    const { BatchLogRecordProcessor, SimpleLogRecordProcessor } = logsSdk ?? {};
     for (const b of backends) {
       if (!b.logs) continue;
       const { health } = b.logs;
       const exporter = guardExporter(b.logs.exporter, health, (records: readonly unknown[]) => records.length);
-      const inner = logRecordProcessor(b.simple ? SimpleLogRecordProcessor : BatchLogRecordProcessor, exporter, b.simple ? {} : input.sdkEnv.blrp);
+      const inner = logRecordProcessor(b.simple ? SimpleLogRecordProcessor! : BatchLogRecordProcessor!, exporter, b.simple ? {} : input.sdkEnv.blrp);
       if (!b.simple) health.queue = { variable: 'OTEL_BLRP_MAX_QUEUE_SIZE', limit: input.sdkEnv.blrp.maxQueueSize ?? 2048 };
       processors.push(new BackendLogProcessor(inner, health));
     }
-    this.loggerProvider = processors.length > 0 ? new LoggerProvider({ resource, processors, logRecordLimits: input.sdkEnv.logRecordLimits }) : undefined;
+    this.loggerProvider = logsSdk && processors.length > 0 ? new logsSdk.LoggerProvider({ resource, processors, logRecordLimits: input.sdkEnv.logRecordLimits }) : undefined;
     this.logger = this.loggerProvider?.getLogger(TRACER_NAME);
 
     this.registered = {
@@ -234,15 +238,3 @@ function logRecordProcessor(
   const both = Object.assign(Object.create(exporter) as LogRecordExporter, { exporter, ...config });
   return new (Processor as unknown as new (a: unknown, b: unknown) => LogRecordProcessor)(both, config);
 }
-
-let contextManagerSet = false;
-
-/** The AsyncLocalStorage context manager, unless the program registered one. */
-function ensureContextManager(): void {
-  if (contextManagerSet) return;
-  contextManagerSet = true;
-  const manager = new AsyncLocalStorageContextManager();
-  manager.enable();
-  if (!context.setGlobalContextManager(manager)) manager.disable();
-}
-

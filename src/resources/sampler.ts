@@ -11,7 +11,8 @@ import v8 from 'node:v8';
 import type { Diagnostics } from '../diagnostics.js';
 import type { CatalogAttributes, CatalogInstruments } from '../signals/metrics.js';
 import { GpuSampler, type GpuReading } from './gpu.js';
-import { CPU_MODES, ResidentMemory, cgroupMemoryLimit, cpuCount, cpuShares, readCpuTimes, readProcessIo, readRunQueueWaitS, type CpuTimes, type ProcessIo } from './proc.js';
+import { AttemptUsage, type ResourceSnapshot, type ResourceUsage } from './attempt-usage.js';
+import { CPU_MODES, cgroupMemoryLimit, cpuCount, cpuShares, readCpuTimes, readProcessIo, readRunQueueWaitS, type CpuTimes, type ProcessIo } from './proc.js';
 import { ResourceLog } from './resource-log.js';
 import { EventLoopMonitor, GC_KINDS, GcMonitor, type GcKind } from './runtime.js';
 
@@ -25,18 +26,7 @@ export interface ResourceSamplerOptions {
   readonly env?: NodeJS.ProcessEnv;
 }
 
-/** What a runner worker takes before run() (see since()): about 1 µs. */
-export interface ResourceSnapshot {
-  /** Cumulative CPU time of the process (user + system), µs. */
-  readonly cpuUs: number;
-  readonly heapUsedBytes: number;
-}
-
-/** What the process used since a snapshot: CPU µs (user + system), RSS at the end and heap growth, bytes. */
-export type ResourceUsage = readonly [cpuUs: number, rssBytes: number, heapGrowthBytes: number];
-
-/** RSS is re-read at most this often by since(), ms: a burst of short mini-batches shares a reading. */
-const RSS_FRESH_MS = 1;
+export type { ResourceSnapshot, ResourceUsage } from './attempt-usage.js';
 
 /** The `worker` attribute of this process: the runner's worker slot, `main`, or `process-N`. */
 export function workerLabel(env: NodeJS.ProcessEnv, processIndex: number): string {
@@ -78,10 +68,7 @@ export class ResourceSampler {
   private last: { time: number; cpu: NodeJS.CpuUsage; io: ProcessIo | undefined; cpuTimes: CpuTimes | undefined };
   private period: Period;
   private stopped = false;
-  /** since()'s RSS reader, made on first use (runner workers only), and its last reading. */
-  private resident: ResidentMemory | undefined;
-  private rss = 0;
-  private rssAt = -Infinity;
+  private readonly usage = new AttemptUsage();
   private readonly onExit = (): void => this.stop();
 
   private constructor(private readonly options: ResourceSamplerOptions) {
@@ -128,34 +115,14 @@ export class ResourceSampler {
     }
   }
 
-  /** CPU time and heap used now, for a runner worker to take before run(); undefined if the OS would not say. */
+  /** CPU time and heap used now (see AttemptUsage: what the runner's workers take around each run()). */
   snapshot(): ResourceSnapshot | undefined {
-    try {
-      const cpu = process.cpuUsage();
-      return { cpuUs: cpu.user + cpu.system, heapUsedBytes: v8.getHeapStatistics().used_heap_size };
-    } catch {
-      return undefined;
-    }
+    return this.usage.snapshot();
   }
 
-  /**
-   * What the process used since `from` (run() of one mini-batch attempt): its CPU time, its
-   * resident memory now (a reading at most RSS_FRESH_MS old), and how much its heap grew (negative
-   * when a GC freed more than was allocated). About 1 µs; undefined if the OS would not say.
-   */
+  /** What the process used since `from` (AttemptUsage.since). */
   since(from: ResourceSnapshot): ResourceUsage | undefined {
-    try {
-      const cpu = process.cpuUsage();
-      const heap = v8.getHeapStatistics().used_heap_size;
-      const now = performance.now();
-      if (now - this.rssAt >= RSS_FRESH_MS) {
-        this.rssAt = now;
-        this.rss = (this.resident ??= new ResidentMemory()).bytes();
-      }
-      return [cpu.user + cpu.system - from.cpuUs, this.rss, heap - from.heapUsedBytes];
-    } catch {
-      return undefined;
-    }
+    return this.usage.since(from);
   }
 
   /** Take the last sample (written whatever the stride, marked `final`) and stop. Idempotent. */
@@ -169,7 +136,7 @@ export class ResourceSampler {
     this.gc.stop();
     this.gpu?.stop();
     this.log?.close();
-    this.resident?.close();
+    this.usage.close();
   }
 
   private sample(final: boolean): void {

@@ -1,8 +1,7 @@
 // `step-telemetry parallel-run`: the configuration names as kebab-case flags, then `--` and the
 // entry script's own arguments. Exit codes: 0 the thresholds held, 1 the job failed (cause printed
 // and in result.json / error-summary.txt), 2 a usage or configuration error, 130/143 a signal.
-import { CONFIG_FIELDS, RunnerConfigError, flagName } from './config.js';
-import { runWith } from './run.js';
+import { CONFIG_FIELDS, RunnerConfigError, flagName, resolveRunConfig } from './config.js';
 
 export const PARALLEL_RUN_USAGE = `Usage: step-telemetry parallel-run --entry-script FILE --input PATH [--input PATH ...] [options] [-- ARGS...]
 
@@ -112,7 +111,11 @@ export async function main(argv: readonly string[]): Promise<number> {
     return 0;
   }
   try {
-    const result = await runWith({}, parsed.flags, {});
+    // the workers start first (run.ts and the rest of the runner load while they do)
+    const config = resolveRunConfig({}, parsed.flags);
+    const preforked = config.queue ? [] : (await import('./pool.js')).forkWorkers(config, config.processCountPerNode);
+    const { runWith } = await import('./run.js');
+    const result = await runWith({}, parsed.flags, {}, { config, preforked });
     // nothing should hold the event loop now; if something does, do not hang the pipeline
     setTimeout(() => process.exit(result.exit_code), 3000).unref();
     return result.exit_code;

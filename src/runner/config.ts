@@ -8,7 +8,10 @@ import path from 'node:path';
 import { EnvReader, type Env } from '../config.js';
 import { resolveIdentity } from '../identity.js';
 import type { LogLevel } from '../types.js';
+import { RunnerConfigError, type RunnerConfigIssue } from './config-error.js';
 import { parseQueueUrl, redactQueueUrl, type QueueAddress } from './queue/url.js';
+
+export { RunnerConfigError, formatRunnerIssue, type RunnerConfigIssue } from './config-error.js';
 import type { InputType, OutputAction, ParallelRunConfig } from './types.js';
 
 export const DEFAULT_APPEND_ROW_FILE_NAME = 'parallel_run_step.txt';
@@ -61,28 +64,6 @@ export interface ResolvedRunConfig {
   readonly resume: true | string | undefined;
   /** Run the failed items of this run folder. */
   readonly inputFailed: string | undefined;
-}
-
-export interface RunnerConfigIssue {
-  /** The config name, e.g. `mini_batch_size`. */
-  readonly field: string;
-  /** Where the bad value came from: `--mini-batch-size`, `config.yaml`, `runParallel()`, an env variable. */
-  readonly source: string;
-  readonly expected: string;
-  readonly got?: string;
-}
-
-/** Thrown before any work when the configuration cannot run. */
-export class RunnerConfigError extends Error {
-  constructor(readonly issues: readonly RunnerConfigIssue[]) {
-    super(`invalid parallel-run configuration:\n${issues.map((i) => `  - ${formatRunnerIssue(i)}`).join('\n')}`);
-    this.name = 'RunnerConfigError';
-  }
-}
-
-export function formatRunnerIssue(issue: RunnerConfigIssue): string {
-  const where = issue.source === issue.field ? '' : ` (${issue.source})`;
-  return `${issue.field}${where}: expected ${issue.expected}${issue.got !== undefined ? `, got ${issue.got}` : ''}`;
 }
 
 /** Every configuration name, in the order the usage text lists them. */

@@ -7,6 +7,7 @@ import { performance } from 'node:perf_hooks';
 import { SpanStatusCode } from '@opentelemetry/api';
 import type { ResourceUsage } from '../resources/sampler.js';
 import type { Step } from '../step.js';
+import { recordedAt } from '../util/recorded-at.js';
 import { Accounting, type Counts } from './accounting.js';
 import { AttemptTelemetry } from './attempt-telemetry.js';
 import type { ResolvedRunConfig } from './config.js';
@@ -20,7 +21,7 @@ import type { WorkerProcess } from './pool.js';
 import { type ProgressPrinter, type ProgressSnapshot } from './progress.js';
 import type { AttemptResult, ItemFailure } from './protocol.js';
 import { ErrorLedger, FILES, oneLine, overviewText, round3, writeAtomic, type MiniBatchStatus, type ProcessedReport } from './reports.js';
-import { Scheduler, type Attempt, type SchedulerEvents } from './scheduler.js';
+import type { Attempt, Scheduler, SchedulerEvents } from './scheduler.js';
 import type { MiniBatchSource, MiniBatchState, SharedJob } from './source.js';
 import type { ParallelRunErrorInfo, ParallelRunStatus } from './types.js';
 
@@ -57,9 +58,9 @@ export class Job implements SchedulerEvents {
   private readonly shared: SharedJob | undefined;
   readonly ledger = new ErrorLedger();
   readonly scheduler: Scheduler;
-  private readonly telemetry: AttemptTelemetry;
-  private readonly started = Date.now();
-  private readonly t0 = performance.now();
+  readonly telemetry: AttemptTelemetry;
+  private readonly started: number;
+  private readonly t0: number;
   private printedFailures = 0;
   /** Failure lines not printed once PRINTED_FAILURES were. */
   private unprintedFailures = 0;
@@ -80,18 +81,22 @@ export class Job implements SchedulerEvents {
     private readonly processed: ProcessedReport | undefined,
     private readonly runFolder: string | undefined,
     /** performance.now() when the job began, before its input was listed (first_task_creation_timeout). */
-    private readonly jobStart = performance.now(),
-    /** Workers forked while the step started (see forkWorkers in pool.ts). */
-    preforked: readonly WorkerProcess[] = [],
+    private readonly jobStart: number,
+    /** Made before the job (its first attempts may have been sent before the step was up: early-start.ts); its events come here. */
+    scheduler: Scheduler,
+    /** performance.now() when the workers were started: the job's start (result.json, the progress's elapsed time). */
+    startedAt: number,
     private readonly extras: JobExtras = {},
   ) {
+    this.t0 = startedAt;
+    this.started = Math.round(performance.timeOrigin + startedAt);
     this.debug = step.logger.isDebugEnabled();
     this.acc = new Accounting(config, { miniBatches: source.miniBatches, items: source.items });
     this.shared = source.shared;
     this.node = this.shared ? new Accounting(config, { miniBatches: 0, items: 0 }) : this.acc;
     if (extras.resumed) this.acc.setJobWide(extras.resumed);
     this.telemetry = new AttemptTelemetry(step);
-    this.scheduler = new Scheduler(config, step, source, this.telemetry, this, runFolder, preforked);
+    this.scheduler = scheduler;
   }
 
   get terminating(): boolean {
@@ -141,7 +146,7 @@ export class Job implements SchedulerEvents {
     if (!this.outcome) {
       if (this.shared) this.onShared();
       else if (this.acc.complete) this.finish();
-      if (!this.outcome) this.scheduler.ensureWorkers();
+      if (!this.outcome) this.scheduler.wake();
     }
     await this.settled;
     for (const t of this.timers) clearInterval(t);
@@ -435,7 +440,7 @@ export class Job implements SchedulerEvents {
       info.worker.itemsFailed += failed;
     }
     const { category, message } = explainFailedItems({ mb, status, succeeded, failures, error, attempts: info.attempts, returned: info.returned }, this.ledger, this.extras.failedItems);
-    const end = Date.now();
+    const end = recordedAt();
     const usage = info.usage;
     this.processed?.add({
       mini_batch_id: id,

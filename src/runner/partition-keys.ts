@@ -11,7 +11,7 @@
 // with its line.
 import fs from 'node:fs';
 import { parseCsvFile } from '../util/csv.js';
-import { RunnerConfigError } from './config.js';
+import { RunnerConfigError } from './config-error.js';
 import type { KeyedMiniBatch } from './partition.js';
 import type { KeyedPart, KeyedTask } from './protocol.js';
 import { headerNames, parseTabular, readFully, tabularFormat, type ParsedRow, type TabularFormat } from './tabular.js';

@@ -7,7 +7,7 @@ import { fork, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Step } from '../step.js';
+import type { StepIdentity } from '../types.js';
 import { closeQuietly } from '../util/fd.js';
 import type { ResolvedRunConfig } from './config.js';
 import { isNativeFrame, v8FatalLine } from './crash.js';
@@ -75,9 +75,11 @@ export function forkEnvironment(config: ResolvedRunConfig): NodeJS.ProcessEnv {
   return env;
 }
 
-/** What a worker's step takes from the runner's: its identity, trace, run folder and switches (on top of forkEnvironment). */
-export function stepEnvironment(config: ResolvedRunConfig, step: Step, runFolder: string | undefined): Record<string, string> {
-  const id = step.identity;
+/**
+ * What a worker's step takes from the runner's (on top of forkEnvironment): its identity, trace (the
+ * traceparent of the runner's step span), run folder and switches.
+ */
+export function stepEnvironment(config: ResolvedRunConfig, id: StepIdentity, traceparent: string, runFolder: string | undefined): Record<string, string> {
   const env: Record<string, string> = {
     STEP_TELEMETRY_STEP_NAME: id.stepName,
     STEP_TELEMETRY_STEP_ID: id.stepId,
@@ -89,7 +91,7 @@ export function stepEnvironment(config: ResolvedRunConfig, step: Step, runFolder
     STEP_TELEMETRY_LOG_LEVEL: config.loggingLevel,
     STEP_TELEMETRY_CONSOLE: 'false',
     STEP_TELEMETRY_HANDLE_PROCESS_EVENTS: 'true',
-    TRACEPARENT: step.traceparent(),
+    TRACEPARENT: traceparent,
   };
   if (runFolder) env.STEP_TELEMETRY_DIR = telemetryDir(runFolder, id.nodeCount);
   else env.STEP_TELEMETRY_LOCAL = 'false';
@@ -161,6 +163,8 @@ export class WorkerProcess {
   /** Set by begin(); until then what the process says or does waits in `early`. */
   private job: WorkerJob | undefined;
   private early: (() => void)[] | undefined = [];
+  /** The worker said it listens (its first message): the start message goes then. */
+  private listening = false;
 
   constructor(options: WorkerForkOptions) {
     this.slot = options.slot;
@@ -209,8 +213,14 @@ export class WorkerProcess {
         setImmediate(() => finish(this.child.exitCode ?? 1, this.child.signalCode));
       });
     });
-    // a worker speaks only after its start message: no message comes before begin()
-    this.child.on('message', (message: WorkerMessage) => this.job?.handlers.onMessage(this, message));
+    // a worker says it listens, then speaks only after its start message: no other message comes before begin()
+    this.child.on('message', (message: WorkerMessage) => {
+      if (message.type !== 'listening') this.job?.handlers.onMessage(this, message);
+      else if (!this.listening) {
+        this.listening = true;
+        if (this.job) this.send(this.job.start);
+      }
+    });
     this.capture(this.child.stdout, 'stdout');
     this.capture(this.child.stderr, 'stderr');
   }
@@ -219,7 +229,7 @@ export class WorkerProcess {
   begin(job: WorkerJob): void {
     if (this.job) return;
     this.job = job;
-    this.send(job.start);
+    if (this.listening) this.send(job.start);
     const early = this.early!;
     this.early = undefined;
     for (const f of early) f();
@@ -336,7 +346,11 @@ export class WorkerProcess {
     const file = this.job!.consoleFile;
     if (!file) return;
     try {
-      this.consoleFd ??= fs.openSync(file, 'a');
+      if (this.consoleFd === undefined) {
+        // the run folder may not be there yet: a worker can speak before the runner's step is up
+        fs.mkdirSync(path.dirname(file), { recursive: true });
+        this.consoleFd = fs.openSync(file, 'a');
+      }
       fs.writeSync(this.consoleFd, text);
     } catch {
       // the console copy is a convenience; the tail is kept in memory

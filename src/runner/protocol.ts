@@ -25,6 +25,12 @@ export interface StartMessage {
   /** How long the entry script's shutdown() may take at the worker's end (shutdown_timeout). */
   readonly shutdownTimeoutMs: number;
   /**
+   * A slot's first worker, of the job's start: its first mini-batch may run before its step starts
+   * when the entry script does not use it (worker.ts). A replacement starts its step first, so that
+   * one dying on its first mini-batch (the one its predecessor died on, say) leaves its samples.
+   */
+  readonly quickStart?: boolean;
+  /**
    * Set in the worker's environment before its step starts: the runner's step identity, trace and
    * run folder (the process was forked before the runner's step existed, see pool.ts).
    */
@@ -166,6 +172,14 @@ export interface ItemFailure {
   readonly count?: number;
 }
 
+/**
+ * Worker → parent, first: its message handler is installed, the start message can come (one sent
+ * sooner might reach only a listener of a module preloaded with --import, and be lost to the worker).
+ */
+export interface ListeningMessage {
+  readonly type: 'listening';
+}
+
 /** Worker → parent: init() finished (or there is none). */
 export interface ReadyMessage {
   readonly type: 'ready';
@@ -243,7 +257,7 @@ export interface MetricsMessage {
   readonly scalars: readonly (readonly [string, number])[];
 }
 
-export type WorkerMessage = ReadyMessage | InitErrorMessage | ShutdownMessage | ResultsMessage | MetricsMessage;
+export type WorkerMessage = ListeningMessage | ReadyMessage | InitErrorMessage | ShutdownMessage | ResultsMessage | MetricsMessage;
 
 export function serializeError(error: unknown): SerializedError {
   if (error instanceof Error) {

@@ -1,5 +1,7 @@
 // parallel-run: resolve the configuration, cut the input, start the step, run the job (job.ts)
-// under the signal handlers, then write the result and the reports and end the step. The room of
+// under the signal handlers, then write the result and the reports and end the step. With a step
+// plan (step-plan.ts), the workers and their first mini-batches start before this process's step
+// does, and what they do waits for it (early-start.ts). The room of
 // each part of a job: source.ts (where mini-batches come from), scheduler.ts (workers, chunks,
 // timeouts, crashes), job.ts (what becomes of each attempt, the job's end), accounting.ts (counts
 // and thresholds), attempt-telemetry.ts (spans and metrics), failed-items.ts, reports.ts and
@@ -9,23 +11,34 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { EnvReader } from '../config.js';
 import { resolveIdentity } from '../identity.js';
+import { SpanIdPool } from '../otel/span-ids.js';
 import type { Step } from '../step.js';
-import { RunnerConfigError, flagName, resolveRunConfig } from './config.js';
+import type { StepOptions } from '../types.js';
+import { RunnerConfigError, flagName, resolveRunConfig, type ResolvedRunConfig } from './config.js';
 import { FailedItemsFile, failedItemsPath } from './failed-items-file.js';
 import { Job, type Outcome } from './job.js';
 import { mergeJob } from './merge.js';
 import { OutputJournal, journalPath } from './output-journal.js';
 import { AppendRowOutput } from './output.js';
 import { partition as cutInput, type Partition } from './partition.js';
-import { forkWorkers } from './pool.js';
+import { EarlyStart } from './early-start.js';
+import { forkWorkers, stepEnvironment, type WorkerProcess } from './pool.js';
 import { ProgressPrinter, type ProgressMode } from './progress.js';
 import { ManifestWriter, ProcessedReport, errorSummaryText, writeAtomic, writeWorkerSummary } from './reports.js';
 import { jobResult, printSummary } from './result.js';
 import { queueName } from './queue/names.js';
 import { QueueSource } from './queue/queue-source.js';
 import { failedInput, readResume, type ResumeState } from './resume.js';
+import { Scheduler } from './scheduler.js';
 import { LocalSource } from './source.js';
+import { planStep } from './step-plan.js';
 import type { ParallelRunErrorInfo, ParallelRunConfig, ParallelRunResult, RunParallelOptions } from './types.js';
+
+/**
+ * With a step plan, this process loads its step once each worker's first attempt has an outcome
+ * (the workers' start-up has the cores until then), or this long after the fork at the latest.
+ */
+const LOAD_STEP_AFTER_MS = 500;
 
 /** The identity of the run folder a `--resume FOLDER` writes to again: from its step.json. */
 function resumeTarget(folder: string): { pipelineRunId: string; stepName: string; dir: string } {
@@ -60,9 +73,14 @@ export async function runParallel(config: ParallelRunConfig, options: RunParalle
   return runWith(config, {}, options);
 }
 
-/** runParallel() with CLI flag values on top (see cli.ts). */
-export async function runWith(api: ParallelRunConfig, flags: Readonly<Record<string, unknown>>, options: RunParallelOptions): Promise<ParallelRunResult> {
-  const config = resolveRunConfig(api, flags);
+/** runParallel() with CLI flag values on top (see cli.ts, which resolves the configuration and forks the workers first: `begun`). */
+export async function runWith(
+  api: ParallelRunConfig,
+  flags: Readonly<Record<string, unknown>>,
+  options: RunParallelOptions,
+  begun?: { readonly config: ResolvedRunConfig; readonly preforked: WorkerProcess[] },
+): Promise<ParallelRunResult> {
+  const config = begun?.config ?? resolveRunConfig(api, flags);
   // first_task_creation_timeout counts from here: listing and cutting the input included
   const jobStart = performance.now();
   const notices: string[] = [];
@@ -86,11 +104,18 @@ export async function runWith(api: ParallelRunConfig, flags: Readonly<Record<str
     partEnded = Date.now();
     return part;
   };
-  if (!config.queue) await cut();
-
+  // this node's share of the input: the workers start while it is cut (those it has no work for end then)
+  let preforked = config.queue ? [] : (begun?.preforked ?? forkWorkers(config, config.processCountPerNode));
   // a resumed run folder given by path: the step writes to it again (its pipeline run id, step name and root)
   const resumeFolder = typeof config.resume === 'string' ? config.resume : undefined;
-  const resumed = resumeFolder ? resumeTarget(resumeFolder) : undefined;
+  let resumed: ReturnType<typeof resumeTarget> | undefined;
+  try {
+    resumed = resumeFolder ? resumeTarget(resumeFolder) : undefined;
+    if (!config.queue) await cut();
+  } catch (error) {
+    for (const w of preforked) w.kill();
+    throw error;
+  }
 
   // a shared queue: joined before the step starts (a Redis that cannot be reached is reported before any work)
   let queue: QueueSource | undefined;
@@ -116,30 +141,68 @@ export async function runWith(api: ParallelRunConfig, flags: Readonly<Record<str
   }
   const totalItems = queue ? queue.items : part!.items;
   const totalMiniBatches = queue ? queue.miniBatches : part!.miniBatches.length;
-  // the first workers start while this process's step does (they get its identity with their start message)
   const runnable = queue ? queue.miniBatches : part!.miniBatches.length - part!.miniBatches.unreadable.length;
-  const preforked = forkWorkers(config, Math.min(config.processCountPerNode, runnable));
-
   const owned = options.step === undefined;
+  const handleSignals = options.handleSignals ?? owned;
+  const stepOptions: StepOptions = {
+    name: resumed?.stepName ?? config.stepName,
+    ...(resumed ? { pipelineRunId: resumed.pipelineRunId, dir: resumed.dir } : {}),
+    nodeRank: config.nodeRank,
+    nodeCount: config.nodeCount,
+    logLevel: config.loggingLevel,
+    console: process.env.STEP_TELEMETRY_CONSOLE?.trim() ? undefined : false,
+    handleProcessEvents: false,
+    mainScript: config.entryScript,
+  };
+  // this node's partition, not resumed: the workers start (and run their first mini-batches) before this process's step does
+  const spanIds = new SpanIdPool();
+  const plan = owned && !queue && !config.resume ? planStep(stepOptions, process.env, spanIds, Date.now()) : undefined;
+  // the first workers start before this process's step (they get its identity with their start message)
+  if (queue) preforked = forkWorkers(config, Math.min(config.processCountPerNode, runnable));
+  else for (const w of preforked.splice(runnable)) w.kill();
+  const startedAt = performance.now();
+  let early: EarlyStart | undefined;
+  let scheduler: Scheduler | undefined;
+  let earlySource: LocalSource | undefined;
+  let earlySignal: NodeJS.Signals | undefined;
+  // a signal before the job exists: it is terminated as soon as it does (a second one: at once)
+  const onEarlySignal = (signal: NodeJS.Signals): void => {
+    if (earlySignal !== undefined) {
+      scheduler?.killAll();
+      process.exit(signal === 'SIGINT' ? 130 : 143);
+    }
+    earlySignal = signal;
+    early?.soon();
+  };
+  const offEarlySignals = (): void => {
+    for (const sig of ['SIGTERM', 'SIGINT'] as const) process.off(sig, onEarlySignal);
+  };
+  if (plan) {
+    earlySource = new LocalSource(part!);
+    early = new EarlyStart(plan.traceparent, spanIds);
+    const link = { logger: early.log, stepEnv: stepEnvironment(config, plan.identity, plan.traceparent, plan.runFolder), forwardMetrics: plan.prometheus };
+    scheduler = new Scheduler(config, link, earlySource, early, early, plan.runFolder, preforked);
+    // one chunk (one mini-batch) per worker until the step is up: the job's steady state starts with everything loaded
+    scheduler.firstOnly = true;
+    if (handleSignals) for (const sig of ['SIGTERM', 'SIGINT'] as const) process.on(sig, onEarlySignal);
+    const due = early.due(preforked.length, LOAD_STEP_AFTER_MS);
+    scheduler.ensureWorkers();
+    await due;
+  }
+
   let step: Step;
   try {
     // the step's modules load after the fork: the workers' start-up overlaps this process's
-    step =
-      options.step ??
-      (await (await import('../step.js')).startStep({
-        name: resumed?.stepName ?? config.stepName,
-        ...(resumed ? { pipelineRunId: resumed.pipelineRunId, dir: resumed.dir } : {}),
-        nodeRank: config.nodeRank,
-        nodeCount: config.nodeCount,
-        logLevel: config.loggingLevel,
-        console: process.env.STEP_TELEMETRY_CONSOLE?.trim() ? undefined : false,
-        handleProcessEvents: false,
-        mainScript: config.entryScript,
-      }));
+    step = options.step ?? (await (await import('../step.js')).startStep(plan?.options ?? stepOptions));
   } catch (error) {
-    for (const w of preforked) w.kill();
+    offEarlySignals();
+    if (scheduler) scheduler.killAll();
+    else for (const w of preforked) w.kill();
     await queue?.close();
     throw error;
+  }
+  if (plan && step.traceparent() !== plan.traceparent) {
+    step.logger.warn(`the step span's context ${step.traceparent()} is not the one announced to the workers (${plan.traceparent}): the first mini-batches' worker spans may be in another trace`);
   }
   const runFolder = step.runFolder;
   const label = step.identity.stepName;
@@ -193,9 +256,17 @@ export async function runWith(api: ParallelRunConfig, flags: Readonly<Record<str
   const printer = new ProgressPrinter(mode, label, config.progressInterval * 1000, () =>
     job ? job.snapshot() : { elapsedMs: 0, itemsTotal: totalItems, itemsSucceeded: 0, itemsFailed: 0, miniBatchesTotal: totalMiniBatches, miniBatchesDone: 0, miniBatchesFailed: 0, running: 0, retries: 0, timeouts: 0, workerRestarts: 0 },
   );
-  const source = queue ?? new LocalSource(part!, config.resume ? resume?.skip : undefined);
-  job = new Job(config, step, source, printer, output, processed, runFolder, jobStart, preforked, { journal, failedItems, resumed: config.resume && !queue ? resume?.counts : undefined });
+  const source = queue ?? earlySource ?? new LocalSource(part!, config.resume ? resume?.skip : undefined);
+  if (!scheduler) {
+    early = new EarlyStart(step.traceparent(), spanIds);
+    const link = { logger: step.logger, stepEnv: stepEnvironment(config, step.identity, step.traceparent(), runFolder), forwardMetrics: step.prometheusExport !== undefined };
+    scheduler = new Scheduler(config, link, source, early, early, runFolder, preforked);
+  }
+  job = new Job(config, step, source, printer, output, processed, runFolder, jobStart, scheduler, startedAt, { journal, failedItems, resumed: config.resume && !queue ? resume?.counts : undefined });
   const j = job;
+  // what the scheduler said while the step loaded is booked now; then the job hands out work freely
+  early!.attach(j, step.logger);
+  scheduler.firstOnly = false;
   for (const text of notices) j.notice(text);
   if (unidentified > 0) j.notice(`${unidentified} failed item(s) of ${config.inputFailed} cannot be named (run() returned fewer rows without context.failItem()): they are not run again`);
   if (config.resume && resume && !queue) printer.print(`[${label}] resuming ${stateFolder}: ${resume.skip.size} mini-batches succeeded before and are skipped`);
@@ -219,7 +290,6 @@ export async function runWith(api: ParallelRunConfig, flags: Readonly<Record<str
   );
 
   // signals: stop the workers first, then write the reports and end the step
-  const handleSignals = options.handleSignals ?? owned;
   const onSignal = (signal: NodeJS.Signals): void => {
     if (j.terminating) {
       // a second signal: no more waiting
@@ -245,10 +315,12 @@ export async function runWith(api: ParallelRunConfig, flags: Readonly<Record<str
     process.on('SIGINT', onSignal);
     process.on('uncaughtException', onUncaught);
   }
+  offEarlySignals();
   options.signal?.addEventListener('abort', onAbort);
 
   printer.start();
   let outcome: Outcome;
+  if (earlySignal !== undefined) j.terminate(earlySignal);
   if (setupError) {
     j.abort(setupError);
     outcome = await j.run();

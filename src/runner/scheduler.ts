@@ -8,16 +8,13 @@
 // so this process wakes up once per chunk, not once per mini-batch.
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import type winston from 'winston';
-import type { Step } from '../step.js';
 import type { ResolvedRunConfig } from './config.js';
 import { crashCause } from './crash.js';
 import { Lane, CHUNK_BELOW_MS, chunkSize, type LaneAttempt } from './lane.js';
-import { WorkerProcess, forkEnvironment, stepEnvironment, workerGraceMs, type WorkerEndReason } from './pool.js';
+import { WorkerProcess, forkEnvironment, workerGraceMs, type WorkerEndReason } from './pool.js';
 import { RunPacker, type AttemptResult, type ResultsMessage, type WorkerMessage } from './protocol.js';
 import { round3 } from './reports.js';
 import type { MiniBatchSource, MiniBatchState } from './source.js';
-import type { AttemptTelemetry } from './attempt-telemetry.js';
 import type { ParallelRunErrorInfo } from './types.js';
 
 /** A timed-out worker gets this long to die on SIGTERM before SIGKILL. */
@@ -40,6 +37,30 @@ export interface Attempt extends LaneAttempt {
   /** Sent while its worker still had attempts to run: in a chunk, or a chunk sent in advance. */
   readonly prefetched: boolean;
   readonly chunk: number;
+}
+
+/** The trace context of the attempts sent (AttemptTelemetry, or early-start.ts's before the step is up). */
+export interface AttemptIds {
+  /** `00-<trace id>-` and `-<flags>` of the step's trace. */
+  readonly trace: readonly [string, string];
+  newSpanId(): string;
+  /** The export rate policy's decision for an attempt being sent: its probability of export, 0 for left out. */
+  sampleForExport(): number;
+}
+
+/** What the scheduler records through: the step's logger, or one that holds records until the step is up. */
+export interface SchedulerLog {
+  info(message: string, meta: Record<string, unknown>): unknown;
+  warn(message: string, meta: Record<string, unknown>): unknown;
+}
+
+/** What the scheduler takes from the runner's step (known before it starts: see step-plan.ts). */
+export interface SchedulerLink {
+  readonly logger: SchedulerLog;
+  /** The step's part of a worker's environment (stepEnvironment in pool.ts). */
+  readonly stepEnv: Readonly<Record<string, string>>;
+  /** This process serves Prometheus: the workers send it their run.log scalars. */
+  readonly forwardMetrics: boolean;
 }
 
 /** What the scheduler tells the job. Times are epoch ms. */
@@ -91,16 +112,19 @@ export class Scheduler {
   /** The environment workers are forked with, and what their steps take from this one's. */
   private readonly forkEnv: NodeJS.ProcessEnv;
   private readonly stepEnv: Readonly<Record<string, string>>;
-  private readonly logger: winston.Logger;
+  private readonly logger: SchedulerLog;
   readonly graceMs: number;
   /** This process serves Prometheus: the workers send it their run.log scalars. */
   private readonly forwardMetrics: boolean;
+  /** Each worker gets its first chunk only (before the runner's step is up: see early-start.ts); those served. */
+  firstOnly = false;
+  private readonly served = new Set<WorkerProcess>();
 
   constructor(
     private readonly config: ResolvedRunConfig,
-    step: Step,
+    link: SchedulerLink,
     private readonly source: MiniBatchSource,
-    private readonly telemetry: AttemptTelemetry,
+    private readonly telemetry: AttemptIds,
     private readonly events: SchedulerEvents,
     private readonly runFolder: string | undefined,
     /** Workers forked while this process started (slots 0.., see forkWorkers in pool.ts): the first of each slot. */
@@ -109,11 +133,11 @@ export class Scheduler {
     this.slots = new Array<WorkerProcess | undefined>(config.processCountPerNode).fill(undefined);
     this.nextProcessIndex = preforked.length + 1;
     this.slotUsed = new Array<boolean>(config.processCountPerNode).fill(false);
-    this.logger = step.logger;
+    this.logger = link.logger;
     this.graceMs = workerGraceMs(process.env);
     this.forkEnv = forkEnvironment(config);
-    this.stepEnv = stepEnvironment(config, step, runFolder);
-    this.forwardMetrics = step.prometheusExport !== undefined;
+    this.stepEnv = link.stepEnv;
+    this.forwardMetrics = link.forwardMetrics;
     // a source that fills up later (a shared queue) says so: idle workers get the new work
     source.onAvailable = () => this.wake();
   }
@@ -280,6 +304,7 @@ export class Scheduler {
         outputAction: this.config.outputAction,
         forwardMetrics: this.forwardMetrics,
         shutdownTimeoutMs: this.config.shutdownTimeout * 1000,
+        quickStart: !restart,
         env: { ...this.stepEnv, STEP_TELEMETRY_PROCESS_INDEX: String(processIndex), STEP_TELEMETRY_WORKER: worker },
       },
     });
@@ -345,7 +370,7 @@ export class Scheduler {
   private dispatch(w: WorkerProcess): void {
     if (this.halted || !w.alive || w.expectingExit || w.readyAt === undefined) return;
     const lane = this.lanes.get(w);
-    if (!lane || lane.chunks >= 2 || (lane.chunks === 1 && !this.mayPrefetch(w))) return;
+    if (!lane || lane.chunks >= 2 || (lane.chunks === 1 && !this.mayPrefetch(w)) || (this.firstOnly && this.served.has(w))) return;
     const size = chunkSize(w.recentAttemptMs, this.unassigned(), this.workerCount());
     const ahead = lane.busy;
     const picked: MiniBatchState[] = [];
@@ -381,6 +406,7 @@ export class Scheduler {
       attempts.push({ id: mb.id, no, last: i === picked.length - 1, st, worker: w, spanId, exportProbability, prefetched: ahead || i > 0, chunk: picked.length });
       packer.add(mb.id, no, spanId, mb.items, st.task, exportProbability > 0);
     }
+    if (this.firstOnly) this.served.add(w);
     lane.add(attempts, performance.now());
     this.firstDispatchAt ??= performance.now();
     this.outstanding += attempts.length;

@@ -5,28 +5,38 @@
 // every log record. Its own step (process index N) writes logs.process-N.jsonl and friends into the
 // runner's run folder.
 //
+// The step's modules (winston, OpenTelemetry) are most of a worker's start-up, and nothing here
+// loads them before the step starts (worker-telemetry.ts). It starts before init() in a replacement
+// worker, and when the entry script may use it (entry-needs.ts); else, in a slot's first worker
+// (`quickStart`), an entry script that uses nothing, or only its context's logger (then the
+// process logger holds the records: worker-logging.ts), runs init() and its first mini-batch
+// first, and the step starts once their results are sent, an attempt or init() has awaited for
+// HOLD_MS, or at the worker's end (the init span is recorded with its own times). The second
+// mini-batch waits for the step.
+//
 // Results go back in batches: at the end of a chunk, after a failed attempt, or once some have
 // been held for HOLD_MS. An attempt that awaits longer than that sends what is held and says that it
 // runs, so that a hang there is charged to it. (A worker that dies holding results, or blocked in a
 // synchronous run(), loses them: the parent then runs the chunk's mini-batches again one at a time,
 // see run.ts.)
 //
-// The step's default process handling stays on for an uncaught exception (printed, exit 1: the
-// parent sees the crash and the stderr) and process.exit() (the local files are flushed). SIGTERM
-// and SIGINT are the worker's own: like the runner's stop message they end the worker through
-// stop(), which calls the entry script's shutdown() (bounded by shutdown_timeout) before the step
-// ends as `terminated` (exit 143 / 130); the same signal again ends the process at once. A worker whose
-// init() fails ends itself (exit 1); the runner decides whether a fresh one takes its place.
+// Once its step is up, the step's default process handling is on for an uncaught exception
+// (printed, exit 1: the parent sees the crash and the stderr) and process.exit() (the local files
+// are flushed); before, Node's own. SIGTERM and SIGINT are the worker's own: like the runner's stop
+// message they end the worker through stop(), which calls the entry script's shutdown() (bounded by
+// shutdown_timeout) before the step ends as `terminated` (exit 143 / 130); the same signal again
+// ends the process at once. A worker whose init() fails ends itself (exit 1); the runner decides
+// whether a fresh one takes its place.
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { performance } from 'node:perf_hooks';
-import { ROOT_CONTEXT, context, trace, type Context } from '@opentelemetry/api';
-import { parseTraceparent } from '../identity.js';
-import { MINI_BATCH_KEY } from '../signals/logs.js';
-import type { ResourceSnapshot } from '../resources/sampler.js';
-import { startStep, type Step } from '../step.js';
+import type { Context } from '@opentelemetry/api';
+import { EnvReader } from '../config.js';
+import { AttemptUsage, type ResourceSnapshot } from '../resources/attempt-usage.js';
+import type { Step } from '../step.js';
 import type { EndOptions } from '../types.js';
+import { entryNeeds } from './entry-needs.js';
 import { serializeError, unpackRun, type AttemptResult, type AttemptTask, type ItemFailure, type SerializedError, type ParentMessage, type ShutdownMessage, type StartMessage, type WorkerMessage } from './protocol.js';
 import { HOLD_MS } from './lane.js';
 import { readKeyedRows } from './partition-keys.js';
@@ -48,13 +58,26 @@ function userError(error: unknown): SerializedError {
   return cut > 0 ? { ...e, stack: lines.slice(0, cut).join('\n') } : e;
 }
 
+type WorkerTelemetry = typeof import('./worker-telemetry.js');
+
 let step: Step | undefined;
+/** Loaded with the step. */
+let telemetry: WorkerTelemetry | undefined;
+/** The attempts' trace contexts: with the step, or before it for an entry script that only logs. */
+let contexts: Pick<WorkerTelemetry, 'attemptContext' | 'runIn'> | undefined;
+/** Attempts begun: the second waits for the step. */
+let attemptsBegun = 0;
 let stepStarting: Promise<Step> | undefined;
 let entry: EntryScript | undefined;
 let start: StartMessage | undefined;
+/** The context init() and run() get; `logger` and `step` are set once the step is up. */
 let baseContext: InitContext | undefined;
 /** init() finished: shutdown() is called at the end. */
 let ready = false;
+/** init() ran before the step was up: its span is recorded when the step starts. */
+let earlyInit: { start: number; end: number; error?: unknown } | undefined;
+/** What each attempt's run() used (unless resources are off). */
+let usage: AttemptUsage | undefined;
 
 function send(message: WorkerMessage): void {
   try {
@@ -66,10 +89,6 @@ function send(message: WorkerMessage): void {
 
 /** A failed send (the parent is gone) is not an error event; 'disconnect' ends this process. */
 function ignoreSendError(): void {}
-
-// The step's set-up modules load now, while the start message may still be on its way (the runner
-// forks its workers while its own step starts): startStep() then finds them loaded.
-import('../step-setup.js').catch(() => undefined);
 
 process.on('message', (message: ParentMessage) => {
   switch (message.type) {
@@ -91,6 +110,8 @@ process.on('message', (message: ParentMessage) => {
       break;
   }
 });
+// the start message comes after this (one sent before might reach only a preloaded module's listener)
+send({ type: 'listening' });
 
 /** An attempt waiting to run; `last`: the last of the chunk it came in. */
 interface Queued {
@@ -105,6 +126,10 @@ async function drain(): Promise<void> {
   running = true;
   try {
     for (let m = queue.shift(); m !== undefined; m = queue.shift()) {
+      // one attempt before the step: the next waits for it (the logger holds the records until then, and
+      // the start-up is over before the job's steady state, not spread into it)
+      if (step === undefined && attemptsBegun > 0) await startWorkerStep();
+      attemptsBegun++;
       const pending = onRun(m);
       if (pending) {
         // while it awaits, the event loop is free: tell the parent within HOLD_MS what runs
@@ -165,14 +190,50 @@ async function stop(code: number, end: EndOptions = {}, byRunner = false): Promi
   flushResults();
   sendScalars();
   try {
-    if (ready && entry?.shutdown) await callShutdown(entry.shutdown);
-    // asked to stop while its step starts (a short job, a worker not needed): that step ends too
-    const s = step ?? (await stepStarting?.catch(() => undefined));
+    // a worker that ran without its step starts it now, to end it (its files say how it ended)
+    const s = start === undefined ? undefined : await startWorkerStep().catch(() => undefined);
+    if (ready && entry?.shutdown && s) await callShutdown(s, entry.shutdown);
     if (byRunner) s?.markStoppedBy('runner');
     await s?.end(end);
   } finally {
     process.exit(code);
   }
+}
+
+/**
+ * This worker's step, started once: before init() when the entry script uses it, else when the
+ * first results are sent, an attempt or init() has awaited for HOLD_MS, or at the end. The
+ * worker's SIGTERM/SIGINT handling stays its own. A step that cannot start ends the worker.
+ */
+function startWorkerStep(): Promise<Step> {
+  if (stepStarting) return stepStarting;
+  stepStarting = (async () => {
+    const m = start!;
+    const before = new Map(SIGNALS.map((sig) => [sig, process.listeners(sig)] as const));
+    const t = await import('./worker-telemetry.js');
+    const s = await t.startStep({ processIndex: m.processIndex, mainScript: m.entryScript, rootSpanKind: 'internal', begun: { time: performance.timeOrigin } });
+    takeSignals(before);
+    telemetry = t;
+    contexts = t;
+    step = s;
+    if (m.forwardMetrics) forwardScalars(s);
+    Object.assign(baseContext!, { logger: s.logger, step: s });
+    recordEarlyInit();
+    return s;
+  })();
+  stepStarting.catch((error: unknown) => {
+    process.stderr.write(`the worker's step could not start: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+    process.exit(1);
+  });
+  return stepStarting;
+}
+
+/** The span of an init() that ran before the step was up, once both are over. */
+function recordEarlyInit(): void {
+  if (step === undefined || earlyInit === undefined) return;
+  const { start: began, end, error } = earlyInit;
+  earlyInit = undefined;
+  telemetry!.recordEarlySpan(step, 'init', began, end, { 'worker.id': start!.worker }, error);
 }
 
 let signalled: NodeJS.Signals | undefined;
@@ -196,12 +257,13 @@ function onSignal(signal: NodeJS.Signals): void {
 
 const SIGNALS = ['SIGTERM', 'SIGINT'] as const;
 
-/** The step's own SIGTERM/SIGINT handlers (those added since `before`) end it at once; this worker's call shutdown() first. */
+for (const sig of SIGNALS) process.on(sig, onSignal);
+
+/** The step's own SIGTERM/SIGINT handlers (those added since `before`) would end it at once; this worker's call shutdown() first. */
 function takeSignals(before: ReadonlyMap<NodeJS.Signals, readonly unknown[]>): void {
   for (const sig of SIGNALS) {
     const had = before.get(sig) ?? [];
     for (const l of process.listeners(sig)) if (!had.includes(l)) process.off(sig, l as (signal: NodeJS.Signals) => void);
-    process.on(sig, onSignal);
   }
 }
 
@@ -214,8 +276,7 @@ class ShutdownTimeout extends Error {
  * left behind: the worker ends anyway). How it ended is logged and sent to the runner (its worker
  * summary); it never changes the job's result. Never throws.
  */
-async function callShutdown(fn: NonNullable<EntryScript['shutdown']>): Promise<void> {
-  const s = step!;
+async function callShutdown(s: Step, fn: NonNullable<EntryScript['shutdown']>): Promise<void> {
   const limit = start!.shutdownTimeoutMs;
   const t0 = performance.now();
   let outcome: ShutdownMessage['outcome'] = 'ok';
@@ -281,17 +342,14 @@ async function onStart(message: StartMessage): Promise<void> {
   start = message;
   // the runner's step identity, trace and run folder (this process was forked before they existed)
   Object.assign(process.env, message.env);
-  const before = new Map(SIGNALS.map((sig) => [sig, process.listeners(sig)] as const));
-  stepStarting = startStep({ processIndex: message.processIndex, mainScript: message.entryScript, rootSpanKind: 'internal' });
-  step = await stepStarting;
-  takeSignals(before);
-  const s = step;
-  if (message.forwardMetrics) forwardScalars(s);
-  baseContext = { logger: s.logger, step: s, args: message.args, worker: message.worker, input_type: message.inputType };
+  const r = new EnvReader(process.env);
+  if (!(r.bool('STEP_TELEMETRY_DISABLED') ?? false) && (r.bool('STEP_TELEMETRY_RESOURCES') ?? true)) usage = new AttemptUsage();
+  baseContext = { args: message.args, worker: message.worker, input_type: message.inputType } as Partial<InitContext> as InitContext;
   let mod: Record<string, unknown>;
   try {
     mod = (await import(pathToFileURL(message.entryScript).href)) as Record<string, unknown>;
   } catch (error) {
+    const s = await startWorkerStep();
     s.logger.error(`cannot load the entry script ${message.entryScript}`, { error: error instanceof Error ? error : String(error) });
     send({ type: 'init-error', phase: 'load', error: userError(error) });
     void stop(1, { error });
@@ -306,11 +364,21 @@ async function onStart(message: StartMessage): Promise<void> {
     return;
   }
   entry = { init, run, shutdown };
+  const needs = message.quickStart ? entryNeeds(entry) : 'step';
+  if (needs === 'step') await startWorkerStep();
+  else if (needs === 'logger') {
+    // winston and OpenTelemetry's API, not the SDK: the records wait for the step
+    const logging = await import('./worker-logging.js');
+    contexts = logging;
+    Object.assign(baseContext, { logger: logging.workerLogger() });
+  }
   const t0 = performance.now();
   if (init) {
     try {
-      await s.span('init', () => init(baseContext!), { attributes: { 'worker.id': message.worker } });
+      if (step) await step.span('init', () => init(baseContext!), { attributes: { 'worker.id': message.worker } });
+      else await initBeforeStep(init);
     } catch (error) {
+      const s = await startWorkerStep();
       s.logger.error('init() failed', { error: error instanceof Error ? error : String(error) });
       send({ type: 'init-error', phase: 'init', error: userError(error) });
       void stop(1, { error });
@@ -319,6 +387,22 @@ async function onStart(message: StartMessage): Promise<void> {
   }
   ready = true;
   send({ type: 'ready', pid: process.pid, initMs: performance.now() - t0, shutdown: shutdown !== undefined });
+}
+
+/** init() of an entry script that does not use the step; one that awaits for HOLD_MS has the step start meanwhile. */
+async function initBeforeStep(init: NonNullable<EntryScript['init']>): Promise<void> {
+  const began = Date.now();
+  const meanwhile = setTimeout(() => void startWorkerStep(), HOLD_MS);
+  try {
+    await init(baseContext!);
+    earlyInit = { start: began, end: Date.now() };
+  } catch (error) {
+    earlyInit = { start: began, end: Date.now(), error };
+    throw error;
+  } finally {
+    clearTimeout(meanwhile);
+    recordEarlyInit();
+  }
 }
 
 /** One output line for a returned element. */
@@ -360,8 +444,8 @@ interface Attempt {
   readonly failures: ItemFailure[];
   readonly userFailures: ItemFailure[];
   readonly ctx: RunContext;
-  /** The attempt span's context with the mini-batch id: log records and user spans belong to it. */
-  readonly context: Context;
+  /** The attempt span's context with the mini-batch id: log records and user spans belong to it (none before the step is up). */
+  context: Context | undefined;
   /** performance.now() when run() was called; 0 until then. */
   t0: number;
   /** The process's CPU time and heap then (resources sampled). */
@@ -381,10 +465,10 @@ function onRun(q: Queued): Promise<void> | undefined {
     return undefined;
   }
   a.t0 = performance.now();
-  a.before = step!.resources?.snapshot();
+  a.before = usage?.snapshot();
   let returned: unknown;
   try {
-    returned = context.with(a.context, entry!.run, undefined, a.items, a.ctx);
+    returned = callRun(a);
   } catch (error) {
     return recover(a, error);
   }
@@ -459,7 +543,7 @@ function prepare(q: Queued): Attempt {
   ctx.attempt = message.attempt;
   ctx.source = source;
   if (task.kind === 'keyed') ctx.partition_keys = task.keys;
-  const a: Attempt = { message, last: q.last, start: began, items, names, failures, userFailures, ctx, context: attemptContext(message.traceparent).setValue(MINI_BATCH_KEY, message.id), t0: 0, before: undefined };
+  const a: Attempt = { message, last: q.last, start: began, items, names, failures, userFailures, ctx, context: contexts?.attemptContext(message.traceparent, message.id), t0: 0, before: undefined };
   current = a;
   ctx.failItem = (item: unknown, reason: unknown): void => {
     let name: string;
@@ -489,14 +573,17 @@ async function recover(a: Attempt, error: unknown): Promise<void> {
   a.items = a.items.filter((f) => !skip.has(f as string));
   a.names = a.items as string[];
   a.userFailures.length = 0;
-  context.with(a.context, () => step!.logger.warn(`run() failed and ${bad.length} input file(s) cannot be read; running the mini-batch again without them`, { files: [...skip], error: reasonText(error) }));
+  const s = await startWorkerStep();
+  const t = contexts!;
+  a.context ??= t.attemptContext(a.message.traceparent, a.message.id);
+  t.runIn(a.context, () => s.logger.warn(`run() failed and ${bad.length} input file(s) cannot be read; running the mini-batch again without them`, { files: [...skip], error: reasonText(error) }));
   if (a.items.length === 0) {
     finish(a, NOT_RUN);
     return;
   }
   let returned: unknown;
   try {
-    returned = await context.with(a.context, entry!.run, undefined, a.items, a.ctx);
+    returned = await callRun(a);
   } catch (again) {
     sendError(a, again);
     return;
@@ -513,7 +600,7 @@ function sendError(a: Attempt, error: unknown): void {
 
 /** What run() used: CPU, RSS and heap growth since it was called (undefined without resources, or before it was). */
 function usedSince(a: Attempt): AttemptResult['usage'] {
-  return a.before === undefined ? undefined : step!.resources?.since(a.before);
+  return a.before === undefined ? undefined : usage?.since(a.before);
 }
 
 /** Report the result of what run() returned (or NOT_RUN: no item could be read). */
@@ -578,12 +665,15 @@ function flushResults(): void {
   if (held.length === 0) return;
   send({ type: 'results', results: held.splice(0) });
   heldBytes = 0;
+  // the first results are out: the step starts now (a worker whose entry script did not need it first)
+  if (stepStarting === undefined) void startWorkerStep();
 }
 
-/** An attempt awaits past HOLD_MS: what is held goes back, with the attempt that runs. */
+/** An attempt awaits past HOLD_MS: what is held goes back, with the attempt that runs (and the step starts meanwhile). */
 function sendRunning(): void {
   const a = current;
   if (a === undefined) return;
+  if (stepStarting === undefined) void startWorkerStep();
   send({ type: 'results', results: held.splice(0), running: { id: a.message.id, attempt: a.message.attempt, start: epoch(a.start) } });
   heldBytes = 0;
 }
@@ -599,13 +689,12 @@ function isThenable(value: unknown): value is PromiseLike<unknown> {
 
 const NOT_RUN = Symbol('not run');
 
-/** The parent's traceparent (`00-<trace>-<span>-<flags>`, always well-formed) as a context. */
-function attemptContext(traceparent: string): Context {
-  if (traceparent.length === 55) {
-    return trace.setSpanContext(ROOT_CONTEXT, { traceId: traceparent.slice(3, 35), spanId: traceparent.slice(36, 52), traceFlags: traceparent.endsWith('1') ? 1 : 0, isRemote: true });
-  }
-  const sc = parseTraceparent(traceparent);
-  return sc ? trace.setSpanContext(ROOT_CONTEXT, sc) : context.active();
+/** run() of the attempt, in its context (none before the step is up, unless the entry script only logs). */
+function callRun(a: Attempt): unknown {
+  const run = entry!.run;
+  if (contexts === undefined) return run(a.items, a.ctx);
+  a.context ??= contexts.attemptContext(a.message.traceparent, a.message.id);
+  return contexts.runIn(a.context, run, a.items, a.ctx);
 }
 
 function errnoText(e: NodeJS.ErrnoException): string {

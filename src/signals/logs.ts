@@ -10,6 +10,7 @@ import type { LocalRunFolder } from '../sinks/local.js';
 import { errorToJson, isError, safeRecordJson, safeStringify } from '../util/safe-json.js';
 import { describeValue, errorText, readFields, readOption, safeString } from '../util/safe-read.js';
 import { isoFromMillis } from '../util/iso-time.js';
+import { recordedAt } from '../util/recorded-at.js';
 import type { Diagnostics } from '../diagnostics.js';
 import type { LogLevel } from '../types.js';
 
@@ -54,9 +55,20 @@ export interface LogBinding {
  */
 function stepContextFormat(state: LoggerState): winston.Logform.Format {
   return winston.format((info) => {
-    info.timestamp = isoFromMillis(Date.now());
+    info.timestamp = isoFromMillis(recordedAt());
     const binding = state.binding;
-    if (binding === undefined) return info;
+    if (binding === undefined) {
+      // before the step: the context's span and mini-batch now (else the step span's, see bindLogger)
+      const active = context.active();
+      const sc = trace.getSpanContext(active);
+      if (sc !== undefined) {
+        info.trace_id = sc.traceId;
+        info.span_id = sc.spanId;
+      }
+      const miniBatch = active.getValue(MINI_BATCH_KEY);
+      if (miniBatch !== undefined) info.mini_batch_id = miniBatch;
+      return info;
+    }
     const theirs = state.logger !== undefined && state.logger.transports.length > 1;
     if (theirs) Object.assign(info, binding.dims);
     const active = context.active();
@@ -238,7 +250,7 @@ class StepTransport extends TransportStream {
       this.state.afterEnd?.(info);
       return;
     }
-    if (this.state.buffer.length < PRE_START_BUFFER) this.state.buffer.push(info);
+    if (this.state.buffer.length < (this.state.bufferLimit ?? PRE_START_BUFFER)) this.state.buffer.push(info);
     else this.state.overflow++;
   }
 }
@@ -249,6 +261,8 @@ export interface LoggerState {
   diagnostics?: Diagnostics;
   ended: boolean;
   buffer: Info[];
+  /** How many records wait for the step (default PRE_START_BUFFER; a runner worker, whose step surely comes, holds more). */
+  bufferLimit?: number;
   overflow: number;
   afterEnd?: (info: Info) => void;
   logger?: winston.Logger;
@@ -408,10 +422,18 @@ export function bindLogger(state: LoggerState, binding: LogBinding, level: LogLe
   // records from before the start belong to the step span: no trace or span id of their own
   for (const info of buffered) writeRecord(state, binding, info);
   if (state.overflow > 0) {
-    diagnostics.warn('logs.pre-start-overflow', `${state.overflow} log records written before startStep() were dropped (the buffer holds ${PRE_START_BUFFER})`);
+    diagnostics.warn('logs.pre-start-overflow', `${state.overflow} log records written before startStep() were dropped (the buffer holds ${state.bufferLimit ?? PRE_START_BUFFER})`);
     state.overflow = 0;
   }
   return logger;
+}
+
+/** Records still waiting for a step, to stderr as the console shows them: the process ends before its step started. */
+export function heldToConsole(state: LoggerState): void {
+  if (state.binding !== undefined) return;
+  const held = state.buffer;
+  state.buffer = [];
+  for (const info of held) writeConsole('error', `${safeString(info.timestamp)} ${levelLabel(info.level)} ${humanBody(info, undefined)}`);
 }
 
 /** After the step ends, records go to the console only, with one diagnostic. */

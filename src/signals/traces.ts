@@ -5,7 +5,6 @@
 // land in one trace even when no TRACEPARENT is passed. Spans known only once they are over (the
 // runner's mini-batch attempts) skip the SDK's live span: FinishedSpans hands them to the same
 // processors as finished records, sampled by the same sampler.
-import { randomBytes } from 'node:crypto';
 import { ROOT_CONTEXT, SpanKind, SpanStatusCode, TraceFlags, trace, type Attributes, type Context, type SpanContext, type SpanStatus } from '@opentelemetry/api';
 import { getNumberFromEnv, hrTimeDuration, hrTimeToMilliseconds, millisToHrTime } from '@opentelemetry/core';
 import type { Resource } from '@opentelemetry/resources';
@@ -24,33 +23,34 @@ import type { BackendExporters } from '../sinks/backend.js';
 import { guardExporter, type ExportHealth } from '../sinks/export-health.js';
 import type { LocalRunFolder } from '../sinks/local.js';
 import { ExportRate, SlowTail, sampledState, samplingAttributes, sheddableLimit, type ExportQueue } from '../otel/export-rate.js';
+import { SpanIdPool } from '../otel/span-ids.js';
 import { isoFromHrTime } from '../util/iso-time.js';
 import { TRACER_NAME } from './step-scope.js';
 
-const ID_POOL_BYTES = 8192;
-
 /**
- * Root spans get the pipeline run's trace id. Span ids are random, hex-encoded from a pool that
- * is refilled 1,024 ids at a time (one crypto call instead of one per span). The runner draws ids
- * with `newSpanId` for spans it records when they are over (see FinishedSpans).
+ * Root spans get the pipeline run's trace id. Span ids are random (SpanIdPool). The runner draws ids
+ * with `newSpanId` for spans it records when they are over (see FinishedSpans), and may fix the id
+ * of the step span before the SDK is loaded (`reserve`).
  */
 export class PipelineTraceIdGenerator implements IdGenerator {
-  private pool = Buffer.alloc(0);
-  private offset = ID_POOL_BYTES;
+  private readonly pool = new SpanIdPool();
+  private reserved: string | undefined;
   constructor(private readonly traceId: string) {}
   generateTraceId = (): string => this.traceId;
-  generateSpanId = (): string => this.newSpanId();
+  generateSpanId = (): string => {
+    const id = this.reserved;
+    if (id === undefined) return this.pool.next();
+    this.reserved = undefined;
+    return id;
+  };
+
+  /** The next span id generated is `id` (a valid one, drawn before: the span it names was announced). */
+  reserve(id: string): void {
+    this.reserved = id;
+  }
 
   newSpanId(): string {
-    for (;;) {
-      if (this.offset + 8 > this.pool.length) {
-        this.pool = randomBytes(ID_POOL_BYTES);
-        this.offset = 0;
-      }
-      const id = this.pool.toString('hex', this.offset, this.offset + 8);
-      this.offset += 8;
-      if (id !== '0000000000000000') return id;
-    }
+    return this.pool.next();
   }
 }
 

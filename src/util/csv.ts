@@ -3,11 +3,16 @@
 // runner's partition cuts tabular input into mini-batches at record ends (byte offsets from
 // csv-parse's `info`), a worker parses its byte range, and the run-folder reader parses the
 // runner's CSV reports: all three see the same records, and the same malformed ones (a stray
-// quote, a quote never closed), each with the line it starts on.
+// quote, a quote never closed), each with the line it starts on. csv-parse (its CommonJS build)
+// loads when a CSV or TSV file is first parsed: a JSON Lines job needs none of it.
 import fs from 'node:fs';
 import { once } from 'node:events';
-import { Parser, type CsvError, type Info, type Options } from 'csv-parse';
-import { parse as parseSync } from 'csv-parse/sync';
+import { createRequire } from 'node:module';
+import type { CsvError, Info, Options } from 'csv-parse';
+
+const load = createRequire(import.meta.url);
+let csvParse: typeof import('csv-parse') | undefined;
+let csvParseSync: typeof import('csv-parse/sync') | undefined;
 
 export interface CsvHandlers {
   /**
@@ -117,7 +122,8 @@ function options(delimiter: string, lines: LineCounter, h: CsvHandlers): Options
 export function parseCsv(data: Buffer, delimiter: string, firstLine: number, handlers: CsvHandlers): void {
   const lines = new LineCounter(firstLine);
   lines.add(data);
-  parseSync(data, options(delimiter, lines, handlers));
+  csvParseSync ??= load('csv-parse/sync') as typeof import('csv-parse/sync');
+  csvParseSync.parse(data, options(delimiter, lines, handlers));
 }
 
 const CHUNK = 1024 * 1024;
@@ -125,7 +131,8 @@ const CHUNK = 1024 * 1024;
 /** Parse a file in chunks of 1 MiB (memory stays bounded whatever its size). Throws on read errors. */
 export async function parseCsvFile(file: string, delimiter: string, handlers: CsvHandlers): Promise<void> {
   const lines = new LineCounter(1);
-  const parser = new Parser(options(delimiter, lines, handlers));
+  csvParse ??= load('csv-parse') as typeof import('csv-parse');
+  const parser = new csvParse.Parser(options(delimiter, lines, handlers));
   const done = new Promise<void>((resolve, reject) => {
     parser.once('finish', resolve);
     parser.once('error', reject);

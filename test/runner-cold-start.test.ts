@@ -1,0 +1,189 @@
+// The runner's start-up: what a worker and a step load before their first work, and that what ran
+// before their steps were up is recorded as exactly as the rest. Real runner and step processes;
+// the modules each loaded come from a preload (test/fixtures/loaded-modules.mjs).
+import fs from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { useTempDir, runStepScript } from './helpers/run-step.js';
+import { FIXTURES, outputRows, readAllJsonl, readCsv, readJson, readJsonl, runFolder, runRunner } from './fixtures/runner/harness.js';
+import { contextUse } from '../src/runner/entry-needs.js';
+
+const PRELOAD = path.join(FIXTURES, '..', 'loaded-modules.mjs');
+const TELEMETRY_FREE = path.join(FIXTURES, 'telemetry-free.mjs');
+const LOGS_ONLY = path.join(FIXTURES, 'logs-only.mjs');
+
+/** What a process with nothing configured must not load: exporters, their transports, prom-client, the logs SDK, the Prometheus endpoint. */
+const UNCONFIGURED = [
+  /node_modules\/@azure\//,
+  /node_modules\/@opentelemetry\/exporter-/,
+  /node_modules\/@opentelemetry\/otlp-/,
+  /node_modules\/@opentelemetry\/sdk-node\//,
+  /node_modules\/@opentelemetry\/sdk-logs\//,
+  /node_modules\/@grpc\//,
+  /node_modules\/protobufjs\//,
+  /node_modules\/prom-client\//,
+  /node_modules\/(bullmq|ioredis)\//,
+  /node_modules\/csv-parse\//,
+  /\/dist\/sinks\/(azure|prometheus-export)\.js$/,
+];
+
+interface Loaded {
+  readonly worker: string | null;
+  readonly modules: readonly string[];
+}
+
+function loadedBy(dir: string): Loaded[] {
+  return fs
+    .readdirSync(dir)
+    .filter((f) => f.endsWith('.json'))
+    .map((f) => readJson<Loaded>(path.join(dir, f)));
+}
+
+function unconfigured(modules: readonly string[]): string[] {
+  return modules.filter((m) => UNCONFIGURED.some((re) => re.test(m)));
+}
+
+/** JSON Lines rows, two to a mini-batch of 16 bytes. */
+function rows(file: string, n: number): void {
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  fs.writeFileSync(file, Array.from({ length: n }, (_, i) => `{"i":${i % 10}}\n`).join(''));
+}
+
+describe('parallel-run start-up', () => {
+  it('a runner worker and a plain step with nothing configured load no exporter, prom-client or logs SDK (they loaded prom-client and @opentelemetry/sdk-logs for nothing); a worker whose entry script uses no telemetry runs its first mini-batch before loading winston or OpenTelemetry (each worker loaded the whole step first: cold start 3.3× a bare fork pool)', async () => {
+    const dir = await useTempDir('runner-cold-');
+    const seen = path.join(dir, 'loaded');
+    fs.mkdirSync(seen);
+    rows(path.join(dir, 'in', 'rows.jsonl'), 16);
+    const r = await runRunner(['--entry-script', TELEMETRY_FREE, '--input', 'in', '--input-type', 'tabular', '--mini-batch-size', '16', '--output', 'out', '--process-count-per-node', '2', '--', '--any'], {
+      cwd: dir,
+      env: { NODE_OPTIONS: `--import ${PRELOAD}`, LOADED_MODULES_DIR: seen },
+    });
+    expect(r.code, r.stderr).toBe(0);
+
+    // the first mini-batch of each worker ran with no telemetry package loaded
+    const out = outputRows(path.join(dir, 'out', 'parallel_run_step.txt'));
+    expect(out).toHaveLength(16);
+    const firsts = out.filter((o) => o.call === 1);
+    expect(firsts.length).toBeGreaterThanOrEqual(2); // each row of a worker's first mini-batch
+    for (const f of firsts) expect(f.loaded, JSON.stringify(f)).toEqual([]);
+    expect(out.every((o) => o.args === 1)).toBe(true);
+
+    // and everything is recorded as if the steps had been up from the start
+    const folder = runFolder(path.join(dir, 'telemetry'));
+    expect(readJson(path.join(folder, 'result.json'))).toMatchObject({ status: 'succeeded', mini_batches: { total: 8, succeeded: 8 } });
+    expect(readCsv(path.join(folder, 'processed-mini-batches.csv')).map((p) => p.status)).toEqual(Array(8).fill('RUN_DONE'));
+    const spans = readAllJsonl(folder, 'spans');
+    const step = spans.find((s) => s.name === 'parallel-run' && s.parent_span_id === undefined)!;
+    const attempts = spans.filter((s) => s.name === 'mini-batch');
+    expect(attempts.map((a) => a.attributes['mini_batch.id']).sort()).toEqual(['mb-00000', 'mb-00001', 'mb-00002', 'mb-00003', 'mb-00004', 'mb-00005', 'mb-00006', 'mb-00007']);
+    // spans.jsonl leaves the step's trace id off the spans in its trace (compact lines)
+    const traceOf = (x: { trace_id?: string }): string | undefined => x.trace_id ?? step.trace_id;
+    for (const a of attempts) {
+      expect(traceOf(a)).toBe(step.trace_id);
+      expect(a).toMatchObject({ parent_span_id: step.span_id });
+    }
+    const workers = readCsv(path.join(folder, 'worker-summary.csv'));
+    expect(workers).toHaveLength(2);
+    for (const w of workers) {
+      const n = w.process_index;
+      expect(readJson(path.join(folder, `step.process-${n}.json`))).toMatchObject({ outcome: 'success', stopped_by: 'runner' });
+      // the worker's step span (begun at its process's start) is the runner's step span's child, and its init() span is there, before its first mini-batch
+      const own = readJsonl(path.join(folder, `spans.process-${n}.jsonl`));
+      const workerStep = own.find((s) => s.attributes?.['step.kind'] === 'step')!;
+      expect(traceOf(workerStep)).toBe(step.trace_id);
+      expect(workerStep).toMatchObject({ parent_span_id: step.span_id });
+      const init = own.find((s) => s.name === 'init')!;
+      expect(init).toMatchObject({ parent_span_id: workerStep.span_id, attributes: { 'worker.id': w.worker } });
+      const first = attempts.filter((a) => a.attributes['worker.id'] === w.worker).map((a) => Date.parse(a.start)).sort((a, b) => a - b)[0]!;
+      expect(Date.parse(init.start)).toBeLessThanOrEqual(first);
+    }
+
+    // what each process of the runner loaded
+    const procs = loadedBy(seen);
+    expect(procs.filter((p) => p.worker !== null).map((p) => p.worker).sort()).toEqual(['worker-0', 'worker-1']);
+    expect(procs.filter((p) => p.worker === null)).toHaveLength(1);
+    for (const p of procs) expect(unconfigured(p.modules), `${p.worker ?? 'runner'}`).toEqual([]);
+
+    // a plain step with nothing configured; with a /metrics endpoint, prom-client and the endpoint load (what the list above would catch)
+    const script = path.join(dir, 'plain.mjs');
+    fs.writeFileSync(
+      script,
+      `import { startStep } from ${JSON.stringify(path.join(FIXTURES, '..', '..', '..', 'dist', 'index.js'))};\n` +
+        `const s = await startStep({ name: 'plain' });\ns.log('loss', 0.5);\ns.logger.info('hello');\n` +
+        `if (process.env.STEP_TELEMETRY_PROMETHEUS_PORT) await s.prometheus.registry.metrics();\nawait s.end();\n`,
+    );
+    for (const [name, extra] of [['plain', {}], ['prometheus', { STEP_TELEMETRY_PROMETHEUS_PORT: '0' }]] as const) {
+      const where = path.join(dir, `loaded-${name}`);
+      fs.mkdirSync(where);
+      const p = await runStepScript({ script, cwd: dir, nodeArgs: ['--import', PRELOAD], env: { LOADED_MODULES_DIR: where, STEP_TELEMETRY_DIR: path.join(dir, 't'), STEP_TELEMETRY_CONSOLE: 'false', ...extra } });
+      expect(p.code, p.stderr).toBe(0);
+      const [mods] = loadedBy(where);
+      if (name === 'plain') expect(unconfigured(mods!.modules)).toEqual([]);
+      else expect(unconfigured(mods!.modules).some((m) => m.includes('/prom-client/')) && unconfigured(mods!.modules).some((m) => m.endsWith('/prometheus-export.js'))).toBe(true);
+    }
+  });
+
+  it('an entry script that only logs through its context gets the logger before the OpenTelemetry SDK loads: its records of init() and the first mini-batch carry their times and their attempt’s ids, and a worker that dies before its step is up leaves them on its stderr', async () => {
+    const dir = await useTempDir('runner-cold-logs-');
+    rows(path.join(dir, 'in', 'rows.jsonl'), 8);
+    const r = await runRunner(['--entry-script', LOGS_ONLY, '--input', 'in', '--input-type', 'tabular', '--mini-batch-size', '16', '--output', 'out', '--process-count-per-node', '2', '--', '--exit-first'], { cwd: dir });
+    expect(r.code, r.stderr).toBe(0);
+    const out = outputRows(path.join(dir, 'out', 'parallel_run_step.txt'));
+    expect(out).toHaveLength(8);
+    for (const f of out.filter((o) => o.call === 1)) {
+      expect(f.loaded).toContain('winston');
+      expect(f.loaded.filter((p: string) => /sdk-|core|resources/.test(p)), JSON.stringify(f)).toEqual([]);
+    }
+    const folder = runFolder(path.join(dir, 'telemetry'));
+    const spans = readAllJsonl(folder, 'spans');
+    const attempts = spans.filter((s) => s.name === 'mini-batch');
+    const logs = readAllJsonl(folder, 'logs');
+    // every attempt's record carries its mini-batch id and the attempt span (but the one that crashed: it is on its worker's stderr)
+    const scoring = logs.filter((l) => l.message === 'scoring');
+    expect(scoring.map((l) => l.mini_batch_id).sort()).toEqual(['mb-00000', 'mb-00001', 'mb-00002', 'mb-00003']);
+    for (const l of scoring) {
+      const a = attempts.find((x) => x.span_id === l.span_id);
+      expect(a?.attributes['mini_batch.id'], JSON.stringify(l)).toBe(l.mini_batch_id);
+      expect(Date.parse(l.timestamp)).toBeGreaterThanOrEqual(Date.parse(a!.start));
+    }
+    const crashed = readCsv(path.join(folder, 'worker-summary.csv')).find((w) => w.end_reason === 'crashed')!;
+    expect(crashed).toBeDefined();
+    const console_ = fs.readFileSync(path.join(folder, `console.process-${crashed.process_index}.log`), 'utf8');
+    expect(console_).toMatch(/model loaded[\s\S]*\[mb-00000\] scoring/);
+    expect(readCsv(path.join(folder, 'processed-mini-batches.csv')).find((p) => p.mini_batch_id === 'mb-00000')).toMatchObject({ status: 'RUN_DONE', times_picked: '2' });
+    // the slots' first workers logged in init() before their steps loaded the SDK; the one that replaced the crashed worker started its step first
+    // a process's logs.jsonl names its process index on its first line only (compact lines): take it from the file's name
+    const logFiles = fs.readdirSync(folder).filter((f) => /^logs\.process-\d+\.jsonl$/.test(f));
+    const inits = new Map(
+      logFiles.flatMap((f) => readJsonl(path.join(folder, f)).filter((x) => x.message === 'model loaded').map((l) => [Number(/process-(\d+)/.exec(f)![1]), l.loaded as string] as const)),
+    );
+    const survivor = 3 - Number(crashed.process_index);
+    expect([...inits.keys()].sort()).toEqual([survivor, 3]);
+    expect(inits.get(survivor)).not.toMatch(/sdk-/);
+    expect(inits.get(3)).toMatch(/sdk-trace-base/);
+  });
+});
+
+describe('what an entry script uses of its context (the reading of its source)', () => {
+  it('tells plain members, the logger and anything else apart, and counts what it cannot follow as anything', () => {
+    let x: unknown;
+    const cases: [(...args: never[]) => unknown, number, string][] = [
+      [function run(miniBatch: unknown) { return miniBatch; } as never, 1, 'none'],
+      [function init(context: { args: string[] }) { x = context.args.indexOf('--n'); } as never, 0, 'none'],
+      [((mb: unknown, c: { mini_batch_id: string; failItem(i: unknown, r: unknown): void }) => { c.failItem(mb, c.mini_batch_id); }) as never, 1, 'none'],
+      [async function init({ logger, args }: { logger: { info(m: string): void }; args: string[] }) { logger.info(args[0]!); } as never, 0, 'logger'],
+      [function run(mb: unknown, ctx?: { logger: { info(m: string): void } }) { ctx?.logger.info(String(mb)); } as never, 1, 'logger'],
+      [function run(mb: unknown, { step }: { step: unknown }) { x = step; } as never, 1, 'step'],
+      [function run(mb: unknown, ctx: unknown) { return [mb, ctx]; } as never, 1, 'step'], // passed on
+      [function run(mb: unknown, ctx: object) { x = { ...ctx }; } as never, 1, 'step'],
+      [function run(mb: unknown, ctx: Record<string, unknown> = {}) { x = ctx.args; } as never, 1, 'step'], // a default
+      [function run() { return arguments; } as never, 1, 'step'],
+      [function run(mb: unknown, ctx: { args: unknown }) { x = ctx.args; }.bind(null) as never, 1, 'step'], // no source
+    ];
+    for (const [fn, index, expected] of cases) expect(contextUse(fn, index), String(fn)).toBe(expected);
+    expect(x).toBeUndefined();
+    expect(contextUse(undefined, 0)).toBe('none');
+  });
+});
+
