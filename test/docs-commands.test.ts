@@ -18,6 +18,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startAppInsightsReceiver, type AppInsightsReceiver } from './helpers/appinsights-receiver.js';
+import { assertIsolatedNetwork } from './helpers/netns.js';
 import { startOtlpReceiver, type OtlpReceiver } from './helpers/otlp-receiver.js';
 import { installPacked, installTsx, pack, ROOT } from './helpers/packed.js';
 import { startPushgateway, type LaunchedServer } from './helpers/prometheus-servers.js';
@@ -72,6 +73,7 @@ beforeAll(async () => {
   // the inputs the runner's example scores: files of a few sizes
   fs.mkdirSync(path.join(project, 'images'));
   for (let i = 0; i < 25; i++) fs.writeFileSync(path.join(project, 'images', `img-${String(i).padStart(2, '0')}.pgm`), 'x'.repeat(200 * i));
+  assertIsolatedNetwork(); // the commands configure Application Insights: nothing may leave loopback
   otlp = await startOtlpReceiver({ port: 4318 });
   appInsights = await startAppInsightsReceiver();
   pushgateway = await startPushgateway(9091);
@@ -105,7 +107,8 @@ async function run(file: string, command: string): Promise<void> {
   let line = command.replace('InstrumentationKey=...;IngestionEndpoint=https://...', appInsights.connectionString);
   if (line.includes('<pipeline_run_id>')) line = line.replaceAll('<pipeline_run_id>', ids[0]!);
   if (line.includes('<another_pipeline_run_id>')) line = line.replaceAll('<another_pipeline_run_id>', ids[1]!);
-  const env = { ...baseChildEnv(), NODE_EXTRA_CA_CERTS: appInsights.caFile, npm_config_update_notifier: 'false', npm_config_fund: 'false', npm_config_audit: 'false' };
+  // a command may configure Application Insights: its statsbeat stays off (and the suite's network namespace holds only loopback)
+  const env = { ...baseChildEnv(), APPLICATION_INSIGHTS_NO_STATSBEAT: 'true', APPLICATIONINSIGHTS_STATSBEAT_DISABLED: 'true', NODE_EXTRA_CA_CERTS: appInsights.caFile, npm_config_update_notifier: 'false', npm_config_fund: 'false', npm_config_audit: 'false' };
   try {
     const { stdout } = await exec('sh', ['-c', line], { cwd: project, env, encoding: 'utf8', timeout: 90_000, maxBuffer: 16 << 20 });
     ran.push({ file, command, stdout });

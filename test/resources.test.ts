@@ -113,6 +113,7 @@ describe('resource sampling', () => {
     expect(bad.lines!.length).toBeGreaterThanOrEqual(2); // the first sample and the last
   });
 
+  // /proc/self/statm exists on Linux only; elsewhere the reader is not used (RSS comes from process.memoryUsage)
   it.skipIf(process.platform !== 'linux')('the per-attempt RSS reader: a kept-open /proc/self/statm reads what rss() does', () => {
     const rss = new ResidentMemory();
     const keep = Buffer.alloc(64 * 1024 * 1024, 1); // 64 MiB resident
