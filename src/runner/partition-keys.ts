@@ -10,11 +10,10 @@
 // (or a line that is not JSON) goes with the record after it: one item more, that the worker fails
 // with its line.
 import fs from 'node:fs';
-import { parseCsvFile } from '../util/csv.js';
 import { RunnerConfigError } from './config-error.js';
 import type { KeyedMiniBatch } from './partition.js';
 import type { KeyedPart, KeyedTask } from './protocol.js';
-import { headerNames, parseTabular, readFully, tabularFormat, type ParsedRow, type TabularFormat } from './tabular.js';
+import { parseTabular, readFully, scanCsvUnits, tabularFormat, type ParsedRow, type TabularFormat } from './tabular.js';
 
 const LF = 0x0a;
 const CHUNK = 1024 * 1024;
@@ -88,34 +87,25 @@ function addRange(g: Group, file: string, format: TabularFormat, header: readonl
 }
 
 async function scanCsvByKeys(file: string, format: TabularFormat, keys: readonly string[], groupOf: (values: readonly unknown[]) => Group): Promise<void> {
-  let header: string[] | undefined;
+  let header: string[] = [];
   let columns: number[] = [];
-  let unitStart = 0;
-  let unitLine = 1;
-  let malformed = 0;
   let last: Group | undefined;
-  await parseCsvFile(file, format === 'tsv' ? '\t' : ',', {
-    record(fields, _line, e, nextLine) {
-      if (header === undefined) {
-        header = headerNames(fields);
-        columns = keys.map((k) => header!.indexOf(k));
-        const missing = keys.filter((_, i) => columns[i]! < 0);
-        if (missing.length > 0) throw missingKeys(file, missing, `columns of its header (${header.join(', ')})`);
-      } else {
-        // a row with too few fields fails in the worker (its field count); it still goes to a group
-        last = groupOf(columns.map((c) => fields[c] ?? ''));
-        addRange(last, file, format, header, unitStart, e, unitLine, malformed + 1);
-      }
-      unitStart = e;
-      unitLine = nextLine;
-      malformed = 0;
+  await scanCsvUnits(
+    file,
+    format,
+    (h) => {
+      header = h;
+      columns = keys.map((k) => h.indexOf(k));
+      const missing = keys.filter((_, i) => columns[i]! < 0);
+      if (missing.length > 0) throw missingKeys(file, missing, `columns of its header (${h.join(', ')})`);
     },
-    malformed(reason, line) {
-      if (header === undefined) throw new Error(`the header (line ${line}) is not valid CSV: ${reason}`);
-      malformed++;
+    (fields, s, e, line, n) => {
+      // a row with too few fields fails in the worker (its field count); it still goes to a group;
+      // malformed records at the end go with the last row's group
+      if (fields !== undefined) last = groupOf(columns.map((c) => fields[c] ?? ''));
+      addRange(last ?? groupOf(keys.map(() => null)), file, format, header, s, e, line, n);
     },
-  });
-  if (malformed > 0) addRange(last ?? groupOf(keys.map(() => null)), file, format, header, unitStart, fs.statSync(file).size, unitLine, malformed);
+  );
 }
 
 function scanJsonLinesByKeys(file: string, keys: readonly string[], groupOf: (values: readonly unknown[]) => Group): void {

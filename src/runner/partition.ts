@@ -9,8 +9,7 @@ import { globToRegExp, RunnerConfigError, type ResolvedRunConfig } from './confi
 import { MiniBatchList } from './mini-batch-list.js';
 import { cutByPartitionKeys } from './partition-keys.js';
 import type { KeyedTask, TabularTask } from './protocol.js';
-import { parseCsvFile } from '../util/csv.js';
-import { headerNames, scanJsonLines, tabularFormat, TABULAR_EXTENSIONS, type TabularFormat } from './tabular.js';
+import { scanCsvUnits, scanJsonLines, tabularFormat, TABULAR_EXTENSIONS, type TabularFormat } from './tabular.js';
 
 interface MiniBatchBase {
   /** Global index over all nodes. */
@@ -216,25 +215,7 @@ export async function cutTabularFile(
     close();
     return undefined;
   }
-  // a unit runs from the end of the last good record (its next line) to the end of the next
-  // one, with the malformed records between them
-  let unitStart = 0;
-  let unitLine = 1;
-  let malformed = 0;
-  await parseCsvFile(file, format === 'tsv' ? '\t' : ',', {
-    record(fields, _line, e, nextLine) {
-      if (header === undefined) header = headerNames(fields);
-      else add(unitStart, e, unitLine, malformed + 1);
-      unitStart = e;
-      unitLine = nextLine;
-      malformed = 0;
-    },
-    malformed(reason, line) {
-      if (header === undefined) throw new Error(`the header (line ${line}) is not valid CSV: ${reason}`);
-      malformed++;
-    },
-  });
-  if (malformed > 0) add(unitStart, fs.statSync(file).size, unitLine, malformed);
+  header = await scanCsvUnits(file, format, () => {}, (_fields, s, e, line, n) => add(s, e, line, n));
   close();
   return header;
 }

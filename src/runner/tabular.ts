@@ -6,7 +6,7 @@
 // line.
 import fs from 'node:fs';
 import path from 'node:path';
-import { parseCsv } from '../util/csv.js';
+import { parseCsv, parseCsvFile } from '../util/csv.js';
 import { closeQuietly } from '../util/fd.js';
 
 export type TabularFormat = 'csv' | 'tsv' | 'jsonl';
@@ -25,6 +25,41 @@ export function tabularFormat(file: string): TabularFormat | undefined {
 const LF = 0x0a;
 const CR = 0x0d;
 const CHUNK = 1024 * 1024;
+
+/**
+ * The record units of a CSV or TSV file past its header, in one pass: a unit runs from the end of
+ * the last good record (its next line) to the end of the next one, with the malformed records
+ * between them (`records` counts them all); malformed records at the end are a unit of their own,
+ * without fields. Returns the header (undefined for an empty file).
+ */
+export async function scanCsvUnits(
+  file: string,
+  format: TabularFormat,
+  onHeader: (header: string[]) => void,
+  onUnit: (fields: readonly string[] | undefined, start: number, end: number, line: number, records: number) => void,
+): Promise<string[] | undefined> {
+  let header: string[] | undefined;
+  let unitStart = 0;
+  let unitLine = 1;
+  let malformed = 0;
+  await parseCsvFile(file, format === 'tsv' ? '\t' : ',', {
+    record(fields, _line, e, nextLine) {
+      if (header === undefined) {
+        header = headerNames(fields);
+        onHeader(header);
+      } else onUnit(fields, unitStart, e, unitLine, malformed + 1);
+      unitStart = e;
+      unitLine = nextLine;
+      malformed = 0;
+    },
+    malformed(reason, line) {
+      if (header === undefined) throw new Error(`the header (line ${line}) is not valid CSV: ${reason}`);
+      malformed++;
+    },
+  });
+  if (malformed > 0) onUnit(undefined, unitStart, fs.statSync(file).size, unitLine, malformed);
+  return header;
+}
 
 /**
  * Walk the records of a JSON Lines file: bytes [start, end) (end after its line break), starting
