@@ -5,6 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { useTempDir, runStepScript } from './helpers/run-step.js';
+import { startOtlpReceiver } from './helpers/otlp-receiver.js';
 import { FIXTURES, outputRows, readAllJsonl, readCsv, readJson, readJsonl, runFolder, runRunner } from './fixtures/runner/harness.js';
 import { contextUse } from '../src/runner/entry-needs.js';
 
@@ -167,6 +168,38 @@ describe('parallel-run start-up', () => {
     expect([...inits.keys()].sort()).toEqual([survivor, 3]);
     expect(inits.get(survivor)).not.toMatch(/sdk-/);
     expect(inits.get(3)).toMatch(/sdk-trace-base/);
+  });
+  it('records logged before a worker’s step was up reach OTLP in their attempt’s span context and at their own time (they carried the step span’s context and the time the step started)', async () => {
+    const dir = await useTempDir('runner-cold-otlp-');
+    rows(path.join(dir, 'in', 'rows.jsonl'), 8);
+    const receiver = await startOtlpReceiver();
+    try {
+      const r = await runRunner(['--entry-script', LOGS_ONLY, '--input', 'in', '--input-type', 'tabular', '--mini-batch-size', '16', '--output', 'out', '--process-count-per-node', '2'], {
+        cwd: dir,
+        env: { OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url, OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json' },
+      });
+      expect(r.code, r.stderr).toBe(0);
+      // each worker's first mini-batch ran before its step loaded the SDK: its record was held
+      const held = outputRows(path.join(dir, 'out', 'parallel_run_step.txt')).filter((o) => o.call === 1);
+      expect(held.length).toBeGreaterThanOrEqual(2);
+      for (const o of held) expect(o.loaded.filter((p: string) => /sdk-/.test(p))).toEqual([]);
+      const scoring = await receiver.waitFor((x) => {
+        const got = x.logs().filter((l) => l.body === 'scoring');
+        return got.length === 4 && got;
+      });
+      const folder = runFolder(path.join(dir, 'telemetry'));
+      const attempts = new Map(readAllJsonl(folder, 'spans').filter((s) => s.name === 'mini-batch').map((s) => [s.attributes['mini_batch.id'] as string, s]));
+      const trace = readJson<{ trace_id: string }>(path.join(folder, 'step.json')).trace_id;
+      for (const l of scoring) {
+        const a = attempts.get(l.attributes.mini_batch_id as string)!;
+        expect({ trace: l.traceId, span: l.spanId }, JSON.stringify(l.attributes)).toEqual({ trace: a.trace_id ?? trace, span: a.span_id });
+        const t = Number(l.timeUnixNano / 1_000_000n);
+        expect(t).toBeGreaterThanOrEqual(Math.floor(Date.parse(a.start)));
+        expect(t).toBeLessThanOrEqual(Math.ceil(Date.parse(a.start) + a.duration_ms));
+      }
+    } finally {
+      await receiver.close();
+    }
   });
 });
 
