@@ -8,6 +8,7 @@ import { useTempDir, runStepScript } from './helpers/run-step.js';
 import { startOtlpReceiver } from './helpers/otlp-receiver.js';
 import { FIXTURES, outputRows, readAllJsonl, readCsv, readJson, readJsonl, runFolder, runRunner } from './fixtures/runner/harness.js';
 import { contextUse } from '../src/runner/entry-needs.js';
+import { readRunFolder } from '../src/run-folder/read.js';
 
 const PRELOAD = path.join(FIXTURES, '..', 'loaded-modules.mjs');
 const TELEMETRY_FREE = path.join(FIXTURES, 'telemetry-free.mjs');
@@ -169,6 +170,29 @@ describe('parallel-run start-up', () => {
     expect(inits.get(survivor)).not.toMatch(/sdk-/);
     expect(inits.get(3)).toMatch(/sdk-trace-base/);
   });
+  it('a slot’s first worker that dies in its first mini-batch, before its step loaded, has its step.process-N.json in the run folder (it left none)', async () => {
+    const dir = await useTempDir('runner-cold-died-');
+    rows(path.join(dir, 'in', 'rows.jsonl'), 8);
+    const r = await runRunner(['--entry-script', LOGS_ONLY, '--input', 'in', '--input-type', 'tabular', '--mini-batch-size', '16', '--output', 'out', '--process-count-per-node', '2', '--', '--exit-first'], { cwd: dir });
+    expect(r.code, r.stderr).toBe(0);
+    const folder = runFolder(path.join(dir, 'telemetry'));
+    const workers = readCsv(path.join(folder, 'worker-summary.csv'));
+    const crashed = workers.find((w) => w.end_reason === 'crashed')!;
+    expect(Number(crashed.process_index)).toBeLessThanOrEqual(2); // a slot's first worker
+    const file = readJson(path.join(folder, `step.process-${crashed.process_index}.json`));
+    expect(file).toMatchObject({ outcome: 'crashed', written_by: 'runner', worker: crashed.worker, exit: { code: 3, signal: null }, identity: { processIndex: Number(crashed.process_index), pid: Number(crashed.pid) } });
+    expect(file.reason).toMatch(/exited with code 3 before its step started/);
+    expect(Date.parse(file.ended)).toBeGreaterThanOrEqual(Date.parse(file.started));
+    // every worker process has its file, which the reader reads
+    const processes = readRunFolder(folder).steps[0]!.processes;
+    expect(processes.map((p) => p.index)).toEqual([0, ...workers.map((w) => Number(w.process_index)).sort((a, b) => a - b)]);
+    expect(processes.find((p) => p.index === Number(crashed.process_index))?.outcome).toBe('crashed');
+    // the other first worker's is its step's own
+    const survivor = readJson(path.join(folder, `step.process-${3 - Number(crashed.process_index)}.json`));
+    expect(survivor).toMatchObject({ outcome: 'success', stopped_by: 'runner' });
+    expect(survivor).not.toHaveProperty('written_by');
+  });
+
   it('records logged before a worker’s step was up reach OTLP in their attempt’s span context and at their own time (they carried the step span’s context and the time the step started)', async () => {
     const dir = await useTempDir('runner-cold-otlp-');
     rows(path.join(dir, 'in', 'rows.jsonl'), 8);
