@@ -2,12 +2,13 @@
 // a no-op run(), on `step-telemetry parallel-run` with 1 and 2 workers, and the same tasks on three
 // baselines in the same run (scale-pool.mjs): a bare fork pool over the runner's IPC dispatching one
 // task to an idle worker, the same pool scheduling as the runner does (chunks, one in advance), and
-// piscina. Per case: wall time from launch to exit; mini-batches/s in the steady state (from a
+// piscina. Per case: wall time from launch to exit, and the CPU time of all its processes (Linux);
+// mini-batches/s in the steady state (from a
 // quarter of the mini-batches done to the last, from the runner's processed-mini-batches.csv);
 // launch to the first finished mini-batch; peak RSS of the parent (getrusage, bench/runner/
 // peak-rss.mjs) and its CPU; the partition's time and from its end to the first mini-batch's start;
 // run-folder bytes. Sides alternate, several rounds, medians kept: the machine is shared. Prints
-// tables, then one JSON line with the figures.
+// tables, each round's ratio to the first side of the same round, then one JSON line with the figures.
 //   node bench/runner/scale.mjs [SIZES (default 10000,100000)] [--million] [--rounds R] [--workers 1,2] [--sides runner,piscina]
 //   (--million, or BENCH_SCALE_MILLION=1, adds 1,000,000 mini-batches: minutes, not seconds)
 import { spawn } from 'node:child_process';
@@ -44,7 +45,8 @@ function makeInput(n) {
 /** CPU time (ms) of the children this process has waited for, with theirs (/proc/self/stat cutime + cstime; Linux). */
 function childrenCpuMs() {
   try {
-    const f = fs.readFileSync('/proc/self/stat', 'utf8').slice(fs.readFileSync('/proc/self/stat', 'utf8').lastIndexOf(')') + 2).split(' ');
+    const stat = fs.readFileSync('/proc/self/stat', 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     return (Number(f[13]) + Number(f[14])) * 10; // fields 16 and 17, in clock ticks of 10 ms
   } catch {
     return NaN;
@@ -160,7 +162,7 @@ try {
       const base = med[0];
       // each round's ratio to the first side of the same round (run just before it)
       const perRound = (s) => got[s].map((x, r) => (x.perS / got[0][r].perS).toFixed(2)).join(' ');
-      for (let s = 1; s < SIDES.length; s++) rounds > 1 && roundLines.push(`${n.toLocaleString('en-US')}, ${p} worker${p > 1 ? 's' : ''}, ${SIDES[s][0]}: mini-batches/s per round against the ${SIDES[0][0]}: ${perRound(s)}; wall ${got[s].map((x) => (x.wallMs / 1000).toFixed(2)).join(' ')} s against ${got[0].map((x) => (x.wallMs / 1000).toFixed(2)).join(' ')} s`);
+      if (rounds > 1) for (let s = 1; s < SIDES.length; s++) roundLines.push(`${n.toLocaleString('en-US')}, ${p} worker${p > 1 ? 's' : ''}, ${SIDES[s][0]}: mini-batches/s per round against the ${SIDES[0][0]}: ${perRound(s)}; wall ${got[s].map((x) => (x.wallMs / 1000).toFixed(2)).join(' ')} s against ${got[0].map((x) => (x.wallMs / 1000).toFixed(2)).join(' ')} s`);
       for (let s = 0; s < SIDES.length; s++) {
         const m = med[s];
         const name = SIDES[s][0];
