@@ -27,7 +27,12 @@ export interface UnstartedWorker {
 export function writeUnstartedWorkerFile(runFolder: string, w: UnstartedWorker, stepEnv: Readonly<Record<string, string | undefined>>, exit: { code: number | null; signal: NodeJS.Signals | null; how: string; byRunner: boolean }): void {
   const file = path.join(runFolder, `step.process-${w.processIndex}.json`);
   try {
-    if (fs.existsSync(file)) return;
+    // its own step's file; one of another process (a run resumed into this folder) is replaced, as its step would have
+    if (fs.existsSync(file) && (JSON.parse(fs.readFileSync(file, 'utf8')) as { identity?: { pid?: unknown } }).identity?.pid === w.pid) return;
+  } catch {
+    return; // being written, or unreadable: not ours to replace
+  }
+  try {
     fs.mkdirSync(runFolder, { recursive: true });
   } catch {
     return;

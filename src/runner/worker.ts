@@ -1,9 +1,9 @@
 // A worker process of the runner: loads the entry script, calls init() once, then run() for each
 // mini-batch attempt the parent sends, one at a time and in order (short ones come several to a
 // message, and the next message may arrive early: see chunks in run.ts), in the context of the
-// parent's attempt span (so log records and user spans belong to it) and with the mini-batch id on
-// every log record. Its own step (process index N) writes logs.process-N.jsonl and friends into the
-// runner's run folder.
+// parent's attempt span (so log records and user spans belong to it; not for an entry script that
+// uses none of its telemetry) and with the mini-batch id on every log record. Its own step (process
+// index N) writes logs.process-N.jsonl and friends into the runner's run folder.
 //
 // Its start-up (when its step starts, and what waits for it) is worker-start.ts's.
 //
@@ -633,7 +633,7 @@ function isThenable(value: unknown): value is PromiseLike<unknown> {
 
 const NOT_RUN = Symbol('not run');
 
-/** run() of the attempt, in its context (none before the step is up, unless the entry script only logs). */
+/** run() of the attempt, in its context (see WorkerStart.contexts: none before the step is up unless the entry script only logs, none for one that uses nothing). */
 function callRun(a: Attempt): unknown {
   const run = entry!.run;
   const contexts = startup!.contexts;

@@ -47,15 +47,15 @@ export interface LogBinding {
   readonly pipeline: LogPipeline;
 }
 
+/** The span context a record was logged in before the step was up (the bound step exports it in that context, not the step span's). */
+const heldContexts = new WeakMap<Info, SpanContext>();
+
 /**
  * Adds time, trace context and mini-batch id; reads the binding at call time. What is the same on
  * every record of the step is left off it (logs.jsonl stays small; step.json has it): the step
  * dimensions (the pipeline writes them on the first line only), and the trace and span ids when
  * they are the step span's. Programs that added transports of their own get all of it as fields.
  */
-/** The span context a record was logged in before the step was up (the bound step exports it in that context, not the step span's). */
-const heldContexts = new WeakMap<Info, SpanContext>();
-
 function stepContextFormat(state: LoggerState): winston.Logform.Format {
   return winston.format((info) => {
     info.timestamp = isoFromMillis(recordedAt());
