@@ -1,16 +1,12 @@
 // A runner worker's start-up: when its step starts, and what waits for it. The step's modules
 // (winston, OpenTelemetry) are most of a worker's start-up, and nothing loads them before the step
 // starts (worker-telemetry.ts). It starts before init() in a replacement worker, and when the entry
-// script may use it (entry-needs.ts). Else, in a slot's first worker (`quickStart`):
-// - an entry script that uses only its context's logger (the process logger holds the records:
-//   worker-logging.ts) runs init() and its first mini-batch first; the step starts once their
-//   results are sent, and the second mini-batch waits for it (the held records stay few);
-// - an entry script that uses nothing runs init() and its mini-batches without it, and the step
-//   starts DEFERRED_STEP_MS after its first mini-batch (its resource samples begin then), or at
-//   the worker's end, whichever comes first: on a short job the workers' step loads do not
-//   compete with the runner's own for the cores before the work begins, nor with the work;
-// - in both, the step also starts as soon as an attempt or init() has awaited for HOLD_MS (the
-//   core is free then), and the init span is recorded with its own times.
+// script may use it (entry-needs.ts); else, in a slot's first worker (`quickStart`), an entry
+// script that uses nothing, or only its context's logger (then the process logger holds the
+// records: worker-logging.ts), runs init() and its first mini-batch first, and the step starts once
+// their results are sent, an attempt or init() has awaited for HOLD_MS, or at the worker's end
+// (the init span is recorded with its own times). The second mini-batch waits for the step: its
+// resource sampling (the event loop, GC, memory) covers every mini-batch but the first.
 //
 // The attempts' trace contexts (`contexts`) are the step's, or the process logger's before it for
 // an entry script that only logs. An entry script that uses nothing of its telemetry runs its
@@ -29,9 +25,6 @@ import type { EntryScript, InitContext } from './types.js';
 type WorkerTelemetry = typeof import('./worker-telemetry.js');
 /** An attempt's trace context, and running a function in it. */
 export type AttemptContexts = Pick<WorkerTelemetry, 'attemptContext' | 'runIn'>;
-
-/** A worker whose entry script uses nothing of its telemetry starts its step this long after its first mini-batch (or at its end), ms. */
-export const DEFERRED_STEP_MS = 5000;
 
 /** The signals whose handling stays the worker's own once its step is up (worker.ts). */
 export const WORKER_SIGNALS = ['SIGTERM', 'SIGINT'] as const;
@@ -99,21 +92,14 @@ export class WorkerStart {
     }
   }
 
-  /** An attempt begins: undefined when it may run now, else the step it waits for (the second attempt of a worker that started without it, unless its entry script uses nothing). */
+  /** An attempt begins: undefined when it may run now, else the step it waits for (the second attempt of a worker that started without it). */
   beforeAttempt(): Promise<Step> | undefined {
-    const first = this.attemptsBegun++ === 0;
-    if (this.step !== undefined) return undefined;
-    if (this.needs !== 'none') return first ? undefined : this.start();
-    if (first) setTimeout(() => this.soon(), DEFERRED_STEP_MS).unref();
-    return undefined;
+    const wait = this.step === undefined && this.attemptsBegun > 0 ? this.start() : undefined;
+    this.attemptsBegun++;
+    return wait;
   }
 
-  /** Results are out: the step starts now, unless the entry script uses nothing (see DEFERRED_STEP_MS). */
-  resultsSent(): void {
-    if (this.needs !== 'none') this.soon();
-  }
-
-  /** Start the step now unless it has begun to (an attempt or init() awaits, ...). */
+  /** Start the step now unless it has begun to (the first results are out, an attempt or init() awaits, ...). */
   soon(): void {
     if (this.starting === undefined) void this.start();
   }

@@ -109,8 +109,7 @@ async function drain(): Promise<void> {
   running = true;
   try {
     for (let m = queue.shift(); m !== undefined; m = queue.shift()) {
-      // an entry script that only logs runs one attempt before the step: the next waits for it (the
-      // logger holds the records until then); see worker-start.ts
+      // one attempt before the step: the next waits for it (see worker-start.ts)
       const wait = startup!.beforeAttempt();
       if (wait) await wait;
       const pending = onRun(m);
@@ -609,8 +608,8 @@ function flushResults(): void {
   if (held.length === 0) return;
   send({ type: 'results', results: held.splice(0) });
   heldBytes = 0;
-  // the first results are out: the step starts now (a worker whose entry script did not need it first; see worker-start.ts)
-  startup!.resultsSent();
+  // the first results are out: the step starts now (a worker whose entry script did not need it first)
+  startup!.soon();
 }
 
 /** An attempt awaits past HOLD_MS: what is held goes back, with the attempt that runs (and the step starts meanwhile). */
