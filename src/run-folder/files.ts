@@ -295,7 +295,8 @@ export function readCsvRecords(
   return header;
 }
 
-let lastSecond = '';
+/** The second (`2026-01-15T08:00:00`) last parsed; none yet: a text no time starts with. */
+let lastSecond = '\u0000';
 let lastSecondMs = Number.NaN;
 
 /**
@@ -307,10 +308,9 @@ export function isoMillis(v: string): number | undefined {
   let t: number;
   const end = v.length - 1;
   if (end > 20 && v.charCodeAt(19) === 0x2e /* . */ && v.charCodeAt(end) === 0x5a /* Z */ && v.charCodeAt(10) === 0x54 /* T */) {
-    const second = v.slice(0, 19);
-    if (second !== lastSecond) {
-      lastSecond = second;
-      lastSecondMs = Date.parse(`${second}Z`);
+    if (!v.startsWith(lastSecond)) {
+      lastSecond = v.slice(0, 19);
+      lastSecondMs = Date.parse(`${lastSecond}Z`);
     }
     let ms = 0;
     for (let i = 20; i < end; i++) {
