@@ -107,7 +107,7 @@ export class LogCollector {
   private fileHead: Kept[] = [];
   private readonly fileTail: LineRing;
   /** Its last line, and the line of the last record made. */
-  private lastLine = { line: 0, offset: 0, time: 0 };
+  private readonly lastLine = { line: 0, offset: 0, time: 0 };
   private lastMade = 0;
 
   /**
@@ -130,7 +130,10 @@ export class LogCollector {
     this.counts[level] = (this.counts[level] ?? 0) + 1;
     this.total++;
     if (time < this.firstTime) this.firstTime = time;
-    this.lastLine = { line, offset, time };
+    const last = this.lastLine; // updated in place: take() runs for every record
+    last.line = line;
+    last.offset = offset;
+    last.time = time;
     if (level === 'error') return 'record';
     if (level === 'warn') return this.fileWarns.length < (this.light ? 0 : this.sampleSize) ? 'record' : 'count';
     if (this.fileHead.length < this.headSize) return 'record';
@@ -202,7 +205,7 @@ export class LogCollector {
     this.fileWarns = [];
     this.fileHead = [];
     this.fileTail.clear();
-    this.lastLine = { line: 0, offset: 0, time: 0 };
+    Object.assign(this.lastLine, { line: 0, offset: 0, time: 0 });
     this.lastMade = 0;
     this.file++;
   }
