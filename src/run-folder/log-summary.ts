@@ -85,7 +85,8 @@ function lineAt(fd: number, offset: number): string | undefined {
 }
 
 export class LogCollector {
-  private readonly counts: Record<string, number> = {};
+  /** By level, in the order the levels came (a Map: a keyed store on an object, by a string JSON.parse made, was a record's dearest step). */
+  private readonly counts = new Map<string, number>();
   private total = 0;
   private firstTime = Infinity;
   /** The file being read, in read order. */
@@ -127,7 +128,7 @@ export class LogCollector {
 
   /** Count a record of a file, at `line` and `offset`; what to do with it. */
   take(level: string, time: number, line: number, offset: number): Take {
-    this.counts[level] = (this.counts[level] ?? 0) + 1;
+    this.counts.set(level, (this.counts.get(level) ?? 0) + 1);
     this.total++;
     if (time < this.firstTime) this.firstTime = time;
     const last = this.lastLine; // updated in place: take() runs for every record
@@ -213,7 +214,7 @@ export class LogCollector {
   finish(): LogSummary {
     const all = new Set<Kept>([...this.errors, ...this.warns, ...this.head, ...this.tail]);
     return {
-      counts: this.counts,
+      counts: Object.fromEntries(this.counts),
       total: this.total,
       firstTime: this.total > 0 ? this.firstTime : undefined,
       records: [...all].sort(byTime).map((k) => k.rec),
