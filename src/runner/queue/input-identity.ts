@@ -1,15 +1,19 @@
 // The identity of a job's input, as every node of a queue computes it from the listing alone,
 // without cutting the input: how it is cut (input_type, mini_batch_size, partition_keys, or the run
 // folder of --input-failed) and the files the cut reads, in the order it reads them, each by its
-// path and size. The node that enqueues stores it with the job's totals; every node that joins the
-// job (a follower, a second enqueuer, --resume) compares its own with it and is refused when they
-// differ, told what differs.
+// path and, where the cut depends on what a file holds (tabular files, failed-items files), its
+// size. The node that enqueues stores it with the job's totals; every node that joins the job (a
+// follower, a second enqueuer, --resume) compares its own with it and is refused when they differ,
+// told what differs.
 // Sizes, not modification times: nodes with their own copy of the input (downloaded per node, or a
-// pod restarted on a fresh copy) see other times for the same files. An edit that keeps every size
-// is not seen: a digest of the content would read the whole input on every node.
+// pod restarted on a fresh copy) see other times for the same files. No size for a files input: its
+// mini-batches are the names, and a stat of each of a million files (on a network file system, a
+// round trip each) would hold up every node's start. An edit that keeps every size is not seen: a
+// digest of the content would read the whole input on every node.
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import type { ResolvedRunConfig } from '../config.js';
+import { RunnerConfigError } from '../config-error.js';
 import { listInputFiles } from '../partition.js';
 import { failedItemFiles } from '../resume.js';
 
@@ -18,14 +22,14 @@ export interface InputSummary {
   /** How the input is cut, in words: `input_type files, mini_batch_size 2`. */
   readonly cut: string;
   readonly files: number;
-  /** Bytes of the files that could be read. */
-  readonly bytes: number;
+  /** Bytes of the files that could be read (undefined: a files input, not measured). */
+  readonly bytes: number | undefined;
   /** Of `cut` and the listing: equal digests, equal inputs. */
   readonly digest: string;
 }
 
 export interface InputIdentity extends InputSummary {
-  /** ENTRY bytes per file in listing order: two 32-bit hashes of its path, its size (float64; -1: cannot be read). */
+  /** ENTRY bytes per file in listing order: two 32-bit hashes of its path, its size (float64; -1: cannot be read; 0 when not measured). */
   readonly listing: Buffer;
   readonly paths: readonly string[];
 }
@@ -55,7 +59,12 @@ function sizeOf(file: string): number {
 
 /** The identity of the input `config` names (the input the leader would cut, here only listed). */
 export function inputIdentity(config: ResolvedRunConfig): InputIdentity {
-  const paths = config.inputFailed ? failedItemFiles(config.inputFailed) : listInputFiles(config.inputs, config.inputPattern);
+  let paths: string[];
+  try {
+    paths = config.inputFailed ? failedItemFiles(config.inputFailed) : listInputFiles(config.inputs, config.inputPattern);
+  } catch (error) {
+    throw new RunnerConfigError([{ field: 'input', source: 'input', expected: 'readable input files and folders', got: (error as Error).message }]);
+  }
   const cut = [
     config.inputFailed ? `input_failed ${config.inputFailed}` : undefined,
     `input_type ${config.inputType}`,
@@ -64,16 +73,17 @@ export function inputIdentity(config: ResolvedRunConfig): InputIdentity {
   ]
     .filter((s) => s !== undefined)
     .join(', ');
+  const sized = config.inputFailed !== undefined || config.inputType !== 'files';
   const listing = Buffer.alloc(paths.length * ENTRY);
   let bytes = 0;
   for (let i = 0; i < paths.length; i++) {
-    const size = sizeOf(paths[i]!);
+    const size = sized ? sizeOf(paths[i]!) : 0;
     pathHash(paths[i]!, listing, i * ENTRY);
     listing.writeDoubleBE(size, i * ENTRY + 8);
     if (size > 0) bytes += size;
   }
   const digest = createHash('sha256').update(cut).update('\0').update(listing).digest('hex').slice(0, 16);
-  return { cut, files: paths.length, bytes, digest, listing, paths };
+  return { cut, files: paths.length, bytes: sized ? bytes : undefined, digest, listing, paths };
 }
 
 export function summaryText(id: InputIdentity): string {
@@ -105,7 +115,8 @@ export function differences(ours: InputIdentity, job: InputSummary, held: Buffer
   const out: string[] = [];
   if (ours.cut !== job.cut) out.push(`it is cut with ${ours.cut} (the job's: ${job.cut})`);
   if (ours.files !== job.files || ours.bytes !== job.bytes) {
-    out.push(`${plural(ours.files, 'file')} of ${bytesText(ours.bytes)} (the job's: ${plural(job.files, 'file')} of ${bytesText(job.bytes)})`);
+    const of = (bytes: number | undefined): string => (bytes === undefined ? '' : ` of ${bytesText(bytes)}`);
+    out.push(`${plural(ours.files, 'file')}${of(ours.bytes)} (the job's: ${plural(job.files, 'file')}${of(job.bytes)})`);
   }
   if (held && held.length % ENTRY === 0) {
     const sizes = new Map<string, number>();
