@@ -13,7 +13,7 @@
 // attempts outside them, also once the step is up: nothing it does records into them, and
 // entering a context per attempt would turn on async context tracking (a hook on every promise
 // and timer of the worker) for nothing. Should the script itself have loaded OpenTelemetry or
-// winston by the time the step starts (a lazy import in init() or a mini-batch), its attempts get
+// winston by the time the step starts (a lazy import in init() or its first mini-batch), its attempts get
 // their contexts from then on.
 import { performance } from 'node:perf_hooks';
 import type { Step } from '../step.js';
