@@ -13,8 +13,8 @@
 // attempts outside them, also once the step is up: nothing it does records into them, and
 // entering a context per attempt would turn on async context tracking (a hook on every promise
 // and timer of the worker) for nothing. Should the script itself have loaded OpenTelemetry or
-// winston by the time the step starts (a lazy import in init() or its first mini-batch), its attempts get
-// their contexts from then on.
+// winston by the time the step starts (a lazy import in init() or its first mini-batch), its
+// attempts get their contexts from then on.
 import { performance } from 'node:perf_hooks';
 import type { Step } from '../step.js';
 import { entryNeeds, telemetryLoaded, type EntryNeeds } from './entry-needs.js';
