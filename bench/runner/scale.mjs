@@ -90,12 +90,15 @@ async function runner(file, n, p) {
     ends[k++] = Date.parse(cells[5]);
     if (k <= 1000) firstStart = Math.min(firstStart, Date.parse(cells[4]));
   }
-  // the partition span is among the first the runner writes
-  const fd = fs.openSync(path.join(folder, 'spans.jsonl'), 'r');
-  const buf = Buffer.alloc(1 << 16);
-  const head = buf.toString('utf8', 0, fs.readSync(fd, buf, 0, buf.length, 0));
-  fs.closeSync(fd);
-  const part = JSON.parse(head.split('\n').find((l) => l.includes('"name":"partition"')));
+  // the partition span: written when the cut ends (the first mini-batches' spans may come before it)
+  let part;
+  const spans = readline.createInterface({ input: fs.createReadStream(path.join(folder, 'spans.jsonl')) });
+  for await (const line of spans) {
+    if (!line.includes('"name":"partition"')) continue;
+    part = JSON.parse(line);
+    break;
+  }
+  spans.close();
   const partitionEnd = Date.parse(part.start.replace(/(\.\d{3})\d*Z$/, '$1Z')) + part.duration_ms;
   if (k !== n) throw new Error(`expected ${n} rows in processed-mini-batches.csv, found ${k}`);
   const q = Math.floor(n / 4);
@@ -135,6 +138,7 @@ try {
       const med = got.map((runs) => ({
         wallMs: median(runs.map((x) => x.wallMs)),
         firstMs: median(runs.map((x) => x.firstMs)),
+        firstEach: runs.map((x) => Math.round(x.firstMs)),
         perS: median(runs.map((x) => x.perS)),
         rssMb: median(runs.map((x) => x.rssMb)),
         rssMaxMb: Math.max(...runs.map((x) => x.rssMb)),
@@ -156,7 +160,8 @@ try {
           'parent peak rss': `${Math.round(m.rssMb)} MB${rounds > 1 ? ` (max ${Math.round(m.rssMaxMb)})` : ''}`,
           'run folder': m.folderBytes ? `${(m.folderBytes / 1e6).toFixed(1)} MB (${Math.round(m.folderBytes / n)} B/mb)` : '',
           'parent cpu/mb': m.cpuUs ? `${m.cpuUs.toFixed(1)} µs` : '',
-          'partition → first start': m.folderBytes ? `${Math.round(m.partitionMs)} ms → ${Math.round(m.toFirstStartMs)} ms` : '',
+          // negative: the first mini-batch started before the cut ended (it streams)
+          'partition; first start - its end': m.folderBytes ? `${Math.round(m.partitionMs)} ms; ${Math.round(m.toFirstStartMs)} ms` : '',
         });
       }
     }

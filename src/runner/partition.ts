@@ -83,6 +83,12 @@ export class PartitionCut implements Partition {
   readonly done: Promise<void>;
   /** Called after each published slice and at the end. */
   onGrow: (() => void) | undefined;
+  /** Epoch ms when the cut began (the partition span's start). */
+  readonly startedAt = Date.now();
+  /** Epoch ms when it ended. */
+  endedAt = 0;
+  /** Milliseconds spent cutting (from the start to the end less the waits between slices). */
+  busyMs = 0;
   /** What was published last: the local length, the global index and the items then. */
   published = { length: 0, index: 0, items: 0 };
   get ready(): number {
@@ -92,6 +98,12 @@ export class PartitionCut implements Partition {
   private firstSeen!: () => void;
   private sliceStart = performance.now();
   private hurried = false;
+  /** What the next slice waits for (holdUntil), and what releases it early (finish). */
+  private gate: Promise<void> | undefined;
+  private release!: () => void;
+  private readonly released = new Promise<void>((resolve) => {
+    this.release = resolve;
+  });
 
   constructor(run: (cut: PartitionCut) => Promise<void>) {
     let failFirst!: (error: unknown) => void;
@@ -101,6 +113,8 @@ export class PartitionCut implements Partition {
     });
     this.done = run(this).then(
       () => {
+        this.busyMs += performance.now() - this.sliceStart;
+        this.endedAt = Date.now();
         this.final = true;
         this.firstSeen();
         this.onGrow?.();
@@ -110,7 +124,8 @@ export class PartitionCut implements Partition {
         throw error;
       },
     );
-    // a failure after the first slice is the awaiter of `done`'s to report
+    // the failure is the awaiter's to report (the cut may begin before anything awaits it: cli.ts)
+    this.first.catch(() => {});
     this.done.catch(() => {});
   }
 
@@ -118,18 +133,35 @@ export class PartitionCut implements Partition {
   readonly pause: Pause = () => {
     if (this.hurried || performance.now() - this.sliceStart < SLICE_MS) return undefined;
     this.publish();
-    return new Promise<void>((resolve) => setImmediate(resolve)).then(() => {
-      this.sliceStart = performance.now();
-    });
+    return this.nextSlice();
   };
+
+  /** The slices wait for `until` (what holds the cores or this process's event loop first: cli.ts, run.ts); a later call adds to it. */
+  holdUntil(until: Promise<unknown>): void {
+    this.gate = Promise.race([until, this.released]).then(
+      () => {},
+      () => {},
+    );
+  }
+
+  private async nextSlice(): Promise<void> {
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    for (let gate = this.gate; gate !== undefined; gate = this.gate) {
+      await gate;
+      if (this.gate === gate) this.gate = undefined;
+    }
+    this.sliceStart = performance.now();
+  }
 
   /** Cut the rest without yielding (the job ended first: its files need the totals); resolves at the end. */
   finish(): Promise<void> {
     this.hurried = true;
+    this.release();
     return this.done;
   }
 
   private publish(): void {
+    this.busyMs += performance.now() - this.sliceStart;
     this.published = { length: this.miniBatches.length, index: this.totalMiniBatches, items: this.items };
     this.firstSeen();
     this.onGrow?.();

@@ -20,7 +20,7 @@ import { Job, type Outcome } from './job.js';
 import { mergeJob } from './merge.js';
 import { OutputJournal, journalPath } from './output-journal.js';
 import { AppendRowOutput } from './output.js';
-import { startPartition, type Partition, type PartitionCut } from './partition.js';
+import { PartitionCut, startPartition, type Partition } from './partition.js';
 import { EarlyStart } from './early-start.js';
 import { forkWorkers, stepEnvironment, type WorkerProcess } from './pool.js';
 import { ProgressPrinter, type ProgressMode } from './progress.js';
@@ -73,12 +73,12 @@ export async function runParallel(config: ParallelRunConfig, options: RunParalle
   return runWith(config, {}, options);
 }
 
-/** runParallel() with CLI flag values on top (see cli.ts, which resolves the configuration and forks the workers first: `begun`). */
+/** runParallel() with CLI flag values on top (see cli.ts, which resolves the configuration, forks the workers and begins the cut first: `begun`). */
 export async function runWith(
   api: ParallelRunConfig,
   flags: Readonly<Record<string, unknown>>,
   options: RunParallelOptions,
-  begun?: { readonly config: ResolvedRunConfig; readonly preforked: WorkerProcess[] },
+  begun?: { readonly config: ResolvedRunConfig; readonly preforked: WorkerProcess[]; readonly cut?: PartitionCut },
 ): Promise<ParallelRunResult> {
   const config = begun?.config ?? resolveRunConfig(api, flags);
   // first_task_creation_timeout counts from here: listing and cutting the input included
@@ -102,13 +102,14 @@ export async function runWith(
         unidentified = f.unidentified;
         part = f.part;
       } else {
-        const c = startPartition(config.queue ? { ...config, nodeCount: 1, nodeRank: 0 } : config); // a queue: the whole input, whichever node cuts it
+        const c = begun?.cut ?? startPartition(config.queue ? { ...config, nodeCount: 1, nodeRank: 0 } : config); // a queue: the whole input, whichever node cuts it
+        partStarted = c.startedAt;
         part = c;
         await (whole ? c.done : c.first);
         if (!c.final) {
           cutting = c;
           c.done.then(
-            () => (partEnded = Date.now()),
+            () => (partEnded = c.endedAt),
             (error: unknown) => {
               cutFailure = { category: 'InternalError', message: `cannot cut the input: ${(error as Error).message}` };
               job?.abort(cutFailure);
@@ -116,6 +117,8 @@ export async function runWith(
           );
           return part;
         }
+        partEnded = c.endedAt;
+        return part;
       }
     } catch (error) {
       if (error instanceof RunnerConfigError) throw error;
@@ -212,6 +215,8 @@ export async function runWith(
     scheduler.firstOnly = true;
     if (handleSignals) for (const sig of ['SIGTERM', 'SIGINT'] as const) process.on(sig, onEarlySignal);
     const due = early.due(preforked.length, LOAD_STEP_AFTER_MS);
+    // the rest of the cut waits for the same: the workers' start-up and first mini-batches have the cores
+    cutting?.holdUntil(due);
     scheduler.ensureWorkers();
     await due;
   }
@@ -298,7 +303,10 @@ export async function runWith(
   const announce = (): void => {
     const totalItems = source.items;
     const totalMiniBatches = source.miniBatches;
-    if (part) step.startSpan('partition', { startTime: partStarted, attributes: { 'input.files': part.totalFiles, 'mini_batches.total': part.totalMiniBatches, 'mini_batches.node': part.miniBatches.length, 'items.node': part.items } }).end(partEnded);
+    if (part) {
+      const busy = part instanceof PartitionCut ? { 'partition.busy_ms': Math.round(part.busyMs) } : {};
+      step.startSpan('partition', { startTime: partStarted, attributes: { 'input.files': part.totalFiles, 'mini_batches.total': part.totalMiniBatches, 'mini_batches.node': part.miniBatches.length, 'items.node': part.items, ...busy } }).end(partEnded);
+    }
     step.rootSpan.setAttributes({ 'parallel_run.mini_batches': totalMiniBatches, 'parallel_run.items': totalItems });
     step.logger.info(`parallel run: ${totalItems} items in ${totalMiniBatches} mini-batches on node ${config.nodeRank} of ${config.nodeCount}${queue ? ` from the queue ${queue.display}` : ''}, ${config.processCountPerNode} worker process(es)`, {
       entry_script: config.entryScript,
