@@ -5,7 +5,8 @@
 // piscina. Per case: wall time from launch to exit; mini-batches/s in the steady state (from a
 // quarter of the mini-batches done to the last, from the runner's processed-mini-batches.csv);
 // launch to the first finished mini-batch; peak RSS of the parent (getrusage, bench/runner/
-// peak-rss.mjs) and its CPU; the partition's time and from its end to the first mini-batch's start;
+// peak-rss.mjs) and its CPU; the partition's time (cutting) and the first mini-batch's start from
+// the partition span's end (negative: it started while the rest was being cut);
 // run-folder bytes. Sides alternate, several rounds, medians kept: the machine is shared. Prints
 // tables, then one JSON line with the figures.
 //   node bench/runner/scale.mjs [SIZES (default 10000,100000)] [--million] [--rounds R] [--workers 1,2] [--sides runner,piscina]
@@ -111,7 +112,8 @@ async function runner(file, n, p) {
     perS: ((n - q) * 1000) / Math.max(1, ends[n - 1] - ends[q - 1]),
     rssMb: usage.maxRssKb / 1024,
     cpuUs: (usage.cpuMs * 1000) / n,
-    partitionMs: part.duration_ms,
+    // the time spent cutting (the span also holds the waits between slices when the cut streams)
+    partitionMs: part.attributes['partition.busy_ms'] ?? part.duration_ms,
     toFirstStartMs: firstStart - partitionEnd,
     folderBytes: bytes,
   };

@@ -63,7 +63,7 @@ export interface Partition {
   readonly ready: number;
 }
 
-/** The cut hands out what it has after slices of this long (a 1 MB chunk of input at least). */
+/** The cut hands out what it has after slices of this long (a chunk of input at least). */
 const SLICE_MS = 8;
 
 /**
@@ -98,6 +98,8 @@ export class PartitionCut implements Partition {
   private firstSeen!: () => void;
   private sliceStart = performance.now();
   private hurried = false;
+  /** The first slice was published. */
+  private begun = false;
   /** What the next slice waits for (holdUntil), and what releases it early (finish). */
   private gate: Promise<void> | undefined;
   private release!: () => void;
@@ -105,7 +107,11 @@ export class PartitionCut implements Partition {
     this.release = resolve;
   });
 
-  constructor(run: (cut: PartitionCut) => Promise<void>) {
+  /** `firstCount`: the first slice ends once this many mini-batches are cut (one for each worker), however long that takes. */
+  constructor(
+    run: (cut: PartitionCut) => Promise<void>,
+    private readonly firstCount = 1,
+  ) {
     let failFirst!: (error: unknown) => void;
     this.first = new Promise<void>((resolve, reject) => {
       this.firstSeen = resolve;
@@ -129,9 +135,12 @@ export class PartitionCut implements Partition {
     this.done.catch(() => {});
   }
 
-  /** Between two records: publishes the slice and yields to the event loop once it has taken SLICE_MS. */
+  /** Between two records: publishes the slice and yields to the event loop once it has taken SLICE_MS (the first: once it has cut enough). */
   readonly pause: Pause = () => {
-    if (this.hurried || performance.now() - this.sliceStart < SLICE_MS) return undefined;
+    if (this.hurried) return undefined;
+    // the first slice lasts until there is a mini-batch for every worker; the others SLICE_MS
+    if (!this.begun ? this.miniBatches.length < this.firstCount : performance.now() - this.sliceStart < SLICE_MS) return undefined;
+    this.begun = true;
     this.publish();
     return this.nextSlice();
   };
@@ -144,9 +153,12 @@ export class PartitionCut implements Partition {
     );
   }
 
+  /** After a turn of the event loop, and once what holds the slices let them go (what it let go first runs first, and may hold them again). */
   private async nextSlice(): Promise<void> {
-    await new Promise<void>((resolve) => setImmediate(resolve));
-    for (let gate = this.gate; gate !== undefined; gate = this.gate) {
+    for (;;) {
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      const gate = this.gate;
+      if (gate === undefined) break;
       await gate;
       if (this.gate === gate) this.gate = undefined;
     }
@@ -214,7 +226,7 @@ export function listInputFiles(inputs: readonly string[], pattern: string | unde
 
 /** Cut the input into mini-batches and keep this node's share, in slices (see PartitionCut). Throws RunnerConfigError (through `first`) for a tabular input of unknown type. */
 export function startPartition(config: ResolvedRunConfig): PartitionCut {
-  return new PartitionCut((cut) => cutInput(config, cut));
+  return new PartitionCut((cut) => cutInput(config, cut), config.processCountPerNode);
 }
 
 /** The whole partition at once (a queue's leader enqueues it whole; tests). */

@@ -28,6 +28,8 @@ export type Pause = () => Promise<void> | undefined;
 const LF = 0x0a;
 const CR = 0x0d;
 const CHUNK = 1024 * 1024;
+/** A JSON Lines scan reads 64 KB first, then twice as much each time up to CHUNK: its first records come early (a streaming cut's first slice). */
+const FIRST_CHUNK = 64 * 1024;
 
 /**
  * The record units of a CSV or TSV file past its header, in one pass: a unit runs from the end of
@@ -86,7 +88,7 @@ export async function scanJsonLines(file: string, onRecord: (start: number, end:
       blank = true;
     };
     for (;;) {
-      const n = fs.readSync(fd, buf, 0, CHUNK, offset);
+      const n = fs.readSync(fd, buf, 0, Math.min(CHUNK, Math.max(FIRST_CHUNK, offset)), offset);
       if (n === 0) break;
       let i = 0;
       while (i < n) {
