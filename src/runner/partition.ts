@@ -91,6 +91,7 @@ export class PartitionCut implements Partition {
   busyMs = 0;
   /** What was published last: the local length, the global index and the items then. */
   published = { length: 0, index: 0, items: 0 };
+
   get ready(): number {
     return this.final ? this.miniBatches.length : this.published.length;
   }
