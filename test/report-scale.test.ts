@@ -11,7 +11,7 @@ import { buildReport } from '../src/report/build.js';
 import { kendallS, summarizeDurations } from '../src/run-folder/analysis.js';
 import { AttemptCollector, WAITED_CPU_SHARE, offCpuMs } from '../src/run-folder/attempts.js';
 import { IdTable } from '../src/run-folder/id-table.js';
-import { isoMillis } from '../src/run-folder/files.js';
+import { forEachLine, isoMillis } from '../src/run-folder/files.js';
 import { readRunFolder } from '../src/run-folder/read.js';
 import { CsvLineRecords, parseCsv } from '../src/util/csv.js';
 import { writeSyntheticRun } from './fixtures/report/synthetic-run.js';
@@ -161,6 +161,41 @@ describe('the reader', () => {
       const d = Date.parse(t);
       expect(isoMillis(t), t).toBe(Number.isFinite(d) ? d : undefined);
     }
+  });
+
+  it('cuts the lines of a JSON Lines file from its chunks as it cuts them one by one: offsets in bytes, lines longer than a chunk, a half-written last line', async () => {
+    const dir = await useTempDir();
+    const lines = ['{"a":1}', '{"m":"héllo wörld ✓"}', '', `{"long":"${'x'.repeat(200_000)}"}`, '{"b":2}\r', ...Array.from({ length: 3000 }, (_, i) => `{"i":${i},"s":"${'é'.repeat(i % 50)}"}`), '{"half":'];
+    const file = path.join(dir, 'lines.jsonl');
+    fs.writeFileSync(file, lines.join('\n'));
+    const cut = (slices: boolean) => {
+      const got: [string, number, boolean, boolean, number][] = [];
+      forEachLine(file, (...a) => got.push(a), file, slices);
+      return got;
+    };
+    const sliced = cut(true);
+    expect(sliced).toEqual(cut(false));
+    const bytes = fs.readFileSync(file);
+    expect(sliced.map(([text]) => text)).toEqual(lines);
+    for (const [text, , , , offset] of sliced) expect(bytes.toString('utf8', offset, offset + Buffer.byteLength(text))).toBe(text);
+    expect(sliced.at(-1)!.slice(2, 4)).toEqual([true, false]);
+  });
+
+  it("counts the runner's mini-batch ids and any other ids alike (the runner's are flags by number)", () => {
+    const ids = new IdTable();
+    const all = ['mb-00007', 'mb-7', 'mb-000007', 'mb-123456', 'mb-0123456', 'mb-99999999', 'mb-123456789', 'mb-00x07', 'node-1/mb-00007', 'mb-00007', 'mb-123456'];
+    const slots = new Map<string, number>();
+    for (const id of all) {
+      const slot = ids.slot(id);
+      if (slots.has(id)) expect(slot, id).toBe(slots.get(id));
+      else {
+        expect(ids.flagsAt(slot), id).toBe(0);
+        ids.addFlags(slot, slots.size + 1);
+        slots.set(id, slot);
+      }
+    }
+    expect(ids.size).toBe(9);
+    for (const [id, slot] of slots) expect(ids.flagsAt(slot), id).toBe([...slots.keys()].indexOf(id) + 1);
   });
 });
 

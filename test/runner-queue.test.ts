@@ -134,7 +134,32 @@ describe('parallel-run on a shared queue under trouble', () => {
     const r = await node(dir, redis.url, 0, 1, ['--resume'], { timeoutMs: 20_000 });
     expect(r.signal, 'the refused node did not exit by itself').toBeNull();
     expect(r.code).not.toBe(0);
-    expect(r.stderr).toMatch(/--resume: the job \S+ on the queue was cut from a different input/);
+    expect(r.stderr).toMatch(/input: expected \(--resume\) the input that job job-1\.parallel-run on the queue \S+ was enqueued with, got another input: 6 files/);
+  });
+
+  it('a rerun on a changed input under the same pipeline run id and step is refused, naming what changed (it had quietly reported the finished job); on the same input it reports the finished job', async () => {
+    const redis = await startRedis();
+    const dir = await useTempDir('queue-rerun-');
+    const files = makeFiles(path.join(dir, 'in'), 4);
+    expect((await node(dir, redis.url, 0, 1, [])).code).toBe(0);
+    const before = fs.readFileSync(path.join(dir, 'out', 'parallel_run_step.txt'), 'utf8');
+    fs.renameSync(files[1]!, path.join(dir, 'in', 'new.txt'));
+    fs.writeFileSync(path.join(dir, 'in', 'newer.txt'), 'new\n');
+    const r = await node(dir, redis.url, 0, 1, [], { timeoutMs: 20_000 });
+    expect(r.signal, 'the refused node did not exit by itself').toBeNull();
+    expect(r.code, r.stderr).toBe(2);
+    expect(r.stderr).toContain('input: expected the input that job job-1.parallel-run on the queue');
+    expect(r.stderr).toContain(`5 files (the job's: 4 files); 2 files not in the job's input: ${path.join(dir, 'in', 'new.txt')}, ${path.join(dir, 'in', 'newer.txt')}; 1 file of the job's input is missing here`);
+    expect(r.stderr).toMatch(/give it a new pipeline run id \(STEP_TELEMETRY_PIPELINE_RUN_ID\).*--resume/);
+    expect(r.stderr).not.toMatch(/running mb-/);
+    // the input as it was: the node joins the finished job, runs nothing and says so
+    fs.renameSync(path.join(dir, 'in', 'new.txt'), files[1]!);
+    fs.rmSync(path.join(dir, 'in', 'newer.txt'));
+    const again = await node(dir, redis.url, 0, 1, []);
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.stderr + again.stdout).toMatch(/job job-1\.parallel-run on the queue is already over \(all 2 mini-batches finished, 0 failed\): this node runs nothing/);
+    expect(readJson(path.join(stepFolder(dir), 'result.json'))).toMatchObject({ status: 'succeeded', items: { total: 4, succeeded: 4 } });
+    expect(fs.readFileSync(path.join(dir, 'out', 'parallel_run_step.txt'), 'utf8')).toBe(before);
   });
 
   it('a late-joining node takes work', async () => {

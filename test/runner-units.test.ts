@@ -339,6 +339,29 @@ describe('output-journal.jsonl', () => {
   });
 });
 
+describe("the identity of a queue's input", () => {
+  it('names what differs: the cut, the files, a tabular file whose size changed', async () => {
+    const { differences, inputIdentity } = await import('../src/runner/queue/input-identity.js');
+    const dir = await useTempDir();
+    const rows = path.join(dir, 'rows.jsonl');
+    fs.writeFileSync(rows, '{"a":1}\n{"a":2}\n');
+    const config = (over: Record<string, unknown> = {}) => resolveRunConfig({ entry_script: BEHAVE, input: dir, input_type: 'tabular', ...over }, {}, {}, dir);
+    const job = inputIdentity(config());
+    expect(differences(inputIdentity(config()), job, job.listing)).toEqual([]);
+    fs.appendFileSync(rows, '{"a":3}\n');
+    fs.writeFileSync(path.join(dir, 'more.csv'), 'a\n1\n');
+    const now = inputIdentity(config({ mini_batch_size: '2KB' }));
+    expect(differences(now, job, job.listing)).toEqual([
+      `it is cut with input_type tabular, mini_batch_size 2048 (the job's: input_type tabular, mini_batch_size ${config().miniBatchSize})`,
+      "2 files of 28 bytes (the job's: 1 file of 16 bytes)",
+      `1 file changed size: ${rows} (24 bytes; the job's: 16 bytes)`,
+      `1 file not in the job's input: ${path.join(dir, 'more.csv')}`,
+    ]);
+    // without the job's listing (a Redis that lost it), the totals still say it
+    expect(differences(now, job, undefined)).toHaveLength(2);
+  });
+});
+
 describe('the shared queue tally', () => {
   it('counters a node adds while its poll is on the way to Redis go up with the next poll (were lost)', async () => {
     const { JobTally } = await import('../src/runner/queue/job-tally.js');

@@ -28,8 +28,8 @@ export interface Summary {
  * times as its weight (a sampled attempt stands for several): the same figures when every weight
  * is 1.
  */
-export function summarize(values: readonly number[], weights?: readonly number[]): Summary {
-  if (weights !== undefined && weights.some((w) => w !== 1)) return summarizeWeighted(values, weights);
+export function summarize(values: ArrayLike<number>, weights?: ArrayLike<number>): Summary {
+  if (weights !== undefined && !allOnes(weights)) return summarizeWeighted(values, weights);
   const sorted = Float64Array.from(values).sort();
   let sum = 0;
   for (const v of sorted) sum += v;
@@ -45,7 +45,12 @@ export function summarize(values: readonly number[], weights?: readonly number[]
   };
 }
 
-function summarizeWeighted(values: readonly number[], weights: readonly number[]): Summary {
+function allOnes(weights: ArrayLike<number>): boolean {
+  for (let k = 0; k < weights.length; k++) if (weights[k] !== 1) return false;
+  return true;
+}
+
+function summarizeWeighted(values: ArrayLike<number>, weights: ArrayLike<number>): Summary {
   // a sample has few distinct weights (1, and the weight of the sampled attempts): one sorted run
   // of values per weight, merged while the positions are walked
   const groups = new Map<number, number[]>();
@@ -96,18 +101,60 @@ export function summarizeDurations(attempts: readonly Attempt[]): Summary {
   );
 }
 
-const bySet = new WeakMap<AttemptSet, Map<string, Summary>>();
+/** A step's kept attempts as columns (durationsOf filters them by outcome several times: typed arrays, not 200,000 objects, each time). */
+interface DurationColumns {
+  readonly codes: ReadonlyMap<string, number>;
+  readonly code: Uint32Array;
+  readonly ms: Float64Array;
+  readonly weight: Float64Array;
+  readonly known: Map<string, Summary>;
+}
+
+const bySet = new WeakMap<AttemptSet, DurationColumns>();
+
+function columnsOf(attempts: AttemptSet): DurationColumns {
+  let c = bySet.get(attempts);
+  if (c) return c;
+  const kept = attempts.kept;
+  const codes = new Map<string, number>();
+  const code = new Uint32Array(kept.length);
+  const ms = new Float64Array(kept.length);
+  const weight = new Float64Array(kept.length);
+  for (let k = 0; k < kept.length; k++) {
+    const a = kept[k]!;
+    let n = codes.get(a.outcome);
+    if (n === undefined) codes.set(a.outcome, (n = codes.size));
+    code[k] = n;
+    ms[k] = a.durationMs;
+    weight[k] = a.weight;
+  }
+  bySet.set(attempts, (c = { codes, code, ms, weight, known: new Map() }));
+  return c;
+}
 
 /** The durations of a step's attempts of these outcomes (in a large run, of its sample, weighted): worked out once. */
 export function durationsOf(attempts: AttemptSet, outcomes: readonly string[]): Summary {
   const key = [...outcomes].sort().join(',');
-  let known = bySet.get(attempts);
-  if (!known) bySet.set(attempts, (known = new Map()));
-  let s = known.get(key);
+  const c = columnsOf(attempts);
+  let s = c.known.get(key);
   if (!s) {
-    const wanted = new Set(outcomes);
-    s = summarizeDurations(attempts.kept.filter((a) => wanted.has(a.outcome)));
-    known.set(key, s);
+    const wanted = new Uint8Array(c.codes.size);
+    for (const o of outcomes) {
+      const n = c.codes.get(o);
+      if (n !== undefined) wanted[n] = 1;
+    }
+    let count = 0;
+    for (let k = 0; k < c.code.length; k++) count += wanted[c.code[k]!]!;
+    // in the order they are kept, as summarizeDurations over the attempts themselves
+    const values = new Float64Array(count);
+    const weights = new Float64Array(count);
+    for (let k = 0, j = 0; k < c.code.length; k++) {
+      if (wanted[c.code[k]!] === 0) continue;
+      values[j] = c.ms[k]!;
+      weights[j++] = c.weight[k]!;
+    }
+    s = summarize(values, weights);
+    c.known.set(key, s);
   }
   return s;
 }

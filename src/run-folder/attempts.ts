@@ -282,7 +282,7 @@ export class AttemptCollector {
 
   finish(source: AttemptSet['source']): AttemptSet {
     const fates: { fate: MiniBatchFate; first: number }[] = [];
-    const kept: Attempt[] = this.plain.attempts();
+    let kept: Attempt[] = this.plain.attempts();
     let succeeded = this.plainSucceeded;
     for (const [id, list] of this.troubled) {
       let first = Infinity;
@@ -296,7 +296,7 @@ export class AttemptCollector {
       if (final === 'success') succeeded++;
       fates.push({ fate: { id, attempts: list, final }, first });
     }
-    kept.sort(byStart);
+    kept = byStart(kept);
     fates.sort((x, y) => x.first - y.first);
     const byOutcome: Record<string, DurationStats> = {};
     for (const [k, v] of this.byOutcome) byOutcome[k] = v;
@@ -322,6 +322,21 @@ export function offCpuMs(a: Attempt): number {
   return a.runMs! - a.cpuMs!;
 }
 
-function byStart(a: Attempt, b: Attempt): number {
-  return a.start - b.start || a.attempt - b.attempt;
+/**
+ * The attempts by start, then attempt number, in their order where both are equal (as a stable
+ * sort gives them): the keys are taken once into typed arrays, and the indices sorted (a comparator
+ * reading two objects was most of the time a sampled million took here).
+ */
+function byStart(list: readonly Attempt[]): Attempt[] {
+  const n = list.length;
+  const start = new Float64Array(n);
+  const attempt = new Float64Array(n);
+  const order = new Uint32Array(n);
+  for (let i = 0; i < n; i++) {
+    start[i] = list[i]!.start;
+    attempt[i] = list[i]!.attempt;
+    order[i] = i;
+  }
+  order.sort((a, b) => start[a]! - start[b]! || attempt[a]! - attempt[b]! || a - b);
+  return Array.from(order, (i) => list[i]!);
 }

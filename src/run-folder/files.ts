@@ -54,10 +54,12 @@ export function forEachLine(
   try {
     // a chunk's string stays below V8's large-object size: it dies young, with the lines cut from it
     const size = slices ? SLICED_CHUNK_BYTES : CHUNK_BYTES;
-    const buf = Buffer.allocUnsafe(size);
+    let buf = Buffer.allocUnsafe(size);
     let carry: Buffer | undefined;
+    /** Sliced: the bytes of a line begun at the start of `buf` (its end comes with the next read). */
+    let have = 0;
     let lineNo = 0;
-    /** The byte offset of buf[0] in the file. */
+    /** The byte offset in the file of the next read. */
     let base = 0;
     // the previous complete line, held back to know whether it is the last
     let pending: string | undefined;
@@ -69,33 +71,42 @@ export function forEachLine(
       lineNo++;
     };
     for (;;) {
+      if (slices) {
+        if (have === buf.length) buf = Buffer.concat([buf], buf.length * 2); // a line longer than the chunk
+        const n = fs.readSync(fd, buf, have, buf.length - have, null);
+        if (n === 0) break;
+        const end = have + n;
+        /** The offset in the file of buf[0]. */
+        const from = base - have;
+        base += n;
+        const lastNl = buf.lastIndexOf(NEWLINE, end - 1);
+        if (lastNl < 0) {
+          have = end;
+          continue;
+        }
+        const text = buf.toString('utf8', 0, lastNl);
+        // each '\n' of the text is a 0x0a of the bytes (UTF-8 never has one inside a character); in
+        // a text of one byte a character, the offsets are the same
+        const ascii = text.length === lastNl;
+        let byte = 0;
+        for (let start = 0; ; ) {
+          const nl = text.indexOf('\n', start);
+          if (nl < 0) {
+            emit(text.slice(start), from + byte);
+            break;
+          }
+          emit(text.slice(start, nl), from + byte);
+          start = nl + 1;
+          byte = ascii ? start : buf.indexOf(NEWLINE, byte) + 1;
+        }
+        // the line begun after the last newline moves to the start
+        have = end - lastNl - 1;
+        buf.copy(buf, 0, lastNl + 1, end);
+        continue;
+      }
       const n = fs.readSync(fd, buf, 0, size, null);
       if (n === 0) break;
       const from = base - (carry?.length ?? 0);
-      if (slices) {
-        const lastNl = buf.lastIndexOf(NEWLINE, n - 1);
-        if (lastNl >= 0) {
-          const text = carry ? Buffer.concat([carry, buf.subarray(0, lastNl)]).toString('utf8') : buf.toString('utf8', 0, lastNl);
-          carry = undefined;
-          // each '\n' of the text is a 0x0a of the bytes (UTF-8 never has one inside a character)
-          let at = from;
-          let byte = 0;
-          for (let start = 0; ; ) {
-            const nl = text.indexOf('\n', start);
-            if (nl < 0) {
-              emit(text.slice(start), at);
-              break;
-            }
-            emit(text.slice(start, nl), at);
-            start = nl + 1;
-            byte = buf.indexOf(NEWLINE, byte) + 1;
-            at = base + byte;
-          }
-          if (lastNl + 1 < n) carry = Buffer.from(buf.subarray(lastNl + 1, n));
-        } else carry = carry ? Buffer.concat([carry, buf.subarray(0, n)]) : Buffer.from(buf.subarray(0, n));
-        base += n;
-        continue;
-      }
       let start = 0;
       for (;;) {
         const nl = buf.indexOf(NEWLINE, start);
@@ -109,6 +120,7 @@ export function forEachLine(
       if (start < n) carry = carry ? Buffer.concat([carry, buf.subarray(start, n)]) : Buffer.from(buf.subarray(start, n));
       base += n;
     }
+    if (have > 0) carry = buf.subarray(0, have);
     if (carry && carry.length > 0) {
       if (pending !== undefined) onLine(pending, lineNo, false, true, pendingAt);
       onLine(carry.toString('utf8'), lineNo + 1, true, false, base - carry.length);
@@ -283,7 +295,8 @@ export function readCsvRecords(
   return header;
 }
 
-let lastSecond = '';
+/** The second (`2026-01-15T08:00:00`) last parsed; none yet: a text no time starts with. */
+let lastSecond = '\u0000';
 let lastSecondMs = Number.NaN;
 
 /**
@@ -295,10 +308,9 @@ export function isoMillis(v: string): number | undefined {
   let t: number;
   const end = v.length - 1;
   if (end > 20 && v.charCodeAt(19) === 0x2e /* . */ && v.charCodeAt(end) === 0x5a /* Z */ && v.charCodeAt(10) === 0x54 /* T */) {
-    const second = v.slice(0, 19);
-    if (second !== lastSecond) {
-      lastSecond = second;
-      lastSecondMs = Date.parse(`${second}Z`);
+    if (!v.startsWith(lastSecond)) {
+      lastSecond = v.slice(0, 19);
+      lastSecondMs = Date.parse(`${lastSecond}Z`);
     }
     let ms = 0;
     for (let i = 20; i < end; i++) {

@@ -85,7 +85,8 @@ function lineAt(fd: number, offset: number): string | undefined {
 }
 
 export class LogCollector {
-  private readonly counts: Record<string, number> = {};
+  /** By level, in the order the levels came (a Map: a keyed store on an object, by a string JSON.parse made, was a record's dearest step). */
+  private readonly counts = new Map<string, number>();
   private total = 0;
   private firstTime = Infinity;
   /** The file being read, in read order. */
@@ -107,7 +108,7 @@ export class LogCollector {
   private fileHead: Kept[] = [];
   private readonly fileTail: LineRing;
   /** Its last line, and the line of the last record made. */
-  private lastLine = { line: 0, offset: 0, time: 0 };
+  private readonly lastLine = { line: 0, offset: 0, time: 0 };
   private lastMade = 0;
 
   /**
@@ -127,10 +128,13 @@ export class LogCollector {
 
   /** Count a record of a file, at `line` and `offset`; what to do with it. */
   take(level: string, time: number, line: number, offset: number): Take {
-    this.counts[level] = (this.counts[level] ?? 0) + 1;
+    this.counts.set(level, (this.counts.get(level) ?? 0) + 1);
     this.total++;
     if (time < this.firstTime) this.firstTime = time;
-    this.lastLine = { line, offset, time };
+    const last = this.lastLine; // updated in place: take() runs for every record
+    last.line = line;
+    last.offset = offset;
+    last.time = time;
     if (level === 'error') return 'record';
     if (level === 'warn') return this.fileWarns.length < (this.light ? 0 : this.sampleSize) ? 'record' : 'count';
     if (this.fileHead.length < this.headSize) return 'record';
@@ -202,7 +206,7 @@ export class LogCollector {
     this.fileWarns = [];
     this.fileHead = [];
     this.fileTail.clear();
-    this.lastLine = { line: 0, offset: 0, time: 0 };
+    Object.assign(this.lastLine, { line: 0, offset: 0, time: 0 });
     this.lastMade = 0;
     this.file++;
   }
@@ -210,7 +214,7 @@ export class LogCollector {
   finish(): LogSummary {
     const all = new Set<Kept>([...this.errors, ...this.warns, ...this.head, ...this.tail]);
     return {
-      counts: this.counts,
+      counts: Object.fromEntries(this.counts),
       total: this.total,
       firstTime: this.total > 0 ? this.firstTime : undefined,
       records: [...all].sort(byTime).map((k) => k.rec),

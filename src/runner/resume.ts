@@ -75,7 +75,7 @@ export function readResume(runFolder: string, outputFile: string | undefined, ke
 }
 
 /** The failed-items.jsonl files of a run folder: its own, or those of its node-<rank> folders. */
-function failedItemFiles(folder: string): string[] {
+export function failedItemFiles(folder: string): string[] {
   const own = failedItemsPath(folder);
   if (fs.existsSync(own)) return [own];
   let names: string[] = [];

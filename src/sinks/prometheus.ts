@@ -177,17 +177,21 @@ export class PrometheusSink {
     const config = { name: prometheusName(entry), help: entry.description, labelNames: [...st.labelNames], registers: [this.rendered!] };
     const diagnostics = this.diagnostics;
     const values = st.values;
+    /** prom-client reads a counter or gauge: the values kept here reach it through `write` (`inc` or `set`). */
+    const collect = (write: (labels: Record<string, string>, value: number) => void): void => {
+      try {
+        for (const [labels, value] of values!) write(labels, value);
+      } catch (error) {
+        diagnostics.warn('prometheus.update', `prometheus metric ${entry.name} not updated: ${(error as Error).message}`);
+      }
+    };
     try {
       if (entry.kind === 'counter') {
         // Counters add up here and reach prom-client when it is read (at a scrape, a push, the end)
         new (prom().Counter)({
           ...config,
           collect() {
-            try {
-              for (const [labels, value] of values!) this.inc(labels, value);
-            } catch (error) {
-              diagnostics.warn('prometheus.update', `prometheus metric ${entry.name} not updated: ${(error as Error).message}`);
-            }
+            collect((labels, value) => this.inc(labels, value));
             values!.clear();
           },
         });
@@ -195,11 +199,7 @@ export class PrometheusSink {
         new (prom().Gauge)({
           ...config,
           collect() {
-            try {
-              for (const [labels, value] of values!) this.set(labels, value);
-            } catch (error) {
-              diagnostics.warn('prometheus.update', `prometheus metric ${entry.name} not updated: ${(error as Error).message}`);
-            }
+            collect((labels, value) => this.set(labels, value));
           },
         });
       } else {

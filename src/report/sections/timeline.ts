@@ -61,13 +61,18 @@ export function timelineSection(view: StepView, maxSegments: number): string {
 function binnedSegments(list: readonly Attempt[], t0: number, t1: number, about: string): Segment[] {
   const span = t1 - t0;
   const slot = span / TIMELINE_BINS;
-  const counts: Record<string, number>[] = [];
+  // summed in Maps (a keyed store on a plain object an attempt was most of this), then as objects keyed in the order the outcomes came
+  const sums: Map<string, number>[] = [];
   for (const a of list) {
     const b = Math.min(TIMELINE_BINS - 1, Math.max(0, Math.floor((a.start - t0) / slot)));
-    const c = (counts[b] ??= {});
-    c[a.outcome] = (c[a.outcome] ?? 0) + a.weight;
+    const m = (sums[b] ??= new Map());
+    m.set(a.outcome, (m.get(a.outcome) ?? 0) + a.weight);
   }
-  for (const c of counts) if (c) for (const k in c) c[k] = Math.max(1, Math.round(c[k]!));
+  const counts: Record<string, number>[] = [];
+  sums.forEach((m, b) => {
+    const c: Record<string, number> = (counts[b] = {});
+    for (const [k, v] of m) c[k] = Math.max(1, Math.round(v));
+  });
   const segs: Segment[] = [];
   let run: { from: number; to: number; n: number; outcome: string } | undefined;
   const flush = (): void => {

@@ -4,9 +4,14 @@
 // whose id is the mini-batch id, so a restarted node or a second leader adds nothing twice. A node
 // whose poll finds the enqueuing unfinished and the lead free takes over and enqueues the rest.
 // `--resume` on a job the queue holds clears its failed mini-batches and puts them on it again.
+// Every node that joins compares the identity of its input (input-identity.ts: from the listing,
+// without cutting) with the one the leader stored: a node on another input is refused at once.
 import type { Queue } from 'bullmq';
-import type { MiniBatch, Partition } from '../partition.js';
+import { flagName } from '../config.js';
+import { RunnerConfigError } from '../config-error.js';
+import type { MiniBatch } from '../partition.js';
 import { sleep } from './connection.js';
+import { differences, inputIdentity, parseSummary, summaryText, type InputIdentity } from './input-identity.js';
 import { isFinished, type JobState, type Verdict } from './job-state.js';
 import { QUEUE_PREFIX } from './names.js';
 import type { QueueSourceOptions } from './queue-source.js';
@@ -31,16 +36,6 @@ function* batches(list: Iterable<MiniBatch>, keep: (mb: MiniBatch) => boolean): 
 /** A mini-batch as a BullMQ job: its id is the mini-batch id (adding it twice adds it once); BullMQ's own retry limit is out of reach (run_max_try decides). */
 function bullJob(mb: MiniBatch): { name: string; data: MiniBatch; opts: { jobId: string; attempts: number; removeOnComplete: boolean; removeOnFail: boolean } } {
   return { name: 'mini-batch', data: mb, opts: { jobId: mb.id, attempts: 1_000_000, removeOnComplete: true, removeOnFail: true } };
-}
-
-/** A short fingerprint of the cut input: a second enqueuer on a different input is refused. */
-function fingerprint(part: Partition): string {
-  let h = 0x811c9dc5;
-  const add = (s: string): void => {
-    for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193) >>> 0;
-  };
-  for (const mb of part.miniBatches) add(`${mb.id}:${mb.items}:${mb.kind === 'files' ? mb.files[0] : mb.kind === 'keyed' ? mb.keysText : mb.file};`);
-  return `${part.miniBatches.length}:${part.items}:${h.toString(16)}`;
 }
 
 /** What the queue holds of the job once this node joined it. */
@@ -72,6 +67,7 @@ export class Enqueuer {
   async join(): Promise<JobTotals> {
     const { config, address, name } = this.o;
     const deadline = Date.now() + Math.max(60_000, 4 * this.lockMs);
+    const input = inputIdentity(config);
     for (;;) {
       const m = await this.state.meta();
       if (config.resume && m.total_mb === undefined) {
@@ -79,20 +75,45 @@ export class Enqueuer {
       }
       if (m.total_mb !== undefined && m.enqueue_done !== undefined) break;
       if (await this.state.claimLeader(this.nodeId, this.lockMs)) {
-        await this.lead();
+        await this.lead(input);
         break;
       }
       if (m.total_mb !== undefined) break;
       if (Date.now() > deadline) throw new Error(`the queue at ${address.display} holds no totals for job ${name} and another node holds the lead without setting them`);
       await sleep(100);
     }
+    if (!this.isLeader) await this.refuseOtherInput(input, (await this.state.meta()).input);
     if (config.resume) await this.resume();
     const m = await this.state.meta();
-    return {
+    const totals: JobTotals = {
       miniBatches: Number(m.total_mb),
       items: Number(m.total_items),
       verdict: m.verdict_category ? { category: m.verdict_category as Verdict['category'], message: m.verdict_message ?? '' } : undefined,
     };
+    if (!this.isLeader && !config.resume) {
+      const { counts } = await this.state.poll(0, 0, 0);
+      if (totals.verdict || counts.mbDone >= totals.miniBatches) {
+        const end = totals.verdict ? `stopped by its verdict, ${totals.verdict.category}` : `all ${totals.miniBatches} mini-batches finished, ${counts.mbFailed} failed`;
+        this.o.notice(`job ${name} on the queue is already over (${end}): this node runs nothing and reports the job as it ended. A new pipeline run id runs the input again; --resume runs its failed mini-batches again`);
+      }
+    }
+    return totals;
+  }
+
+  /** This node's input is not the job's (`held`: the summary the leader stored): refused, saying what differs and what to do. */
+  private async refuseOtherInput(ours: InputIdentity, held: string | undefined): Promise<void> {
+    const job = parseSummary(held);
+    if (job === undefined || job.digest === ours.digest) return; // a job enqueued without an identity is not compared
+    const { config, address, name } = this.o;
+    const what = differences(ours, job, await this.state.inputListing());
+    throw new RunnerConfigError([
+      {
+        field: config.inputFailed ? 'input_failed' : 'input',
+        source: config.inputFailed ? flagName('input_failed') : 'input',
+        expected: `${config.resume ? '(--resume) ' : ''}the input that job ${name} on the queue ${address.display} was enqueued with`,
+        got: `another input: ${what.join('; ')}. This node runs none of it: to run this input as a new job, give it a new pipeline run id (STEP_TELEMETRY_PIPELINE_RUN_ID); to finish the job on the queue, run it on the input it was enqueued with (--resume runs its failed mini-batches again)`,
+      },
+    ]);
   }
 
   /** The node that enqueued died before it finished: another takes over (idempotently). */
@@ -104,7 +125,7 @@ export class Enqueuer {
     }
     if (await this.state.claimLeader(this.nodeId, this.lockMs)) {
       this.o.notice(`the node that enqueued job ${this.o.name} stopped before it finished; this node enqueues the rest`);
-      await this.lead();
+      await this.lead(inputIdentity(this.o.config));
     }
   }
 
@@ -114,18 +135,17 @@ export class Enqueuer {
   }
 
   /** This node enqueues: cut the input, set the totals once, add the mini-batches not finished (idempotent: job ids are the mini-batch ids). */
-  private async lead(): Promise<void> {
+  private async lead(input: InputIdentity): Promise<void> {
     this.isLeader = true;
     const refresh = setInterval(() => void this.state.refreshLeader(this.nodeId, this.lockMs).catch(() => {}), Math.max(100, this.lockMs / 3));
     refresh.unref();
     try {
+      // a second leader (the first died before it was done) finds the totals set: on another input it is refused, before it cuts
+      await this.refuseOtherInput(input, (await this.state.meta()).input);
       const part = await this.o.partition();
       this.o.onPartition?.(part);
-      const fp = fingerprint(part);
-      const totals = await this.state.setTotals(part.miniBatches.length, part.items, fp);
-      if (totals.fingerprint !== fp) {
-        throw new Error(`the job ${this.o.name} on the queue was cut from a different input (${totals.fingerprint}, here ${fp}): the input changed, or two jobs share a pipeline run id and step id`);
-      }
+      const totals = await this.state.setTotals(part.miniBatches.length, part.items, summaryText(input), input.listing);
+      await this.refuseOtherInput(input, totals.input);
       const queue = await this.bullQueue();
       const rec = await this.state.records();
       let enqueued = 0;
@@ -142,10 +162,7 @@ export class Enqueuer {
 
   /** `--resume` on a job the queue holds: its failed mini-batches and its verdict are cleared, and those mini-batches go on the queue again. */
   private async resume(): Promise<void> {
-    const part = await this.o.partition();
-    const fp = fingerprint(part);
-    const held = (await this.state.meta()).fingerprint ?? '';
-    if (held !== fp) throw new Error(`--resume: the job ${this.o.name} on the queue was cut from a different input (${held}, here ${fp})`);
+    const part = await this.o.partition(); // the input is the job's (join compared them)
     const again: MiniBatch[] = [];
     for (const batch of batches(part.miniBatches, () => true)) {
       const cleared = await this.state.resetFailed(batch);

@@ -7,6 +7,9 @@
 //                all zero: not finished. 8 MB for a million mini-batches.
 //   <base>:released  hash: mini-batch id → times a node gave it back unstarted or unfinished (its
 //                job's end, a verdict): BullMQ counts every start, and these are not lost runs
+//   <base>:input string, 16 bytes per input file: the listing of the input the leader cut
+//                (input-identity.ts; its summary is the meta field `input`), read by a node whose
+//                input differs, to say how. 16 MB for a million files.
 // A mini-batch's end is counted by one Lua script that checks and sets its record and adds to the
 // counts atomically, so a mini-batch run twice (its first node died after finishing it, or lost its
 // lease while still running) counts once, and its rows are those of the record's writer.
@@ -141,13 +144,13 @@ function counts(v: Reply, from: number): JobCounts {
 }
 
 export class JobState {
-  readonly keys: { readonly meta: string; readonly acc: string; readonly rec: string; readonly leader: string; readonly writers: string; readonly released: string };
+  readonly keys: { readonly meta: string; readonly acc: string; readonly rec: string; readonly leader: string; readonly writers: string; readonly released: string; readonly input: string };
   private readonly r: RedisClient & Scripts;
 
   /** The state of the job on queue `name`. */
   constructor(client: RedisClient, name: string) {
     const base = stateBase(name);
-    this.keys = { meta: `${base}:meta`, acc: `${base}:acc`, rec: `${base}:rec`, leader: `${base}:leader`, writers: `${base}:writers`, released: `${base}:released` };
+    this.keys = { meta: `${base}:meta`, acc: `${base}:acc`, rec: `${base}:rec`, leader: `${base}:leader`, writers: `${base}:writers`, released: `${base}:released`, input: `${base}:input` };
     client.defineCommand('stCommit', { numberOfKeys: 2, lua: COMMIT });
     client.defineCommand('stPoll', { numberOfKeys: 2, lua: POLL });
     client.defineCommand('stVerdict', { numberOfKeys: 1, lua: VERDICT });
@@ -174,11 +177,17 @@ export class JobState {
     return this.r.hgetall(this.keys.meta);
   }
 
-  /** The job's totals, set once (a second leader finds them set; returns those that hold). */
-  async setTotals(miniBatches: number, items: number, fingerprint: string): Promise<{ miniBatches: number; items: number; fingerprint: string }> {
-    await this.r.multi().hsetnx(this.keys.meta, 'total_mb', miniBatches).hsetnx(this.keys.meta, 'total_items', items).hsetnx(this.keys.meta, 'fingerprint', fingerprint).hsetnx(this.keys.meta, 'started', Date.now()).exec();
+  /** The job's totals and the identity of its input (input-identity.ts), set once (a second leader finds them set; returns those that hold). */
+  async setTotals(miniBatches: number, items: number, input: string, listing: Buffer): Promise<{ miniBatches: number; items: number; input: string | undefined }> {
+    const k = this.keys;
+    await this.r.multi().set(k.input, listing, 'NX').hsetnx(k.meta, 'total_mb', miniBatches).hsetnx(k.meta, 'total_items', items).hsetnx(k.meta, 'input', input).hsetnx(k.meta, 'started', Date.now()).exec();
     const m = await this.meta();
-    return { miniBatches: Number(m.total_mb), items: Number(m.total_items), fingerprint: m.fingerprint ?? '' };
+    return { miniBatches: Number(m.total_mb), items: Number(m.total_items), input: m.input };
+  }
+
+  /** The listing of the input the job was cut from (undefined: a job enqueued without one). */
+  async inputListing(): Promise<Buffer | undefined> {
+    return (await this.r.getBuffer(this.keys.input)) ?? undefined;
   }
 
   async setField(field: string, value: string | number): Promise<void> {
