@@ -5,8 +5,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { useTempDir, runStepScript } from './helpers/run-step.js';
+import { startOtlpReceiver } from './helpers/otlp-receiver.js';
 import { FIXTURES, outputRows, readAllJsonl, readCsv, readJson, readJsonl, runFolder, runRunner } from './fixtures/runner/harness.js';
 import { contextUse } from '../src/runner/entry-needs.js';
+import { readRunFolder } from '../src/run-folder/read.js';
 
 const PRELOAD = path.join(FIXTURES, '..', 'loaded-modules.mjs');
 const TELEMETRY_FREE = path.join(FIXTURES, 'telemetry-free.mjs');
@@ -164,9 +166,68 @@ describe('parallel-run start-up', () => {
       logFiles.flatMap((f) => readJsonl(path.join(folder, f)).filter((x) => x.message === 'model loaded').map((l) => [Number(/process-(\d+)/.exec(f)![1]), l.loaded as string] as const)),
     );
     const survivor = 3 - Number(crashed.process_index);
-    expect([...inits.keys()].sort()).toEqual([survivor, 3]);
     expect(inits.get(survivor)).not.toMatch(/sdk-/);
-    expect(inits.get(3)).toMatch(/sdk-trace-base/);
+    // the replacement (process 3) ran init() unless the survivor finished the job first: then with the SDK loaded
+    const replacement = readCsv(path.join(folder, 'worker-summary.csv')).find((w) => w.process_index === '3');
+    if (replacement?.init_seconds) expect(inits.has(3)).toBe(true);
+    if (inits.has(3)) expect(inits.get(3)).toMatch(/sdk-trace-base/);
+    expect([...inits.keys()].filter((k) => k !== survivor && k !== 3)).toEqual([]);
+  });
+
+  it('a slot’s first worker that dies in its first mini-batch, before its step loaded, has its step.process-N.json in the run folder (it left none)', async () => {
+    const dir = await useTempDir('runner-cold-died-');
+    rows(path.join(dir, 'in', 'rows.jsonl'), 8);
+    const r = await runRunner(['--entry-script', LOGS_ONLY, '--input', 'in', '--input-type', 'tabular', '--mini-batch-size', '16', '--output', 'out', '--process-count-per-node', '2', '--', '--exit-first'], { cwd: dir });
+    expect(r.code, r.stderr).toBe(0);
+    const folder = runFolder(path.join(dir, 'telemetry'));
+    const workers = readCsv(path.join(folder, 'worker-summary.csv'));
+    const crashed = workers.find((w) => w.end_reason === 'crashed')!;
+    expect(Number(crashed.process_index)).toBeLessThanOrEqual(2); // a slot's first worker
+    const file = readJson(path.join(folder, `step.process-${crashed.process_index}.json`));
+    expect(file).toMatchObject({ outcome: 'crashed', written_by: 'runner', worker: crashed.worker, exit: { code: 3, signal: null }, identity: { processIndex: Number(crashed.process_index), pid: Number(crashed.pid) } });
+    expect(file.reason).toMatch(/exited with code 3 before its step started/);
+    expect(Date.parse(file.ended)).toBeGreaterThanOrEqual(Date.parse(file.started));
+    // every worker process has its file, which the reader reads
+    const processes = readRunFolder(folder).steps[0]!.processes;
+    expect(processes.map((p) => p.index)).toEqual([0, ...workers.map((w) => Number(w.process_index)).sort((a, b) => a - b)]);
+    expect(processes.find((p) => p.index === Number(crashed.process_index))?.outcome).toBe('crashed');
+    // the other first worker's is its step's own
+    const survivor = readJson(path.join(folder, `step.process-${3 - Number(crashed.process_index)}.json`));
+    expect(survivor).toMatchObject({ outcome: 'success', stopped_by: 'runner' });
+    expect(survivor).not.toHaveProperty('written_by');
+  });
+
+  it('records logged before a worker’s step was up reach OTLP in their attempt’s span context and at their own time (they carried the step span’s context and the time the step started)', async () => {
+    const dir = await useTempDir('runner-cold-otlp-');
+    rows(path.join(dir, 'in', 'rows.jsonl'), 8);
+    const receiver = await startOtlpReceiver();
+    try {
+      const r = await runRunner(['--entry-script', LOGS_ONLY, '--input', 'in', '--input-type', 'tabular', '--mini-batch-size', '16', '--output', 'out', '--process-count-per-node', '2'], {
+        cwd: dir,
+        env: { OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url, OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json' },
+      });
+      expect(r.code, r.stderr).toBe(0);
+      // each worker's first mini-batch ran before its step loaded the SDK: its record was held
+      const held = outputRows(path.join(dir, 'out', 'parallel_run_step.txt')).filter((o) => o.call === 1);
+      expect(held.length).toBeGreaterThanOrEqual(2);
+      for (const o of held) expect(o.loaded.filter((p: string) => /sdk-/.test(p))).toEqual([]);
+      const scoring = await receiver.waitFor((x) => {
+        const got = x.logs().filter((l) => l.body === 'scoring');
+        return got.length === 4 && got;
+      });
+      const folder = runFolder(path.join(dir, 'telemetry'));
+      const attempts = new Map(readAllJsonl(folder, 'spans').filter((s) => s.name === 'mini-batch').map((s) => [s.attributes['mini_batch.id'] as string, s]));
+      const trace = readJson<{ trace_id: string }>(path.join(folder, 'step.json')).trace_id;
+      for (const l of scoring) {
+        const a = attempts.get(l.attributes.mini_batch_id as string)!;
+        expect({ trace: l.traceId, span: l.spanId }, JSON.stringify(l.attributes)).toEqual({ trace: a.trace_id ?? trace, span: a.span_id });
+        const t = Number(l.timeUnixNano / 1_000_000n);
+        expect(t).toBeGreaterThanOrEqual(Math.floor(Date.parse(a.start)));
+        expect(t).toBeLessThanOrEqual(Math.ceil(Date.parse(a.start) + a.duration_ms));
+      }
+    } finally {
+      await receiver.close();
+    }
   });
 });
 

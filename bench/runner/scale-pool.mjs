@@ -87,8 +87,11 @@ if (mode === 'piscina') {
     });
     dispatch(w);
   }
+  // the workers' exits are awaited, as the runner awaits its workers' (and their CPU time reaches scale.mjs's figures)
   stop = () => {
+    const exits = workers.map((w) => new Promise((resolve) => w.once('exit', resolve)));
     for (const w of workers) w.send({ type: 'stop' });
+    return Promise.all(exits);
   };
 }
 await all;

@@ -2,12 +2,13 @@
 // a no-op run(), on `step-telemetry parallel-run` with 1 and 2 workers, and the same tasks on three
 // baselines in the same run (scale-pool.mjs): a bare fork pool over the runner's IPC dispatching one
 // task to an idle worker, the same pool scheduling as the runner does (chunks, one in advance), and
-// piscina. Per case: wall time from launch to exit; mini-batches/s in the steady state (from a
+// piscina. Per case: wall time from launch to exit, and the CPU time of all its processes (Linux);
+// mini-batches/s in the steady state (from a
 // quarter of the mini-batches done to the last, from the runner's processed-mini-batches.csv);
 // launch to the first finished mini-batch; peak RSS of the parent (getrusage, bench/runner/
 // peak-rss.mjs) and its CPU; the partition's time and from its end to the first mini-batch's start;
 // run-folder bytes. Sides alternate, several rounds, medians kept: the machine is shared. Prints
-// tables, then one JSON line with the figures.
+// tables, each round's ratio to the first side of the same round, then one JSON line with the figures.
 //   node bench/runner/scale.mjs [SIZES (default 10000,100000)] [--million] [--rounds R] [--workers 1,2] [--sides runner,piscina]
 //   (--million, or BENCH_SCALE_MILLION=1, adds 1,000,000 mini-batches: minutes, not seconds)
 import { spawn } from 'node:child_process';
@@ -41,14 +42,26 @@ function makeInput(n) {
   return file;
 }
 
+/** CPU time (ms) of the children this process has waited for, with theirs (/proc/self/stat cutime + cstime; Linux). */
+function childrenCpuMs() {
+  try {
+    const stat = fs.readFileSync('/proc/self/stat', 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[13]) + Number(f[14])) * 10; // fields 16 and 17, in clock ticks of 10 ms
+  } catch {
+    return NaN;
+  }
+}
+
 function exec(argv, extraEnv) {
   return new Promise((resolve, reject) => {
+    const cpuBefore = childrenCpuMs();
     const launched = Date.now();
     const child = spawn(process.execPath, argv, { env: { ...env, ...extraEnv }, stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
     child.stdout.on('data', (d) => (out += d));
     child.on('error', reject);
-    child.on('exit', (code) => (code === 0 ? resolve({ out, launched, wallMs: Date.now() - launched }) : reject(new Error(`${argv.join(' ')} exited ${code}`))));
+    child.on('exit', (code) => (code === 0 ? resolve({ out, launched, wallMs: Date.now() - launched, treeCpuMs: childrenCpuMs() - cpuBefore }) : reject(new Error(`${argv.join(' ')} exited ${code}`))));
   });
 }
 
@@ -59,9 +72,9 @@ function folderBytes(dir) {
 }
 
 async function pool(file, n, p, mode) {
-  const { out, launched, wallMs } = await exec([here('./scale-pool.mjs'), file, String(n), String(BYTES), String(p), mode], {});
+  const { out, launched, wallMs, treeCpuMs } = await exec([here('./scale-pool.mjs'), file, String(n), String(BYTES), String(p), mode], {});
   const r = JSON.parse(out.trim().split('\n').pop());
-  return { wallMs, firstMs: r.first - launched, perS: (r.steadyCount * 1000) / r.steadyMs, rssMb: r.peakRssKb / 1024, folderBytes: 0 };
+  return { wallMs, treeCpuMs, firstMs: r.first - launched, perS: (r.steadyCount * 1000) / r.steadyMs, rssMb: r.peakRssKb / 1024, folderBytes: 0 };
 }
 
 let tag = 0;
@@ -69,7 +82,7 @@ async function runner(file, n, p) {
   const telemetry = path.join(tmp, `t${tag}`);
   const id = `r${tag++}`;
   const rssFile = path.join(tmp, `${id}.rss`);
-  const { launched, wallMs } = await exec(
+  const { launched, wallMs, treeCpuMs } = await exec(
     ['--import', here('./peak-rss.mjs'), cli, 'parallel-run', '--entry-script', here('./noop-entry.mjs'), '--input', file, '--input-type', 'tabular', '--mini-batch-size', String(BYTES), '--process-count-per-node', String(p), '--output-action', 'summary_only', '--progress-interval', '3600'],
     { STEP_TELEMETRY_DIR: telemetry, STEP_TELEMETRY_PIPELINE_RUN_ID: id, BENCH_PEAK_RSS_FILE: rssFile },
   );
@@ -104,6 +117,7 @@ async function runner(file, n, p) {
   fs.rmSync(telemetry, { recursive: true, force: true });
   return {
     wallMs,
+    treeCpuMs,
     firstMs: ends[0] - launched,
     perS: ((n - q) * 1000) / Math.max(1, ends[n - 1] - ends[q - 1]),
     rssMb: usage.maxRssKb / 1024,
@@ -124,6 +138,7 @@ const ALL_SIDES = [
 const SIDES = option('--sides') ? ALL_SIDES.filter(([name]) => option('--sides').split(',').some((s) => name.startsWith(s))) : ALL_SIDES;
 const WORKERS = (option('--workers') ?? '1,2').split(',').map(Number);
 const figures = {};
+const roundLines = [];
 try {
   for (const n of sizes) {
     const file = makeInput(n);
@@ -134,6 +149,7 @@ try {
       for (let r = 0; r < rounds; r++) for (let s = 0; s < SIDES.length; s++) got[s].push(await SIDES[s][1](file, n, p));
       const med = got.map((runs) => ({
         wallMs: median(runs.map((x) => x.wallMs)),
+        treeCpuMs: median(runs.map((x) => x.treeCpuMs)),
         firstMs: median(runs.map((x) => x.firstMs)),
         perS: median(runs.map((x) => x.perS)),
         rssMb: median(runs.map((x) => x.rssMb)),
@@ -144,13 +160,17 @@ try {
         toFirstStartMs: median(runs.map((x) => x.toFirstStartMs ?? 0)),
       }));
       const base = med[0];
+      // each round's ratio to the first side of the same round (run just before it)
+      const perRound = (s) => got[s].map((x, r) => (x.perS / got[0][r].perS).toFixed(2)).join(' ');
+      if (rounds > 1) for (let s = 1; s < SIDES.length; s++) roundLines.push(`${n.toLocaleString('en-US')}, ${p} worker${p > 1 ? 's' : ''}, ${SIDES[s][0]}: mini-batches/s per round against the ${SIDES[0][0]}: ${perRound(s)}; wall ${got[s].map((x) => (x.wallMs / 1000).toFixed(2)).join(' ')} s against ${got[0].map((x) => (x.wallMs / 1000).toFixed(2)).join(' ')} s`);
       for (let s = 0; s < SIDES.length; s++) {
         const m = med[s];
         const name = SIDES[s][0];
-        figures[`${name.replace(/\W+/g, '_')}_${n}_p${p}`] = { ...m, rounds, perS: Math.round(m.perS), firstMs: Math.round(m.firstMs), wallMs: Math.round(m.wallMs), rssMb: Math.round(m.rssMb) };
+        figures[`${name.replace(/\W+/g, '_')}_${n}_p${p}`] = { ...m, rounds, perRound: got[s].map((x) => Math.round(x.perS)), perS: Math.round(m.perS), firstMs: Math.round(m.firstMs), wallMs: Math.round(m.wallMs), rssMb: Math.round(m.rssMb) };
         rows.push({
           case: `${name}, ${p} worker${p > 1 ? 's' : ''}`,
           wall: `${(m.wallMs / 1000).toFixed(2)} s`,
+          'cpu (all processes)': `${(m.treeCpuMs / 1000).toFixed(2)} s`,
           'mini-batches/s': `${Math.round(m.perS)}${s > 0 ? ` (${(m.perS / base.perS).toFixed(2)}×)` : ''}`,
           'first finished': `${Math.round(m.firstMs)} ms${s > 0 ? ` (${(m.firstMs / base.firstMs).toFixed(2)}×)` : ''}`,
           'parent peak rss': `${Math.round(m.rssMb)} MB${rounds > 1 ? ` (max ${Math.round(m.rssMaxMb)})` : ''}`,
@@ -163,9 +183,10 @@ try {
     fs.rmSync(file, { force: true });
     console.log(`\n${n.toLocaleString('en-US')} mini-batches of 2 JSON Lines rows, no-op run() (median of ${rounds} round${rounds > 1 ? 's' : ''}, sides alternating; ratios against the bare fork pool):`);
     console.table(rows);
+    for (const line of roundLines.splice(0)) console.log(line);
   }
 } finally {
   fs.rmSync(tmp, { recursive: true, force: true });
 }
-console.log('targets: parent peak rss < 300 MB at 1,000,000 mini-batches; the first mini-batch starts within 1 s of the partition; runner ≥ 0.9× the bare fork pool with 2 workers (steady state); first finished ≤ 2× the bare pool\n(parent cpu/mb: all of the parent\'s CPU, start-up included, per mini-batch)');
+console.log('targets: parent peak rss < 300 MB at 1,000,000 mini-batches; the first mini-batch starts within 1 s of the partition; runner ≥ 0.9× the bare fork pool with 2 workers (steady state); first finished ≤ 2× the bare pool\n(parent cpu/mb: all of the parent\'s CPU, start-up included, per mini-batch; cpu (all processes): the parent\'s and its workers\', from launch to exit)');
 console.log(JSON.stringify(figures));

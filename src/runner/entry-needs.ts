@@ -29,7 +29,7 @@ export function entryNeeds(entry: Pick<EntryScript, 'init' | 'run'>): EntryNeeds
 }
 
 /** A module of step-telemetry, OpenTelemetry or winston is loaded (the worker itself loads none before its step). */
-function telemetryLoaded(): boolean {
+export function telemetryLoaded(): boolean {
   const cache = createRequire(import.meta.url).cache;
   for (const file in cache) if (TELEMETRY_PACKAGE.test(file)) return true;
   return false;

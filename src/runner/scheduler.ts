@@ -10,6 +10,7 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { ResolvedRunConfig } from './config.js';
 import { crashCause } from './crash.js';
+import { writeUnstartedWorkerFile } from './unstarted-worker.js';
 import { Lane, CHUNK_BELOW_MS, chunkSize, type LaneAttempt } from './lane.js';
 import { WorkerProcess, forkEnvironment, workerGraceMs, type WorkerEndReason } from './pool.js';
 import { RunPacker, type AttemptResult, type ResultsMessage, type WorkerMessage } from './protocol.js';
@@ -592,13 +593,15 @@ export class Scheduler {
     if (this.slots[w.slot] === w) this.slots[w.slot] = undefined;
     const { all, head, since } = this.takeLane(w);
     this.lanes.delete(w);
+    const { how, type } = crashCause(code, signal, w.fatalError);
+    // a worker that died before its step started (in its first mini-batch) has no process file of its own
+    if (this.runFolder) writeUnstartedWorkerFile(this.runFolder, w, this.stepEnv, { code, signal, how, byRunner: w.expectingExit });
     if (w.expectingExit) {
       for (const a of head) this.events.abandoned(a, performance.timeOrigin + since, head.length > 1);
       this.giveBack(all.slice(head.length));
       return;
     }
     w.endReason ??= 'crashed';
-    const { how, type } = crashCause(code, signal, w.fatalError);
     const tail = w.stderrTail.filter((l) => l.trim() !== '').slice(-15).join('\n');
     const stderr = tail ? `\nlast stderr lines of ${w.name}:\n${tail}` : '';
     if (w.readyAt === undefined) {

@@ -1,18 +1,11 @@
 // A worker process of the runner: loads the entry script, calls init() once, then run() for each
 // mini-batch attempt the parent sends, one at a time and in order (short ones come several to a
 // message, and the next message may arrive early: see chunks in run.ts), in the context of the
-// parent's attempt span (so log records and user spans belong to it) and with the mini-batch id on
-// every log record. Its own step (process index N) writes logs.process-N.jsonl and friends into the
-// runner's run folder.
+// parent's attempt span (so log records and user spans belong to it; not for an entry script that
+// uses none of its telemetry) and with the mini-batch id on every log record. Its own step (process
+// index N) writes logs.process-N.jsonl and friends into the runner's run folder.
 //
-// The step's modules (winston, OpenTelemetry) are most of a worker's start-up, and nothing here
-// loads them before the step starts (worker-telemetry.ts). It starts before init() in a replacement
-// worker, and when the entry script may use it (entry-needs.ts); else, in a slot's first worker
-// (`quickStart`), an entry script that uses nothing, or only its context's logger (then the
-// process logger holds the records: worker-logging.ts), runs init() and its first mini-batch
-// first, and the step starts once their results are sent, an attempt or init() has awaited for
-// HOLD_MS, or at the worker's end (the init span is recorded with its own times). The second
-// mini-batch waits for the step.
+// Its start-up (when its step starts, and what waits for it) is worker-start.ts's.
 //
 // Results go back in batches: at the end of a chunk, after a failed attempt, or once some have
 // been held for HOLD_MS. An attempt that awaits longer than that sends what is held and says that it
@@ -36,12 +29,12 @@ import { EnvReader } from '../config.js';
 import { AttemptUsage, type ResourceSnapshot } from '../resources/attempt-usage.js';
 import type { Step } from '../step.js';
 import type { EndOptions } from '../types.js';
-import { entryNeeds } from './entry-needs.js';
 import { serializeError, unpackRun, type AttemptResult, type AttemptTask, type ItemFailure, type SerializedError, type ParentMessage, type ShutdownMessage, type StartMessage, type WorkerMessage } from './protocol.js';
 import { HOLD_MS } from './lane.js';
 import { readKeyedRows } from './partition-keys.js';
 import { TabularReader } from './tabular.js';
 import type { EntryScript, InitContext, RunContext, TabularSource } from './types.js';
+import { WORKER_SIGNALS, WorkerStart } from './worker-start.js';
 
 const MAX_FAILURES_PER_RESULT = 1000;
 /** Held results are sent once their output lines reach this size (or after HOLD_MS, see lane.ts). */
@@ -58,24 +51,14 @@ function userError(error: unknown): SerializedError {
   return cut > 0 ? { ...e, stack: lines.slice(0, cut).join('\n') } : e;
 }
 
-type WorkerTelemetry = typeof import('./worker-telemetry.js');
-
-let step: Step | undefined;
-/** Loaded with the step. */
-let telemetry: WorkerTelemetry | undefined;
-/** The attempts' trace contexts: with the step, or before it for an entry script that only logs. */
-let contexts: Pick<WorkerTelemetry, 'attemptContext' | 'runIn'> | undefined;
-/** Attempts begun: the second waits for the step. */
-let attemptsBegun = 0;
-let stepStarting: Promise<Step> | undefined;
 let entry: EntryScript | undefined;
 let start: StartMessage | undefined;
+/** The worker's step and what waits for it; made with the start message. */
+let startup: WorkerStart | undefined;
 /** The context init() and run() get; `logger` and `step` are set once the step is up. */
 let baseContext: InitContext | undefined;
 /** init() finished: shutdown() is called at the end. */
 let ready = false;
-/** init() ran before the step was up: its span is recorded when the step starts. */
-let earlyInit: { start: number; end: number; error?: unknown } | undefined;
 /** What each attempt's run() used (unless resources are off). */
 let usage: AttemptUsage | undefined;
 
@@ -126,24 +109,51 @@ async function drain(): Promise<void> {
   running = true;
   try {
     for (let m = queue.shift(); m !== undefined; m = queue.shift()) {
-      // one attempt before the step: the next waits for it (the logger holds the records until then, and
-      // the start-up is over before the job's steady state, not spread into it)
-      if (step === undefined && attemptsBegun > 0) await startWorkerStep();
-      attemptsBegun++;
+      // one attempt before the step: the next waits for it (see worker-start.ts)
+      const wait = startup!.beforeAttempt();
+      if (wait) await wait;
       const pending = onRun(m);
       if (pending) {
-        // while it awaits, the event loop is free: tell the parent within HOLD_MS what runs
-        const notice = setTimeout(sendRunning, held.length > 0 ? Math.max(0, HOLD_MS - (performance.now() - heldSince)) : HOLD_MS);
+        awaiting = current;
+        armNotice();
         try {
           await pending;
         } finally {
-          clearTimeout(notice);
+          awaiting = undefined;
         }
       }
     }
   } finally {
     running = false;
   }
+}
+
+/** The attempt whose run() is awaited now. */
+let awaiting: Attempt | undefined;
+/**
+ * One timer serves every attempt that awaits: most settle long before it fires, and a timer made
+ * and cleared per attempt costs more than the attempt itself. When it fires early for the attempt
+ * awaited then (it was armed for an earlier one), it is armed again for the rest.
+ */
+let notice: NodeJS.Timeout | undefined;
+/** When the parent is told what runs (performance.now()): HOLD_MS after the attempt began to await, or after the oldest result held. */
+let noticeDue = 0;
+
+/** While an attempt awaits, the event loop is free: tell the parent within HOLD_MS what runs (see sendRunning). */
+function armNotice(): void {
+  const now = performance.now();
+  noticeDue = now + HOLD_MS;
+  if (held.length > 0) noticeDue = Math.min(noticeDue, heldSince + HOLD_MS);
+  // a notice armed before fires no later than this one is due (it was armed earlier, for as long)
+  notice ??= setTimeout(onNotice, Math.max(0, noticeDue - now));
+}
+
+function onNotice(): void {
+  notice = undefined;
+  if (awaiting === undefined) return;
+  const left = noticeDue - performance.now();
+  if (left >= 1) notice = setTimeout(onNotice, left);
+  else sendRunning();
 }
 
 // The parent died or closed the channel: nobody will read our results.
@@ -184,56 +194,20 @@ let stopping = false;
  * successful init()), then the step. `byRunner`: the runner's stop message (step.json says so).
  */
 async function stop(code: number, end: EndOptions = {}, byRunner = false): Promise<void> {
-  if (byRunner) step?.markStoppedBy('runner');
+  if (byRunner) startup?.step?.markStoppedBy('runner');
   if (stopping) return;
   stopping = true;
   flushResults();
   sendScalars();
   try {
     // a worker that ran without its step starts it now, to end it (its files say how it ended)
-    const s = start === undefined ? undefined : await startWorkerStep().catch(() => undefined);
+    const s = await startup?.start().catch(() => undefined);
     if (ready && entry?.shutdown && s) await callShutdown(s, entry.shutdown);
     if (byRunner) s?.markStoppedBy('runner');
     await s?.end(end);
   } finally {
     process.exit(code);
   }
-}
-
-/**
- * This worker's step, started once: before init() when the entry script uses it, else when the
- * first results are sent, an attempt or init() has awaited for HOLD_MS, or at the end. The
- * worker's SIGTERM/SIGINT handling stays its own. A step that cannot start ends the worker.
- */
-function startWorkerStep(): Promise<Step> {
-  if (stepStarting) return stepStarting;
-  stepStarting = (async () => {
-    const m = start!;
-    const before = new Map(SIGNALS.map((sig) => [sig, process.listeners(sig)] as const));
-    const t = await import('./worker-telemetry.js');
-    const s = await t.startStep({ processIndex: m.processIndex, mainScript: m.entryScript, rootSpanKind: 'internal', begun: { time: performance.timeOrigin } });
-    takeSignals(before);
-    telemetry = t;
-    contexts = t;
-    step = s;
-    if (m.forwardMetrics) forwardScalars(s);
-    Object.assign(baseContext!, { logger: s.logger, step: s });
-    recordEarlyInit();
-    return s;
-  })();
-  stepStarting.catch((error: unknown) => {
-    process.stderr.write(`the worker's step could not start: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
-    process.exit(1);
-  });
-  return stepStarting;
-}
-
-/** The span of an init() that ran before the step was up, once both are over. */
-function recordEarlyInit(): void {
-  if (step === undefined || earlyInit === undefined) return;
-  const { start: began, end, error } = earlyInit;
-  earlyInit = undefined;
-  telemetry!.recordEarlySpan(step, 'init', began, end, { 'worker.id': start!.worker }, error);
 }
 
 let signalled: NodeJS.Signals | undefined;
@@ -245,7 +219,7 @@ let signalled: NodeJS.Signals | undefined;
 function onSignal(signal: NodeJS.Signals): void {
   const code = signal === 'SIGINT' ? 130 : 143;
   if (signalled === signal) {
-    step?.flushLocalSync('terminated', `second ${signal} while ending`);
+    startup?.step?.flushLocalSync('terminated', `second ${signal} while ending`);
     process.exit(code);
   }
   if (signalled !== undefined) return;
@@ -255,17 +229,7 @@ function onSignal(signal: NodeJS.Signals): void {
   void stop(code, { outcome: 'terminated', error });
 }
 
-const SIGNALS = ['SIGTERM', 'SIGINT'] as const;
-
-for (const sig of SIGNALS) process.on(sig, onSignal);
-
-/** The step's own SIGTERM/SIGINT handlers (those added since `before`) would end it at once; this worker's call shutdown() first. */
-function takeSignals(before: ReadonlyMap<NodeJS.Signals, readonly unknown[]>): void {
-  for (const sig of SIGNALS) {
-    const had = before.get(sig) ?? [];
-    for (const l of process.listeners(sig)) if (!had.includes(l)) process.off(sig, l as (signal: NodeJS.Signals) => void);
-  }
-}
+for (const sig of WORKER_SIGNALS) process.on(sig, onSignal);
 
 class ShutdownTimeout extends Error {
   override readonly name = 'ShutdownTimeout';
@@ -345,11 +309,14 @@ async function onStart(message: StartMessage): Promise<void> {
   const r = new EnvReader(process.env);
   if (!(r.bool('STEP_TELEMETRY_DISABLED') ?? false) && (r.bool('STEP_TELEMETRY_RESOURCES') ?? true)) usage = new AttemptUsage();
   baseContext = { args: message.args, worker: message.worker, input_type: message.inputType } as Partial<InitContext> as InitContext;
+  startup = new WorkerStart(message, baseContext, (s) => {
+    if (message.forwardMetrics) forwardScalars(s);
+  });
   let mod: Record<string, unknown>;
   try {
     mod = (await import(pathToFileURL(message.entryScript).href)) as Record<string, unknown>;
   } catch (error) {
-    const s = await startWorkerStep();
+    const s = await startup.start();
     s.logger.error(`cannot load the entry script ${message.entryScript}`, { error: error instanceof Error ? error : String(error) });
     send({ type: 'init-error', phase: 'load', error: userError(error) });
     void stop(1, { error });
@@ -364,21 +331,13 @@ async function onStart(message: StartMessage): Promise<void> {
     return;
   }
   entry = { init, run, shutdown };
-  const needs = message.quickStart ? entryNeeds(entry) : 'step';
-  if (needs === 'step') await startWorkerStep();
-  else if (needs === 'logger') {
-    // winston and OpenTelemetry's API, not the SDK: the records wait for the step
-    const logging = await import('./worker-logging.js');
-    contexts = logging;
-    Object.assign(baseContext, { logger: logging.workerLogger() });
-  }
+  await startup.prepare(entry);
   const t0 = performance.now();
   if (init) {
     try {
-      if (step) await step.span('init', () => init(baseContext!), { attributes: { 'worker.id': message.worker } });
-      else await initBeforeStep(init);
+      await startup.init(init);
     } catch (error) {
-      const s = await startWorkerStep();
+      const s = await startup.start();
       s.logger.error('init() failed', { error: error instanceof Error ? error : String(error) });
       send({ type: 'init-error', phase: 'init', error: userError(error) });
       void stop(1, { error });
@@ -387,22 +346,6 @@ async function onStart(message: StartMessage): Promise<void> {
   }
   ready = true;
   send({ type: 'ready', pid: process.pid, initMs: performance.now() - t0, shutdown: shutdown !== undefined });
-}
-
-/** init() of an entry script that does not use the step; one that awaits for HOLD_MS has the step start meanwhile. */
-async function initBeforeStep(init: NonNullable<EntryScript['init']>): Promise<void> {
-  const began = Date.now();
-  const meanwhile = setTimeout(() => void startWorkerStep(), HOLD_MS);
-  try {
-    await init(baseContext!);
-    earlyInit = { start: began, end: Date.now() };
-  } catch (error) {
-    earlyInit = { start: began, end: Date.now(), error };
-    throw error;
-  } finally {
-    clearTimeout(meanwhile);
-    recordEarlyInit();
-  }
 }
 
 /** One output line for a returned element. */
@@ -543,7 +486,7 @@ function prepare(q: Queued): Attempt {
   ctx.attempt = message.attempt;
   ctx.source = source;
   if (task.kind === 'keyed') ctx.partition_keys = task.keys;
-  const a: Attempt = { message, last: q.last, start: began, items, names, failures, userFailures, ctx, context: contexts?.attemptContext(message.traceparent, message.id), t0: 0, before: undefined };
+  const a: Attempt = { message, last: q.last, start: began, items, names, failures, userFailures, ctx, context: startup!.contexts?.attemptContext(message.traceparent, message.id), t0: 0, before: undefined };
   current = a;
   ctx.failItem = (item: unknown, reason: unknown): void => {
     let name: string;
@@ -573,8 +516,8 @@ async function recover(a: Attempt, error: unknown): Promise<void> {
   a.items = a.items.filter((f) => !skip.has(f as string));
   a.names = a.items as string[];
   a.userFailures.length = 0;
-  const s = await startWorkerStep();
-  const t = contexts!;
+  const s = await startup!.start();
+  const t = startup!.recordContexts();
   a.context ??= t.attemptContext(a.message.traceparent, a.message.id);
   t.runIn(a.context, () => s.logger.warn(`run() failed and ${bad.length} input file(s) cannot be read; running the mini-batch again without them`, { files: [...skip], error: reasonText(error) }));
   if (a.items.length === 0) {
@@ -666,14 +609,14 @@ function flushResults(): void {
   send({ type: 'results', results: held.splice(0) });
   heldBytes = 0;
   // the first results are out: the step starts now (a worker whose entry script did not need it first)
-  if (stepStarting === undefined) void startWorkerStep();
+  startup!.soon();
 }
 
 /** An attempt awaits past HOLD_MS: what is held goes back, with the attempt that runs (and the step starts meanwhile). */
 function sendRunning(): void {
   const a = current;
   if (a === undefined) return;
-  if (stepStarting === undefined) void startWorkerStep();
+  startup!.soon();
   send({ type: 'results', results: held.splice(0), running: { id: a.message.id, attempt: a.message.attempt, start: epoch(a.start) } });
   heldBytes = 0;
 }
@@ -689,9 +632,10 @@ function isThenable(value: unknown): value is PromiseLike<unknown> {
 
 const NOT_RUN = Symbol('not run');
 
-/** run() of the attempt, in its context (none before the step is up, unless the entry script only logs). */
+/** run() of the attempt, in its context (see WorkerStart.contexts: none before the step is up unless the entry script only logs, none for one that uses nothing). */
 function callRun(a: Attempt): unknown {
   const run = entry!.run;
+  const contexts = startup!.contexts;
   if (contexts === undefined) return run(a.items, a.ctx);
   a.context ??= contexts.attemptContext(a.message.traceparent, a.message.id);
   return contexts.runIn(a.context, run, a.items, a.ctx);

@@ -2,7 +2,7 @@
 // ids and the mini-batch id on every record (so transports a user adds see them too); one
 // transport fans each record out to the console, the driver log, logs.jsonl and OpenTelemetry.
 // Before a step starts, records wait in a small buffer; after it ends, they go to the console.
-import { context, createContextKey, trace, type Attributes, type Context, type Span } from '@opentelemetry/api';
+import { ROOT_CONTEXT, context, createContextKey, trace, type Attributes, type Context, type Span, type SpanContext } from '@opentelemetry/api';
 import { SeverityNumber, type Logger as OtelLogger } from '@opentelemetry/api-logs';
 import winston from 'winston';
 import TransportStream from 'winston-transport';
@@ -47,6 +47,9 @@ export interface LogBinding {
   readonly pipeline: LogPipeline;
 }
 
+/** The span context a record was logged in before the step was up (the bound step exports it in that context, not the step span's). */
+const heldContexts = new WeakMap<Info, SpanContext>();
+
 /**
  * Adds time, trace context and mini-batch id; reads the binding at call time. What is the same on
  * every record of the step is left off it (logs.jsonl stays small; step.json has it): the step
@@ -64,6 +67,7 @@ function stepContextFormat(state: LoggerState): winston.Logform.Format {
       if (sc !== undefined) {
         info.trace_id = sc.traceId;
         info.span_id = sc.spanId;
+        heldContexts.set(info, sc);
       }
       const miniBatch = active.getValue(MINI_BATCH_KEY);
       if (miniBatch !== undefined) info.mini_batch_id = miniBatch;
@@ -121,7 +125,8 @@ export class LogPipeline {
     return out;
   }
 
-  write(info: Info): void {
+  /** `held`: a record logged before the step was up, written now (its time and span context are its own). */
+  write(info: Info, held = false): void {
     let meta: Record<string, unknown> | undefined;
     let error: Record<string, unknown> | undefined;
     for (const key in info) {
@@ -163,10 +168,10 @@ export class LogPipeline {
       if (forDriver) this.local!.driver.append(`${time} ${level} ${body}`);
       if (this.consoleOn) writeConsole(info.level, `${time} ${level} ${this.stepName} ${body}`);
     }
-    if (this.otelLogger) this.emitOtel(info, meta, error);
+    if (this.otelLogger) this.emitOtel(info, meta, error, held);
   }
 
-  private emitOtel(info: Info, meta: Record<string, unknown> | undefined, error: Record<string, unknown> | undefined): void {
+  private emitOtel(info: Info, meta: Record<string, unknown> | undefined, error: Record<string, unknown> | undefined, held: boolean): void {
     const attributes: Attributes = { ...this.otelDims };
     if (info.mini_batch_id !== undefined) attributes.mini_batch_id = String(info.mini_batch_id);
     if (meta) {
@@ -182,13 +187,25 @@ export class LogPipeline {
       if (error.stack !== undefined) attributes['exception.stacktrace'] = String(error.stack);
     }
     try {
+      let ctx: Context;
+      let timestamp: number | undefined;
+      if (held) {
+        // logged before the step: in the span context it was logged in (a runner worker's attempt), at its own time
+        const sc = heldContexts.get(info);
+        ctx = sc ? trace.setSpanContext(ROOT_CONTEXT, sc) : trace.setSpan(ROOT_CONTEXT, this.stepSpan);
+        const t = typeof info.timestamp === 'string' ? Date.parse(info.timestamp) : NaN;
+        if (Number.isFinite(t)) timestamp = t;
+      } else {
+        // the active span's context, else the step span's: every record correlates with a trace
+        ctx = trace.getSpan(context.active()) ? context.active() : trace.setSpan(context.active(), this.stepSpan);
+      }
       this.otelLogger!.emit({
         severityNumber: SEVERITY[info.level] ?? SeverityNumber.INFO,
         severityText: info.level.toUpperCase(),
         body: typeof info.message === 'string' ? info.message : safeStringify(info.message),
         attributes,
-        // the active span's context, else the step span's: every record correlates with a trace
-        context: trace.getSpan(context.active()) ? context.active() : trace.setSpan(context.active(), this.stepSpan),
+        context: ctx,
+        ...(timestamp === undefined ? {} : { timestamp }),
       });
     } catch {
       // the SDK does not throw here; if it ever does, the local files still have the record
@@ -290,9 +307,9 @@ export function processLogger(state: LoggerState): winston.Logger {
 }
 
 /** Hand a record to the step's outputs; a record that cannot be written is dropped with one diagnostic. */
-function writeRecord(state: LoggerState, binding: LogBinding, info: Info): void {
+function writeRecord(state: LoggerState, binding: LogBinding, info: Info, held = false): void {
   try {
-    binding.pipeline.write(info);
+    binding.pipeline.write(info, held);
   } catch (error) {
     state.diagnostics?.warn('logs.write', `a log record could not be written (${errorText(error)}); it was dropped`);
   }
@@ -419,8 +436,8 @@ export function bindLogger(state: LoggerState, binding: LogBinding, level: LogLe
   state.ended = false;
   const buffered = state.buffer;
   state.buffer = [];
-  // records from before the start belong to the step span: no trace or span id of their own
-  for (const info of buffered) writeRecord(state, binding, info);
+  // records from before the start: in the span context they were logged in (a runner worker's attempt), else the step span's
+  for (const info of buffered) writeRecord(state, binding, info, true);
   if (state.overflow > 0) {
     diagnostics.warn('logs.pre-start-overflow', `${state.overflow} log records written before startStep() were dropped (the buffer holds ${state.bufferLimit ?? PRE_START_BUFFER})`);
     state.overflow = 0;
