@@ -130,8 +130,9 @@ export class QueueSource implements MiniBatchSource, SharedJob {
     const tally = this.tally;
     tally.writer = await this.state.newWriter();
     // whatever can refuse this node comes before it counts among the job's nodes (another input, a
-    // --resume that cannot be done, Redis gone): a refused node that had counted, until it counted
-    // itself out again, kept the job's last node from seeing itself last, and the job went unmerged
+    // --resume that cannot be done, Redis gone): a refused node that had counted stood in
+    // nodes_joined until it counted itself out (for good when Redis went away), so the job's last
+    // node to end did not see itself last
     const totals = await this.enqueuer.join();
     await this.state.addToField('nodes_joined', 1);
     this.counted = true;
