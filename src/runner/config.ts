@@ -120,7 +120,7 @@ export function resolveRunConfig(
   const reader = new EnvReader(env);
   const { nodeCount, nodeRank } = nodePlace(v, env, reader);
   const appendRow = appendRowFileName(v, nodeCount, nodeRank);
-  const level: LogLevel = loggingLevel(v);
+  const level = loggingLevel(v);
   const args = argumentList(v);
   const variables = environmentVariables(v);
   const stepName = v.str('step_name')?.value ?? reader.string('STEP_TELEMETRY_STEP_NAME') ?? DEFAULT_STEP_NAME;
