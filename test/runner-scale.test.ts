@@ -81,7 +81,7 @@ describe('run-folder files written a new way, in the formats they had', () => {
     const part = await partition(resolveRunConfig({ entry_script: BEHAVE, input: dir, input_type: 'tabular', mini_batch_size: '16B' }, {}, {}, dir));
     const folder = path.join(dir, 'run');
     fs.mkdirSync(folder);
-    const writer = new ManifestWriter(folder, part.miniBatches);
+    const writer = new ManifestWriter(folder, part);
     writer.start();
     await new Promise((resolve) => setImmediate(resolve));
     writer.finish();

@@ -6,7 +6,8 @@
 // mini-batches/s in the steady state (from a
 // quarter of the mini-batches done to the last, from the runner's processed-mini-batches.csv);
 // launch to the first finished mini-batch; peak RSS of the parent (getrusage, bench/runner/
-// peak-rss.mjs) and its CPU; the partition's time and from its end to the first mini-batch's start;
+// peak-rss.mjs) and its CPU; the partition's time (cutting) and the first mini-batch's start from
+// the partition span's end (negative: it started while the rest was being cut);
 // run-folder bytes. Sides alternate, several rounds, medians kept: the machine is shared. Prints
 // tables, each round's ratio to the first side of the same round, then one JSON line with the figures.
 //   node bench/runner/scale.mjs [SIZES (default 10000,100000)] [--million] [--rounds R] [--workers 1,2] [--sides runner,piscina]
@@ -103,12 +104,15 @@ async function runner(file, n, p) {
     ends[k++] = Date.parse(cells[5]);
     if (k <= 1000) firstStart = Math.min(firstStart, Date.parse(cells[4]));
   }
-  // the partition span is among the first the runner writes
-  const fd = fs.openSync(path.join(folder, 'spans.jsonl'), 'r');
-  const buf = Buffer.alloc(1 << 16);
-  const head = buf.toString('utf8', 0, fs.readSync(fd, buf, 0, buf.length, 0));
-  fs.closeSync(fd);
-  const part = JSON.parse(head.split('\n').find((l) => l.includes('"name":"partition"')));
+  // the partition span: written when the cut ends (the first mini-batches' spans may come before it)
+  let part;
+  const spans = readline.createInterface({ input: fs.createReadStream(path.join(folder, 'spans.jsonl')) });
+  for await (const line of spans) {
+    if (!line.includes('"name":"partition"')) continue;
+    part = JSON.parse(line);
+    break;
+  }
+  spans.close();
   const partitionEnd = Date.parse(part.start.replace(/(\.\d{3})\d*Z$/, '$1Z')) + part.duration_ms;
   if (k !== n) throw new Error(`expected ${n} rows in processed-mini-batches.csv, found ${k}`);
   const q = Math.floor(n / 4);
@@ -122,7 +126,8 @@ async function runner(file, n, p) {
     perS: ((n - q) * 1000) / Math.max(1, ends[n - 1] - ends[q - 1]),
     rssMb: usage.maxRssKb / 1024,
     cpuUs: (usage.cpuMs * 1000) / n,
-    partitionMs: part.duration_ms,
+    // the time spent cutting (the span also holds the waits between slices when the cut streams)
+    partitionMs: part.attributes['partition.busy_ms'] ?? part.duration_ms,
     toFirstStartMs: firstStart - partitionEnd,
     folderBytes: bytes,
   };
@@ -151,6 +156,7 @@ try {
         wallMs: median(runs.map((x) => x.wallMs)),
         treeCpuMs: median(runs.map((x) => x.treeCpuMs)),
         firstMs: median(runs.map((x) => x.firstMs)),
+        firstEach: runs.map((x) => Math.round(x.firstMs)),
         perS: median(runs.map((x) => x.perS)),
         rssMb: median(runs.map((x) => x.rssMb)),
         rssMaxMb: Math.max(...runs.map((x) => x.rssMb)),
@@ -176,7 +182,8 @@ try {
           'parent peak rss': `${Math.round(m.rssMb)} MB${rounds > 1 ? ` (max ${Math.round(m.rssMaxMb)})` : ''}`,
           'run folder': m.folderBytes ? `${(m.folderBytes / 1e6).toFixed(1)} MB (${Math.round(m.folderBytes / n)} B/mb)` : '',
           'parent cpu/mb': m.cpuUs ? `${m.cpuUs.toFixed(1)} µs` : '',
-          'partition → first start': m.folderBytes ? `${Math.round(m.partitionMs)} ms → ${Math.round(m.toFirstStartMs)} ms` : '',
+          // negative: the first mini-batch started before the cut ended (it streams)
+          'partition; first start - its end': m.folderBytes ? `${Math.round(m.partitionMs)} ms; ${Math.round(m.toFirstStartMs)} ms` : '',
         });
       }
     }

@@ -22,8 +22,8 @@ export class Accounting {
 
   constructor(
     private readonly config: ResolvedRunConfig,
-    /** Mini-batches and items of the job. */
-    readonly totals: { readonly miniBatches: number; readonly items: number },
+    /** Mini-batches and items of the job; while `final` is false (a partition still being cut), so far. */
+    readonly totals: { readonly miniBatches: number; readonly items: number; readonly final?: boolean },
   ) {}
 
   /** A mini-batch reached its final status with `succeeded` and `failed` items. */
@@ -51,7 +51,7 @@ export class Accounting {
 
   /** Every mini-batch of the job has its final status. */
   get complete(): boolean {
-    return this.mbDone === this.totals.miniBatches;
+    return this.totals.final !== false && this.mbDone === this.totals.miniBatches;
   }
 
   /** The threshold that the counts exceed, as one sentence; undefined while they hold. */
@@ -64,7 +64,8 @@ export class Accounting {
     if (c.allowedFailedCount >= 0 && this.mbFailed > c.allowedFailedCount) {
       return `allowed_failed_count exceeded: ${this.mbFailed} failed mini-batches > allowed_failed_count ${c.allowedFailedCount}`;
     }
-    if (c.allowedFailedPercent < 100 && (this.mbFailed * 100) / total > c.allowedFailedPercent) {
+    // a percentage of the whole job: not asked of a denominator that is still growing (the job asks again at the end of the cut)
+    if (c.allowedFailedPercent < 100 && this.totals.final !== false && (this.mbFailed * 100) / total > c.allowedFailedPercent) {
       const pct = (this.mbFailed * 100) / total;
       return `allowed_failed_percent exceeded: ${this.mbFailed} of ${total} mini-batches failed (${pct.toFixed(1)}%) > allowed_failed_percent ${c.allowedFailedPercent}`;
     }

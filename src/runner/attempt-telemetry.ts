@@ -99,10 +99,14 @@ export class AttemptTelemetry {
     this.step.instruments.record('workerRestarts', 1);
   }
 
-  /** At the start: the items expected and an unused error budget. */
+  /** At the start: an unused error budget, and the items expected when they are known (else expect() once they are). */
+  start(items: number | undefined): void {
+    if (items !== undefined) this.expect(items);
+    this.step.instruments.record('errorBudgetUsed', 0);
+  }
+
   expect(items: number): void {
     this.step.instruments.record('itemsExpected', items);
-    this.step.instruments.record('errorBudgetUsed', 0);
   }
 
   /** The error budget used, when it changed (error_threshold set). */

@@ -111,11 +111,15 @@ export async function main(argv: readonly string[]): Promise<number> {
     return 0;
   }
   try {
-    // the workers start first (run.ts and the rest of the runner load while they do)
+    // the workers start first, then the cut of the input (run.ts and the rest of the runner load while they work)
     const config = resolveRunConfig({}, parsed.flags);
     const preforked = config.queue ? [] : (await import('./pool.js')).forkWorkers(config, config.processCountPerNode);
-    const { runWith } = await import('./run.js');
-    const result = await runWith({}, parsed.flags, {}, { config, preforked });
+    const cut = config.queue || config.inputFailed ? undefined : (await import('./partition.js')).startPartition(config);
+    const loading = import('./run.js');
+    // its first slice is cut: the rest waits until the runner has loaded (run.ts holds it further)
+    cut?.holdUntil(loading);
+    const { runWith } = await loading;
+    const result = await runWith({}, parsed.flags, {}, { config, preforked, cut });
     // nothing should hold the event loop now; if something does, do not hang the pipeline
     setTimeout(() => process.exit(result.exit_code), 3000).unref();
     return result.exit_code;

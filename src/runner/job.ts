@@ -71,6 +71,8 @@ export class Job implements SchedulerEvents {
   });
   private readonly timers: NodeJS.Timeout[] = [];
   private readonly debug: boolean;
+  /** Unreadable inputs of the source failed so far (the cut may find more). */
+  private unreadableFailed = 0;
 
   constructor(
     private readonly config: ResolvedRunConfig,
@@ -91,7 +93,8 @@ export class Job implements SchedulerEvents {
     this.t0 = startedAt;
     this.started = Math.round(performance.timeOrigin + startedAt);
     this.debug = step.logger.isDebugEnabled();
-    this.acc = new Accounting(config, { miniBatches: source.miniBatches, items: source.items });
+    // the source's totals, live: they grow while the partition is being cut (final then)
+    this.acc = new Accounting(config, source);
     this.shared = source.shared;
     this.node = this.shared ? new Accounting(config, { miniBatches: 0, items: 0 }) : this.acc;
     if (extras.resumed) this.acc.setJobWide(extras.resumed);
@@ -113,6 +116,7 @@ export class Job implements SchedulerEvents {
     itemsSucceeded: this.acc.itemsSucceeded,
     itemsFailed: this.acc.itemsFailed,
     miniBatchesTotal: this.acc.totals.miniBatches,
+    totalsPartial: !this.source.final,
     miniBatchesDone: this.acc.mbDone,
     miniBatchesFailed: this.acc.mbFailed,
     running: this.scheduler.busyWorkers(),
@@ -122,20 +126,15 @@ export class Job implements SchedulerEvents {
   });
 
   async run(): Promise<Outcome> {
-    // the dashboards sum step.items.expected over the nodes: with a queue, the node that enqueued says it
-    this.telemetry.expect(this.shared && !this.shared.isLeader ? 0 : this.acc.totals.items - (this.extras.resumed ? this.acc.itemsSucceeded + this.acc.itemsFailed : 0));
+    this.telemetry.start(this.source.final ? this.itemsExpected() : undefined);
     if (this.shared) {
       const sh = this.shared;
       sh.onChange = () => this.onShared();
       sh.onUnreadable = (mb) => this.failUnreadable(mb);
       sh.onLost = (st, message) => this.lost(st, message);
       sh.beforeCommit = () => this.extras.journal?.flush();
-    }
-    // inputs that could not be read while partitioning fail right away, without a worker
-    for (const mb of this.source.unreadable) {
-      if (this.outcome) break;
-      this.failUnreadable(mb);
-    }
+    } else this.source.onGrow = () => this.grew();
+    this.failNewUnreadable();
     // one timer for the run_invocation_timeout deadlines and the progress watchdog, instead of a
     // timer per attempt: a deadline is seen at most a tenth of the timeout (≤ 250 ms) late
     const c = this.config;
@@ -155,6 +154,28 @@ export class Job implements SchedulerEvents {
     this.shared?.halt();
     await this.scheduler.stopAll(this.outcome ? 'aborted' : undefined);
     return this.outcome ?? { status: 'succeeded', exitCode: 0 };
+  }
+
+  /** The dashboards sum step.items.expected over the nodes: with a queue, the node that enqueued says it. */
+  private itemsExpected(): number {
+    const before = this.extras.resumed;
+    return this.shared && !this.shared.isLeader ? 0 : this.acc.totals.items - (before ? before.itemsSucceeded + before.itemsFailed : 0);
+  }
+
+  /** Inputs that could not be read while partitioning fail as soon as they are found, without a worker. */
+  private failNewUnreadable(): void {
+    const found = this.source.unreadable;
+    while (this.unreadableFailed < found.length && !this.outcome) this.failUnreadable(found[this.unreadableFailed++]!);
+  }
+
+  /** The partition cut more of the input, or ended: its totals are final then (the items expected, the percentage threshold, the end). */
+  private grew(): void {
+    if (this.outcome) return;
+    this.failNewUnreadable();
+    if (this.outcome || !this.source.final) return;
+    this.telemetry.expect(this.itemsExpected());
+    this.checkThresholds();
+    if (!this.outcome && this.acc.complete) this.finish();
   }
 
   private tick(): void {

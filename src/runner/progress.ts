@@ -13,6 +13,8 @@ export interface ProgressSnapshot {
   readonly retries: number;
   readonly timeouts: number;
   readonly workerRestarts: number;
+  /** The input is still being cut: the totals are those so far (no percentage, no ETA). */
+  readonly totalsPartial?: boolean;
 }
 
 export type ProgressMode = 'tty' | 'plain' | 'silent';
@@ -33,7 +35,7 @@ export function rateAndEta(p: ProgressSnapshot): { rate: number; eta: number } {
   const done = p.itemsSucceeded + p.itemsFailed;
   const rate = p.elapsedMs > 0 ? (done * 1000) / p.elapsedMs : 0;
   const left = Math.max(0, p.itemsTotal - done);
-  return { rate, eta: rate > 0 ? left / rate : left === 0 ? 0 : Number.NaN };
+  return { rate, eta: p.totalsPartial ? Number.NaN : rate > 0 ? left / rate : left === 0 ? 0 : Number.NaN };
 }
 
 /** One line of progress; `eta` false once the job is over. */
@@ -41,9 +43,10 @@ export function progressLine(p: ProgressSnapshot, eta = true): string {
   const done = p.itemsSucceeded + p.itemsFailed;
   const r = rateAndEta(p);
   const pct = p.itemsTotal > 0 ? Math.floor((100 * done) / p.itemsTotal) : 100;
+  const more = p.totalsPartial ? '+' : '';
   return (
-    `${pct}% ${done}/${p.itemsTotal} items (${p.itemsFailed} failed), ` +
-    `${p.miniBatchesDone}/${p.miniBatchesTotal} mini-batches (${p.miniBatchesFailed} failed, ${p.running} running), ` +
+    `${p.totalsPartial ? '' : `${pct}% `}${done}/${p.itemsTotal}${more} items (${p.itemsFailed} failed), ` +
+    `${p.miniBatchesDone}/${p.miniBatchesTotal}${more} mini-batches (${p.miniBatchesFailed} failed, ${p.running} running${p.totalsPartial ? ', the input still being cut' : ''}), ` +
     `${r.rate.toFixed(1)} items/s${eta ? `, ETA ${formatDuration(r.eta)}` : ''}` +
     (p.retries + p.timeouts + p.workerRestarts > 0 ? `, ${p.retries} retries, ${p.timeouts} timeouts, ${p.workerRestarts} worker restarts` : '')
   );
@@ -58,9 +61,9 @@ const MIN_BAR_WIDTH = 6;
  */
 export function progressBar(p: ProgressSnapshot, label: string, columns: number): string {
   const done = p.itemsSucceeded + p.itemsFailed;
-  const frac = p.itemsTotal > 0 ? Math.min(1, done / p.itemsTotal) : 1;
+  const frac = p.totalsPartial ? 0 : p.itemsTotal > 0 ? Math.min(1, done / p.itemsTotal) : 1;
   const { rate, eta } = rateAndEta(p);
-  const numbers = `${Math.floor(frac * 100)}% ${done}/${p.itemsTotal} items · ${p.itemsFailed} failed · ${rate.toFixed(1)} items/s · ETA ${formatDuration(eta)}`;
+  const numbers = `${p.totalsPartial ? `${done}/${p.itemsTotal}+` : `${Math.floor(frac * 100)}% ${done}/${p.itemsTotal}`} items · ${p.itemsFailed} failed · ${rate.toFixed(1)} items/s · ETA ${formatDuration(eta)}`;
   const room = columns - 1; // the cursor's column
   const width = Math.min(BAR_WIDTH, room - label.length - numbers.length - 4);
   if (width >= MIN_BAR_WIDTH) {

@@ -12,7 +12,7 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { closeQuietly } from '../util/fd.js';
 import type { MiniBatchList } from './mini-batch-list.js';
-import type { MiniBatch } from './partition.js';
+import type { MiniBatch, Partition } from './partition.js';
 import type { WorkerProcess } from './pool.js';
 import { formatDuration, progressLine, rateAndEta, type ProgressSnapshot } from './progress.js';
 import type { ParallelRunErrorCategory, ParallelRunErrorInfo, ParallelRunResult } from './types.js';
@@ -202,10 +202,14 @@ export class ManifestWriter {
   private file = '';
   private fileJson = '""';
 
+  private readonly list: MiniBatchList;
+
+  /** `part`: the partition, maybe still being cut (start() again when it has cut more: its `ready` ones are written). */
   constructor(
     folder: string,
-    private readonly list: MiniBatchList,
+    private readonly part: Partition,
   ) {
+    this.list = part.miniBatches;
     this.out = new LineFile(path.join(folder, FILES.manifest));
   }
 
@@ -217,21 +221,21 @@ export class ManifestWriter {
     this.timer = undefined;
     const until = performance.now() + MANIFEST_SLICE_MS;
     do this.write(MANIFEST_SLICE);
-    while (this.next < this.list.length && performance.now() < until);
-    if (this.next < this.list.length) this.timer = setImmediate(this.slice);
+    while (this.next < this.part.ready && performance.now() < until);
+    if (this.next < this.part.ready) this.timer = setImmediate(this.slice);
     else this.out.flush();
   };
 
-  /** The rest, now; the file is complete and closed. */
+  /** The rest, now (the cut has ended); the file is complete and closed. */
   finish(): void {
     if (this.timer !== undefined) clearImmediate(this.timer);
     this.timer = undefined;
-    this.write(this.list.length - this.next);
+    this.write(this.part.ready - this.next);
     this.out.close();
   }
 
   private write(count: number): void {
-    const end = Math.min(this.list.length, this.next + count);
+    const end = Math.min(this.part.ready, this.next + count);
     for (; this.next < end; this.next++) this.out.append(this.line(this.list.at(this.next)));
   }
 
@@ -437,6 +441,8 @@ export function overviewText(o: OverviewInput): string {
   const p = o.progress;
   const { rate, eta } = rateAndEta(p);
   const over = o.status !== 'running';
+  // while the input is still being cut, the totals so far
+  const more = p.totalsPartial ? '+ (the input still being cut)' : '';
   // the mini-batches add up: done + on workers + waiting + not started, or done + not processed at the end
   const where = over
     ? `${p.miniBatchesTotal - p.miniBatchesDone} not processed`
@@ -447,8 +453,8 @@ export function overviewText(o: OverviewInput): string {
     `updated: ${new Date().toISOString()}`,
     `started: ${new Date(o.started).toISOString()}`,
     `elapsed: ${formatDuration(p.elapsedMs / 1000)}`,
-    `mini-batches: ${p.miniBatchesDone} of ${p.miniBatchesTotal} done (${o.miniBatchesSucceeded} succeeded, ${p.miniBatchesFailed} failed), ${where}`,
-    `items: ${p.itemsSucceeded + p.itemsFailed} of ${p.itemsTotal} done (${p.itemsSucceeded} succeeded, ${p.itemsFailed} failed)` +
+    `mini-batches: ${p.miniBatchesDone} of ${p.miniBatchesTotal}${more} done (${o.miniBatchesSucceeded} succeeded, ${p.miniBatchesFailed} failed), ${where}`,
+    `items: ${p.itemsSucceeded + p.itemsFailed} of ${p.itemsTotal}${more} done (${p.itemsSucceeded} succeeded, ${p.itemsFailed} failed)` +
       `${over && p.itemsSucceeded + p.itemsFailed < p.itemsTotal ? `, ${p.itemsTotal - p.itemsSucceeded - p.itemsFailed} not processed` : ''}`,
     // an ETA only while the job runs
     `rate: ${rate.toFixed(2)} items/s${over ? '' : `, ETA ${formatDuration(eta)}`}`,

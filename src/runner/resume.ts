@@ -130,10 +130,10 @@ export async function failedInput(folder: string, config: ResolvedRunConfig): Pr
           list.addTabular(ref, start, end, firstRow, firstLine, n);
           total += n;
         },
-        (r) => wanted.has(r),
+        { keep: (r) => wanted.has(r) },
       );
       list.setHeader(ref, header);
     }
   }
-  return { part: { miniBatches: list, totalMiniBatches: list.length, totalFiles: paths.length + rows.size, items: total }, unidentified, files };
+  return { part: { miniBatches: list, totalMiniBatches: list.length, totalFiles: paths.length + rows.size, items: total, final: true, ready: list.length }, unidentified, files };
 }

@@ -20,7 +20,7 @@ import { Job, type Outcome } from './job.js';
 import { mergeJob } from './merge.js';
 import { OutputJournal, journalPath } from './output-journal.js';
 import { AppendRowOutput } from './output.js';
-import { partition as cutInput, type Partition } from './partition.js';
+import { PartitionCut, startPartition, type Partition } from './partition.js';
 import { EarlyStart } from './early-start.js';
 import { forkWorkers, stepEnvironment, type WorkerProcess } from './pool.js';
 import { ProgressPrinter, type ProgressMode } from './progress.js';
@@ -73,12 +73,12 @@ export async function runParallel(config: ParallelRunConfig, options: RunParalle
   return runWith(config, {}, options);
 }
 
-/** runParallel() with CLI flag values on top (see cli.ts, which resolves the configuration and forks the workers first: `begun`). */
+/** runParallel() with CLI flag values on top (see cli.ts, which resolves the configuration, forks the workers and begins the cut first: `begun`). */
 export async function runWith(
   api: ParallelRunConfig,
   flags: Readonly<Record<string, unknown>>,
   options: RunParallelOptions,
-  begun?: { readonly config: ResolvedRunConfig; readonly preforked: WorkerProcess[] },
+  begun?: { readonly config: ResolvedRunConfig; readonly preforked: WorkerProcess[]; readonly cut?: PartitionCut },
 ): Promise<ParallelRunResult> {
   const config = begun?.config ?? resolveRunConfig(api, flags);
   // first_task_creation_timeout counts from here: listing and cutting the input included
@@ -87,8 +87,13 @@ export async function runWith(
   let partStarted = Date.now();
   let partEnded = partStarted;
   let part: Partition | undefined;
+  /** The local partition while it is being cut: its first mini-batches run meanwhile (partition.ts). */
+  let cutting: PartitionCut | undefined;
+  /** The cut failed after its first slice (not a configuration error: a bug). */
+  let cutFailure: ParallelRunErrorInfo | undefined;
   let unidentified = 0;
-  const cut = async (): Promise<Partition> => {
+  /** `whole`: wait for the end of the cut (a queue's leader enqueues it whole); else for its first slice. */
+  const cut = async (whole: boolean): Promise<Partition> => {
     partStarted = Date.now();
     try {
       if (config.inputFailed) {
@@ -96,7 +101,25 @@ export async function runWith(
         if (f.files.length === 0) throw new RunnerConfigError([{ field: 'input_failed', source: flagName('input_failed'), expected: 'a run folder with failed-items.jsonl (its own, or in its node-<rank> folders)', got: config.inputFailed }]);
         unidentified = f.unidentified;
         part = f.part;
-      } else part = await cutInput(config.queue ? { ...config, nodeCount: 1, nodeRank: 0 } : config); // a queue: the whole input, whichever node cuts it
+      } else {
+        const c = begun?.cut ?? startPartition(config.queue ? { ...config, nodeCount: 1, nodeRank: 0 } : config); // a queue: the whole input, whichever node cuts it
+        partStarted = c.startedAt;
+        part = c;
+        await (whole ? c.done : c.first);
+        if (!c.final) {
+          cutting = c;
+          c.done.then(
+            () => (partEnded = c.endedAt),
+            (error: unknown) => {
+              cutFailure = { category: 'InternalError', message: `cannot cut the input: ${(error as Error).message}` };
+              job?.abort(cutFailure);
+            },
+          );
+          return part;
+        }
+        partEnded = c.endedAt;
+        return part;
+      }
     } catch (error) {
       if (error instanceof RunnerConfigError) throw error;
       throw new RunnerConfigError([{ field: 'input', source: 'input', expected: 'readable input files and folders', got: (error as Error).message }]);
@@ -111,7 +134,7 @@ export async function runWith(
   let resumed: ReturnType<typeof resumeTarget> | undefined;
   try {
     resumed = resumeFolder ? resumeTarget(resumeFolder) : undefined;
-    if (!config.queue) await cut();
+    if (!config.queue) await cut(false);
   } catch (error) {
     for (const w of preforked) w.kill();
     throw error;
@@ -131,7 +154,7 @@ export async function runWith(
         config,
         address: config.queue,
         name: queueName(id.pipelineRunId, id.stepId),
-        partition: cut,
+        partition: () => cut(true),
         notice: (text) => (job ? job.notice(text) : notices.push(text)),
       });
     } catch (error) {
@@ -139,9 +162,6 @@ export async function runWith(
       throw new RunnerConfigError([{ field: 'queue', source: flagName('queue'), expected: 'a Redis that answers', got: (error as Error).message }]);
     }
   }
-  const totalItems = queue ? queue.items : part!.items;
-  const totalMiniBatches = queue ? queue.miniBatches : part!.miniBatches.length;
-  const runnable = queue ? queue.miniBatches : part!.miniBatches.length - part!.miniBatches.unreadable.length;
   const owned = options.step === undefined;
   const handleSignals = options.handleSignals ?? owned;
   const stepOptions: StepOptions = {
@@ -158,8 +178,8 @@ export async function runWith(
   const spanIds = new SpanIdPool();
   const plan = owned && !queue && !config.resume ? planStep(stepOptions, process.env, spanIds, Date.now()) : undefined;
   // the first workers start before this process's step (they get its identity with their start message)
-  if (queue) preforked = forkWorkers(config, Math.min(config.processCountPerNode, runnable));
-  else for (const w of preforked.splice(runnable)) w.kill();
+  if (queue) preforked = forkWorkers(config, Math.min(config.processCountPerNode, queue.miniBatches));
+  else if (part!.final) for (const w of preforked.splice(part!.miniBatches.length - part!.miniBatches.unreadable.length)) w.kill();
   const startedAt = performance.now();
   let early: EarlyStart | undefined;
   let scheduler: Scheduler | undefined;
@@ -177,8 +197,17 @@ export async function runWith(
   const offEarlySignals = (): void => {
     for (const sig of ['SIGTERM', 'SIGINT'] as const) process.off(sig, onEarlySignal);
   };
+  // what the cut publishes next is handed out, and written to the manifest
+  let local: LocalSource | undefined;
+  let manifest: ManifestWriter | undefined;
+  if (cutting) {
+    cutting.onGrow = () => {
+      local?.grew();
+      manifest?.start();
+    };
+  }
   if (plan) {
-    earlySource = new LocalSource(part!);
+    earlySource = local = new LocalSource(part!);
     early = new EarlyStart(plan.traceparent, spanIds);
     const link = { logger: early.log, stepEnv: stepEnvironment(config, plan.identity, plan.traceparent, plan.runFolder), forwardMetrics: plan.prometheus };
     scheduler = new Scheduler(config, link, earlySource, early, early, plan.runFolder, preforked);
@@ -186,6 +215,8 @@ export async function runWith(
     scheduler.firstOnly = true;
     if (handleSignals) for (const sig of ['SIGTERM', 'SIGINT'] as const) process.on(sig, onEarlySignal);
     const due = early.due(preforked.length, LOAD_STEP_AFTER_MS);
+    // the rest of the cut waits for the same: the workers' start-up and first mini-batches have the cores
+    cutting?.holdUntil(due);
     scheduler.ensureWorkers();
     await due;
   }
@@ -208,7 +239,6 @@ export async function runWith(
   const label = step.identity.stepName;
   const mode = progressMode(options.progress);
 
-  if (part) step.startSpan('partition', { startTime: partStarted, attributes: { 'input.files': part.totalFiles, 'mini_batches.total': part.totalMiniBatches, 'mini_batches.node': part.miniBatches.length, 'items.node': part.items } }).end(partEnded);
   step.rootSpan.setAttributes({
     'parallel_run.entry_script': config.entryScript,
     'parallel_run.input_type': config.inputType,
@@ -225,8 +255,6 @@ export async function runWith(
     'parallel_run.first_task_creation_timeout': config.firstTaskCreationTimeout,
     ...(config.partitionKeys.length > 0 ? { 'parallel_run.partition_keys': [...config.partitionKeys] } : {}),
     'parallel_run.output_action': config.outputAction,
-    'parallel_run.mini_batches': totalMiniBatches,
-    'parallel_run.items': totalItems,
     ...(queue ? { 'parallel_run.queue': queue.display, 'parallel_run.queue_writer': queue.writer } : {}),
   });
 
@@ -248,15 +276,15 @@ export async function runWith(
   const processed = runFolder ? new ProcessedReport(runFolder, resume?.processed) : undefined;
   // the manifest: of this node's share, or (a queue) of the whole job by the node that cut it;
   // written between the job's events: a long partition never holds up the first mini-batch
-  const manifest = runFolder && part ? new ManifestWriter(runFolder, part.miniBatches) : undefined;
+  manifest = runFolder && part ? new ManifestWriter(runFolder, part) : undefined;
   manifest?.start();
   const journal = runFolder ? new OutputJournal(journalPath(runFolder), queue ? queue.writer : 1, output?.file) : undefined;
   const failedItems = runFolder ? new FailedItemsFile(failedItemsPath(runFolder), resume?.failedItems) : undefined;
 
   const printer = new ProgressPrinter(mode, label, config.progressInterval * 1000, () =>
-    job ? job.snapshot() : { elapsedMs: 0, itemsTotal: totalItems, itemsSucceeded: 0, itemsFailed: 0, miniBatchesTotal: totalMiniBatches, miniBatchesDone: 0, miniBatchesFailed: 0, running: 0, retries: 0, timeouts: 0, workerRestarts: 0 },
+    job ? job.snapshot() : { elapsedMs: 0, itemsTotal: source.items, itemsSucceeded: 0, itemsFailed: 0, miniBatchesTotal: source.miniBatches, miniBatchesDone: 0, miniBatchesFailed: 0, running: 0, retries: 0, timeouts: 0, workerRestarts: 0, totalsPartial: !source.final },
   );
-  const source = queue ?? earlySource ?? new LocalSource(part!, config.resume ? resume?.skip : undefined);
+  const source = queue ?? earlySource ?? (local = new LocalSource(part!, config.resume ? resume?.skip : undefined));
   if (!scheduler) {
     early = new EarlyStart(step.traceparent(), spanIds);
     const link = { logger: step.logger, stepEnv: stepEnvironment(config, step.identity, step.traceparent(), runFolder), forwardMetrics: step.prometheusExport !== undefined };
@@ -271,23 +299,35 @@ export async function runWith(
   if (unidentified > 0) j.notice(`${unidentified} failed item(s) of ${config.inputFailed} cannot be named (run() returned fewer rows without context.failItem()): they are not run again`);
   if (config.resume && resume && !queue) printer.print(`[${label}] resuming ${stateFolder}: ${resume.skip.size} mini-batches succeeded before and are skipped`);
 
-  step.logger.info(`parallel run: ${totalItems} items in ${totalMiniBatches} mini-batches on node ${config.nodeRank} of ${config.nodeCount}${queue ? ` from the queue ${queue.display}` : ''}, ${config.processCountPerNode} worker process(es)`, {
-    entry_script: config.entryScript,
-    input_type: config.inputType,
-    mini_batch_size: config.miniBatchSize,
-    items: totalItems,
-    mini_batches: totalMiniBatches,
-    mini_batches_all_nodes: part?.totalMiniBatches ?? totalMiniBatches,
-    output: output?.file,
-  });
-  printer.print(
-    `[${label}] ${totalItems} items in ${totalMiniBatches} mini-batches` +
-      `${config.partitionKeys.length > 0 ? ` (one per value of partition_keys ${config.partitionKeys.join(', ')})` : ''}` +
-      (queue
-        ? ` on the queue ${queue.display} (node ${config.nodeRank}${queue.isLeader ? ', which enqueued them' : ''})`
-        : `${config.nodeCount > 1 ? ` (node ${config.nodeRank} of ${config.nodeCount}; ${part!.totalMiniBatches} mini-batches on all nodes)` : ''}`) +
-      `, up to ${config.processCountPerNode} worker process(es)${runFolder ? `; run folder ${runFolder}` : ''}`,
-  );
+  // the totals, once the cut has ended (at once unless it is still cutting: its first mini-batches run meanwhile)
+  const announce = (): void => {
+    const totalItems = source.items;
+    const totalMiniBatches = source.miniBatches;
+    if (part) {
+      const busy = part instanceof PartitionCut ? { 'partition.busy_ms': Math.round(part.busyMs) } : {};
+      step.startSpan('partition', { startTime: partStarted, attributes: { 'input.files': part.totalFiles, 'mini_batches.total': part.totalMiniBatches, 'mini_batches.node': part.miniBatches.length, 'items.node': part.items, ...busy } }).end(partEnded);
+    }
+    step.rootSpan.setAttributes({ 'parallel_run.mini_batches': totalMiniBatches, 'parallel_run.items': totalItems });
+    step.logger.info(`parallel run: ${totalItems} items in ${totalMiniBatches} mini-batches on node ${config.nodeRank} of ${config.nodeCount}${queue ? ` from the queue ${queue.display}` : ''}, ${config.processCountPerNode} worker process(es)`, {
+      entry_script: config.entryScript,
+      input_type: config.inputType,
+      mini_batch_size: config.miniBatchSize,
+      items: totalItems,
+      mini_batches: totalMiniBatches,
+      mini_batches_all_nodes: part?.totalMiniBatches ?? totalMiniBatches,
+      output: output?.file,
+    });
+    printer.print(
+      `[${label}] ${totalItems} items in ${totalMiniBatches} mini-batches` +
+        `${config.partitionKeys.length > 0 ? ` (one per value of partition_keys ${config.partitionKeys.join(', ')})` : ''}` +
+        (queue
+          ? ` on the queue ${queue.display} (node ${config.nodeRank}${queue.isLeader ? ', which enqueued them' : ''})`
+          : `${config.nodeCount > 1 ? ` (node ${config.nodeRank} of ${config.nodeCount}; ${part!.totalMiniBatches} mini-batches on all nodes)` : ''}`) +
+        `, up to ${config.processCountPerNode} worker process(es)${runFolder ? `; run folder ${runFolder}` : ''}`,
+    );
+  };
+  if (cutting && !cutting.final) cutting.done.then(announce, () => {});
+  else announce();
 
   // signals: stop the workers first, then write the reports and end the step
   const onSignal = (signal: NodeJS.Signals): void => {
@@ -320,6 +360,7 @@ export async function runWith(
 
   printer.start();
   let outcome: Outcome;
+  if (cutFailure) j.abort(cutFailure);
   if (earlySignal !== undefined) j.terminate(earlySignal);
   if (setupError) {
     j.abort(setupError);
@@ -330,6 +371,8 @@ export async function runWith(
   } else {
     outcome = await j.run();
   }
+  // the job ended before the cut did (a signal, a threshold): its files are written with the final totals
+  if (cutting && !cutting.final) await cutting.finish().catch(() => {});
   printer.stop();
   options.signal?.removeEventListener('abort', onAbort);
 

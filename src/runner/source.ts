@@ -78,10 +78,12 @@ export interface SharedJob {
 }
 
 export interface MiniBatchSource {
-  /** Mini-batches and items of the job this source serves (job-wide when the source is shared). */
+  /** Mini-batches and items of the job this source serves (job-wide when the source is shared); so far, until `final`. */
   readonly miniBatches: number;
   readonly items: number;
-  /** Inputs that could not be read while listing them: failed without a worker, at the start. */
+  /** The totals are final (false while the local partition is still being cut: they grow). */
+  readonly final: boolean;
+  /** Inputs that could not be read while listing them: failed without a worker, as they are found (it grows while not `final`). */
   readonly unreadable: readonly UnreadableMiniBatch[];
   /** The next mini-batch to run (a retry first, then one not started); undefined when none waits now. */
   take(): MiniBatchState | undefined;
@@ -98,32 +100,67 @@ export interface MiniBatchSource {
   settled(st: MiniBatchState, status: MiniBatchStatus, info: SettledInfo): void;
   /** A shared queue: counts and the verdict are job-wide. */
   readonly shared?: SharedJob;
-  /** Set by the scheduler: the source calls it when mini-batches arrive after take() found none (a shared queue; never locally). */
+  /** Set by the scheduler: the source calls it when mini-batches arrive after take() found none (a shared queue, a partition still being cut). */
   onAvailable?: () => void;
+  /** Set by the job: the partition cut more (maybe unreadable inputs too), or ended (`final`). */
+  onGrow?: () => void;
 }
 
-/** This node's share of the local partition, in order; retries go before mini-batches not started. */
+/**
+ * This node's share of the local partition, in order; retries go before mini-batches not started.
+ * A partition still being cut (partition.ts's PartitionCut) calls grew() after each slice: what
+ * it cut is handed out from then on, and the totals are final once it ends.
+ */
 export class LocalSource implements MiniBatchSource {
-  readonly miniBatches: number;
-  readonly items: number;
-  readonly unreadable: UnreadableMiniBatch[];
+  readonly unreadable: UnreadableMiniBatch[] = [];
   private readonly list: MiniBatchList;
+  /** Mini-batches of `list` that can be handed out (those published by the cut). */
+  private visible = 0;
+  /** Entries of `list.unreadable` taken into `unreadable`. */
+  private unreadableSeen = 0;
   /** The next mini-batch of `list` to look at. */
   private next = 0;
-  private left: number;
+  private left = 0;
   private readonly retries: MiniBatchState[] = [];
+  onAvailable?: () => void;
+  onGrow?: () => void;
 
   /** `skip`: ids of mini-batches that succeeded before (a resumed run): counted in the totals, never run. */
   constructor(
-    part: Partition,
+    private readonly part: Partition,
     private readonly skip?: ReadonlySet<string>,
   ) {
     this.list = part.miniBatches;
-    this.miniBatches = this.list.length;
-    this.items = part.items;
-    this.unreadable = this.list.unreadable.map((i) => this.list.at(i) as UnreadableMiniBatch);
-    this.left = this.list.length - this.unreadable.length;
-    if (skip && skip.size > 0) for (let i = 0; i < this.list.length; i++) if (this.skipped(i)) this.left--;
+    this.count();
+  }
+
+  get miniBatches(): number {
+    return this.visible;
+  }
+
+  get items(): number {
+    return this.part.items;
+  }
+
+  get final(): boolean {
+    return this.part.final;
+  }
+
+  /** The cut published more mini-batches, or ended: they can be handed out, and the job hears of them. */
+  grew(): void {
+    this.count();
+    this.onGrow?.();
+    this.onAvailable?.();
+  }
+
+  private count(): void {
+    const list = this.list;
+    const from = this.visible;
+    this.visible = this.part.ready;
+    let added = this.visible - from;
+    for (; this.unreadableSeen < list.unreadable.length && list.unreadable[this.unreadableSeen]! < this.visible; this.unreadableSeen++, added--) this.unreadable.push(list.at(list.unreadable[this.unreadableSeen]!) as UnreadableMiniBatch);
+    if (this.skip && this.skip.size > 0) for (let i = from; i < this.visible; i++) if (this.skipped(i)) added--;
+    this.left += added;
   }
 
   take(): MiniBatchState | undefined {
@@ -131,7 +168,7 @@ export class LocalSource implements MiniBatchSource {
     if (retry !== undefined) return retry;
     // a mini-batch's state exists from here to its end: nothing is kept of those not started or finished
     const list = this.list;
-    while (this.next < list.length) {
+    while (this.next < this.visible) {
       const i = this.next++;
       if (!list.runnable(i) || this.skipped(i)) continue;
       this.left--;

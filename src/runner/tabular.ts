@@ -22,9 +22,14 @@ export function tabularFormat(file: string): TabularFormat | undefined {
   return TABULAR_EXTENSIONS[path.extname(file).toLowerCase()];
 }
 
+/** Called between records: undefined to go on at once, or a promise to await first (a cut yielding to the event loop). */
+export type Pause = () => Promise<void> | undefined;
+
 const LF = 0x0a;
 const CR = 0x0d;
 const CHUNK = 1024 * 1024;
+/** A JSON Lines scan reads 64 KB first, then twice as much each time up to CHUNK: its first records come early (a streaming cut's first slice). */
+const FIRST_CHUNK = 64 * 1024;
 
 /**
  * The record units of a CSV or TSV file past its header, in one pass: a unit runs from the end of
@@ -37,6 +42,7 @@ export async function scanCsvUnits(
   format: TabularFormat,
   onHeader: (header: string[]) => void,
   onUnit: (fields: readonly string[] | undefined, start: number, end: number, line: number, records: number) => void,
+  pause?: Pause,
 ): Promise<string[] | undefined> {
   let header: string[] | undefined;
   let unitStart = 0;
@@ -56,17 +62,17 @@ export async function scanCsvUnits(
       if (header === undefined) throw new Error(`the header (line ${line}) is not valid CSV: ${reason}`);
       malformed++;
     },
-  });
+  }, pause);
   if (malformed > 0) onUnit(undefined, unitStart, fs.statSync(file).size, unitLine, malformed);
   return header;
 }
 
 /**
  * Walk the records of a JSON Lines file: bytes [start, end) (end after its line break), starting
- * on `line` (1-based). A line break always ends a record; blank lines are skipped. Throws on read
- * errors. (CSV and TSV go through csv-parse: see src/util/csv.ts.)
+ * on `line` (1-based). A line break always ends a record; blank lines are skipped. Rejects on read
+ * errors. `pause` is called after each chunk read. (CSV and TSV go through csv-parse: see src/util/csv.ts.)
  */
-export function scanJsonLines(file: string, onRecord: (start: number, end: number, line: number) => void): void {
+export async function scanJsonLines(file: string, onRecord: (start: number, end: number, line: number) => void, pause?: Pause): Promise<void> {
   const fd = fs.openSync(file, 'r');
   try {
     const buf = Buffer.allocUnsafe(CHUNK);
@@ -82,7 +88,7 @@ export function scanJsonLines(file: string, onRecord: (start: number, end: numbe
       blank = true;
     };
     for (;;) {
-      const n = fs.readSync(fd, buf, 0, CHUNK, offset);
+      const n = fs.readSync(fd, buf, 0, Math.min(CHUNK, Math.max(FIRST_CHUNK, offset)), offset);
       if (n === 0) break;
       let i = 0;
       while (i < n) {
@@ -103,6 +109,8 @@ export function scanJsonLines(file: string, onRecord: (start: number, end: numbe
         i = nl + 1;
       }
       offset += n;
+      const p = pause?.();
+      if (p) await p;
     }
     if (offset > recordStart) emit(offset);
   } finally {

@@ -128,8 +128,8 @@ export function parseCsv(data: Buffer, delimiter: string, firstLine: number, han
 
 const CHUNK = 1024 * 1024;
 
-/** Parse a file in chunks of 1 MiB (memory stays bounded whatever its size). Throws on read errors. */
-export async function parseCsvFile(file: string, delimiter: string, handlers: CsvHandlers): Promise<void> {
+/** Parse a file in chunks of 1 MiB (memory stays bounded whatever its size), calling `pause` after each. Throws on read errors. */
+export async function parseCsvFile(file: string, delimiter: string, handlers: CsvHandlers, pause?: () => Promise<void> | undefined): Promise<void> {
   const lines = new LineCounter(1);
   csvParse ??= load('csv-parse') as typeof import('csv-parse');
   const parser = new csvParse.Parser(options(delimiter, lines, handlers));
@@ -147,6 +147,8 @@ export async function parseCsvFile(file: string, delimiter: string, handlers: Cs
       const chunk = buf.subarray(0, n);
       lines.add(chunk);
       if (!parser.write(chunk)) await Promise.race([once(parser, 'drain'), done]);
+      const p = pause?.();
+      if (p) await p;
     }
   } finally {
     fs.closeSync(fd);

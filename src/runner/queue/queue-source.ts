@@ -158,6 +158,9 @@ export class QueueSource implements MiniBatchSource, SharedJob {
     return this.o.address.display;
   }
 
+  /** The job's totals, as its leader enqueued it whole. */
+  readonly final = true;
+
   get miniBatches(): number {
     return this.tally.miniBatches;
   }
