@@ -407,6 +407,7 @@ export async function runWith(
         .catch((error: unknown) => ({ error: (error as Error).message, rows: 0, output: undefined, folder: '' }));
       if (merged?.error) printer.print(`[${label}] cannot merge the job's files: ${merged.error}`, 'err');
       else if (merged) printer.print(`[${label}] job merged: ${merged.rows} rows in ${merged.output ?? '(no output)'}; ${merged.folder}`);
+      else printer.print(`[${label}] the job's files were not merged here: another node held the merge lock for 10 s (it merges them; else run step-telemetry merge ${path.dirname(runFolder)} --queue <url>)`, 'err');
     }
     await queue.close();
   }
