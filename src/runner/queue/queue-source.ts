@@ -47,8 +47,8 @@ export interface QueueSourceOptions {
   readonly config: ResolvedRunConfig;
   readonly address: QueueAddress;
   readonly name: string;
-  /** Cut the input (only the node that enqueues does). */
-  readonly partition: () => Promise<Partition>;
+  /** Cut the input (only the node that enqueues does); `files`: the listing its identity was made of (input-identity.ts), not listed again. */
+  readonly partition: (files: readonly string[]) => Promise<Partition>;
   /** The leader's partition is ready (to write the manifest). */
   readonly onPartition?: (part: Partition) => void;
   /** Something the user should see. */
