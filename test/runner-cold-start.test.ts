@@ -197,7 +197,7 @@ describe('parallel-run start-up', () => {
     expect(survivor).not.toHaveProperty('written_by');
   });
 
-  it('records logged before a worker’s step was up reach OTLP in their attempt’s span context and at their own time (they carried the step span’s context and the time the step started)', async () => {
+  it('records logged before a worker’s step was up reach OTLP in their attempt’s span context and at their own time (they carried the step span’s context and the time the step started); the runner’s own records from before its step was up reach OTLP at their own time (they carried the time they were booked)', async () => {
     const dir = await useTempDir('runner-cold-otlp-');
     rows(path.join(dir, 'in', 'rows.jsonl'), 8);
     const receiver = await startOtlpReceiver();
@@ -225,6 +225,15 @@ describe('parallel-run start-up', () => {
         expect(t).toBeGreaterThanOrEqual(Math.floor(Date.parse(a.start)));
         expect(t).toBeLessThanOrEqual(Math.ceil(Date.parse(a.start) + a.duration_ms));
       }
+      // the runner's records of its workers' start-up, held until its step was up: at the times logs.jsonl has
+      const local = readJsonl(path.join(folder, 'logs.jsonl')).filter((l) => /^(started|worker-\d+ ready)/.test(l.message));
+      expect(local.length).toBeGreaterThanOrEqual(4);
+      const otlp = await receiver.waitFor((x) => {
+        const got = x.logs().filter((l) => local.some((m) => m.message === l.body));
+        return got.length === local.length && got;
+      });
+      const times = (rs: { message: string; t: number }[]): string[] => rs.map((r) => `${r.message} ${r.t}`).sort();
+      expect(times(otlp.map((l) => ({ message: l.body as string, t: Number(l.timeUnixNano / 1_000_000n) })))).toEqual(times(local.map((l) => ({ message: l.message, t: Date.parse(l.timestamp) }))));
     } finally {
       await receiver.close();
     }

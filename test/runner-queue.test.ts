@@ -6,7 +6,9 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import { execFile } from 'node:child_process';
+import { Redis } from 'ioredis';
 import { describe, expect, it } from 'vitest';
+import { holdingProxy } from './helpers/holding-proxy.js';
 import { startRedis } from './helpers/redis-server.js';
 import { baseChildEnv, useTempDir } from './helpers/run-step.js';
 import { BEHAVE, CLI, FIXTURES, makeFiles, readJson, readJsonl, runRunner, type RunnerOptions } from './fixtures/runner/harness.js';
@@ -160,6 +162,45 @@ describe('parallel-run on a shared queue under trouble', () => {
     expect(again.stderr + again.stdout).toMatch(/job job-1\.parallel-run on the queue is already over \(all 2 mini-batches finished, 0 failed\): this node runs nothing/);
     expect(readJson(path.join(stepFolder(dir), 'result.json'))).toMatchObject({ status: 'succeeded', items: { total: 4, succeeded: 4 } });
     expect(fs.readFileSync(path.join(dir, 'out', 'parallel_run_step.txt'), 'utf8')).toBe(before);
+  });
+
+  it('a node refused while the job\'s last node ends does not count among the job\'s nodes (it counted in nodes_joined until it had counted itself out), and the last node merges the job', async () => {
+    const redis = await startRedis();
+    const dir = await useTempDir('queue-refused-join-');
+    const elsewhere = await useTempDir('queue-refused-join-other-');
+    makeFiles(path.join(dir, 'in'), 4);
+    makeFiles(path.join(elsewhere, 'in'), 6); // another input under the same pipeline run id and step
+    const marker = path.join(dir, 'go-on');
+    const started = whenStderr((e) => runs(e) >= 1);
+    const last = node(dir, redis.url, 0, 2, ['--', '--wait-file', marker, '--stderr-each'], { onOutput: started.onOutput, lock: '10' });
+    await Promise.race([started.seen, last]);
+    // the other node reaches Redis through a proxy that holds it as it reads the job's input listing
+    // (to say what differs): it stands still there, refused but not gone, while the job's last node ends
+    const proxy = await holdingProxy(redis.port, ':st:input\r\n');
+    const refused = node(elsewhere, `redis://127.0.0.1:${proxy.port}/0`, 1, 2, [], { lock: '10' });
+    await Promise.race([proxy.held, refused]);
+    const nodes = async (): Promise<Record<string, string>> => {
+      const client = new Redis(redis.port, '127.0.0.1');
+      try {
+        const m = await client.hgetall('step-telemetry:job-1.parallel-run:st:meta');
+        return { joined: m.nodes_joined ?? '0', ended: m.nodes_ended ?? '0' };
+      } finally {
+        client.disconnect();
+      }
+    };
+    expect(await nodes()).toEqual({ joined: '1', ended: '0' });
+    fs.writeFileSync(marker, '');
+    const r0 = await last;
+    expect(await nodes()).toEqual({ joined: '1', ended: '1' });
+    proxy.release();
+    const r1 = await refused;
+    expect(r0.code, r0.stderr).toBe(0);
+    expect(r1.code, r1.stderr).toBe(2);
+    expect(r1.stderr).toContain('got another input: 6 files');
+    expect(await nodes()).toEqual({ joined: '1', ended: '1' });
+    expect(r0.stdout + r0.stderr).toMatch(/job merged: 4 rows/);
+    expect(readJson(path.join(stepFolder(dir), 'result.json'))).toMatchObject({ status: 'succeeded', items: { total: 4, succeeded: 4 } });
+    expect(readJsonl(path.join(dir, 'out', 'parallel_run_step.txt'))).toHaveLength(4);
   });
 
   it('a late-joining node takes work', async () => {

@@ -54,6 +54,12 @@ function cutEndAndFirstStart(folder: string): { cutEnd: number; firstStart: numb
   return { cutEnd: epoch(span.start) + span.duration_ms, firstStart: Date.parse(first.start_time!) };
 }
 
+/** The processes `pid` forked that have not been reaped (Linux: /proc/<pid>/task/<tid>/children). */
+function children(pid: number): number[] {
+  const tasks = fs.readdirSync(`/proc/${pid}/task`);
+  return tasks.flatMap((t) => fs.readFileSync(`/proc/${pid}/task/${t}/children`, 'utf8').split(' ').filter(Boolean).map(Number));
+}
+
 describe('the partition streams', () => {
   it('hands out the first slice before the cut ends; totals grow until then, and a percentage threshold waits for them', async () => {
     const c = config({ allowed_failed_percent: 0.5 });
@@ -115,6 +121,41 @@ describe('the partition streams', () => {
     const root = readJsonl(path.join(folder, 'spans.jsonl')).find((s) => s.attributes?.['parallel_run.items'] !== undefined)!;
     expect(root.attributes).toMatchObject({ 'parallel_run.items': items, 'parallel_run.mini_batches': miniBatches });
     expect(r.stdout).toContain(`${items} items in ${miniBatches} mini-batches`);
+  });
+
+  it('workers forked for a share the cut did not give (inputs that cannot be read) are let go when the cut ends (they idled until the job’s end)', async () => {
+    const dir = path.join(tmp.path, 'let-go');
+    fs.mkdirSync(path.join(dir, 'in'), { recursive: true });
+    // three inputs that cannot be read, then three rows of a mini-batch each: the first slice (a
+    // mini-batch for each of 4 workers) is published before the cut ends, which leaves 3 to run
+    for (let i = 1; i <= 3; i++) fs.symlinkSync(path.join(dir, 'nowhere'), path.join(dir, 'in', `0-missing-${i}.jsonl`));
+    fs.writeFileSync(path.join(dir, 'in', 'rows.jsonl'), '{"i":1}\n{"i":2}\n{"i":3}\n');
+    const go = path.join(dir, 'go');
+    let cutEnded!: (pid: number) => void;
+    const ended = new Promise<number>((resolve) => (cutEnded = resolve));
+    const run = runRunner(
+      ['--entry-script', BEHAVE, '--input', 'in', '--input-type', 'tabular', '--mini-batch-size', '1', '--process-count-per-node', '4', '--allowed-failed-count', '3', '--', '--wait-file', go],
+      { cwd: dir, onOutput: (stdout, _stderr, pid) => /6 items in 6 mini-batches/.test(stdout) && cutEnded(pid) },
+    );
+    try {
+      // the totals are printed once the cut has ended; the three mini-batches run until `go` exists
+      const pid = await ended;
+      let forked = children(pid);
+      for (const until = Date.now() + 10_000; forked.length > 3 && Date.now() < until; forked = children(pid)) await new Promise((r) => setTimeout(r, 20));
+      expect(forked).toHaveLength(3);
+    } finally {
+      fs.writeFileSync(go, '');
+    }
+    const r = await run;
+    expect(r.code, r.stderr).toBe(0);
+    const folder = runFolder(path.join(dir, 'telemetry'));
+    expect(readJson(path.join(folder, 'result.json'))).toMatchObject({ status: 'succeeded', mini_batches: { total: 6, succeeded: 3, failed: 3 } });
+    const workers = readCsv(path.join(folder, 'worker-summary.csv'));
+    expect(workers.map((w) => [w.process_index, w.end_reason])).toEqual([['1', 'stopped'], ['2', 'stopped'], ['3', 'stopped']]);
+    expect(workers.reduce((n, w) => n + Number(w.attempts), 0)).toBe(3);
+    const files = fs.readdirSync(folder);
+    expect(files.filter((f) => /^step\.process-\d+\.json$/.test(f)).sort()).toEqual(['step.process-1.json', 'step.process-2.json', 'step.process-3.json']);
+    expect(files.filter((f) => f.includes('process-4'))).toEqual([]);
   });
 
   it('a job that ends before the cut does (a signal) still writes the totals and the manifest of the whole input', async () => {

@@ -225,9 +225,13 @@ export function listInputFiles(inputs: readonly string[], pattern: string | unde
   return out;
 }
 
-/** Cut the input into mini-batches and keep this node's share, in slices (see PartitionCut). Throws RunnerConfigError (through `first`) for a tabular input of unknown type. */
-export function startPartition(config: ResolvedRunConfig): PartitionCut {
-  return new PartitionCut((cut) => cutInput(config, cut), config.processCountPerNode);
+/**
+ * Cut the input into mini-batches and keep this node's share, in slices (see PartitionCut). Throws
+ * RunnerConfigError (through `first`) for a tabular input of unknown type. `files`: the input as
+ * listInputFiles() listed it already (a queue's leader, for the input's identity); else it is listed here.
+ */
+export function startPartition(config: ResolvedRunConfig, files?: readonly string[]): PartitionCut {
+  return new PartitionCut((cut) => cutInput(config, cut, files), config.processCountPerNode);
 }
 
 /** The whole partition at once (a queue's leader enqueues it whole; tests). */
@@ -237,8 +241,8 @@ export async function partition(config: ResolvedRunConfig): Promise<Partition> {
   return cut;
 }
 
-async function cutInput(config: ResolvedRunConfig, cut: PartitionCut): Promise<void> {
-  const files = listInputFiles(config.inputs, config.inputPattern);
+async function cutInput(config: ResolvedRunConfig, cut: PartitionCut, listed: readonly string[] | undefined): Promise<void> {
+  const files = listed ?? listInputFiles(config.inputs, config.inputPattern);
   const { nodeCount, nodeRank } = config;
   const mine = new MiniBatchList(files, nodeCount, nodeRank);
   cut.miniBatches = mine;

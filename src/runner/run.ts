@@ -92,8 +92,8 @@ export async function runWith(
   /** The cut failed after its first slice (not a configuration error: a bug). */
   let cutFailure: ParallelRunErrorInfo | undefined;
   let unidentified = 0;
-  /** `whole`: wait for the end of the cut (a queue's leader enqueues it whole); else for its first slice. */
-  const cut = async (whole: boolean): Promise<Partition> => {
+  /** `whole`: wait for the end of the cut (a queue's leader enqueues it whole); else for its first slice. `files`: the input listed already. */
+  const cut = async (whole: boolean, files?: readonly string[]): Promise<Partition> => {
     partStarted = Date.now();
     try {
       if (config.inputFailed) {
@@ -102,7 +102,7 @@ export async function runWith(
         unidentified = f.unidentified;
         part = f.part;
       } else {
-        const c = begun?.cut ?? startPartition(config.queue ? { ...config, nodeCount: 1, nodeRank: 0 } : config); // a queue: the whole input, whichever node cuts it
+        const c = begun?.cut ?? startPartition(config.queue ? { ...config, nodeCount: 1, nodeRank: 0 } : config, files); // a queue: the whole input, whichever node cuts it
         partStarted = c.startedAt;
         part = c;
         await (whole ? c.done : c.first);
@@ -154,7 +154,7 @@ export async function runWith(
         config,
         address: config.queue,
         name: queueName(id.pipelineRunId, id.stepId),
-        partition: () => cut(true),
+        partition: (files) => cut(true, files),
         notice: (text) => (job ? job.notice(text) : notices.push(text)),
       });
     } catch (error) {
@@ -407,6 +407,7 @@ export async function runWith(
         .catch((error: unknown) => ({ error: (error as Error).message, rows: 0, output: undefined, folder: '' }));
       if (merged?.error) printer.print(`[${label}] cannot merge the job's files: ${merged.error}`, 'err');
       else if (merged) printer.print(`[${label}] job merged: ${merged.rows} rows in ${merged.output ?? '(no output)'}; ${merged.folder}`);
+      else printer.print(`[${label}] the job's files were not merged here: another node held the merge lock for 10 s (it merges them; else run step-telemetry merge ${path.dirname(runFolder)} --queue <url>)`, 'err');
     }
     await queue.close();
   }

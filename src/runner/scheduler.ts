@@ -247,8 +247,7 @@ export class Scheduler {
 
   /** The end: stop the workers that are still there, within the bound (`terminate` after a halt). */
   async stopAll(terminate: WorkerEndReason | undefined): Promise<void> {
-    // forked early and never needed (the job ended first): they have no step to end
-    for (const w of this.unused()) w.kill();
+    this.letGoUnused();
     await Promise.all(this.workers.filter((w) => w.alive).map((w) => (terminate ? w.terminate(this.graceMs, terminate) : w.stop(this.graceMs, 'stopped'))));
   }
 
@@ -259,6 +258,11 @@ export class Scheduler {
 
   private unused(): WorkerProcess[] {
     return this.preforked.filter((w, slot) => !this.slotUsed[slot] && w.alive);
+  }
+
+  /** Workers forked early and never needed (the job ended, or has work for fewer): they have no step to end. */
+  private letGoUnused(): void {
+    for (const w of this.unused()) w.kill();
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -278,13 +282,18 @@ export class Scheduler {
       this.spawn(slot);
       live++;
     }
+    // the totals are final and the workers there cover the work left (it only shrinks now): the
+    // workers forked for a share the cut did not give (unreadable inputs, a resume's skipped ones) go now
+    if (this.source.final && live >= wanted) this.letGoUnused();
   }
 
   private spawn(slot: number): void {
     const restart = this.slotUsed[slot]!;
     this.slotUsed[slot] = true;
     if (restart) this.events.restarted();
-    const early = restart ? undefined : this.preforked[slot];
+    // the slot's worker forked early, unless it was let go (letGoUnused)
+    const forked = restart ? undefined : this.preforked[slot];
+    const early = forked?.alive && !forked.expectingExit ? forked : undefined;
     const processIndex = early?.processIndex ?? this.nextProcessIndex++;
     const worker = `worker-${slot}`;
     const w = early ?? new WorkerProcess({ slot, processIndex, entryScript: this.config.entryScript, args: this.config.arguments, env: this.forkEnv });

@@ -10,7 +10,7 @@ import type { LocalRunFolder } from '../sinks/local.js';
 import { errorToJson, isError, safeRecordJson, safeStringify } from '../util/safe-json.js';
 import { describeValue, errorText, readFields, readOption, safeString } from '../util/safe-read.js';
 import { isoFromMillis } from '../util/iso-time.js';
-import { recordedAt } from '../util/recorded-at.js';
+import { recordedAt, recordedLate } from '../util/recorded-at.js';
 import type { Diagnostics } from '../diagnostics.js';
 import type { LogLevel } from '../types.js';
 
@@ -49,6 +49,8 @@ export interface LogBinding {
 
 /** The span context a record was logged in before the step was up (the bound step exports it in that context, not the step span's). */
 const heldContexts = new WeakMap<Info, SpanContext>();
+/** Records made late, at an earlier time (the runner's held records: runner/early-start.ts): OTLP gets them at that time too. */
+const lateRecords = new WeakSet<Info>();
 
 /**
  * Adds time, trace context and mini-batch id; reads the binding at call time. What is the same on
@@ -59,6 +61,7 @@ const heldContexts = new WeakMap<Info, SpanContext>();
 function stepContextFormat(state: LoggerState): winston.Logform.Format {
   return winston.format((info) => {
     info.timestamp = isoFromMillis(recordedAt());
+    if (recordedLate()) lateRecords.add(info);
     const binding = state.binding;
     if (binding === undefined) {
       // before the step: the context's span and mini-batch now (else the step span's, see bindLogger)
@@ -190,14 +193,17 @@ export class LogPipeline {
       let ctx: Context;
       let timestamp: number | undefined;
       if (held) {
-        // logged before the step: in the span context it was logged in (a runner worker's attempt), at its own time
+        // logged before the step: in the span context it was logged in (a runner worker's attempt)
         const sc = heldContexts.get(info);
         ctx = sc ? trace.setSpanContext(ROOT_CONTEXT, sc) : trace.setSpan(ROOT_CONTEXT, this.stepSpan);
-        const t = typeof info.timestamp === 'string' ? Date.parse(info.timestamp) : NaN;
-        if (Number.isFinite(t)) timestamp = t;
       } else {
         // the active span's context, else the step span's: every record correlates with a trace
         ctx = trace.getSpan(context.active()) ? context.active() : trace.setSpan(context.active(), this.stepSpan);
+      }
+      if (held || lateRecords.has(info)) {
+        // logged before the step was up, or booked late: at its own time, as the local files have it
+        const t = typeof info.timestamp === 'string' ? Date.parse(info.timestamp) : NaN;
+        if (Number.isFinite(t)) timestamp = t;
       }
       this.otelLogger!.emit({
         severityNumber: SEVERITY[info.level] ?? SeverityNumber.INFO,

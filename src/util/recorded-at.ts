@@ -8,6 +8,11 @@ export function recordedAt(): number {
   return at ?? Date.now();
 }
 
+/** Whether records made now are written late, at an earlier time (inside atTime). */
+export function recordedLate(): boolean {
+  return at !== undefined;
+}
+
 /** Run `fn` with records timed at `time` (epoch ms). */
 export function atTime<T>(time: number, fn: () => T): T {
   const outer = at;

@@ -83,7 +83,7 @@ export class Enqueuer {
       await sleep(100);
     }
     if (!this.isLeader) await this.refuseOtherInput(input, (await this.state.meta()).input);
-    if (config.resume) await this.resume();
+    if (config.resume) await this.resume(input);
     const m = await this.state.meta();
     const totals: JobTotals = {
       miniBatches: Number(m.total_mb),
@@ -142,7 +142,7 @@ export class Enqueuer {
     try {
       // a second leader (the first died before it was done) finds the totals set: on another input it is refused, before it cuts
       await this.refuseOtherInput(input, (await this.state.meta()).input);
-      const part = await this.o.partition();
+      const part = await this.o.partition(input.paths);
       this.o.onPartition?.(part);
       const totals = await this.state.setTotals(part.miniBatches.length, part.items, summaryText(input), input.listing);
       await this.refuseOtherInput(input, totals.input);
@@ -161,8 +161,8 @@ export class Enqueuer {
   }
 
   /** `--resume` on a job the queue holds: its failed mini-batches and its verdict are cleared, and those mini-batches go on the queue again. */
-  private async resume(): Promise<void> {
-    const part = await this.o.partition(); // the input is the job's (join compared them)
+  private async resume(input: InputIdentity): Promise<void> {
+    const part = await this.o.partition(input.paths); // the input is the job's (join compared them)
     const again: MiniBatch[] = [];
     for (const batch of batches(part.miniBatches, () => true)) {
       const cleared = await this.state.resetFailed(batch);

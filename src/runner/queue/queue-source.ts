@@ -47,8 +47,8 @@ export interface QueueSourceOptions {
   readonly config: ResolvedRunConfig;
   readonly address: QueueAddress;
   readonly name: string;
-  /** Cut the input (only the node that enqueues does). */
-  readonly partition: () => Promise<Partition>;
+  /** Cut the input (only the node that enqueues does); `files`: the listing its identity was made of (input-identity.ts), not listed again. */
+  readonly partition: (files: readonly string[]) => Promise<Partition>;
   /** The leader's partition is ready (to write the manifest). */
   readonly onPartition?: (part: Partition) => void;
   /** Something the user should see. */
@@ -59,7 +59,7 @@ export class QueueSource implements MiniBatchSource, SharedJob {
   readonly unreadable: readonly UnreadableMiniBatch[] = [];
   readonly nodeId = randomUUID();
   failure: ParallelRunErrorInfo | undefined;
-  /** This node is among the job's nodes_joined (so it counts itself in nodes_ended when it closes). */
+  /** This node is among the job's nodes_joined (so it counts itself in nodes_ended when it closes): it joined, nothing refused it. */
   private counted = false;
   onAvailable?: () => void;
   onChange?: () => void;
@@ -129,9 +129,13 @@ export class QueueSource implements MiniBatchSource, SharedJob {
     const lockMs = this.lockMs;
     const tally = this.tally;
     tally.writer = await this.state.newWriter();
+    // whatever can refuse this node comes before it counts among the job's nodes (another input, a
+    // --resume that cannot be done, Redis gone): a refused node that had counted stood in
+    // nodes_joined until it counted itself out (for good when Redis went away), so the job's last
+    // node to end did not see itself last
+    const totals = await this.enqueuer.join();
     await this.state.addToField('nodes_joined', 1);
     this.counted = true;
-    const totals = await this.enqueuer.join();
     tally.miniBatches = totals.miniBatches;
     tally.items = totals.items;
     if (totals.verdict) tally.verdict = totals.verdict;
