@@ -1,4 +1,4 @@
-// What one runner attempt used (worker.ts): the process's CPU time, resident memory and heap growth
+// What one runner attempt used (worker-attempt.ts): the process's CPU time, resident memory and heap growth
 // around its run(). The worker's own, from its first mini-batch (before its step may be up).
 import { performance } from 'node:perf_hooks';
 import v8 from 'node:v8';
