@@ -1,7 +1,7 @@
 // What an entry script may use of its worker's telemetry: nothing, its context's logger only, or
 // anything (its context's step, or the packages that record through a step: step-telemetry, which
 // loads the other two, OpenTelemetry's API, winston). The step's modules are most of a worker's
-// start-up (worker.ts): a worker whose script uses nothing runs init() and its first mini-batch
+// start-up (worker-start.ts): a worker whose script uses nothing runs init() and its first mini-batch
 // before its step starts; one whose script only logs through its context gets the process logger
 // first (winston, not the SDK); any other starts its step first. Told from what importing the script
 // loaded (those packages are CommonJS: require's cache has them) and from the source text of init()

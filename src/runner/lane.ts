@@ -6,7 +6,7 @@
 export const CHUNK_BELOW_MS = 250;
 /** A chunk of short mini-batches lasts about this long on its worker. */
 export const CHUNK_TARGET_MS = 200;
-/** A worker sends the results it holds at the latest once the first has waited this long (see worker.ts). */
+/** A worker sends the results it holds at the latest once the first has waited this long (see worker-results.ts). */
 export const HOLD_MS = 250;
 /** At most this many mini-batches in one chunk. */
 export const MAX_CHUNK = 64;

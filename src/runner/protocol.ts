@@ -26,7 +26,7 @@ export interface StartMessage {
   readonly shutdownTimeoutMs: number;
   /**
    * A slot's first worker, of the job's start: its first mini-batch may run before its step starts
-   * when the entry script does not use it (worker.ts). A replacement starts its step first, so that
+   * when the entry script does not use it (worker-start.ts). A replacement starts its step first, so that
    * one dying on its first mini-batch (the one its predecessor died on, say) leaves its samples.
    */
   readonly quickStart?: boolean;
