@@ -10,6 +10,7 @@ import { describe, expect, it, onTestFinished } from 'vitest';
 import { allJsonLines, marker, readJsonl, readRunFolder } from './helpers/run-folder.js';
 import { runStepScript, useTempDir } from './helpers/run-step.js';
 import { cli, doctorJson } from './fixtures/report/runs.js';
+import { BatchedFile } from '../src/sinks/local.js';
 
 const fixture = (name: string) => fileURLToPath(new URL(`./fixtures/steps/${name}`, import.meta.url));
 const FULL = fixture('full-step.mjs');
@@ -111,6 +112,33 @@ describe('a full or unwritable run folder', () => {
     const page = path.join(await useTempDir(), 'report.html');
     expect((await cli(['report', folder, '--output', page])).code).toBe(0);
     expect(fs.statSync(page).size).toBeGreaterThan(0);
+  });
+
+  it('regression: a write cut short by a full disk, then failed again by a flush, left a run of NUL bytes in the file (the rest of the short write landed past the cut)', async () => {
+    // an asynchronous batch write that the disk cuts short goes on with the rest of its bytes; a
+    // synchronous flush (back-pressure, an exit path) that fails meanwhile cuts the file at the
+    // batch's start: the rest then landed past the new end, leaving a hole of zeros before it
+    const line = `{"pad":"${'x'.repeat(200)}"}`;
+    for (let trial = 0; trial < 12; trial++) {
+      const disk = smallDisk('96k');
+      const file = path.join(disk, 'f.jsonl');
+      let failures = 0;
+      const f = new BatchedFile(file, () => failures++, '\n');
+      for (let i = 0; i < 200; i++) f.append(line); // about 40 KB: fits
+      f.flush();
+      for (let i = 0; i < 400; i++) f.append(line); // about 80 KB more: does not
+      f.flush(); // queued behind the first
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      f.flushSync(); // the queued batch, synchronously: the disk is full
+      f.close();
+      // the asynchronous write's callbacks, until the file has closed
+      for (let i = 0; i < 50 && (f as unknown as { fd?: number }).fd !== undefined; i++) await new Promise<void>((resolve) => setTimeout(resolve, 5));
+      const bytes = fs.readFileSync(file);
+      expect(bytes.indexOf(0), `trial ${trial}: a NUL byte at ${bytes.indexOf(0)} of ${bytes.length}`).toBe(-1);
+      const text = bytes.toString('utf8');
+      expect(text === '' || text.endsWith('}\n'), `trial ${trial}`).toBe(true);
+      expect(failures).toBe(1);
+    }
   });
 
   it('a step killed after its disk filled up: step.json says so, and doctor reports local-files-incomplete, not a SIGKILL with whole files', async () => {

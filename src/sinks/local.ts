@@ -54,6 +54,8 @@ export class BatchedFile {
   private position = 0;
   private closeWhenIdle = false;
   private failed = false;
+  /** Where a failed file is cut once the write in flight has settled (cutting under it let its rest land past the end, a hole of zeros). */
+  private cutAt: number | undefined;
 
   constructor(
     readonly filePath: string,
@@ -74,12 +76,12 @@ export class BatchedFile {
 
   /** A line: `head` (bytes encoded once for many lines), `text`, then the tail. */
   append(text: string, head: Buffer = NO_BYTES): void {
-    if (this.fd !== undefined) this.put(head, text, this.tail);
+    if (this.fd !== undefined && !this.failed) this.put(head, text, this.tail);
   }
 
   /** A whole line of its own (without the tail). */
   appendLine(line: string): void {
-    if (this.fd !== undefined) this.put(NO_BYTES, line, NO_BYTES);
+    if (this.fd !== undefined && !this.failed) this.put(NO_BYTES, line, NO_BYTES);
   }
 
   private put(head: Buffer, text: string, tail: Buffer): void {
@@ -119,7 +121,7 @@ export class BatchedFile {
 
   /** Write everything appended so far before returning. Safe from exit handlers. */
   flushSync(): void {
-    if (this.fd === undefined) return;
+    if (this.fd === undefined || this.failed) return;
     const rest = this.take();
     const bufs = this.queued;
     if (rest) bufs.push(rest);
@@ -167,7 +169,9 @@ export class BatchedFile {
     const from = (offset: number): void =>
       fs.write(fd, buf, offset, buf.length - offset, job.pos + offset, (error, written) => {
         if (!error && written > 0 && offset + written < buf.length) {
-          from(offset + written); // a short write (the disk is filling up): the rest, or its error
+          // a short write (the disk is filling up): the rest, or its error; not once the file has failed meanwhile (it is cut)
+          if (this.failed) this.written(job, job.rewritten ? null : new Error('the file failed during the write'));
+          else from(offset + written);
           return;
         }
         this.written(job, error ?? (offset + written < buf.length ? new Error('nothing written (the disk is full)') : null));
@@ -182,6 +186,7 @@ export class BatchedFile {
       return;
     }
     if (this.closeWhenIdle) {
+      this.cut();
       this.closeFd();
       return;
     }
@@ -197,23 +202,35 @@ export class BatchedFile {
     this.fd = closeQuietly(this.fd);
   }
 
-  /** Stop the file; `cutAt`: the offset of the batch that failed, so that no half of it stays. */
+  /**
+   * Stop the file; `cutAt`: the offset of the batch that failed, so that no half of it stays. With
+   * a write in flight, the cut waits for it to settle (a write's rest landing after the cut would
+   * leave zeros between the cut and itself); should the process end first, a half-written last
+   * line may stay, which the reader notes.
+   */
   private fail(error: unknown, cutAt?: number): void {
-    if (cutAt !== undefined && this.fd !== undefined) {
-      try {
-        fs.ftruncateSync(this.fd, cutAt);
-      } catch {
-        // the half batch stays; the reader notes a half-written last line
-      }
-    }
+    if (cutAt !== undefined) this.cutAt = Math.min(cutAt, this.cutAt ?? cutAt);
     if (!this.failed) this.onError(error, this.filePath);
     this.failed = true;
     this.batch = NO_BYTES;
     this.used = 0;
     this.lines = 0;
     this.queued = [];
-    if (this.inflight === undefined) this.closeFd();
-    else this.closeWhenIdle = true;
+    this.queuedBytes = 0;
+    if (this.inflight === undefined) {
+      this.cut();
+      this.closeFd();
+    } else this.closeWhenIdle = true;
+  }
+
+  private cut(): void {
+    if (this.cutAt === undefined || this.fd === undefined) return;
+    try {
+      fs.ftruncateSync(this.fd, this.cutAt);
+    } catch {
+      // the half batch stays; the reader notes a half-written last line
+    }
+    this.cutAt = undefined;
   }
 }
 
