@@ -47,20 +47,20 @@ export function finishedRow(mb: MiniBatch, status: MiniBatchStatus, succeeded: n
   };
 }
 
-/** An attempt on `worker` cut short by the end of the job at `now` (its cause: `category`). */
-export function abortedRow(st: MiniBatchState, worker: WorkerProcess, now: number, category: string, message: string): ProcessedRow {
+/** A mini-batch the job's end left unfinished at `now` (epoch ms): its row says ABORTED, with no items counted. */
+function unfinishedRow(st: MiniBatchState, worker: string, pid: number | string, now: number, runSeconds: number, category: string, message: string): ProcessedRow {
   return {
     mini_batch_id: st.mb.id,
     times_picked: st.attempts,
-    worker: worker.name,
-    pid: worker.pid ?? '',
+    worker,
+    pid,
     start_time: st.firstStart,
     end_time: now,
     total_items: st.mb.items,
     succeeded_items: 0,
     failed_items: 0,
     elapsed_seconds: round3((now - st.firstStart) / 1000),
-    run_method_seconds: 0,
+    run_method_seconds: runSeconds,
     status: 'ABORTED',
     error_category: category,
     error_message: message,
@@ -68,24 +68,14 @@ export function abortedRow(st: MiniBatchState, worker: WorkerProcess, now: numbe
   };
 }
 
+/** An attempt on `worker` cut short by the end of the job at `now` (its cause: `category`). */
+export function abortedRow(st: MiniBatchState, worker: WorkerProcess, now: number, category: string, message: string): ProcessedRow {
+  return unfinishedRow(st, worker.name, worker.pid ?? '', now, 0, category, message);
+}
+
 /** A mini-batch whose failed attempt was to be retried when the job stopped at `now`. */
 export function notRetriedRow(st: MiniBatchState, now: number): ProcessedRow {
   const e = st.lastError;
-  return {
-    mini_batch_id: st.mb.id,
-    times_picked: st.attempts,
-    worker: e?.worker ?? '',
-    pid: '',
-    start_time: st.firstStart,
-    end_time: now,
-    total_items: st.mb.items,
-    succeeded_items: 0,
-    failed_items: 0,
-    elapsed_seconds: round3((now - st.firstStart) / 1000),
-    run_method_seconds: round3(st.lastRunMs / 1000),
-    status: 'ABORTED',
-    error_category: e?.category ?? '',
-    error_message: oneLine(`not finished: ${st.attempts} attempt(s) failed, the job stopped before the next${e ? `; last: ${describeError(e)}` : ''}`, 500),
-    partition_keys: keysText(st.mb),
-  };
+  const message = oneLine(`not finished: ${st.attempts} attempt(s) failed, the job stopped before the next${e ? `; last: ${describeError(e)}` : ''}`, 500);
+  return unfinishedRow(st, e?.worker ?? '', '', now, round3(st.lastRunMs / 1000), e?.category ?? '', message);
 }

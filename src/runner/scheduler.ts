@@ -203,10 +203,12 @@ export class Scheduler {
   checkDeadlines(): void {
     const now = performance.now();
     const limit = this.config.runInvocationTimeout * 1000;
-    for (const [w, lane] of this.lanes) if (lane.busy && now - lane.since >= limit + lane.deadlineSlack()) {
+    for (const [w, lane] of this.lanes) {
+      if (lane.busy && now - lane.since >= limit + lane.deadlineSlack()) {
         this.flush();
         this.loss.timedOut(w);
       }
+    }
   }
 
   /** What holds the job up when nothing finished for progress_update_timeout; undefined while it moves. */
