@@ -126,8 +126,7 @@ describe('the partition streams', () => {
   it('workers forked for a share the cut did not give (inputs that cannot be read) are let go when the cut ends (they idled until the job’s end)', async () => {
     const dir = path.join(tmp.path, 'let-go');
     fs.mkdirSync(path.join(dir, 'in'), { recursive: true });
-    // three inputs that cannot be read, then three rows of a mini-batch each: the first slice (a
-    // mini-batch for each of 4 workers) is published before the cut ends, which leaves 3 to run
+    // three inputs that cannot be read, then three rows of a mini-batch each: 3 to run for 4 workers
     for (let i = 1; i <= 3; i++) fs.symlinkSync(path.join(dir, 'nowhere'), path.join(dir, 'in', `0-missing-${i}.jsonl`));
     fs.writeFileSync(path.join(dir, 'in', 'rows.jsonl'), '{"i":1}\n{"i":2}\n{"i":3}\n');
     const go = path.join(dir, 'go');
@@ -156,6 +155,21 @@ describe('the partition streams', () => {
     const files = fs.readdirSync(folder);
     expect(files.filter((f) => /^step\.process-\d+\.json$/.test(f)).sort()).toEqual(['step.process-1.json', 'step.process-2.json', 'step.process-3.json']);
     expect(files.filter((f) => f.includes('process-4'))).toEqual([]);
+  });
+
+  it('a runner with more workers than mini-batches to run (inputs that cannot be read) loads its step without waiting for those it has no work for (the first slice counted the unreadable inputs as work for a worker: the workers left without one were awaited, and the rest of the cut held behind them, the full 500 ms)', async () => {
+    const dir = path.join(tmp.path, 'no-wait');
+    fs.mkdirSync(path.join(dir, 'in'), { recursive: true });
+    // three inputs that cannot be read, then two rows of a mini-batch each, for 4 workers
+    for (let i = 1; i <= 3; i++) fs.symlinkSync(path.join(dir, 'nowhere'), path.join(dir, 'in', `0-missing-${i}.jsonl`));
+    fs.writeFileSync(path.join(dir, 'in', 'rows.jsonl'), '{"i":1}\n{"i":2}\n');
+    const r = await runRunner(['--entry-script', BEHAVE, '--input', 'in', '--input-type', 'tabular', '--mini-batch-size', '1', '--process-count-per-node', '4', '--allowed-failed-count', '3'], { cwd: dir });
+    expect(r.code, r.stderr).toBe(0);
+    const folder = runFolder(path.join(dir, 'telemetry'));
+    expect(readJson(path.join(folder, 'result.json'))).toMatchObject({ status: 'succeeded', mini_batches: { total: 5, succeeded: 2, failed: 3 } });
+    // five small inputs take milliseconds to cut; the cut held until the step loaded took 500 ms and more
+    const span = readJsonl(path.join(folder, 'spans.jsonl')).find((s) => s.name === 'partition')!;
+    expect(span.duration_ms).toBeLessThan(500);
   });
 
   it('a job that ends before the cut does (a signal) still writes the totals and the manifest of the whole input', async () => {

@@ -108,7 +108,11 @@ export class PartitionCut implements Partition {
     this.release = resolve;
   });
 
-  /** `firstCount`: the first slice ends once this many mini-batches are cut (one for each worker), however long that takes. */
+  /**
+   * `firstCount`: the first slice ends once this many mini-batches a worker can run are cut (one for
+   * each worker; unreadable inputs go to none), however long that takes: the step loads once each
+   * worker's first attempt has an outcome (early-start.ts), and the slices after the first wait for it.
+   */
   constructor(
     run: (cut: PartitionCut) => Promise<void>,
     private readonly firstCount = 1,
@@ -140,7 +144,7 @@ export class PartitionCut implements Partition {
   readonly pause: Pause = () => {
     if (this.hurried) return undefined;
     // the first slice lasts until there is a mini-batch for every worker; the others SLICE_MS
-    if (!this.begun ? this.miniBatches.length < this.firstCount : performance.now() - this.sliceStart < SLICE_MS) return undefined;
+    if (!this.begun ? this.miniBatches.length - this.miniBatches.unreadable.length < this.firstCount : performance.now() - this.sliceStart < SLICE_MS) return undefined;
     this.begun = true;
     this.publish();
     return this.nextSlice();

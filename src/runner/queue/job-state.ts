@@ -1,6 +1,6 @@
 // The job's state in Redis beside BullMQ's queue: what one shared job needs that a queue does not
 // keep. All of it is small and bounded by the input, never by the work done:
-//   <base>:meta  hash: totals, enqueue progress, the verdict, node counters
+//   <base>:meta  hash: totals, enqueue progress, the verdict
 //   <base>:acc   hash: job-wide counts (mini-batches and items by outcome, retries, timeouts, restarts)
 //   <base>:rec   string, 8 bytes per mini-batch index: which node process (writer) finished it and
 //                which of its output-journal entries holds its rows (seq; top bit: it failed);
@@ -192,10 +192,6 @@ export class JobState {
 
   async setField(field: string, value: string | number): Promise<void> {
     await this.r.hset(this.keys.meta, field, value);
-  }
-
-  async addToField(field: string, by: number): Promise<number> {
-    return this.r.hincrby(this.keys.meta, field, by);
   }
 
   /** Count a mini-batch's end; `fresh` false when it had already been counted (by this or another node). */

@@ -59,8 +59,8 @@ export class QueueSource implements MiniBatchSource, SharedJob {
   readonly unreadable: readonly UnreadableMiniBatch[] = [];
   readonly nodeId = randomUUID();
   failure: ParallelRunErrorInfo | undefined;
-  /** This node is among the job's nodes_joined (so it counts itself in nodes_ended when it closes): it joined, nothing refused it. */
-  private counted = false;
+  /** This node joined the job, nothing refused it (so it waits for its pulls and lease releases when it closes). */
+  private joined = false;
   onAvailable?: () => void;
   onChange?: () => void;
   onUnreadable?: (mb: UnreadableMiniBatch) => void;
@@ -129,13 +129,9 @@ export class QueueSource implements MiniBatchSource, SharedJob {
     const lockMs = this.lockMs;
     const tally = this.tally;
     tally.writer = await this.state.newWriter();
-    // whatever can refuse this node comes before it counts among the job's nodes (another input, a
-    // --resume that cannot be done, Redis gone): a refused node that had counted stood in
-    // nodes_joined until it counted itself out (for good when Redis went away), so the job's last
-    // node to end did not see itself last
+    // whatever can refuse this node (another input, a --resume that cannot be done, Redis gone) comes first
     const totals = await this.enqueuer.join();
-    await this.state.addToField('nodes_joined', 1);
-    this.counted = true;
+    this.joined = true;
     tally.miniBatches = totals.miniBatches;
     tally.items = totals.items;
     if (totals.verdict) tally.verdict = totals.verdict;
@@ -243,19 +239,15 @@ export class QueueSource implements MiniBatchSource, SharedJob {
     if (!this.failure) void this.leases.release();
   }
 
-  /** Release what is held, leave the queue; true when this node is the last to end a finished job. */
-  async close(): Promise<{ last: boolean }> {
+  /** Release what is held (the pulls in flight settled first), leave the queue. */
+  async close(): Promise<void> {
     this.halt();
-    if (this.closed) return { last: false };
+    if (this.closed) return;
     this.closed = true;
-    let last = false;
-    if (!this.failure && this.counted) {
+    if (!this.failure && this.joined) {
       try {
         await withTimeout(this.fetcher.inFlight(), 5000, 'pulls').catch(() => {});
         await this.leases.releasing;
-        const ended = await this.state.addToField('nodes_ended', 1);
-        const joined = Number((await this.state.meta()).nodes_joined ?? 0);
-        last = ended >= joined;
       } catch {
         // Redis went away at the end
       }
@@ -268,7 +260,6 @@ export class QueueSource implements MiniBatchSource, SharedJob {
       void this.worker.disconnect().catch(() => {});
     });
     this.client.disconnect();
-    return { last };
   }
 
   /** The job's records (for the merge), while the connection is open. */
