@@ -2,6 +2,8 @@
 // mini-batch, the counts and the thresholds, the span and the metrics, the report rows) is decided
 // here, and so is the job's end (all done, a threshold, an init() failure, a signal). What the job
 // does per mini-batch is a handful of counter and map writes, one span and one histogram sample.
+// Its rooms: report-rows.ts (the processed report's rows), failure-lines.ts (the console's failure
+// lines), accounting.ts (counts, thresholds), attempt-telemetry.ts (spans, metrics).
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { SpanStatusCode } from '@opentelemetry/api';
@@ -11,7 +13,8 @@ import { recordedAt } from '../util/recorded-at.js';
 import { Accounting, type Counts } from './accounting.js';
 import { AttemptTelemetry } from './attempt-telemetry.js';
 import type { ResolvedRunConfig } from './config.js';
-import { describeError, explainFailedItems } from './failed-items.js';
+import { FailureLines } from './failure-lines.js';
+import { explainFailedItems } from './failed-items.js';
 import type { AppendRowOutput } from './output.js';
 import type { FailedItemsFile } from './failed-items-file.js';
 import type { OutputJournal } from './output-journal.js';
@@ -20,13 +23,12 @@ import type { JobCounts } from './queue/job-state.js';
 import type { WorkerProcess } from './pool.js';
 import { type ProgressPrinter, type ProgressSnapshot } from './progress.js';
 import type { AttemptResult, ItemFailure } from './protocol.js';
-import { ErrorLedger, FILES, oneLine, overviewText, round3, writeAtomic, type MiniBatchStatus, type ProcessedReport } from './reports.js';
+import { abortedRow, finishedRow, notRetriedRow, type AttemptsInfo } from './report-rows.js';
+import { ErrorLedger, FILES, oneLine, overviewText, writeAtomic, type MiniBatchStatus, type ProcessedReport } from './reports.js';
 import type { Attempt, Scheduler, SchedulerEvents } from './scheduler.js';
 import type { MiniBatchSource, MiniBatchState, SharedJob } from './source.js';
 import type { ParallelRunErrorInfo, ParallelRunStatus } from './types.js';
 
-/** Failure lines printed on the console before the rest only go to the files. */
-const PRINTED_FAILURES = 20;
 const OVERVIEW_INTERVAL_MS = 1000;
 
 export interface Outcome {
@@ -46,11 +48,6 @@ export interface JobExtras {
 /** Causes that end the job on every node of a shared queue (the first one proposed holds). */
 const JOB_WIDE = new Set(['ThresholdExceeded', 'InitFailure', 'ProgressTimeout']);
 
-/** The partition_keys values of a mini-batch as JSON, for its report row; undefined without keys. */
-function keysText(mb: MiniBatch): string | undefined {
-  return mb.kind === 'keyed' ? mb.keysText : undefined;
-}
-
 export class Job implements SchedulerEvents {
   /** The job's counts: job-wide with a shared queue, where `node` holds this node's. */
   readonly acc: Accounting;
@@ -61,9 +58,8 @@ export class Job implements SchedulerEvents {
   readonly telemetry: AttemptTelemetry;
   private readonly started: number;
   private readonly t0: number;
-  private printedFailures = 0;
-  /** Failure lines not printed once PRINTED_FAILURES were. */
-  private unprintedFailures = 0;
+  /** The failure lines on the console (the first ones; the others are counted). */
+  private readonly failureLines: FailureLines;
   private outcome: Outcome | undefined;
   private settle!: () => void;
   private readonly settled = new Promise<void>((resolve) => {
@@ -100,6 +96,7 @@ export class Job implements SchedulerEvents {
     if (extras.resumed) this.acc.setJobWide(extras.resumed);
     this.telemetry = new AttemptTelemetry(step);
     this.scheduler = scheduler;
+    this.failureLines = new FailureLines(printer, step, runFolder);
   }
 
   get terminating(): boolean {
@@ -282,46 +279,7 @@ export class Job implements SchedulerEvents {
     this.attemptEnded(a, start);
     const message = maybeRan ? 'no result: the job stopped before it reached the runner' : 'not finished: the job stopped';
     this.telemetry.span(a, start, Math.max(start, now), { 'mini_batch.outcome': 'aborted' }, { code: SpanStatusCode.ERROR, message: `aborted: ${message}` });
-    this.processed?.add({
-      mini_batch_id: a.st.mb.id,
-      times_picked: a.st.attempts,
-      worker: a.worker.name,
-      pid: a.worker.pid ?? '',
-      start_time: a.st.firstStart,
-      end_time: now,
-      total_items: a.st.mb.items,
-      succeeded_items: 0,
-      failed_items: 0,
-      elapsed_seconds: round3((now - a.st.firstStart) / 1000),
-      run_method_seconds: 0,
-      status: 'ABORTED',
-      error_category: this.outcome?.cause?.category ?? '',
-      error_message: message,
-      partition_keys: keysText(a.st.mb),
-    });
-  }
-
-  /** A mini-batch whose failed attempt was to be retried when the job stopped. */
-  private notRetried(st: MiniBatchState): void {
-    const now = Date.now();
-    const e = st.lastError;
-    this.processed?.add({
-      mini_batch_id: st.mb.id,
-      times_picked: st.attempts,
-      worker: e?.worker ?? '',
-      pid: '',
-      start_time: st.firstStart,
-      end_time: now,
-      total_items: st.mb.items,
-      succeeded_items: 0,
-      failed_items: 0,
-      elapsed_seconds: round3((now - st.firstStart) / 1000),
-      run_method_seconds: round3(st.lastRunMs / 1000),
-      status: 'ABORTED',
-      error_category: e?.category ?? '',
-      error_message: oneLine(`not finished: ${st.attempts} attempt(s) failed, the job stopped before the next${e ? `; last: ${describeError(e)}` : ''}`, 500),
-      partition_keys: keysText(st.mb),
-    });
+    this.processed?.add(abortedRow(a.st, a.worker, now, this.outcome?.cause?.category ?? '', message));
   }
 
   initFailed(cause: ParallelRunErrorInfo): void {
@@ -335,7 +293,7 @@ export class Job implements SchedulerEvents {
   }
 
   notice(text: string): void {
-    this.printFailure(oneLine(text, 400));
+    this.failureLines.print(oneLine(text, 400));
   }
 
   workerMetrics(scalars: readonly (readonly [string, number])[]): void {
@@ -349,21 +307,9 @@ export class Job implements SchedulerEvents {
   // ---------------------------------------------------------------------------------------------
   // outcomes of attempts and mini-batches
 
-  /** A failure line on the console, while fewer than PRINTED_FAILURES were printed; the rest are counted. */
-  private printFailure(text: string): void {
-    const label = this.step.identity.stepName;
-    if (this.printedFailures >= PRINTED_FAILURES) {
-      if (this.unprintedFailures++ === 0) this.printer.print(`[${label}] ${PRINTED_FAILURES} failure lines shown; the others go to the run folder's logs and ${FILES.errors} (their count comes at the end)`, 'err');
-      return;
-    }
-    this.printedFailures++;
-    this.printer.print(`[${label}] ${text}`, 'err');
-  }
-
   /** At the end: how many failure lines were not printed. */
   printUnprinted(): void {
-    if (this.unprintedFailures === 0) return;
-    this.printer.print(`[${this.step.identity.stepName}] ${this.unprintedFailures} more failure line${this.unprintedFailures === 1 ? '' : 's'} not shown${this.runFolder ? `: see ${path.join(this.runFolder, FILES.errors)}` : ''}`, 'err');
+    this.failureLines.printUnprinted();
   }
 
   /** An attempt's outcome is known: it counts as a retry or sets its mini-batch's first start (epoch ms). */
@@ -391,7 +337,7 @@ export class Job implements SchedulerEvents {
         ...(error.stack ? { stack: error.stack } : {}),
       }),
     );
-    this.printFailure(`${oneLine(what, 400)}${last ? '; no tries left' : '; retrying'}`);
+    this.failureLines.print(`${oneLine(what, 400)}${last ? '; no tries left' : '; retrying'}`);
     if (!last) {
       this.source.retry(st);
       this.scheduler.wake();
@@ -416,7 +362,7 @@ export class Job implements SchedulerEvents {
     st.lastError = error;
     this.ledger.attempt(error);
     const last = st.attempts >= this.config.runMaxTry;
-    this.printFailure(`${oneLine(message, 400)}${last ? '; no tries left' : '; retrying'}`);
+    this.failureLines.print(`${oneLine(message, 400)}${last ? '; no tries left' : '; retrying'}`);
     if (!last || this.outcome) return;
     st.done = true;
     this.finishMiniBatch(st.mb, 'PROCESS_CRASH', 0, [], error, { attempts: st.attempts, start: st.firstStart || Date.now(), worker: undefined, runMs: 0 });
@@ -450,7 +396,7 @@ export class Job implements SchedulerEvents {
     succeeded: number,
     failures: readonly ItemFailure[],
     error: ParallelRunErrorInfo | undefined,
-    info: { attempts: number; start: number; worker: WorkerProcess | undefined; runMs: number; returned?: number; usage?: ResourceUsage },
+    info: AttemptsInfo,
   ): void {
     const { id, items } = mb;
     const failed = items - succeeded;
@@ -461,28 +407,7 @@ export class Job implements SchedulerEvents {
       info.worker.itemsFailed += failed;
     }
     const { category, message } = explainFailedItems({ mb, status, succeeded, failures, error, attempts: info.attempts, returned: info.returned }, this.ledger, this.extras.failedItems);
-    const end = recordedAt();
-    const usage = info.usage;
-    this.processed?.add({
-      mini_batch_id: id,
-      times_picked: info.attempts,
-      worker: info.worker?.name ?? '',
-      pid: info.worker?.pid ?? '',
-      start_time: info.start,
-      end_time: end,
-      total_items: items,
-      succeeded_items: succeeded,
-      failed_items: failed,
-      elapsed_seconds: round3((end - info.start) / 1000),
-      run_method_seconds: round3(info.runMs / 1000),
-      status,
-      error_category: category,
-      error_message: message,
-      partition_keys: keysText(mb),
-      cpu_seconds: usage && round3(usage[0] / 1e6),
-      rss_bytes: usage?.[1],
-      heap_growth_bytes: usage?.[2],
-    });
+    this.processed?.add(finishedRow(mb, status, succeeded, info, recordedAt(), category, message));
     if (failed > 0) {
       this.step.withMiniBatch(id, () =>
         this.step.logger.warn(`${id}: ${failed} of ${items} items failed (${status}${category ? `, ${category}` : ''})`, {
@@ -493,7 +418,7 @@ export class Job implements SchedulerEvents {
           error_message: message,
         }),
       );
-      if (status === 'RUN_DONE') this.printFailure(`${id}: ${oneLine(message, 300)}`);
+      if (status === 'RUN_DONE') this.failureLines.print(`${id}: ${oneLine(message, 300)}`);
     } else if (this.debug) {
       this.step.withMiniBatch(id, () => this.step.logger.debug(`${id} done`, { status, items, attempts: info.attempts }));
     }
@@ -531,7 +456,7 @@ export class Job implements SchedulerEvents {
     });
     this.scheduler.halt(outcome.status === 'terminated' ? 'terminated' : 'aborted');
     // mini-batches waiting for a retry had failed attempts: each gets its report row
-    for (const st of this.source.waiting()) if (st.attempts > 0) this.notRetried(st);
+    for (const st of this.source.waiting()) if (st.attempts > 0) this.processed?.add(notRetriedRow(st, Date.now()));
     this.finish();
   }
 

@@ -6,26 +6,25 @@
 //
 // Short mini-batches go to a worker in chunks and their results come back together (see lane.ts),
 // so this process wakes up once per chunk, not once per mini-batch.
+//
+// The parts, one job each: chunk-packing.ts (a chunk's attempts and run message), result-booking.ts
+// (results booked on the next turn), worker-loss.ts (a worker killed at its timeout, crashed or
+// ended: its attempts), start-failures.ts (ParallelRunStep's budget of failed starts),
+// worker-status.ts (what the workers do, in words: the overview and the watchdogs' messages).
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { packChunk } from './chunk-packing.js';
 import type { ResolvedRunConfig } from './config.js';
-import { crashCause } from './crash.js';
-import { writeUnstartedWorkerFile } from './unstarted-worker.js';
 import { Lane, CHUNK_BELOW_MS, chunkSize, type LaneAttempt } from './lane.js';
 import { WorkerProcess, forkEnvironment, workerGraceMs, type WorkerEndReason } from './pool.js';
-import { RunPacker, type AttemptResult, type ResultsMessage, type WorkerMessage } from './protocol.js';
+import type { AttemptResult, ResultsMessage, WorkerMessage } from './protocol.js';
 import { round3 } from './reports.js';
+import { ResultBooking } from './result-booking.js';
 import type { MiniBatchSource, MiniBatchState } from './source.js';
+import { StartFailures } from './start-failures.js';
 import type { ParallelRunErrorInfo } from './types.js';
-
-/** A timed-out worker gets this long to die on SIGTERM before SIGKILL. */
-const TIMEOUT_KILL_GRACE_MS = 1000;
-/**
- * ParallelRunStep's rule for worker starts: once init() failed 3 × process_count_per_node times in
- * a row on a node, no new worker is started there (a start that fails is one whose init() threw,
- * whose process exited or was killed before it was ready: the same budget for all).
- */
-const START_FAILURES_PER_PROCESS = 3;
+import { WorkerLoss } from './worker-loss.js';
+import { describeWorkers, firstTaskLateText, stalledText } from './worker-status.js';
 
 /** An attempt sent to a worker; it is on the worker's lane until its outcome is known. */
 export interface Attempt extends LaneAttempt {
@@ -93,9 +92,10 @@ export class Scheduler {
   private readonly lanes = new Map<WorkerProcess, Lane<Attempt>>();
   /** Attempts on all lanes. */
   private outstanding = 0;
-  /** Results taken off the lanes and not booked yet (see onResults), and the timer that books them. */
-  private unbooked: Array<{ w: WorkerProcess; a: Attempt; r: AttemptResult; nowEpoch: number }> = [];
-  private bookTimer: NodeJS.Timeout | undefined;
+  /** Results taken off the lanes and not booked yet (see onResults). */
+  private readonly booking: ResultBooking;
+  /** Book the results received (SchedulerEvents.result): anything that reads the outcomes calls this first. */
+  readonly flush: () => void;
   /** Every worker process started, in order. */
   readonly workers: WorkerProcess[] = [];
   private nextProcessIndex = 1;
@@ -103,11 +103,14 @@ export class Scheduler {
   lastProgress = performance.now();
   /** The job is ending: nothing more is handed out, and nothing goes back to the source. */
   private halted = false;
-  /** Worker starts that failed since a worker was last ready, and in all (see startFailed). */
-  private startFailuresInARow = 0;
-  initFailures = 0;
-  /** START_FAILURES_PER_PROCESS × process_count_per_node starts failed in a row: no new worker is started; the last one's cause. */
-  private startsSpent: ParallelRunErrorInfo | undefined;
+  /** Worker starts that failed (ParallelRunStep's budget). */
+  private readonly starts: StartFailures;
+  /** Worker starts that failed, in all. */
+  get initFailures(): number {
+    return this.starts.total;
+  }
+  /** What becomes of the attempts of a worker lost (timeout, crash, failed start). */
+  private readonly loss: WorkerLoss;
   /** performance.now() when the first attempt was sent to a worker (first_task_creation_timeout). */
   private firstDispatchAt: number | undefined;
   /** The environment workers are forked with, and what their steps take from this one's. */
@@ -139,6 +142,29 @@ export class Scheduler {
     this.forkEnv = forkEnvironment(config);
     this.stepEnv = link.stepEnv;
     this.forwardMetrics = link.forwardMetrics;
+    this.booking = new ResultBooking(events);
+    this.flush = this.booking.flush;
+    this.starts = new StartFailures(config.processCountPerNode, this.logger, events);
+    this.loss = new WorkerLoss(
+      config,
+      {
+        halted: () => this.halted,
+        takeLane: (w) => this.takeLane(w),
+        vacate: (w) => {
+          if (this.slots[w.slot] === w) this.slots[w.slot] = undefined;
+        },
+        dropLane: (w) => this.lanes.delete(w),
+        giveBack: (attempts) => this.giveBack(attempts),
+        progressed: (now) => (this.lastProgress = now),
+        workerCount: () => this.workerCount(),
+        ensureWorkers: () => this.ensureWorkers(),
+      },
+      this.starts,
+      this.logger,
+      events,
+      runFolder,
+      this.stepEnv,
+    );
     // a source that fills up later (a shared queue) says so: idle workers get the new work
     source.onAvailable = () => this.wake();
   }
@@ -177,29 +203,17 @@ export class Scheduler {
   checkDeadlines(): void {
     const now = performance.now();
     const limit = this.config.runInvocationTimeout * 1000;
-    for (const [w, lane] of this.lanes) if (lane.busy && now - lane.since >= limit + lane.deadlineSlack()) this.onTimeout(w);
+    for (const [w, lane] of this.lanes) {
+      if (lane.busy && now - lane.since >= limit + lane.deadlineSlack()) {
+        this.flush();
+        this.loss.timedOut(w);
+      }
+    }
   }
 
   /** What holds the job up when nothing finished for progress_update_timeout; undefined while it moves. */
   stalled(): string | undefined {
-    const idle = (performance.now() - this.lastProgress) / 1000;
-    if (idle <= this.config.progressUpdateTimeout) return undefined;
-    const running: string[] = [];
-    for (const [w, lane] of this.lanes) {
-      const a = lane.attempts[0];
-      if (a) running.push(`${a.st.mb.id} on ${w.name} for ${((performance.now() - lane.since) / 1000).toFixed(0)} s`);
-    }
-    const starting = this.starting();
-    return (
-      `no mini-batch attempt finished in the last ${this.config.progressUpdateTimeout} s (progress_update_timeout)` +
-      `${running.length ? `; running: ${running.join(', ')}` : ''}${starting.length ? `; ${starting.join(', ')}` : ''}` +
-      '. Raise progress_update_timeout if init() or run() legitimately take this long.'
-    );
-  }
-
-  /** The workers still in init(), with how long. */
-  private starting(): string[] {
-    return this.workers.filter((w) => w.alive && w.readyAt === undefined).map((w) => `${w.name} (pid ${w.pid}) still in init() after ${((Date.now() - w.startedAt) / 1000).toFixed(0)} s`);
+    return stalledText(this.lanes, this.workers, this.lastProgress, this.config.progressUpdateTimeout);
   }
 
   /**
@@ -210,24 +224,12 @@ export class Scheduler {
     if (this.firstDispatchAt !== undefined || this.remainingWork() === 0) return undefined;
     const limit = this.config.firstTaskCreationTimeout;
     if ((performance.now() - since) / 1000 <= limit) return undefined;
-    const starting = this.starting();
-    return (
-      `no mini-batch started within ${limit} s of the job's start (first_task_creation_timeout)${starting.length ? `; ${starting.join(', ')}` : ''}` +
-      '. Raise first_task_creation_timeout if listing the input and init() legitimately take this long.'
-    );
+    return firstTaskLateText(this.workers, limit);
   }
 
   /** One line per slot's latest worker: what it does now (the progress overview). */
   describeWorkers(): string[] {
-    const latest = new Map<number, WorkerProcess>();
-    for (const w of this.workers) latest.set(w.slot, w);
-    return [...latest.values()].map((w) => {
-      if (!w.alive) return `${w.name} (pid ${w.pid}): ${w.endReason ?? 'exited'}`;
-      const lane = this.lanes.get(w);
-      const a = lane?.attempts[0];
-      const more = lane ? lane.attempts.length - 1 : 0;
-      return `${w.name} (pid ${w.pid}): ${a ? `busy with ${a.st.mb.id} attempt ${a.no} for ${((performance.now() - lane!.since) / 1000).toFixed(1)} s${more > 0 ? `, ${more} more sent to it` : ''}` : w.readyAt === undefined ? 'starting (init)' : w.state}`;
-    });
+    return describeWorkers(this.lanes, this.workers);
   }
 
   /**
@@ -271,8 +273,8 @@ export class Scheduler {
   ensureWorkers(): void {
     if (this.halted) return;
     let live = this.workerCount();
-    if (this.startsSpent) {
-      if (live === 0 && this.remainingWork() > 0) this.events.initFailed(this.startsSpent);
+    if (this.starts.spent) {
+      if (live === 0 && this.remainingWork() > 0) this.events.initFailed(this.starts.spent);
       return;
     }
     const wanted = Math.min(this.config.processCountPerNode, this.remainingWork());
@@ -301,7 +303,10 @@ export class Scheduler {
       consoleFile: this.runFolder ? path.join(this.runFolder, `console.process-${processIndex}.log`) : undefined,
       handlers: {
         onMessage: (w, m) => this.onMessage(w, m),
-        onExit: (w, code, signal) => this.onExit(w, code, signal),
+        onExit: (w, code, signal) => {
+          this.flush();
+          this.loss.exited(w, code, signal);
+        },
         onOutputLine: (w, line, stream) => this.events.workerOutput(w, line, stream),
       },
       start: {
@@ -336,7 +341,7 @@ export class Scheduler {
         w.readyAt = Date.now();
         w.initMs = m.initMs;
         w.hasShutdown = m.shutdown;
-        this.startFailuresInARow = 0;
+        this.starts.ready();
         if (w.state === 'starting') w.state = 'idle';
         this.logger.info(`${w.name} ready`, { worker: w.name, pid: w.pid, init_seconds: round3(m.initMs / 1000) });
         this.lastProgress = performance.now();
@@ -398,31 +403,14 @@ export class Scheduler {
       if (!ahead) w.state = 'idle';
       return;
     }
-    const attempts: Attempt[] = [];
-    const t = this.telemetry;
-    const packer = new RunPacker(t.trace);
-    for (let i = 0; i < picked.length; i++) {
-      const st = picked[i]!;
-      const no = ++st.attempts;
-      const mb = st.mb;
-      const spanId = t.newSpanId();
-      const exportProbability = t.sampleForExport();
-      st.task ??=
-        mb.kind === 'files'
-          ? { kind: 'files', files: mb.files }
-          : mb.kind === 'keyed'
-            ? { kind: 'keyed', keys: mb.keys, parts: mb.parts }
-            : { kind: 'tabular', file: mb.file, format: mb.format, start: mb.start, end: mb.end, firstRow: mb.firstRow, firstLine: mb.firstLine, header: mb.header };
-      attempts.push({ id: mb.id, no, last: i === picked.length - 1, st, worker: w, spanId, exportProbability, prefetched: ahead || i > 0, chunk: picked.length });
-      packer.add(mb.id, no, spanId, mb.items, st.task, exportProbability > 0);
-    }
+    const { attempts, message } = packChunk(picked, w, this.telemetry, ahead);
     if (this.firstOnly) this.served.add(w);
     lane.add(attempts, performance.now());
     this.firstDispatchAt ??= performance.now();
     this.outstanding += attempts.length;
     w.state = 'busy';
     // the channel closed under us: the exit handler sees the worker end
-    if (!w.send(packer.take())) w.kill();
+    if (!w.send(message)) w.kill();
     else if (!ahead) this.dispatch(w);
   }
 
@@ -466,20 +454,6 @@ export class Scheduler {
     return { all, head, since };
   }
 
-  /**
-   * `w` hung or crashed while its chunk's results were held: which attempt of the chunk ran is not
-   * known. None is charged; all go back, and the chunk's mini-batches run alone next, so that the
-   * culprit is found and charged then (its others ran, but their results died with the worker).
-   */
-  private unknownCulprit(w: WorkerProcess, all: readonly Attempt[], head: readonly Attempt[], what: string): void {
-    for (const a of head) a.st.suspect = true;
-    const ids = head.map((a) => a.st.mb.id);
-    const text = `${w.name} (pid ${w.pid}) ${what} during one of ${ids.length} mini-batches sent together (${ids[0]} … ${ids[ids.length - 1]}); they run again one at a time, uncounted, to find which`;
-    this.logger.warn(text, { worker: w.name, pid: w.pid, mini_batches: ids });
-    this.events.notice(text);
-    this.giveBack(all);
-  }
-
   // ---------------------------------------------------------------------------------------------
   // how attempts end, as the workers see it
 
@@ -511,125 +485,7 @@ export class Scheduler {
     if (done.length === 0) return;
     if (!lane.busy) w.state = 'idle';
     this.dispatch(w);
-    // the bookkeeping of successes waits for the next turn: woken by the worker, this process may
-    // be running on the worker's core, which the worker gets back sooner this way (a timer wakes it
-    // on an idle core when there is one); anything that reads the outcomes books them first, and a
-    // failure is booked at once (its retry, the thresholds)
-    const nowEpoch = performance.timeOrigin + now;
-    let failed = false;
-    for (let i = 0; i < done.length; i++) {
-      this.unbooked.push({ w, a: done[i]!, r: results[i]!, nowEpoch });
-      if (!results[i]!.ok) failed = true;
-    }
-    if (failed) this.flush();
-    else this.bookTimer ??= setTimeout(this.flush, 1);
-  }
-
-  /** Book the results received (SchedulerEvents.result): anything that reads the outcomes calls this first. */
-  readonly flush = (): void => {
-    if (this.bookTimer !== undefined) clearTimeout(this.bookTimer);
-    this.bookTimer = undefined;
-    const batch = this.unbooked;
-    if (batch.length === 0) return;
-    this.unbooked = [];
-    for (const { w, a, r, nowEpoch } of batch) this.events.result(w, a, r, nowEpoch);
-  };
-
-  /** The attempt running on `w` is past run_invocation_timeout: the worker is killed, the attempt failed. */
-  private onTimeout(w: WorkerProcess): void {
-    this.flush();
-    const { all, head, since } = this.takeLane(w);
-    if (head.length === 0) return;
-    const now = performance.now();
-    this.lastProgress = now;
-    this.events.timeout();
-    const t = this.config.runInvocationTimeout;
-    void w.terminate(TIMEOUT_KILL_GRACE_MS, 'killed-timeout');
-    if (this.slots[w.slot] === w) this.slots[w.slot] = undefined;
-    w.busyMs += now - since;
-    if (head.length > 1) {
-      this.unknownCulprit(w, all, head, `did not finish within ${t} s (run_invocation_timeout) and was killed`);
-      this.ensureWorkers();
-      return;
-    }
-    const a = head[0]!;
-    const message = `run() did not return within ${t} s (run_invocation_timeout) on ${w.name} (pid ${w.pid}); the worker was killed`;
-    w.failedAttempts++;
-    w.attempts++;
-    this.giveBack(all.slice(1));
-    this.events.attemptLost(a, 'timeout', performance.timeOrigin + since, performance.timeOrigin + now, message);
-    this.ensureWorkers();
-  }
-
-  /**
-   * A worker ended before it was ready: init() threw or the module did not load (it said why and
-   * exited), or the process exited or was killed (the OOM killer, a node under pressure). A fresh
-   * worker takes its place until START_FAILURES_PER_PROCESS × process_count_per_node starts failed in
-   * a row; then none is started, and the job fails once no worker is left.
-   */
-  private startFailed(w: WorkerProcess, how: string, stderr: string, code: number | null, signal: NodeJS.Signals | null): void {
-    const e = w.initError;
-    const what = e ? `${e.phase === 'load' ? 'loading the entry script' : 'init()'} failed in ${w.name} (pid ${w.pid}): ${e.error.type}: ${e.error.message}` : `${w.name} (pid ${w.pid}) ${how} before init() finished`;
-    const n = ++this.startFailuresInARow;
-    this.initFailures++;
-    const budget = START_FAILURES_PER_PROCESS * this.slots.length;
-    const count = `${n} failed start${n === 1 ? '' : 's'} in a row; no new worker after ${budget} = 3 × process_count_per_node`;
-    if (n < budget) {
-      const text = `${what}; a fresh worker takes its place (${count})`;
-      this.logger.warn(text, { worker: w.name, pid: w.pid, exit_code: code, signal, ...(e?.error.stack ? { stack: e.error.stack } : {}) });
-      this.events.notice(text);
-      this.ensureWorkers();
-      return;
-    }
-    this.startsSpent = {
-      category: 'InitFailure',
-      type: e?.error.type,
-      message: `${what}; ${n} worker starts in a row failed: after ${budget} (ParallelRunStep's limit, 3 × process_count_per_node) no new worker is started, and none is left to run the job${e ? '' : stderr}`,
-      stack: e?.error.stack,
-      worker: w.name,
-    };
-    const live = this.workerCount();
-    if (live > 0) {
-      const text = `${what}; ${n} worker starts in a row failed: after ${budget} (3 × process_count_per_node) no new worker is started; the job goes on with the ${live} worker(s) it has`;
-      this.logger.warn(text, { worker: w.name, pid: w.pid, exit_code: code, signal });
-      this.events.notice(text);
-    }
-    this.ensureWorkers();
-  }
-
-  private onExit(w: WorkerProcess, code: number | null, signal: NodeJS.Signals | null): void {
-    this.flush();
-    if (this.slots[w.slot] === w) this.slots[w.slot] = undefined;
-    const { all, head, since } = this.takeLane(w);
-    this.lanes.delete(w);
-    const { how, type } = crashCause(code, signal, w.fatalError);
-    // a worker that died before its step started (in its first mini-batch) has no process file of its own
-    if (this.runFolder) writeUnstartedWorkerFile(this.runFolder, w, this.stepEnv, { code, signal, how, byRunner: w.expectingExit });
-    if (w.expectingExit) {
-      for (const a of head) this.events.abandoned(a, performance.timeOrigin + since, head.length > 1);
-      this.giveBack(all.slice(head.length));
-      return;
-    }
-    w.endReason ??= 'crashed';
-    const tail = w.stderrTail.filter((l) => l.trim() !== '').slice(-15).join('\n');
-    const stderr = tail ? `\nlast stderr lines of ${w.name}:\n${tail}` : '';
-    if (w.readyAt === undefined) {
-      if (!this.halted && w.initError?.phase !== 'exports') this.startFailed(w, how, stderr, code, signal);
-      return;
-    }
-    this.logger.warn(`${w.name} (pid ${w.pid}) ${how}`, { worker: w.name, pid: w.pid, exit_code: code, signal });
-    if (head.length > 1) this.unknownCulprit(w, all, head, `${how}${stderr}`);
-    else if (head.length === 1) {
-      const a = head[0]!;
-      this.giveBack(all.slice(1));
-      const now = performance.now();
-      this.lastProgress = now;
-      w.busyMs += now - since;
-      w.failedAttempts++;
-      w.attempts++;
-      const message = `${w.name} (pid ${w.pid}) ${how} while running ${a.st.mb.id} (attempt ${a.no})${stderr}`;
-      this.events.attemptLost(a, 'crash', performance.timeOrigin + since, performance.timeOrigin + now, message, type);
-    }
-    this.ensureWorkers();
+    // the bookkeeping waits for the next turn, unless one failed (see result-booking.ts)
+    this.booking.add(w, done, results, performance.timeOrigin + now);
   }
 }
