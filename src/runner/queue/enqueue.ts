@@ -54,6 +54,8 @@ export class Enqueuer {
   readonly resumed = new Set<string>();
   private readonly lockMs: number;
   private queue: Queue | undefined;
+  /** This node's input, as join() listed it (a take-over enqueues what it compared, without listing again). */
+  private input: InputIdentity | undefined;
 
   constructor(
     private readonly o: QueueSourceOptions,
@@ -67,7 +69,7 @@ export class Enqueuer {
   async join(): Promise<JobTotals> {
     const { config, address, name } = this.o;
     const deadline = Date.now() + Math.max(60_000, 4 * this.lockMs);
-    const input = inputIdentity(config);
+    const input = (this.input = inputIdentity(config));
     for (;;) {
       const m = await this.state.meta();
       if (config.resume && m.total_mb === undefined) {
@@ -125,7 +127,7 @@ export class Enqueuer {
     }
     if (await this.state.claimLeader(this.nodeId, this.lockMs)) {
       this.o.notice(`the node that enqueued job ${this.o.name} stopped before it finished; this node enqueues the rest`);
-      await this.lead(inputIdentity(this.o.config));
+      await this.lead(this.input ?? inputIdentity(this.o.config));
     }
   }
 
