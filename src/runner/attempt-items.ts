@@ -4,6 +4,7 @@ import fs from 'node:fs';
 import type { ItemFailure, KeyedTask, TabularTask } from './protocol.js';
 import { readKeyedRows } from './partition-keys.js';
 import type { TabularReader } from './tabular.js';
+import { errnoText } from '../util/errno-text.js';
 
 /** The rows of a keyed group into `items` (named `file:line` in `names`); `count`: the mini-batch's items. */
 export function readKeyedItems(task: KeyedTask, count: number, items: unknown[], names: string[], failures: ItemFailure[]): void {
@@ -20,7 +21,7 @@ export function readKeyedItems(task: KeyedTask, count: number, items: unknown[],
   } catch (error) {
     items.length = 0;
     failures.length = 0;
-    failures.push({ item: `the rows of ${JSON.stringify(task.keys)}`, reason: `cannot read them: ${errnoText(error as NodeJS.ErrnoException)}`, input: true, count });
+    failures.push({ item: `the rows of ${JSON.stringify(task.keys)}`, reason: `cannot read them: ${errnoText(error)}`, input: true, count });
   }
 }
 
@@ -49,10 +50,6 @@ export function unreadable(file: string): string | undefined {
     fs.accessSync(file, fs.constants.R_OK);
     return undefined;
   } catch (error) {
-    return errnoText(error as NodeJS.ErrnoException);
+    return errnoText(error);
   }
-}
-
-function errnoText(e: NodeJS.ErrnoException): string {
-  return e.code && !String(e.message).startsWith(e.code) ? `${e.code}: ${e.message}` : String(e.message);
 }

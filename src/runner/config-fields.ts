@@ -10,7 +10,7 @@ import { show, type ConfigValues } from './config-values.js';
 import { parseQueueUrl, redactQueueUrl, type QueueAddress } from './queue/url.js';
 import type { InputType } from './types.js';
 
-export const DEFAULT_APPEND_ROW_FILE_NAME = 'parallel_run_step.txt';
+const DEFAULT_APPEND_ROW_FILE_NAME = 'parallel_run_step.txt';
 
 const LOGGING_LEVELS: Record<string, LogLevel> = {
   critical: 'error',

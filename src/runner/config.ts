@@ -23,7 +23,7 @@ import type { QueueAddress } from './queue/url.js';
 import type { InputType, OutputAction, ParallelRunConfig } from './types.js';
 
 export { RunnerConfigError, formatRunnerIssue, type RunnerConfigIssue } from './config-error.js';
-export { DEFAULT_APPEND_ROW_FILE_NAME, parseSize } from './config-fields.js';
+export { parseSize } from './config-fields.js';
 export { CONFIG_FIELDS, flagName, type ConfigField } from './config-names.js';
 export { globToRegExp } from './glob.js';
 

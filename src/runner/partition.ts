@@ -12,6 +12,7 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { globToRegExp, RunnerConfigError, type ResolvedRunConfig } from './config.js';
 import { MiniBatchList } from './mini-batch-list.js';
+import { errnoText } from '../util/errno-text.js';
 import { cutByPartitionKeys } from './partition-keys.js';
 import type { KeyedTask, TabularTask } from './protocol.js';
 import { scanCsvUnits, scanJsonLines, tabularFormat, TABULAR_EXTENSIONS, type Pause, type TabularFormat } from './tabular.js';
@@ -238,7 +239,7 @@ export function startPartition(config: ResolvedRunConfig, files?: readonly strin
   return new PartitionCut((cut) => cutInput(config, cut, files), config.processCountPerNode);
 }
 
-/** The whole partition at once (a queue's leader enqueues it whole; tests). */
+/** The whole partition at once (tests; the runner's own paths use startPartition). */
 export async function partition(config: ResolvedRunConfig): Promise<Partition> {
   const cut = startPartition(config);
   await cut.done;
@@ -282,7 +283,7 @@ async function cutInput(config: ResolvedRunConfig, cut: PartitionCut, listed: re
   }
   const unreadable = (file: string, reason: string): void => push({ kind: 'unreadable', file, reason, items: 1 });
   if (config.partitionKeys.length > 0) {
-    for (const mb of await cutByPartitionKeys(files, config.partitionKeys, (file, error) => unreadable(file, readReason(error)))) push(mb);
+    for (const mb of await cutByPartitionKeys(files, config.partitionKeys, (file, error) => unreadable(file, errnoText(error)))) push(mb);
     return;
   }
   for (const file of files) {
@@ -311,14 +312,9 @@ async function cutInput(config: ResolvedRunConfig, cut: PartitionCut, listed: re
       cut.totalMiniBatches = back.index;
       cut.items = back.items;
       mine.truncate(back.length);
-      unreadable(file, handedOut ? `${readReason(error)} (after its first ${mine.length - before.length} mini-batches on this node were cut: they stand)` : readReason(error));
+      unreadable(file, handedOut ? `${errnoText(error)} (after its first ${mine.length - before.length} mini-batches on this node were cut: they stand)` : errnoText(error));
     }
   }
-}
-
-function readReason(error: unknown): string {
-  const e = error as NodeJS.ErrnoException;
-  return e?.code && !String(e.message).startsWith(e.code) ? `${e.code}: ${e.message}` : String((e as Error)?.message ?? e);
 }
 
 /**
